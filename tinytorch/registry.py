@@ -1,0 +1,115 @@
+"""The module registry: one data file (``tinytorch/modules.toml``) read by every tool.
+
+Nothing else in the repository lists module numbers, names, paths, markers, points or hints;
+import them from here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+REGISTRY_FILE = Path(__file__).with_name("modules.toml")
+STATUSES = ("ready", "planned")
+
+
+@dataclass(frozen=True)
+class Hint:
+    tests: str  # substring of a test id this hint is for; "" matches every test of the module
+    text: str
+
+
+@dataclass(frozen=True)
+class Module:
+    number: int
+    name: str
+    title: str
+    kata: str
+    solution: str
+    tests: str
+    points: int
+    status: str
+    hints: tuple[Hint, ...] = field(default=())
+
+    @property
+    def marker(self) -> str:
+        """The pytest marker of the module's tests: its name."""
+        return self.name
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    def tree(self, impl: str) -> str:
+        """The folder (relative to the root) that serves this module for ``impl``."""
+        if impl == "katas":
+            return self.kata
+        if impl == "solutions":
+            return self.solution
+        raise ValueError(f"impl must be 'katas' or 'solutions', got {impl!r}")
+
+    def hints_for(self, test_id: str) -> list[Hint]:
+        """The hints that apply to one test id, in registry order."""
+        return [h for h in self.hints if h.tests in test_id]
+
+
+def _parse(data: dict) -> tuple[Module, ...]:
+    modules = []
+    for entry in data.get("module", []):
+        entry = dict(entry)
+        hints = tuple(Hint(tests=h.get("tests", ""), text=h["text"]) for h in entry.pop("hint", []))
+        module = Module(hints=hints, **entry)
+        if module.status not in STATUSES:
+            raise ValueError(f"module {module.name!r}: status must be one of {STATUSES}, got {module.status!r}")
+        modules.append(module)
+    numbers = [m.number for m in modules]
+    names = [m.name for m in modules]
+    if len(set(numbers)) != len(numbers) or len(set(names)) != len(names):
+        raise ValueError("module numbers and names in the registry must be unique")
+    return tuple(sorted(modules, key=lambda m: m.number))
+
+
+@lru_cache(maxsize=None)
+def _load(path: str) -> tuple[Module, ...]:
+    with open(path, "rb") as f:
+        return _parse(tomllib.load(f))
+
+
+def modules(path: str | os.PathLike | None = None) -> tuple[Module, ...]:
+    """Every module in the registry, ordered by number.
+
+    The file is ``path``, else ``$TINYTORCH_REGISTRY``, else ``tinytorch/modules.toml``.
+    """
+    return _load(str(path or os.environ.get("TINYTORCH_REGISTRY") or REGISTRY_FILE))
+
+
+def get(key: str | int, path: str | os.PathLike | None = None) -> Module:
+    """A module by name (``"profiling"``) or number (``15`` or ``"15"``)."""
+    for module in modules(path):
+        if str(key) in (module.name, str(module.number)):
+            return module
+    valid = ", ".join(f"{m.number} {m.name}" for m in modules(path))
+    raise KeyError(f"unknown module {key!r}; the modules are: {valid}")
+
+
+def names(path: str | os.PathLike | None = None) -> list[str]:
+    return [m.name for m in modules(path)]
+
+
+def repo_root() -> Path:
+    """The repository checkout that holds katas/, solutions/ and tests/.
+
+    ``TINYTORCH_ROOT`` wins; otherwise the folder above the ``tinytorch`` package (an editable
+    install or a run from the checkout).
+    """
+    env = os.environ.get("TINYTORCH_ROOT")
+    root = Path(env) if env else Path(__file__).resolve().parent.parent
+    if not (root / "katas").is_dir():
+        raise FileNotFoundError(
+            f"no katas/ folder under {root}: run from a clone of the repository, installed with "
+            "`pip install -e .`, or set TINYTORCH_ROOT to the clone"
+        )
+    return root
