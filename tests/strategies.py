@@ -1,0 +1,284 @@
+"""Shared hypothesis strategies for the kata test suites.
+
+Each module appends its own section below, clearly headed. Keep imports in this header so the file
+stays lint-clean (ruff E402) as sections are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+# ============================================================================================
+# Module 16 (acceleration): matrix pairs for the matmul kernels
+# ============================================================================================
+# A case is drawn as shapes + a fill style + a seed and turned into arrays with a seeded
+# generator: fast for 64x64 operands, readable when hypothesis prints a failing case, and the
+# fill styles reach the traps (constant matrices, single-sign data with no cancellation, zero
+# rows, mixed magnitudes, integer values where float32 arithmetic is exact).
+
+MATMUL_FILLS = ("normal", "mixed_scale", "constant", "positive", "negative", "zero_rows", "integers")
+
+
+@dataclass(frozen=True)
+class MatmulCase:
+    """A (M, K) @ (K, N) product to test, with the tile size for the blocked kernel."""
+
+    m: int
+    k: int
+    n: int
+    fill: str = "normal"
+    seed: int = 0
+    block_size: int = 64
+
+    def operands(self, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        A = fill_matrix(rng, (self.m, self.k), self.fill, dtype)
+        return A, fill_matrix(rng, (self.k, self.n), self.fill, dtype)
+
+
+def fill_matrix(rng: np.random.Generator, shape: tuple[int, int], fill: str, dtype=np.float32) -> np.ndarray:
+    """A matrix of ``shape`` filled in one of the ``MATMUL_FILLS`` styles."""
+    if fill == "normal":
+        x = rng.standard_normal(shape)
+    elif fill == "mixed_scale":  # magnitudes from 1e-3 to 1e3, both signs: cancellation
+        x = rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(-3, 3, shape)
+    elif fill == "constant":
+        x = np.full(shape, rng.uniform(-4, 4))
+    elif fill == "positive":
+        x = np.abs(rng.standard_normal(shape))
+    elif fill == "negative":
+        x = -np.abs(rng.standard_normal(shape))
+    elif fill == "zero_rows":  # every other row zero, plus a zero first column
+        x = rng.standard_normal(shape)
+        x[::2] = 0.0
+        x[:, :1] = 0.0
+    elif fill == "integers":  # small integers: every float32 product and sum below 2**24 is exact
+        x = rng.integers(-8, 9, shape).astype(np.float64)
+    else:
+        raise ValueError(f"unknown fill {fill!r}; one of {MATMUL_FILLS}")
+    return x.astype(dtype)
+
+
+@st.composite
+def matmul_cases(
+    draw,
+    max_dim: int = 64,
+    min_dim: int = 1,
+    block_sizes: st.SearchStrategy[int] | None = None,
+    max_tiles: int = 4096,
+    fills: tuple[str, ...] = MATMUL_FILLS,
+) -> MatmulCase:
+    """Cases with dimensions in [min_dim, max_dim] and, when ``block_sizes`` is given, a tile size.
+
+    The dimensions are capped at ``block_size * cbrt(max_tiles)`` so a tiny tile never makes the
+    blocked kernel walk more than ``max_tiles`` tiles (the suite must stay fast).
+    """
+    block_size = draw(block_sizes) if block_sizes is not None else 64
+    cap = max(min_dim, min(max_dim, block_size * int(round(max_tiles ** (1 / 3)))))
+    dims = st.integers(min_dim, cap)
+    return MatmulCase(
+        m=draw(dims),
+        k=draw(dims),
+        n=draw(dims),
+        fill=draw(st.sampled_from(fills)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        block_size=block_size,
+    )
+
+
+# ============================================================================================
+# tensor (foundation): shapes, broadcasting pairs, reduction axes and float arrays
+# ============================================================================================
+# Used by tests/foundation/test_tensor.py (and the layer tests) for gradient checks. Arrays are
+# small (at most 3 axes of at most 4) so finite-difference checks stay fast. Hypothesis often
+# produces constant arrays (every element equal), single-sign arrays, size-1 axes and 0-d
+# scalars: the edge cases of reductions and broadcasting.
+
+TENSOR_MAX_DIMS = 3
+TENSOR_MAX_SIDE = 4
+
+
+def tensor_shapes(
+    min_dims: int = 0, max_dims: int = TENSOR_MAX_DIMS, min_side: int = 1, max_side: int = TENSOR_MAX_SIDE
+):
+    """Array shapes, 0-d (``()``) included by default."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = TENSOR_MAX_DIMS):
+    """Tuples of ``num_shapes`` shapes that broadcast together: missing leading axes and
+    size-1 axes that stretch, on either side."""
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims, max_side=TENSOR_MAX_SIDE
+    ).map(lambda b: b.input_shapes)
+
+
+def matmul_shapes():
+    """Shape pairs numpy's ``@`` accepts: 1-D vectors, matrices, broadcast batch dimensions."""
+    return hnp.mutually_broadcastable_shapes(
+        signature=np.matmul.signature, max_dims=2, max_side=TENSOR_MAX_SIDE
+    ).map(lambda b: b.input_shapes)
+
+
+def reduction_axes(ndim: int):
+    """An ``axis`` argument valid for an ``ndim``-d array: None, one axis (negative allowed) or a
+    tuple of distinct axes (each possibly negative; the empty tuple included)."""
+    if ndim == 0:
+        return st.sampled_from([None, ()])
+    single = st.integers(-ndim, ndim - 1)
+    several = st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim).flatmap(
+        lambda axes: st.tuples(*[st.sampled_from([a, a - ndim]) for a in axes])
+    )
+    return st.none() | single | several
+
+
+def float_arrays(shape, min_value: float = -3.0, max_value: float = 3.0, dtype=np.float64):
+    """Finite float arrays of ``shape`` (a tuple or a strategy), elements in [min, max]."""
+    width = np.dtype(dtype).itemsize * 8
+    elements = st.floats(min_value, max_value, allow_nan=False, allow_subnormal=False, width=width)
+    return hnp.arrays(dtype, shape, elements=elements)
+
+
+def positive_arrays(shape, min_value: float = 0.1, max_value: float = 5.0, dtype=np.float64):
+    """Float arrays with every element in [min_value, max_value] (inputs of log, sqrt, x ** p)."""
+    return float_arrays(shape, min_value, max_value, dtype)
+
+
+def nonzero_arrays(shape, min_abs: float = 0.5, max_abs: float = 3.0, dtype=np.float64):
+    """Float arrays of both signs with min_abs <= |x| <= max_abs (denominators)."""
+    width = np.dtype(dtype).itemsize * 8
+    elements = st.floats(min_abs, max_abs, width=width) | st.floats(-max_abs, -min_abs, width=width)
+    return hnp.arrays(dtype, shape, elements=elements)
+
+
+@st.composite
+def broadcastable_array_pairs(draw, first=float_arrays, second=float_arrays):
+    """Two float64 arrays whose shapes broadcast together; ``first``/``second`` map a shape to
+    an array strategy (e.g. ``nonzero_arrays`` for a denominator)."""
+    shape_a, shape_b = draw(broadcastable_shapes(2))
+    return draw(first(shape_a)), draw(second(shape_b))
+
+
+# ============================================================================================
+# layers (foundation): convolution and pooling configurations, attention/GPT sequence splits
+# ============================================================================================
+# Used by tests/foundation/test_conv.py, test_attention.py and test_transformer.py. Sizes stay
+# tiny (the reference implementations are Python loops). The conv configurations reach the
+# traps: 1x1 and non-square kernels, stride larger than the kernel (skipped pixels), padding
+# as large as the kernel, an input exactly the kernel's size (one output pixel), a single
+# channel and a batch of one.
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """Conv2d(c_in, c_out, (kh, kw), stride, padding) on an (n, c_in, h, w) input."""
+
+    n: int
+    c_in: int
+    c_out: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    stride: int = 1
+    padding: int = 0
+    seed: int = 0
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return ((self.h + 2 * self.padding - self.kh) // self.stride + 1,
+                (self.w + 2 * self.padding - self.kw) // self.stride + 1)
+
+
+@st.composite
+def conv_cases(draw, max_side: int = 7, max_kernel: int = 3, max_channels: int = 3) -> ConvCase:
+    """Valid convolution configurations (the padded input is at least the kernel's size)."""
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    padding = draw(st.integers(0, max_kernel - 1))
+    return ConvCase(
+        n=draw(st.integers(1, 2)),
+        c_in=draw(st.integers(1, max_channels)),
+        c_out=draw(st.integers(1, max_channels)),
+        h=draw(st.integers(max(1, kh - 2 * padding), max_side)),
+        w=draw(st.integers(max(1, kw - 2 * padding), max_side)),
+        kh=kh,
+        kw=kw,
+        stride=draw(st.integers(1, 3)),
+        padding=padding,
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@dataclass(frozen=True)
+class PoolCase:
+    """MaxPool2d((kh, kw), stride) on an (n, c, h, w) input; ``fill`` "constant" makes every
+    window a tie, "integers" makes ties common."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    stride: int
+    fill: str = "normal"
+    seed: int = 0
+
+    def input(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        shape = (self.n, self.c, self.h, self.w)
+        if self.fill == "constant":
+            return np.full(shape, rng.uniform(-2, 2))
+        if self.fill == "integers":
+            return rng.integers(-2, 3, shape).astype(np.float64)
+        return rng.standard_normal(shape)
+
+
+@st.composite
+def pool_cases(draw, max_side: int = 7, max_kernel: int = 3) -> PoolCase:
+    """Valid pooling configurations: overlapping (stride < kernel), tiling and gapped windows."""
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    return PoolCase(
+        n=draw(st.integers(1, 2)),
+        c=draw(st.integers(1, 2)),
+        h=draw(st.integers(kh, max_side)),
+        w=draw(st.integers(kw, max_side)),
+        kh=kh,
+        kw=kw,
+        stride=draw(st.integers(1, 3)),
+        fill=draw(st.sampled_from(["normal", "integers", "constant"])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@st.composite
+def sequence_splits(draw, max_len: int = 8) -> tuple[int, list[int]]:
+    """(T, cut points): a sequence length and sorted distinct cut points in [1, T - 1] that
+    split it into consecutive chunks (no cut = one full forward; every cut = one token at a time)."""
+    t = draw(st.integers(1, max_len))
+    cuts = draw(st.lists(st.integers(1, max(1, t - 1)), unique=True, max_size=t - 1)) if t > 1 else []
+    return t, sorted(cuts)
+
+
+# ============================================================================================
+# Module 15 (profiling): timing samples (the conv shapes come from the layers section)
+# ============================================================================================
+# Timing samples are durations: finite and >= 0. The traps: a single sample, constant samples
+# (interpolating between equal values must give that value back exactly), spreads of fifteen
+# orders of magnitude, zeros, and unsorted input that must not be sorted in place.
+
+_DURATIONS = st.one_of(
+    st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 1e-9, 1e-3, 0.1, 1.0, 1e6]),
+)
+
+
+def timing_samples(max_size: int = 200) -> st.SearchStrategy[list[float]]:
+    """Non-empty lists of durations (seconds), including constant lists of any length."""
+    constant = st.builds(lambda v, n: [v] * n, _DURATIONS, st.integers(1, max_size))
+    return st.one_of(st.lists(_DURATIONS, min_size=1, max_size=max_size), constant)
+
