@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 REGISTRY_FILE = Path(__file__).with_name("modules.toml")
@@ -63,7 +63,9 @@ def _parse(data: dict) -> tuple[Module, ...]:
         hints = tuple(Hint(tests=h.get("tests", ""), text=h["text"]) for h in entry.pop("hint", []))
         module = Module(hints=hints, **entry)
         if module.status not in STATUSES:
-            raise ValueError(f"module {module.name!r}: status must be one of {STATUSES}, got {module.status!r}")
+            raise ValueError(
+                f"module {module.name!r}: status must be one of {STATUSES}, got {module.status!r}"
+            )
         modules.append(module)
     numbers = [m.number for m in modules]
     names = [m.name for m in modules]
@@ -72,7 +74,7 @@ def _parse(data: dict) -> tuple[Module, ...]:
     return tuple(sorted(modules, key=lambda m: m.number))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> tuple[Module, ...]:
     with open(path, "rb") as f:
         return _parse(tomllib.load(f))

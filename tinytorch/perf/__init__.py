@@ -11,8 +11,11 @@ and the environment variable ``TINYTORCH_IMPL`` decides which tree answers:
 * a default plus per-module overrides, comma separated, e.g. ``solutions,caching=katas``
   (test one student module on top of reference ones) or ``katas,profiling=solutions``.
 
-Module names come from the registry (``tinytorch/modules.toml``); an unknown tree or module is
-a ``ValueError`` that lists the valid ones. Katas and solutions reach other modules only
+Module names come from the registry (``tinytorch/modules.toml``) and may be given by number
+(``solutions,19=katas``); an unknown tree or module in ``TINYTORCH_IMPL`` is a ``ValueError``
+that lists the valid ones, and importing an unknown or planned module is a ``ModuleNotFoundError``
+that says which. A module is imported once per process (``sys.modules``): set ``TINYTORCH_IMPL``
+before the first import. Katas and solutions reach other modules only
 through ``tinytorch.perf.*``, so the switch holds everywhere.
 """
 
@@ -79,11 +82,19 @@ class _SwitchFinder(importlib.abc.MetaPathFinder):
     prefix = __name__ + "."
 
     def find_spec(self, fullname, path=None, target=None):
-        if not fullname.startswith(self.prefix) or "." in fullname[len(self.prefix):]:
+        if not fullname.startswith(self.prefix) or "." in fullname[len(self.prefix) :]:
             return None
-        name = fullname[len(self.prefix):]
+        name = fullname[len(self.prefix) :]
         if name not in registry.names():
-            return None
+            if any(
+                (Path(entry) / name).exists() or (Path(entry) / f"{name}.py").exists() for entry in path or ()
+            ):
+                return None  # a real submodule of tinytorch.perf, not a kata module
+            valid = ", ".join(f"{m.number} {m.name}" for m in registry.modules())
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r}: {name!r} is not a kata module; the modules are: {valid}",
+                name=fullname,
+            )
         module = registry.get(name)
         folder = source_dir(name)
         init = folder / "__init__.py"
@@ -92,8 +103,13 @@ class _SwitchFinder(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(
                 f"{fullname}: module {module.number} ({module.name}) {state}: no {init}", name=fullname
             )
-        return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=[str(folder)])
+        return importlib.util.spec_from_file_location(
+            fullname, init, submodule_search_locations=[str(folder)]
+        )
 
 
-if not any(isinstance(f, _SwitchFinder) for f in sys.meta_path):
-    sys.meta_path.insert(0, _SwitchFinder())
+# Exactly one switch on the import path, also after importlib.reload of this module.
+sys.meta_path[:] = [
+    f for f in sys.meta_path if type(f).__qualname__ != "_SwitchFinder" or type(f).__module__ != __name__
+]
+sys.meta_path.insert(0, _SwitchFinder())

@@ -1,0 +1,119 @@
+"""Three ways to multiply two matrices: the triple loop, tiles, and the BLAS library.
+
+All three compute the same thing, C = A @ B with
+
+    C[i, j] = sum_k A[i, k] * B[k, j]        A (M, K), B (K, N) -> C (M, N)
+
+which costs 2·M·N·K floating-point operations (one multiply and one add per term). What differs
+is *how the memory is walked*, and that is where the speed is:
+
+* ``matmul_naive`` touches one element at a time from Python: every multiply-add pays for the
+  interpreter, and ``B[k, j]`` strides down a column, a cache miss per step on large matrices.
+* ``matmul_blocked`` walks the matrices in square tiles and multiplies each pair of tiles with
+  numpy. A tile of A, a tile of B and a tile of C are small enough to stay in cache while they
+  are reused ``block_size`` times: the idea every fast GEMM is built on.
+* ``matmul_numpy`` hands the whole product to BLAS (OpenBLAS here), which tiles for every level
+  of the cache, packs the tiles contiguously, and runs vectorised (SIMD) kernels on every core.
+
+The result has numpy's promoted dtype, ``np.result_type(A, B)`` (float32 for float32 inputs).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["check_block_size", "check_matmul_operands", "matmul_blocked", "matmul_naive", "matmul_numpy"]
+
+
+def check_matmul_operands(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the operands of a 2-D product and return them as arrays.
+
+    Raises ``TypeError`` if either is not numeric (integer or floating), ``ValueError`` if either
+    is not 2-D or the inner dimensions differ (A's columns must equal B's rows).
+    """
+    arrays = []
+    for name, x in (("A", A), ("B", B)):
+        x = np.asarray(x)
+        if x.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be an integer or floating array, got dtype {x.dtype}")
+        if x.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D matrix, got {x.ndim}-D array of shape {x.shape}")
+        arrays.append(x)
+    A, B = arrays
+    if A.shape[1] != B.shape[0]:
+        raise ValueError(
+            f"inner dimensions do not match: A {A.shape} @ B {B.shape} needs A.shape[1] == B.shape[0] "
+            f"({A.shape[1]} != {B.shape[0]})"
+        )
+    return A, B
+
+
+def check_block_size(block_size: int) -> int:
+    """Validate a tile size: a positive integer (``TypeError`` / ``ValueError`` otherwise)."""
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral):
+        raise TypeError(f"block_size must be an integer, got {type(block_size).__name__} {block_size!r}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    return int(block_size)
+
+
+def matmul_naive(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """C = A @ B by the textbook triple loop, one multiply-add at a time.
+
+    Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
+
+        C[i, j] = sum_k A[i, k] * B[k, j]
+
+    Task: after the given check, allocate ``C = np.zeros((M, N), dtype=np.result_type(A, B))``
+    and fill it with three nested Python loops (i over rows, j over columns, k over the inner
+    dimension), accumulating each C[i, j] in a local variable.
+
+    Hint: no ``@``, ``np.dot`` or ``np.sum`` here: this is the baseline, and its slowness is the point.
+    """
+    A, B = check_matmul_operands(A, B)
+    raise NotImplementedError(
+        "matmul_naive (module 16, acceleration): implement it in katas/acceleration/matmul.py"
+    )
+
+
+def matmul_blocked(A: np.ndarray, B: np.ndarray, block_size: int = 64) -> np.ndarray:
+    """C = A @ B computed tile by tile: the loops walk ``block_size``-square tiles, numpy
+    multiplies each pair of tiles.
+
+        C[I, J] = sum over K-tiles  A[I, Kt] @ B[Kt, J]
+
+    where I, J, Kt are index ranges of length ``block_size`` (shorter at the edges). Works for
+    every shape: sizes need not be multiples of the block, and a block larger than the matrix is
+    a single tile. Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
+
+    Task: three loops over tile starts, ``for i in range(0, M, bs)`` (likewise j over N and k
+    over K); inside, add the product of the tile of A at (i, k) and the tile of B at (k, j)
+    into the tile of C at (i, j).
+
+    Hints:
+    * a slice that runs past the end of an axis stops at the end: ``A[i : i + bs, k : k + bs]``
+      is already the smaller edge tile, no ``min`` needed;
+    * ``C[i : i + bs, j : j + bs]`` is a view: ``+=`` on it writes into C;
+    * the tile product itself is numpy's ``@``; the lesson is the loop order around it.
+    """
+    A, B = check_matmul_operands(A, B)
+    bs = check_block_size(block_size)  # noqa: F841 (the tile size your loops will use)
+    raise NotImplementedError(
+        "matmul_blocked (module 16, acceleration): implement it in katas/acceleration/matmul.py"
+    )
+
+
+def matmul_numpy(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """C = A @ B by the library: numpy's ``@`` calls BLAS (``sgemm`` for float32).
+
+    Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
+
+    Task: one line after the check. Run ``python benchmarks/acceleration.py`` afterwards and
+    compare its GFLOP/s with the other two.
+    """
+    A, B = check_matmul_operands(A, B)
+    raise NotImplementedError(
+        "matmul_numpy (module 16, acceleration): implement it in katas/acceleration/matmul.py"
+    )

@@ -1,0 +1,72 @@
+"""The dense conv2d kernel: im2col, one matrix product, reshape.
+
+    x      (N, C, H, W)                 weight (F, C, kh, kw)          bias (F,) or None
+    cols   = im2col(x)                  (N * H_out * W_out, C * kh * kw)
+    W2     = weight.reshape(F, -1).T    (C * kh * kw, F)
+    y      = matmul(cols, W2) + bias    (N * H_out * W_out, F) -> (N, F, H_out, W_out)
+
+with H_out = (H + 2p - kh) // s + 1 (likewise W_out). All the arithmetic is in the one product,
+so a convolution is exactly as fast as the matmul kernel it is given: the backend passes its own
+dispatched matmul, and a quantized or sparse weight would bring its own kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from tinytorch.conv import conv_output_size, im2col
+
+from .matmul import matmul_numpy
+
+__all__ = ["check_conv2d_args", "conv2d_im2col"]
+
+
+def check_conv2d_args(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int
+) -> tuple[int, int]:
+    """Validate a conv2d call and return (H_out, W_out); ``ValueError``/``TypeError`` naming the argument."""
+    for name, value, ndim in (("x", x, 4), ("weight", weight, 4)):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} must be an np.ndarray, got {type(value).__name__}")
+        if value.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-D, got shape {value.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"x {x.shape} has {x.shape[1]} channels but weight {weight.shape} expects {weight.shape[1]}"
+        )
+    if bias is not None and np.shape(bias) != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {np.shape(bias)}")
+    for name, value, low in (("stride", stride, 1), ("padding", padding, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    return conv_output_size(x.shape[2], x.shape[3], weight.shape[2:], stride, padding)
+
+
+def conv2d_im2col(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    matmul: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """2-D convolution (cross-correlation, as in every framework) as one matrix product.
+
+    y[n, f, i, j] = bias[f] + sum_{c, di, dj} x_pad[n, c, i*s + di, j*s + dj] * weight[f, c, di, dj]
+
+    Shapes: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) -> y (N, F, H_out, W_out).
+    ``matmul(a, b)`` computes the single 2-D product: the backend passes its dispatched matmul;
+    ``None`` means :func:`matmul_numpy`.
+    """
+    h_out, w_out = check_conv2d_args(x, weight, bias, stride, padding)
+    n, f = x.shape[0], weight.shape[0]
+    cols = im2col(x, weight.shape[2:], stride, padding)  # (N * H_out * W_out, C * kh * kw)
+    matmul = matmul_numpy if matmul is None else matmul
+    y = matmul(cols, weight.reshape(f, -1).T)  # (N * H_out * W_out, F)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(n, h_out, w_out, f).transpose(0, 3, 1, 2)

@@ -1,0 +1,124 @@
+"""The one registry: tinytorch/modules.toml, parsed and validated by tinytorch.registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tinytorch import registry
+
+ENTRY = """
+[[module]]
+number = {number}
+name = "{name}"
+title = "t"
+kata = "katas/{name}"
+solution = "solutions/{name}"
+tests = "tests/test_{name}.py"
+points = 5
+status = "{status}"
+"""
+
+
+def write_registry(tmp_path: Path, *entries: str) -> Path:
+    path = tmp_path / "modules.toml"
+    path.write_text("".join(entries))
+    return path
+
+
+def test_the_real_registry():
+    """Modules 15-20 in order, unique, each ready one with its kata, solution and tests on disk."""
+    modules = registry.modules(registry.REGISTRY_FILE)
+    assert [m.number for m in modules] == list(range(15, 21))
+    assert [m.name for m in modules] == [
+        "profiling",
+        "acceleration",
+        "quantization",
+        "compression",
+        "caching",
+        "benchmarking",
+    ]
+    root = Path(registry.__file__).resolve().parent.parent
+    for m in modules:
+        assert m.marker == m.name
+        assert m.points > 0 and m.title
+        assert (m.kata, m.solution, m.tests) == (
+            f"katas/{m.name}",
+            f"solutions/{m.name}",
+            f"tests/test_{m.name}.py",
+        )
+        if m.ready:
+            for relative in (m.kata, m.solution):
+                assert (root / relative / "__init__.py").is_file(), relative
+            assert (root / m.tests).is_file()
+        for hint in m.hints:
+            assert hint.text.strip()
+
+
+def test_parse_and_lookup(tmp_path: Path):
+    path = write_registry(
+        tmp_path,
+        ENTRY.format(number=16, name="b", status="planned"),
+        ENTRY.format(number=15, name="a", status="ready"),
+        '[[module.hint]]\ntests = "neg"\ntext = "first"\n[[module.hint]]\ntext = "always"\n',
+    )
+    a, b = registry.modules(path)  # ordered by number
+    assert (a.name, a.ready, b.name, b.ready) == ("a", True, "b", False)
+    assert registry.get(15, path) is a and registry.get("15", path) is a and registry.get("b", path) is b
+    assert registry.names(path) == ["a", "b"]
+    assert [h.text for h in a.hints_for("tests/test_a.py::test_neg")] == ["first", "always"]
+    assert [h.text for h in a.hints_for("tests/test_a.py::test_pos")] == ["always"]
+    assert a.tree("katas") == "katas/a" and a.tree("solutions") == "solutions/a"
+    with pytest.raises(ValueError, match="impl must be 'katas' or 'solutions'"):
+        a.tree("reference")
+    with pytest.raises(KeyError, match="unknown module 'c'; the modules are: 15 a, 16 b"):
+        registry.get("c", path)
+
+
+def test_the_environment_chooses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = write_registry(tmp_path, ENTRY.format(number=1, name="only", status="ready"))
+    monkeypatch.setenv("TINYTORCH_REGISTRY", str(path))
+    assert registry.names() == ["only"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "error"),
+    [
+        ((ENTRY.format(number=1, name="a", status="done"),), "status must be one of"),
+        (
+            (
+                ENTRY.format(number=1, name="a", status="ready"),
+                ENTRY.format(number=1, name="b", status="ready"),
+            ),
+            "must be unique",
+        ),
+        (
+            (
+                ENTRY.format(number=1, name="a", status="ready"),
+                ENTRY.format(number=2, name="a", status="ready"),
+            ),
+            "must be unique",
+        ),
+    ],
+)
+def test_invalid_registries(tmp_path: Path, entries: tuple[str, ...], error: str):
+    with pytest.raises(ValueError, match=error):
+        registry.modules(write_registry(tmp_path, *entries))
+
+
+def test_unknown_field_is_an_error(tmp_path: Path):
+    with pytest.raises(TypeError, match="colour"):
+        registry.modules(
+            write_registry(tmp_path, ENTRY.format(number=1, name="a", status="ready") + 'colour = "red"\n')
+        )
+
+
+def test_repo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TINYTORCH_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no katas/ folder"):
+        registry.repo_root()
+    (tmp_path / "katas").mkdir()
+    assert registry.repo_root() == tmp_path
+    monkeypatch.delenv("TINYTORCH_ROOT")
+    assert registry.repo_root() == Path(registry.__file__).resolve().parent.parent

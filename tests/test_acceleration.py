@@ -1,0 +1,658 @@
+"""Module 16 (acceleration): three matmul kernels and a backend that dispatches by operand kind.
+
+Every test here fails on the untouched stubs (katas/acceleration) and passes on the reference
+(solutions/acceleration). Speed is not tested: `tinytorch bench acceleration` measures it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from strategies import MATMUL_FILLS, MatmulCase, matmul_cases
+from tinytorch.perf.acceleration import (
+    OptimizedBackend,
+    call_kind,
+    conv2d_im2col,
+    matmul_blocked,
+    matmul_naive,
+    matmul_numpy,
+    operand_kind,
+)
+
+EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 = 2u, u = 2**-24 the unit roundoff of float32
+TINY32 = float(np.finfo(np.float32).tiny)  # 2**-126, the smallest normal float32
+
+
+def float32_product_bound(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Elementwise bound on |computed - exact| for a float32 product A @ B, in any summation order.
+
+    The standard forward error bound of a length-K dot product (Higham, "Accuracy and Stability
+    of Numerical Algorithms", eq. 3.5) is |fl(a . b) - a . b| <= gamma_K |a| . |b| with
+    gamma_K = K u / (1 - K u). It holds for every order of the additions, so for tiles, BLAS
+    kernels (with or without FMA) and a Python loop alike. K * eps = 2 K u >= gamma_K whenever
+    K u <= 1/2, and the slack also covers the float64 reference's own error (K * 2**-53).
+    The absolute K * tiny term covers products that underflow below the smallest normal float32
+    (or are flushed to zero), which the relative bound does not.
+    """
+    K = A.shape[1]
+    abs_product = np.abs(A.astype(np.float64)) @ np.abs(B.astype(np.float64))
+    return K * EPS32 * abs_product + K * TINY32
+
+
+def assert_product_close(C: np.ndarray, A: np.ndarray, B: np.ndarray) -> None:
+    """C is A @ B: right shape, numpy's promoted dtype, and within the float32 bound above."""
+    assert isinstance(C, np.ndarray), f"expected an ndarray, got {type(C).__name__}"
+    assert C.shape == (A.shape[0], B.shape[1]), f"shape {C.shape}, expected {(A.shape[0], B.shape[1])}"
+    assert C.dtype == np.result_type(A, B), f"dtype {C.dtype}, expected {np.result_type(A, B)}"
+    exact = A.astype(np.float64) @ B.astype(np.float64)
+    err = np.abs(C.astype(np.float64) - exact)
+    bound = float32_product_bound(A, B)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else None
+    assert np.all(err <= bound), (
+        f"error {err[worst]:.3g} > bound {bound[worst]:.3g} at {worst} for {A.shape} @ {B.shape}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The three kernels equal A @ B
+# --------------------------------------------------------------------------------------------
+# matmul_naive is a Python triple loop: small shapes only, so the suite stays fast.
+
+
+@given(matmul_cases(max_dim=8))
+@example(MatmulCase(1, 1, 1))
+@example(MatmulCase(8, 1, 1))  # tall: a column times a scalar
+@example(MatmulCase(1, 8, 1))  # a single dot product
+@example(MatmulCase(1, 3, 8))  # wide
+@example(MatmulCase(7, 5, 3, fill="mixed_scale"))  # odd sizes, cancellation
+@example(MatmulCase(4, 6, 5, fill="zero_rows"))
+@example(MatmulCase(3, 7, 2, fill="constant"))
+def test_naive_equals_reference(case: MatmulCase) -> None:
+    A, B = case.operands()
+    assert_product_close(matmul_naive(A, B), A, B)
+
+
+@given(matmul_cases(max_dim=80, block_sizes=st.integers(1, 96)))
+@example(MatmulCase(1, 1, 1, block_size=64))  # a block far larger than the matrix
+@example(MatmulCase(5, 7, 3, block_size=64))
+@example(MatmulCase(33, 17, 65, block_size=16))  # no size is a multiple of the block
+@example(MatmulCase(32, 32, 32, block_size=16))  # every size is a multiple of the block
+@example(MatmulCase(64, 64, 64, block_size=64))  # exactly one tile
+@example(MatmulCase(65, 65, 65, block_size=64))  # one full tile and a sliver on every axis
+@example(MatmulCase(3, 5, 2, block_size=1))  # 1x1 tiles: the triple loop again
+@example(MatmulCase(80, 1, 1, block_size=7))  # tall
+@example(MatmulCase(1, 2, 80, block_size=7))  # wide
+@example(MatmulCase(20, 70, 20, block_size=9, fill="zero_rows"))
+@example(MatmulCase(40, 80, 40, block_size=13, fill="mixed_scale"))
+def test_blocked_equals_reference(case: MatmulCase) -> None:
+    A, B = case.operands()
+    assert_product_close(matmul_blocked(A, B, block_size=case.block_size), A, B)
+
+
+@given(matmul_cases(max_dim=96))
+@example(MatmulCase(1, 1, 1))
+@example(MatmulCase(96, 1, 3))
+@example(MatmulCase(1, 96, 1, fill="mixed_scale"))
+@example(MatmulCase(33, 65, 17, fill="zero_rows"))
+def test_numpy_equals_reference(case: MatmulCase) -> None:
+    A, B = case.operands()
+    assert_product_close(matmul_numpy(A, B), A, B)
+
+
+@pytest.mark.parametrize("kernel", [matmul_naive, matmul_blocked, matmul_numpy], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("shape", [(0, 3, 4), (3, 0, 4), (3, 4, 0)], ids=["M=0", "K=0", "N=0"])
+def test_empty_dimensions(kernel, shape) -> None:
+    # numpy's convention: a product over K = 0 terms is 0; M or N = 0 gives an empty result.
+    m, k, n = shape
+    A, B = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    C = kernel(A, B)
+    assert C.shape == (m, n) and C.dtype == np.float32
+    assert np.all(C == 0)
+
+
+@given(
+    case=matmul_cases(max_dim=16, fills=("integers",)),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+@example(case=MatmulCase(16, 16, 16, fill="integers"), dtype=np.float32)
+@example(case=MatmulCase(1, 1, 1, fill="integers"), dtype=np.float64)
+def test_blocked_same_result_for_every_block_size(case: MatmulCase, dtype) -> None:
+    # Integer-valued entries in [-8, 8] with K <= 16: every product and partial sum is an integer
+    # below 2**24, so float32 arithmetic is exact in any order and every tiling must agree
+    # bit for bit with the exact product (and keep the input dtype).
+    A, B = case.operands(dtype)
+    exact = A.astype(np.float64) @ B.astype(np.float64)
+    for block_size in (1, 2, 3, 5, 8, 13, 16, 64, case.m + case.k + case.n + 1):
+        C = matmul_blocked(A, B, block_size=block_size)
+        assert C.dtype == dtype, f"block_size={block_size}: dtype {C.dtype}, expected {dtype}"
+        np.testing.assert_array_equal(C, exact, err_msg=f"block_size={block_size}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_naive_keeps_dtype_and_is_exact_on_integers(dtype) -> None:
+    A, B = MatmulCase(6, 5, 4, fill="integers", seed=3).operands(dtype)
+    C = matmul_naive(A, B)
+    assert C.dtype == dtype
+    np.testing.assert_array_equal(C, A.astype(np.float64) @ B.astype(np.float64))
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: a clear error naming the argument (and good input still computes the product)
+# --------------------------------------------------------------------------------------------
+# Each test first checks a valid call, so that a kernel which rejects everything, or a stub
+# whose argument checks are given but whose body is missing, does not pass.
+
+KERNELS = [matmul_naive, matmul_blocked, matmul_numpy]
+
+
+def _good_call(kernel) -> None:
+    A, B = MatmulCase(3, 4, 2, seed=1).operands()
+    assert_product_close(kernel(A, B), A, B)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+def test_mismatched_inner_dimensions_rejected(kernel) -> None:
+    _good_call(kernel)
+    A, B = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match=r"(?s)inner dimensions.*\(3, 4\).*\(5, 2\)"):
+        kernel(A, B)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "name"),
+    [
+        ((4,), (4, 2), "A"),
+        ((3, 4), (4,), "B"),
+        ((2, 3, 4), (4, 2), "A"),
+        ((3, 4), (1, 4, 2), "B"),
+        ((), (1, 1), "A"),
+    ],
+)
+def test_non_2d_operands_rejected(kernel, a_shape, b_shape, name) -> None:
+    _good_call(kernel)
+    with pytest.raises(ValueError, match=rf"{name} must be a 2-D matrix"):
+        kernel(np.ones(a_shape, np.float32), np.ones(b_shape, np.float32))
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "bad",
+    [np.array([["a", "b"]]), np.ones((1, 2), dtype=bool), np.ones((1, 2), dtype=complex), [[None, None]]],
+)
+def test_non_numeric_operands_rejected(kernel, bad) -> None:
+    _good_call(kernel)
+    with pytest.raises(TypeError, match="A must be an integer or floating array"):
+        kernel(bad, np.ones((2, 2), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("block_size", "error"),
+    [
+        (0, ValueError),
+        (-3, ValueError),
+        (2.5, TypeError),
+        (True, TypeError),
+        ("8", TypeError),
+        (None, TypeError),
+    ],
+)
+def test_bad_block_size_rejected(block_size, error) -> None:
+    A, B = MatmulCase(5, 4, 3, seed=2).operands()
+    assert_product_close(matmul_blocked(A, B, block_size=1), A, B)  # 1 is the smallest valid size
+    assert_product_close(matmul_blocked(A, B, block_size=np.int64(2)), A, B)  # numpy integers are fine
+    with pytest.raises(error, match="block_size"):
+        matmul_blocked(A, B, block_size=block_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Test helpers: the kernels modules 17 and 18 will register, in miniature
+# --------------------------------------------------------------------------------------------
+
+
+class Spy:
+    """Wraps a kernel and counts its calls (and remembers the last arguments)."""
+
+    def __init__(self, kernel):
+        self.kernel, self.calls, self.last_args = kernel, 0, None
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        self.last_args = args
+        return self.kernel(*args, **kwargs)
+
+
+def int8_matmul_int32(a, b) -> np.ndarray:
+    """What module 17's kernel does: int8 operands, products accumulated in int32 (no overflow)."""
+    a = getattr(a, "q", a)
+    b = getattr(b, "q", b)
+    return a.astype(np.int32) @ b.astype(np.int32)
+
+
+class QuantizedOperand:
+    """An int8-quantized operand as module 17 will expose it: int8 values plus kind = "int8"."""
+
+    kind = "int8"
+
+    def __init__(self, q: np.ndarray, scale: float = 1.0):
+        self.q, self.scale = q.astype(np.int8), scale
+
+
+class CSR:
+    """A compressed-sparse-row matrix (duck typed: data, indices, indptr, shape; no `kind`)."""
+
+    def __init__(self, dense: np.ndarray):
+        rows, cols = np.nonzero(dense)
+        self.data = dense[rows, cols]
+        self.indices = cols
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=dense.shape[0]))])
+        self.shape = dense.shape
+
+
+def csr_matmul(a: CSR, b: np.ndarray) -> np.ndarray:
+    """CSR @ dense: row i is the sum over its stored entries of data * the matching row of b."""
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a.data, b))
+    for i in range(a.shape[0]):
+        lo, hi = a.indptr[i], a.indptr[i + 1]
+        out[i] = a.data[lo:hi] @ b[a.indices[lo:hi]]
+    return out
+
+
+def _dense(m=4, k=5, n=3, seed=0):
+    return MatmulCase(m, k, n, seed=seed).operands()
+
+
+# --------------------------------------------------------------------------------------------
+# Operand kinds
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operand", "kind"),
+    [
+        (np.ones((2, 2), np.float32), "dense"),
+        (np.ones((2, 2), np.float64), "dense"),
+        (np.ones((2, 2), np.float16), "dense"),
+        (np.ones((2, 2), np.int8), "int8"),
+        (QuantizedOperand(np.ones((2, 2))), "int8"),
+        (CSR(np.eye(3, dtype=np.float32)), "sparse"),
+    ],
+    ids=["float32", "float64", "float16", "int8-array", "quantized-object", "csr"],
+)
+def test_operand_kind(operand, kind) -> None:
+    assert operand_kind(operand) == kind
+
+
+def test_operand_kind_is_declared_by_a_kind_attribute() -> None:
+    # The open protocol: any object with a string `kind` names its own kind (a later module can
+    # add "fp16" or "int4" without editing the backend), and it wins over the duck-typed checks.
+    class Declared:
+        kind = "int4"
+
+    class SparseLooking(CSR):
+        kind = "blocked_sparse"
+
+    assert operand_kind(Declared()) == "int4"
+    assert operand_kind(SparseLooking(np.eye(2))) == "blocked_sparse"
+
+
+@pytest.mark.parametrize(
+    "operand",
+    [np.ones((2, 2), np.int64), np.ones((2, 2), bool), np.ones((2, 2), np.uint8), [[1.0, 2.0]], None, 3.0],
+    ids=["int64-array", "bool-array", "uint8-array", "list", "None", "python-float"],
+)
+def test_operand_kind_rejects_unknown_operands_listing_the_kinds(operand) -> None:
+    assert operand_kind(np.zeros((1, 1), np.float32)) == "dense"
+    with pytest.raises(TypeError) as info:
+        operand_kind(operand)
+    message = str(info.value)
+    for kind in ("dense", "int8", "sparse"):
+        assert kind in message, f"the error should list the kind {kind!r}: {message}"
+
+
+def test_call_kind_is_the_non_dense_kind() -> None:
+    dense, q, csr = np.ones((2, 2), np.float32), np.ones((2, 2), np.int8), CSR(np.eye(2))
+    assert call_kind(dense, dense) == "dense"
+    assert call_kind(dense, q) == "int8"  # a float activation times an int8 weight
+    assert call_kind(q, dense) == "int8"
+    assert call_kind(q, q) == "int8"
+    assert call_kind(csr, dense) == "sparse"
+    assert call_kind(dense, csr) == "sparse"
+    with pytest.raises(ValueError, match="different kinds"):
+        call_kind(q, csr)
+
+
+# --------------------------------------------------------------------------------------------
+# OptimizedBackend: registration and dispatch
+# --------------------------------------------------------------------------------------------
+
+
+def test_default_backend_registers_dense_matmul_and_conv2d() -> None:
+    backend = OptimizedBackend()
+    assert backend.supported() == [("conv2d", "dense"), ("matmul", "dense")]
+    A, B = _dense()
+    assert backend.kernel_for("matmul", A, B) is matmul_numpy  # dense floating point goes to BLAS
+
+
+@given(matmul_cases(max_dim=48))
+@example(MatmulCase(1, 1, 1))
+@example(MatmulCase(17, 1, 33, fill="mixed_scale"))
+def test_dispatch_matmul_equals_calling_the_kernel_directly(case: MatmulCase) -> None:
+    A, B = case.operands()
+    backend = OptimizedBackend()
+    C = backend.dispatch("matmul", A, B)
+    # The same kernel on the same operands: bit for bit the same result.
+    np.testing.assert_array_equal(C, backend.kernel_for("matmul", A, B)(A, B))
+    np.testing.assert_array_equal(C, matmul_numpy(A, B))
+    assert_product_close(C, A, B)
+
+
+def test_dispatch_looks_the_kernel_up_in_the_registry() -> None:
+    backend = OptimizedBackend()
+    A, B = _dense()
+    spy = Spy(matmul_blocked)
+    backend.register("matmul", "dense", spy)  # re-registering replaces the kernel
+    assert_product_close(backend.dispatch("matmul", A, B), A, B)
+    assert spy.calls == 1 and spy.last_args[0] is A and spy.last_args[1] is B
+    assert backend.supported() == [("conv2d", "dense"), ("matmul", "dense")]
+
+    # A brand-new op needs a registration, not an edit of the backend.
+    backend.register("add", "dense", lambda a, b: a + b)
+    np.testing.assert_array_equal(backend.dispatch("add", A, A), A + A)
+    assert ("add", "dense") in backend.supported()
+    assert spy.calls == 1
+
+
+def test_int8_operands_go_to_the_int8_kernel_with_int32_accumulation() -> None:
+    backend = OptimizedBackend()
+    dense_spy, int8_spy = Spy(matmul_numpy), Spy(int8_matmul_int32)
+    backend.register("matmul", "dense", dense_spy)
+    backend.register("matmul", "int8", int8_spy)
+    K = 300
+    A = np.full((3, K), 127, np.int8)
+    B = np.full((K, 2), 127, np.int8)
+    C = backend.dispatch("matmul", A, B)
+    # 127 * 127 * 300 = 4_838_700: far past int8 (and int16); numpy's own int8 @ int8 wraps
+    # around, so a dispatch that fell back to `A @ B` would be wrong here.
+    assert C.dtype == np.int32
+    np.testing.assert_array_equal(C, np.full((3, 2), 127 * 127 * K))
+    assert int8_spy.calls == 1 and dense_spy.calls == 0
+
+    # A quantized object (module 17's protocol: kind = "int8") takes the same route.
+    Q = QuantizedOperand(np.arange(-6, 6).reshape(3, 4))
+    X = np.arange(8, dtype=np.int8).reshape(4, 2)
+    np.testing.assert_array_equal(backend.dispatch("matmul", Q, X), Q.q.astype(np.int64) @ X.astype(np.int64))
+    assert int8_spy.calls == 2 and dense_spy.calls == 0
+
+
+def test_sparse_operand_goes_to_the_sparse_kernel() -> None:
+    backend = OptimizedBackend()
+    sparse_spy = Spy(csr_matmul)
+    backend.register("matmul", "sparse", sparse_spy)
+    dense, B = MatmulCase(6, 5, 4, fill="zero_rows", seed=7).operands()  # every other row is empty
+    C = backend.dispatch("matmul", CSR(dense), B)
+    assert sparse_spy.calls == 1
+    assert_product_close(C, dense, B)
+    # The dense kernel still serves dense operands on the same backend.
+    assert_product_close(backend.dispatch("matmul", dense, B), dense, B)
+    assert sparse_spy.calls == 1
+
+
+def test_unregistered_kind_is_an_error_listing_the_supported_pairs() -> None:
+    backend = OptimizedBackend()
+    A8 = np.ones((2, 3), np.int8)
+    with pytest.raises(ValueError) as info:
+        backend.dispatch("matmul", A8, A8)  # module 17 has not registered its kernel
+    message = str(info.value)
+    assert "int8" in message and "matmul" in message
+    for op, kind in backend.supported():
+        assert op in message and kind in message, f"the error should list ({op}, {kind}): {message}"
+
+    # The list comes from the registry: after registering int8, the sparse error names it.
+    backend.register("matmul", "int8", int8_matmul_int32)
+    with pytest.raises(ValueError, match="(?s)sparse.*int8") as info:
+        backend.dispatch("matmul", CSR(np.eye(3)), np.ones((3, 2), np.float32))
+    np.testing.assert_array_equal(backend.dispatch("matmul", A8, A8.T), np.full((2, 2), 3))
+
+
+def test_unknown_op_is_an_error_listing_the_supported_ops() -> None:
+    backend = OptimizedBackend()
+    A, B = _dense()
+    assert_product_close(backend.dispatch("matmul", A, B), A, B)
+    with pytest.raises(ValueError, match="conv3d") as info:
+        backend.dispatch("conv3d", A, B)
+    assert "matmul" in str(info.value) and "conv2d" in str(info.value)
+
+
+def test_dispatch_needs_the_two_operands_and_a_string_op() -> None:
+    backend = OptimizedBackend()
+    A, B = _dense()
+    assert_product_close(backend.dispatch("matmul", A, B), A, B)
+    with pytest.raises(ValueError, match="operands"):
+        backend.dispatch("matmul", A)
+    with pytest.raises(TypeError, match="op"):
+        backend.dispatch(None, A, B)
+
+
+def test_register_validates_its_arguments() -> None:
+    backend = OptimizedBackend()
+    backend.register("matmul", "int8", int8_matmul_int32)
+    assert ("matmul", "int8") in backend.supported()
+    with pytest.raises(TypeError, match="kernel"):
+        backend.register("matmul", "int8", "not a function")
+    with pytest.raises(ValueError, match="op"):
+        backend.register("", "dense", matmul_numpy)
+    with pytest.raises(TypeError, match="kind"):
+        backend.register("matmul", 8, matmul_numpy)
+    assert (
+        backend.kernel_for("matmul", np.ones((1, 1), np.int8), np.ones((1, 1), np.int8)) is int8_matmul_int32
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# conv2d: im2col + one dispatched product
+# --------------------------------------------------------------------------------------------
+
+
+def conv2d_direct(x, weight, bias, stride, padding, absolute=False) -> np.ndarray:
+    """The convolution summed offset by offset in float64, without im2col (the reference).
+
+    With ``absolute=True`` it convolves |x| with |weight| and adds |bias|: the scale of the
+    float32 error bound below."""
+    f = np.abs if absolute else (lambda a: a)
+    x = np.pad(f(x.astype(np.float64)), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    w = f(weight.astype(np.float64))
+    n, _, hp, wp = x.shape
+    n_f, _, kh, kw = w.shape
+    h_out, w_out = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    y = np.zeros((n, n_f, h_out, w_out))
+    for di in range(kh):
+        for dj in range(kw):
+            patch = x[
+                :, :, di : di + stride * (h_out - 1) + 1 : stride, dj : dj + stride * (w_out - 1) + 1 : stride
+            ]
+            y += np.einsum("nchw,fc->nfhw", patch, w[:, :, di, dj])
+    if bias is not None:
+        y += f(bias.astype(np.float64))[None, :, None, None]
+    return y
+
+
+@st.composite
+def conv_cases(draw):
+    n, c, f = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * padding), 9))
+    w = draw(st.integers(max(1, kw - 2 * padding), 9))
+    fill = draw(st.sampled_from(MATMUL_FILLS))
+    seed = draw(st.integers(0, 2**32 - 1))
+    with_bias = draw(st.booleans())
+    return (n, c, h, w), (f, c, kh, kw), with_bias, stride, padding, fill, seed
+
+
+def _conv_operands(case):
+    x_shape, w_shape, with_bias, stride, padding, fill, seed = case
+    from strategies import fill_matrix
+
+    rng = np.random.default_rng(seed)
+    x = fill_matrix(rng, (x_shape[0], int(np.prod(x_shape[1:]))), fill).reshape(x_shape)
+    weight = fill_matrix(rng, (w_shape[0], int(np.prod(w_shape[1:]))), fill).reshape(w_shape)
+    bias = rng.standard_normal(w_shape[0]).astype(np.float32) if with_bias else None
+    return x, weight, bias, stride, padding
+
+
+@given(conv_cases())
+@example(((1, 1, 1, 1), (1, 1, 1, 1), False, 1, 0, "normal", 0))  # a 1x1 image, a 1x1 filter
+@example(((2, 3, 7, 5), (4, 3, 3, 3), True, 2, 1, "mixed_scale", 1))  # odd sizes, stride and padding
+@example(((1, 2, 1, 1), (3, 2, 4, 4), True, 3, 2, "positive", 2))  # kernel larger than the image (padded)
+@example(((2, 1, 9, 9), (2, 1, 2, 3), False, 3, 0, "zero_rows", 3))  # stride leaves columns unused
+def test_conv2d_kernel_matches_direct_convolution(case) -> None:
+    x, weight, bias, stride, padding = _conv_operands(case)
+    y = conv2d_im2col(x, weight, bias, stride, padding)
+    exact = conv2d_direct(x, weight, bias, stride, padding)
+    assert y.shape == exact.shape and y.dtype == np.float32
+    # One float32 dot product of length K = C*kh*kw, plus the bias: gamma_{K+1} <= (K+1) eps
+    # times the same sum taken over absolute values (see float32_product_bound).
+    k = weight[0].size + 1
+    bound = k * EPS32 * conv2d_direct(x, weight, bias, stride, padding, absolute=True) + k * TINY32
+    assert np.all(np.abs(y - exact) <= bound)
+
+    backend = OptimizedBackend()
+    np.testing.assert_array_equal(backend.dispatch("conv2d", x, weight, bias, stride, padding), y)
+
+
+def test_conv2d_dispatch_runs_its_product_through_the_matmul_kernel() -> None:
+    x, weight, bias, stride, padding = _conv_operands(((2, 3, 6, 5), (4, 3, 3, 2), True, 1, 1, "normal", 5))
+    backend = OptimizedBackend()
+    spy = Spy(matmul_numpy)
+    backend.register("matmul", "dense", spy)
+    y = backend.dispatch("conv2d", x, weight, bias, stride, padding)
+    assert spy.calls == 1  # the whole convolution is one product, and it was dispatched
+    cols, w2 = spy.last_args
+    # H_out = (6 + 2 - 3) + 1 = 6, W_out = (5 + 2 - 2) + 1 = 6: rows (N * 6 * 6), columns C * kh * kw
+    assert cols.shape == (2 * 6 * 6, 3 * 3 * 2) and w2.shape == (3 * 3 * 2, 4)
+    np.testing.assert_array_equal(y, conv2d_im2col(x, weight, bias, stride, padding))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "bias_shape", "error", "match"),
+    [
+        ((1, 3, 5, 5), (2, 4, 3, 3), None, ValueError, "channels"),
+        ((3, 5, 5), (2, 3, 3, 3), None, ValueError, "x must be 4-D"),
+        ((1, 3, 5, 5), (2, 3, 3), None, ValueError, "weight must be 4-D"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), (3,), ValueError, "bias"),
+        ((1, 3, 2, 2), (2, 3, 3, 3), None, ValueError, "smaller than the kernel"),
+    ],
+)
+def test_conv2d_bad_input_rejected(x_shape, w_shape, bias_shape, error, match) -> None:
+    x, weight, bias, stride, padding = _conv_operands(((1, 3, 5, 5), (2, 3, 3, 3), True, 1, 0, "normal", 6))
+    np.testing.assert_allclose(
+        conv2d_im2col(x, weight, bias), conv2d_direct(x, weight, bias, 1, 0), rtol=1e-5, atol=1e-5
+    )
+    bad_bias = None if bias_shape is None else np.zeros(bias_shape, np.float32)
+    with pytest.raises(error, match=match):
+        conv2d_im2col(np.ones(x_shape, np.float32), np.ones(w_shape, np.float32), bad_bias)
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "error"), [(0, 0, ValueError), (1, -1, ValueError), (1.5, 0, TypeError)]
+)
+def test_conv2d_bad_stride_or_padding_rejected(stride, padding, error) -> None:
+    x, weight, bias, _, _ = _conv_operands(((1, 2, 4, 4), (2, 2, 2, 2), False, 1, 0, "normal", 8))
+    np.testing.assert_allclose(
+        conv2d_im2col(x, weight, None, 2, 1), conv2d_direct(x, weight, None, 2, 1), rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(error, match="stride" if stride != 1 else "padding"):
+        conv2d_im2col(x, weight, bias, stride, padding)
+
+
+# --------------------------------------------------------------------------------------------
+# The foundation's layers run through the backend (tinytorch.backend.use_backend)
+# --------------------------------------------------------------------------------------------
+
+
+def _run(model, x, backend=None):
+    from tinytorch.backend import use_backend
+    from tinytorch.tensor import Tensor, no_grad
+
+    with no_grad(), use_backend(backend):
+        out = model(Tensor(x))
+    out = out[0] if isinstance(out, tuple) else out  # attention returns (y, (k, v))
+    return out.data
+
+
+def _counting_backend() -> tuple[OptimizedBackend, Spy]:
+    backend = OptimizedBackend()
+    spy = Spy(matmul_numpy)
+    backend.register("matmul", "dense", spy)
+    return backend, spy
+
+
+def _models():
+    from tinytorch.attention import MultiHeadAttention
+    from tinytorch.conv import Conv2d
+    from tinytorch.layers import Flatten, Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(0)
+    return {
+        # name: (model, input, number of 2-D products in one forward)
+        "linear": (Linear(12, 5, rng=rng), rng.standard_normal((4, 12)).astype(np.float32), 1),
+        "linear-3d-input": (Linear(6, 3, rng=rng), rng.standard_normal((2, 5, 6)).astype(np.float32), 1),
+        "conv2d": (
+            Conv2d(3, 4, 3, stride=2, padding=1, rng=rng),
+            rng.standard_normal((2, 3, 7, 7)).astype(np.float32),
+            1,
+        ),
+        "cnn": (
+            Sequential(
+                Conv2d(1, 4, 3, rng=rng),
+                ReLU(),
+                Conv2d(4, 2, 3, padding=1, rng=rng),
+                ReLU(),
+                Flatten(),
+                Linear(2 * 6 * 6, 10, rng=rng),
+                ReLU(),
+                Linear(10, 3, rng=rng),
+            ),
+            rng.standard_normal((3, 1, 8, 8)).astype(np.float32),
+            4,
+        ),
+        "attention-projections": (
+            MultiHeadAttention(8, 2, rng=rng),
+            rng.standard_normal((2, 5, 8)).astype(np.float32),
+            4,
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["linear", "linear-3d-input", "conv2d", "cnn", "attention-projections"])
+def test_layers_through_the_backend_give_the_same_output(name) -> None:
+    model, x, n_products = _models()[name]
+    expected = _run(model, x)
+    backend, spy = _counting_backend()
+    got = _run(model, x, backend)
+    # The default dense kernel is the same BLAS call on the same operands: identical bits.
+    np.testing.assert_array_equal(got, expected)
+    assert spy.calls == n_products, f"{name}: {spy.calls} products dispatched, expected {n_products}"
+
+
+def test_layers_through_a_blocked_backend_give_the_same_output() -> None:
+    # Swap the kernel, not the model: the CNN through matmul_blocked (8x8 tiles). With weights in
+    # {-1, 0, 1} and inputs in [-2, 2] every product and partial sum is an integer below 2**24
+    # (at most 2*9 after conv 1, 18*36 after conv 2, 648*72 and 46656*10 after the Linears), so
+    # float32 is exact in any summation order and the outputs must agree bit for bit.
+    model, x, n_products = _models()["cnn"]
+    rng = np.random.default_rng(1)
+    for p in model.parameters():
+        p.data[...] = rng.integers(-1, 2, p.shape)
+    x = rng.integers(-2, 3, x.shape).astype(np.float32)
+    expected = _run(model, x)
+    backend = OptimizedBackend()
+    spy = Spy(lambda a, b: matmul_blocked(a, b, block_size=8))
+    backend.register("matmul", "dense", spy)
+    got = _run(model, x, backend)
+    assert spy.calls == n_products
+    assert np.abs(expected).max() > 0  # not a vacuous comparison of zeros
+    np.testing.assert_array_equal(got, expected)

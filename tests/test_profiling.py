@@ -1,0 +1,681 @@
+"""Module 15 (profiling): a timer with percentiles, a memory profiler, a FLOP counter and a
+profiling ``with`` block.
+
+Every test here fails on the untouched stubs (katas/profiling) and passes on the reference
+(solutions/profiling). Nothing here depends on how fast the machine is: timings come from fake
+clocks that only move when a test says so, and memory from arrays large enough (8 MB) that the
+interpreter's own bookkeeping (a few hundred bytes) cannot hide them.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from strategies import ConvCase, conv_cases, timing_samples
+from tinytorch.perf.profiling import (
+    FLOPCounter,
+    MemoryProfiler,
+    ProfilerContext,
+    Timer,
+    TimingResult,
+    layer_flops,
+    summarize,
+)
+
+from tinytorch import zoo
+from tinytorch.attention import MultiHeadAttention
+from tinytorch.conv import Conv2d, MaxPool2d, im2col
+from tinytorch.layers import GELU, Flatten, LayerNorm, Linear, Module, ReLU, Sequential
+from tinytorch.tensor import Tensor
+from tinytorch.transformer import GPT
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+class Boom(Exception):
+    """Raised on purpose inside profiled code. Not a RuntimeError: the stubs' NotImplementedError
+    is one, and must not be mistaken for the exception a test expects."""
+
+
+class FakeClock:
+    """A clock that moves only when a test advances it, so every duration is known exactly.
+    It starts at 1000, not 0: a duration measured from a forgotten start of 0 shows."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+# --------------------------------------------------------------------------------------------
+# summarize: min, mean, p50, p95, p99, max of timing samples
+# --------------------------------------------------------------------------------------------
+
+
+def assert_summary_of(result: TimingResult, samples: list[float]) -> None:
+    """``result`` summarises ``samples``: numpy's linear-interpolation percentiles, exact order.
+
+    Tolerances (samples are >= 0, so |hi - lo| <= max|x|). The fractional index
+    h = (n - 1) * q / 100 costs up to two roundings, eps * h <= eps * (n - 1) apart between two
+    correct ways of computing it (numpy rounds q / 100 first), which moves the interpolated
+    value by up to that times |hi - lo|; the interpolation lo + f * (hi - lo) itself adds three
+    roundings of eps/2 * max|x| on each side. Hence (2 (n - 1) + 4) eps max|x|: hundreds of eps,
+    far below the gap to any other percentile method. A mean is a sum of n terms: recursive
+    summation errs by at most (n - 1) eps * max|x| (Higham, eq. 4.4), pairwise summation less.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    assert isinstance(result, TimingResult)
+    np.testing.assert_array_equal(result.samples, x, err_msg="samples must be kept, in measurement order")
+    scale = float(np.max(np.abs(x)))
+    tolerance = (2 * (len(x) - 1) + 4) * EPS64 * scale
+    assert result.min == x.min() and result.max == x.max()
+    for q, got in ((50, result.p50), (95, result.p95), (99, result.p99)):
+        want = float(np.percentile(x, q, method="linear"))
+        assert abs(got - want) <= tolerance, f"p{q} = {got!r}, numpy's linear method gives {want!r}"
+    assert abs(result.mean - float(np.mean(x))) <= len(x) * EPS64 * scale
+    assert result.min <= result.p50 <= result.p95 <= result.p99 <= result.max, (
+        f"percentiles out of order: min {result.min!r} p50 {result.p50!r} p95 {result.p95!r} "
+        f"p99 {result.p99!r} max {result.max!r}"
+    )
+
+
+def test_summarize_worked_example():
+    # n = 3 sorted (1, 2, 3): p95 sits at index 2 * 0.95 = 1.9 -> 2 + 0.9 * (3 - 2) = 2.9.
+    result = summarize([3.0, 1.0, 2.0])
+    assert result.samples.tolist() == [3.0, 1.0, 2.0]
+    assert (result.min, result.mean, result.p50, result.max) == (1.0, 2.0, 2.0, 3.0)
+    assert result.p95 == pytest.approx(2.9, rel=4 * EPS64)
+    assert result.p99 == pytest.approx(2.98, rel=4 * EPS64)
+    assert result.runs == 3
+
+
+@given(samples=timing_samples())
+@example(samples=[0.25])  # one sample is every percentile
+@example(samples=[0.1] * 7)  # constant: (1 - f) * lo + f * hi would drift off 0.1
+@example(samples=[0.1] * 3 + [0.2])
+@example(samples=[1e-9, 1e6])  # fifteen orders of magnitude
+@example(samples=[5.0, 4.0, 3.0, 2.0, 1.0])  # unsorted
+@example(samples=[0.0, 0.0, 1.0])
+def test_summarize_agrees_with_numpy_and_keeps_percentiles_ordered(samples):
+    before = list(samples)
+    result = summarize(samples)
+    assert samples == before, "summarize must not modify its input"
+    assert_summary_of(result, samples)
+
+
+def test_summarize_does_not_sort_an_array_in_place():
+    samples = np.array([3.0, 1.0, 2.0])
+    result = summarize(samples)
+    np.testing.assert_array_equal(samples, [3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(result.samples, [3.0, 1.0, 2.0])
+
+
+def test_summarize_rejects_bad_samples_and_accepts_a_single_one():
+    for bad in ([], [1.0, float("nan")], [1.0, float("inf")], [-1.0, 2.0]):
+        with pytest.raises(ValueError, match="samples"):
+            summarize(bad)
+    one = summarize([0.5])
+    assert (one.min, one.mean, one.p50, one.p95, one.p99, one.max) == (0.5,) * 6
+
+
+# --------------------------------------------------------------------------------------------
+# Timer.measure: warmup excluded, samples read from the clock
+# --------------------------------------------------------------------------------------------
+
+
+def clocked_function(clock: FakeClock, durations: list[float]):
+    """A function whose i-th call takes durations[i] on ``clock``; returns (func, call counter)."""
+    calls = [0]
+
+    def func() -> None:
+        clock.now += durations[calls[0]]
+        calls[0] += 1
+
+    return func, calls
+
+
+WARMUP_COST = 1e9  # a warmup call that leaked into the samples would stick out by far
+
+
+@given(
+    warmup=st.integers(0, 5),
+    timed=st.lists(st.integers(0, 10**6).map(float), min_size=1, max_size=30),
+)
+@example(warmup=0, timed=[7.0])  # the smallest valid measurement
+@example(warmup=3, timed=[5.0, 5.0, 5.0])
+def test_measure_times_only_the_timed_runs(warmup, timed):
+    # Integer durations: every clock reading and difference is exact in float64 (< 2**53).
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] * warmup + timed)
+    result = Timer(clock=clock).measure(func, warmup=warmup, runs=len(timed))
+    assert calls[0] == warmup + len(timed), "func must be called warmup + runs times"
+    assert result.runs == len(timed)
+    assert_summary_of(result, timed)
+
+
+def test_measure_defaults_to_3_warmup_and_100_runs():
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] * 3 + [1.0] * 100)
+    result = Timer(clock=clock).measure(func)
+    assert calls[0] == 103
+    assert result.samples.tolist() == [1.0] * 100
+
+
+def test_measure_with_the_real_clock():
+    timer = Timer()
+    assert timer.clock is time.perf_counter
+    result = timer.measure(lambda: sum(range(100)), warmup=1, runs=5)
+    assert result.runs == 5
+    assert np.all(result.samples >= 0)
+    assert result.min <= result.p50 <= result.p95 <= result.p99 <= result.max
+
+
+def test_measure_rejects_bad_arguments_at_the_boundary():
+    timer = Timer(clock=FakeClock())
+    with pytest.raises(ValueError, match="runs"):
+        timer.measure(lambda: None, runs=0)
+    with pytest.raises(ValueError, match="warmup"):
+        timer.measure(lambda: None, warmup=-1)
+    with pytest.raises(TypeError, match="runs"):
+        timer.measure(lambda: None, runs=2.5)
+    with pytest.raises(TypeError, match="func"):
+        timer.measure(42)
+    # ... and the boundary itself is valid: no warmup, a single run.
+    calls = []
+    result = timer.measure(lambda: calls.append(1), warmup=0, runs=1)
+    assert len(calls) == 1 and result.runs == 1
+
+
+# --------------------------------------------------------------------------------------------
+# MemoryProfiler: peak and net bytes with tracemalloc
+# --------------------------------------------------------------------------------------------
+
+N = 1_000_000  # float64 elements: an 8 MB array
+NBYTES = 8 * N
+# Interpreter noise: a profiled call allocates a frame, a few small ints and tuples, a few hundred
+# bytes in all (measured: under 1 KiB). 64 KiB is far above that and still under 1 % of NBYTES.
+NOISE = 64 * 1024
+
+
+def allocate_and_free() -> None:
+    a = np.ones(N)
+    a += 1.0
+    del a
+
+
+def allocate_and_keep() -> np.ndarray:
+    return np.ones(N)
+
+
+def test_peak_counts_an_array_the_function_frees():
+    was_tracing = tracemalloc.is_tracing()
+    mem = MemoryProfiler().profile(allocate_and_free)
+    assert mem.peak_bytes >= NBYTES, "numpy's buffer must show in the peak"
+    assert abs(mem.net_bytes) <= NOISE, "a freed array leaves nothing behind"
+    assert mem.peak_bytes <= NBYTES + NOISE
+    assert mem.result is None
+    assert tracemalloc.is_tracing() == was_tracing, "tracing must be left as it was found"
+
+
+def test_net_counts_the_array_the_function_returns():
+    mem = MemoryProfiler().profile(allocate_and_keep)
+    assert isinstance(mem.result, np.ndarray) and mem.result.shape == (N,)
+    assert NBYTES <= mem.net_bytes <= NBYTES + NOISE
+    assert mem.peak_bytes >= mem.net_bytes
+
+
+def test_start_and_stop_around_a_block():
+    profiler = MemoryProfiler()
+    profiler.start()
+    kept = np.zeros(N)
+    mem = profiler.stop()
+    assert NBYTES <= mem.net_bytes <= NBYTES + NOISE
+    assert kept.nbytes == NBYTES
+    with pytest.raises(RuntimeError, match="start"):
+        profiler.stop()  # stopped already
+
+
+def test_nested_profilers_keep_the_outer_peak():
+    def inner() -> np.ndarray:
+        return np.ones(N // 100)  # 80 KB
+
+    def outer():
+        allocate_and_free()  # 8 MB come and go before the inner profiler resets the peak
+        return MemoryProfiler().profile(inner)
+
+    was_tracing = tracemalloc.is_tracing()
+    mem = MemoryProfiler().profile(outer)
+    inner_mem = mem.result
+    assert mem.peak_bytes >= NBYTES, "the inner profiler erased the outer one's peak"
+    assert NBYTES // 100 <= inner_mem.peak_bytes <= NBYTES // 100 + NOISE, "the inner peak is its own"
+    assert tracemalloc.is_tracing() == was_tracing
+
+
+def test_tracing_started_by_someone_else_keeps_running():
+    # Someone traces already and holds 8 MB: the profiler measures from where it starts, so
+    # neither those bytes nor that caller's peak leak into its numbers.
+    was_tracing = tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:
+        held = np.ones(N)
+        kept = MemoryProfiler().profile(allocate_and_keep)
+        freed = MemoryProfiler().profile(allocate_and_free)
+        assert tracemalloc.is_tracing(), "the profiler stopped tracing it did not start"
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    assert held.nbytes == NBYTES
+    assert NBYTES <= kept.net_bytes <= NBYTES + NOISE
+    assert NBYTES <= freed.peak_bytes <= NBYTES + NOISE, "the peak is relative to the start"
+    assert abs(freed.net_bytes) <= NOISE
+
+
+def test_profile_stops_when_the_function_raises():
+    was_tracing = tracemalloc.is_tracing()
+
+    def fails():
+        raise Boom("inside the profiled function")
+
+    with pytest.raises(Boom):
+        MemoryProfiler().profile(fails)
+    assert tracemalloc.is_tracing() == was_tracing
+    assert MemoryProfiler().profile(allocate_and_keep).net_bytes >= NBYTES  # still usable
+
+
+def test_profile_rejects_a_non_callable_and_returns_the_result():
+    with pytest.raises(TypeError, match="func"):
+        MemoryProfiler().profile(np.ones(3))
+    assert MemoryProfiler().profile(lambda: "done").result == "done"
+
+
+# --------------------------------------------------------------------------------------------
+# FLOPCounter: 2 FLOPs per multiply-add, one per bias add, per layer
+# --------------------------------------------------------------------------------------------
+
+
+def count(model: Module, x) -> dict:
+    return FLOPCounter().count_ops(model, x)
+
+
+def test_linear_worked_example():
+    # x (2, 3) @ W (3, 4): 2 * 4 dot products of length 3 = 24 multiply-adds = 48 FLOPs;
+    # the bias adds one FLOP per output element: 8 more.
+    x = np.ones((2, 3), dtype=np.float32)
+    assert count(Linear(3, 4, bias=False), x).total == 48
+    result = count(Linear(3, 4), x)
+    assert result.total == 56
+    assert result.per_layer == {"Linear": 56}, "a bare layer is named after its class"
+    # leading dimensions are rows: (2, 5, 3) is 10 rows of 3
+    assert count(Linear(3, 4), np.ones((2, 5, 3), dtype=np.float32)).total == 5 * 56
+
+
+@given(case=conv_cases(max_kernel=4), bias=st.booleans())
+@example(case=ConvCase(n=1, c_in=1, c_out=1, h=1, w=1, kh=1, kw=1), bias=False)
+@example(case=ConvCase(n=2, c_in=3, c_out=2, h=3, w=3, kh=3, kw=3), bias=True)  # one output pixel
+@example(case=ConvCase(n=1, c_in=2, c_out=3, h=7, w=5, kh=2, kw=3, stride=3, padding=2), bias=True)
+def test_conv_flops_equal_its_im2col_product(case, bias):
+    conv = Conv2d(case.c_in, case.c_out, (case.kh, case.kw), case.stride, case.padding, bias=bias)
+    x = np.zeros((case.n, case.c_in, case.h, case.w), dtype=np.float32)
+    cols = im2col(x, (case.kh, case.kw), case.stride, case.padding)  # the (M, K) patch matrix
+    M, K = cols.shape
+    gemm = 2 * M * K * case.c_out  # (M, K) @ (K, c_out)
+    bias_adds = M * case.c_out if bias else 0  # one per element of the (M, c_out) product
+    assert count(conv, x).total == gemm + bias_adds
+
+
+@given(
+    n=st.integers(1, 3),
+    c_in=st.integers(1, 6),
+    c_out=st.integers(1, 6),
+    h=st.integers(1, 5),
+    w=st.integers(1, 5),
+    bias=st.booleans(),
+)
+def test_a_1x1_convolution_counts_as_the_equivalent_linear(n, c_in, c_out, h, w, bias):
+    # A 1x1 convolution is a Linear(c_in, c_out) applied at each of the n * h * w pixels.
+    conv = count(Conv2d(c_in, c_out, 1, bias=bias), np.zeros((n, c_in, h, w), dtype=np.float32))
+    linear = count(Linear(c_in, c_out, bias=bias), np.zeros((n * h * w, c_in), dtype=np.float32))
+    assert conv.total == linear.total
+
+
+def build_model(kind: str, width: int, seed: int) -> tuple[Module, object]:
+    """A small model of ``kind`` and a function batch -> input of that batch size."""
+    rng = np.random.default_rng(seed)
+    if kind == "mlp":
+        model = Sequential(Linear(width, 2 * width, rng=rng), ReLU(), Linear(2 * width, 3, rng=rng), GELU())
+        return model, lambda b: rng.standard_normal((b, width)).astype(np.float32)
+    if kind == "cnn":
+        model = Sequential(
+            Conv2d(2, width, 3, padding=1, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+            Flatten(),
+            Linear(width * 2 * 2, 3, rng=rng),
+        )
+        return model, lambda b: rng.standard_normal((b, 2, 4, 4)).astype(np.float32)
+    if kind == "attention":
+        model = MultiHeadAttention(2 * width, 2, rng=rng)
+        return model, lambda b: rng.standard_normal((b, 3, 2 * width)).astype(np.float32)
+    model = GPT(vocab_size=11, max_seq_len=6, embed_dim=2 * width, n_heads=2, n_layers=2, rng=rng)
+    return model, lambda b: rng.integers(0, 11, size=(b, 5))
+
+
+@given(
+    kind=st.sampled_from(["mlp", "cnn", "attention", "gpt"]),
+    width=st.integers(1, 4),
+    batch=st.integers(1, 6),
+)
+@example(kind="gpt", width=1, batch=1)
+@example(kind="cnn", width=3, batch=5)
+def test_flops_scale_linearly_with_batch(kind, width, batch):
+    model, make_input = build_model(kind, width, seed=width)
+    one = count(model, make_input(1))
+    many = count(model, make_input(batch))
+    assert list(many.per_layer) == list(one.per_layer)
+    assert many.per_layer == {name: batch * flops for name, flops in one.per_layer.items()}
+    assert many.total == batch * one.total
+    assert one.total > 0 and one.unsupported == ()
+
+
+def test_per_layer_breakdown_names_layers_in_order_and_sums_to_the_total():
+    model = Sequential(Linear(4, 8), ReLU(), LayerNorm(8), Linear(8, 2))
+    result = count(model, np.ones((3, 4), dtype=np.float32))
+    names = [name for name, _ in model.named_modules()]
+    assert list(result.per_layer) == ["layers.0", "layers.1", "layers.2", "layers.3"]
+    assert set(result.per_layer) <= set(names)
+    assert result.per_layer["layers.1"] == 0 and result.per_layer["layers.2"] == 0, "ReLU, LayerNorm count 0"
+    assert result.per_layer["layers.0"] == count(Linear(4, 8), np.ones((3, 4), dtype=np.float32)).total
+    assert sum(result.per_layer.values()) == result.total
+
+
+def test_gpt_breakdown_covers_every_block():
+    model, make_input = build_model("gpt", width=2, seed=0)
+    result = count(model, make_input(2))
+    assert sum(result.per_layer.values()) == result.total
+    for i in range(2):
+        for part in ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "attn", "mlp.layers.0"):
+            assert result.per_layer[f"blocks.{i}.{part}"] > 0, f"blocks.{i}.{part} not counted"
+    assert result.per_layer["head"] > 0 and result.per_layer["tok_emb"] == 0
+    assert result.unsupported == ()
+
+
+def zoo_input(name: str, batch: int) -> np.ndarray:
+    """An input for a zoo model: (batch, 1, 8, 8) digit images, or (batch, 7) token prompts
+    (6 digits and the separator) for the sorting GPT. FLOPs depend on shapes, not values."""
+    if zoo.get(name).task == "digits":
+        return np.zeros((batch, 1, 8, 8), dtype=np.float32)
+    return np.zeros((batch, 7), dtype=np.int64)
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_zoo_models_are_fully_counted_and_scale_with_batch(name):
+    model = zoo.build_model(name)  # untrained: FLOPs do not depend on the weights
+    one = count(model, zoo_input(name, 1))
+    three = count(model, zoo_input(name, 3))
+    assert one.unsupported == (), "every layer type of the zoo has a rule"
+    assert sum(one.per_layer.values()) == one.total > 0
+    for layer_name, layer in model.named_modules():
+        if isinstance(layer, (Linear, Conv2d, MultiHeadAttention)):
+            assert one.per_layer[layer_name or type(layer).__name__] > 0, f"{layer_name} not counted"
+    assert three.per_layer == {k: 3 * v for k, v in one.per_layer.items()}
+
+
+def attention_own_flops(mha: MultiHeadAttention, x: np.ndarray, past=None) -> int:
+    """The FLOPs the attention layer itself adds (QK^T and AV), its projections apart."""
+    inputs = (Tensor(x),) if past is None else (Tensor(x), past)
+    output = mha(*inputs)
+    return layer_flops(mha, inputs, output)
+
+
+def test_attention_counts_its_projections_and_two_products():
+    rng = np.random.default_rng(0)
+    # The smallest case: one head of size 1, one token: QK^T and AV are 1x1 products, 2 FLOPs each.
+    assert attention_own_flops(MultiHeadAttention(1, 1, rng=rng), np.ones((1, 1, 1), np.float32)) == 4
+    mha = MultiHeadAttention(8, 2, rng=rng)
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    result = count(mha, x)
+    projection = count(Linear(8, 8), x).total
+    for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        assert result.per_layer[name] == projection
+    own = result.per_layer["MultiHeadAttention"]
+    assert own == attention_own_flops(mha, x)
+    assert result.total == 4 * projection + own
+    # the score matrix is T x T: twice the tokens, four times the products
+    assert attention_own_flops(mha, np.concatenate([x, x], axis=1)) == 4 * own
+
+
+@given(past=st.integers(1, 6))
+def test_attention_with_a_cache_counts_the_cached_keys(past):
+    # Decoding one token against `past` cached positions: its query meets past + 1 keys, one row
+    # of the full (past + 1) x (past + 1) score matrix of the whole sequence.
+    rng = np.random.default_rng(past)
+    mha = MultiHeadAttention(4, 2, rng=rng)
+    seq = rng.standard_normal((1, past + 1, 4)).astype(np.float32)
+    full = attention_own_flops(mha, seq)
+    _, cache = mha(Tensor(seq[:, :past]))
+    step = attention_own_flops(mha, seq[:, past:], past=cache)
+    assert step * (past + 1) == full
+
+
+class Twice(Module):
+    """Runs one Linear twice (shared weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(self.fc(x))
+
+
+def test_a_layer_called_twice_counts_twice():
+    x = np.ones((2, 4), dtype=np.float32)
+    once = count(Linear(4, 4), x).total
+    assert count(Twice(), x).per_layer == {"fc": 2 * once}
+
+
+class Square(Module):
+    """A layer FLOPCounter has no rule for."""
+
+    def forward(self, x):
+        return x * x
+
+
+def test_a_layer_without_a_rule_is_listed_and_counts_zero():
+    model = Sequential(Linear(3, 4), Square(), ReLU(), Linear(4, 2))
+    x = np.ones((2, 3), dtype=np.float32)
+    result = count(model, x)
+    assert result.unsupported == ("layers.1",)
+    assert "layers.1" not in result.per_layer
+    linears = count(Linear(3, 4), x).total + count(Linear(4, 2), np.ones((2, 4), np.float32)).total
+    assert result.total == linears
+
+
+def test_count_ops_takes_tensors_and_arrays_and_rejects_non_modules():
+    x = np.ones((2, 3), dtype=np.float32)
+    layer = Linear(3, 4)
+    assert count(layer, Tensor(x)).total == count(layer, x).total == 56
+    with pytest.raises(TypeError, match="model"):
+        count(lambda t: t, x)
+
+
+def test_count_ops_removes_its_hooks_even_when_the_forward_fails():
+    model = Sequential(Linear(3, 4), ReLU())
+    assert count(model, np.ones((1, 3), np.float32)).total == 2 * 3 * 4 + 4
+    with pytest.raises(ValueError):
+        count(model, np.ones((1, 5), np.float32))  # wrong in_features
+    # `_forward_hooks` is the foundation's hook table (tinytorch/layers.py): empty again.
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+# --------------------------------------------------------------------------------------------
+# ProfilerContext: a with block that reports time, memory and the most expensive layer
+# --------------------------------------------------------------------------------------------
+
+
+class Tick(Module):
+    """A layer that takes exactly ``cost`` seconds on a fake clock."""
+
+    def __init__(self, clock: FakeClock, cost: float) -> None:
+        super().__init__()
+        self.clock, self.cost = clock, cost
+
+    def forward(self, x):
+        self.clock.now += self.cost
+        return x
+
+
+class Net(Module):
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.fast = Tick(clock, 1.0)
+        self.slow = Tick(clock, 5.0)
+        self.proj = Linear(4, 4)
+
+    def forward(self, x):
+        self.clock.now += 2.0  # the container's own work: in no layer
+        return self.proj(self.slow(self.fast(x)))
+
+
+def test_profiler_context_reports_self_times_and_the_most_expensive_layer(capsys):
+    clock = FakeClock()
+    model = Net(clock)
+    x = np.ones((3, 4), dtype=np.float32)
+    with ProfilerContext(model, clock=clock) as prof:
+        model(x)
+        model(x)
+        clock.now += 3.0  # work in the block outside the model
+        kept = np.ones(N)
+    # wall = 2 calls * (fast 1 + slow 5 + Net's own 2) + 3 outside = 19 fake seconds
+    assert prof.wall_time == 19.0
+    assert list(prof.layers) == ["fast", "slow", "proj"], "one row per layer, containers excluded"
+    assert [(s.calls, s.time) for s in prof.layers.values()] == [(2, 2.0), (2, 10.0), (2, 0.0)]
+    assert prof.layers["proj"].flops == 2 * count(Linear(4, 4), x).total
+    assert prof.layers["slow"].flops is None, "no FLOP rule: None, not 0"
+    assert prof.most_expensive == "slow"
+    assert prof.memory.peak_bytes >= kept.nbytes
+    printed = capsys.readouterr().out
+    assert printed == prof.report() + "\n", "the report is printed on exit"
+    assert "most expensive layer: slow" in printed
+    for name in ("fast", "proj"):
+        assert name in printed
+
+
+def test_profiler_context_without_a_model_times_and_tracks_memory(capsys):
+    clock = FakeClock()
+    with ProfilerContext(clock=clock, verbose=False) as prof:
+        clock.now += 7.0
+        kept = np.ones(N)
+    assert prof.wall_time == 7.0
+    assert prof.memory.peak_bytes >= kept.nbytes
+    assert prof.layers == {} and prof.most_expensive is None
+    assert capsys.readouterr().out == "", "verbose=False prints nothing"
+    assert "wall time" in prof.report()
+
+
+def test_profiler_context_cleans_up_when_the_block_raises(capsys):
+    clock = FakeClock()
+    model = Net(clock)
+    was_tracing = tracemalloc.is_tracing()
+    with pytest.raises(Boom):
+        with ProfilerContext(model, clock=clock) as prof:
+            model(np.ones((1, 4), dtype=np.float32))
+            raise Boom("inside the block")
+    assert prof.wall_time == 8.0
+    assert all("forward" not in vars(m) for m in model.modules()), "every forward must be restored"
+    assert tracemalloc.is_tracing() == was_tracing
+    assert capsys.readouterr().out == "", "no report for a block that raised"
+    # the model runs as before, and a new block profiles it afresh
+    with ProfilerContext(model, clock=clock, verbose=False) as again:
+        model(np.ones((1, 4), dtype=np.float32))
+    assert again.layers["slow"].calls == 1
+
+
+class AttentionThenTick(Module):
+    def __init__(self, attn: MultiHeadAttention, tail: Tick) -> None:
+        super().__init__()
+        self.attn, self.tail = attn, tail
+
+    def forward(self, x):
+        y, _ = self.attn(x)
+        return self.tail(y)
+
+
+def test_a_layer_with_sublayers_gets_its_self_time_not_its_inclusive_time():
+    # Attention has a FLOP rule of its own *and* sublayers. Swap its four projections for
+    # 1-second Ticks (a Tick passes (B, T, E) through, like a Linear(E, E)): the attention's own
+    # products take no fake time, so its self time is 4 - 4 * 1 = 0, not the inclusive 4, and the
+    # 3-second tail is the most expensive layer.
+    clock = FakeClock()
+    mha = MultiHeadAttention(4, 2, rng=np.random.default_rng(0))
+    for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        setattr(mha, name, Tick(clock, 1.0))
+    net = AttentionThenTick(mha, Tick(clock, 3.0))
+    x = np.ones((1, 3, 4), dtype=np.float32)
+    with ProfilerContext(net, clock=clock, verbose=False) as prof:
+        net(x)
+    assert prof.wall_time == 7.0
+    assert prof.layers["attn"].time == 0.0
+    assert prof.layers["attn.q_proj"].time == 1.0
+    assert prof.layers["attn"].flops == attention_own_flops(mha, x)
+    assert prof.most_expensive == "tail"
+    assert sum(s.time for s in prof.layers.values()) == prof.wall_time
+
+
+def test_nested_profiler_contexts_on_one_model_both_see_its_layers():
+    clock = FakeClock()
+    model = Net(clock)
+    x = np.ones((1, 4), dtype=np.float32)
+    with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as outer:
+        model(x)
+        with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as inner:
+            model(x)
+    assert inner.layers["slow"].calls == 1 and outer.layers["slow"].calls == 2
+    assert (inner.wall_time, outer.wall_time) == (8.0, 16.0)
+    assert outer.memory is None, "track_memory=False measures no memory"
+    assert all("forward" not in vars(m) for m in model.modules()), "every forward must be restored"
+    # a model that did not run inside the block has no layers to name
+    with ProfilerContext(model, clock=clock, verbose=False) as idle:
+        pass
+    assert idle.layers == {} and idle.most_expensive is None
+    assert "most expensive layer: none" in idle.report()
+
+
+def test_results_print_as_readable_summaries():
+    timing = str(summarize([0.001, 0.002, 0.004]))
+    assert "p50" in timing and "p99" in timing and "ms" in timing
+    memory = str(MemoryProfiler().profile(allocate_and_keep))
+    assert "peak" in memory and "MiB" in memory
+    flops = str(count(Sequential(Linear(3, 4), ReLU()), np.ones((2, 3), np.float32)))
+    assert "layers.0" in flops and "56" in flops and "total" in flops
+
+
+def test_constructors_and_misuse_get_clear_errors():
+    with pytest.raises(TypeError, match="clock"):
+        Timer(clock=3.0)
+    with pytest.raises(TypeError, match="model"):
+        ProfilerContext(model="not a model")
+    with pytest.raises(TypeError, match="clock"):
+        ProfilerContext(clock=None)
+    with pytest.raises(TypeError, match="samples"):
+        summarize(["fast", "slow"])
+    prof = ProfilerContext(clock=FakeClock(), verbose=False)
+    with pytest.raises(RuntimeError, match="with"):
+        prof.report()  # nothing measured yet
+    profiler = MemoryProfiler()
+    profiler.start()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            profiler.start()
+    finally:
+        mem = profiler.stop()
+    assert abs(mem.net_bytes) <= NOISE

@@ -1,0 +1,405 @@
+"""The student CLI: ``tinytorch status | test | hint | watch | list | bench``.
+
+Everything comes from the registry (``tinytorch/modules.toml``); tests run in a pytest
+subprocess (``tinytorch.runner``) against the student's code (``TINYTORCH_IMPL=katas``, or
+``--impl``). Plain text, no colour needed. Exit codes:
+
+* 0: done; for ``test`` and ``watch``: every test passes;
+* 1: ``test``/``watch``: some test fails (or cannot be collected); ``bench``: no benchmark;
+* 2: usage error: unknown command or module (the valid modules are listed), a planned module;
+* 3: the tests could not be run at all (pytest wrote no report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from tinytorch import perf, registry, runner
+
+OK, FAILING, USAGE, BROKEN = 0, 1, 2, 3
+BAR_WIDTH = 20
+SHOWN_FAILURES = 5
+HINTS_FILE = Path(".tinytorch") / "hints.json"
+
+# Waits between polls of `watch`; a module attribute so tests can replace it.
+_sleep: Callable[[float], None] = time.sleep
+
+
+class UsageError(Exception):
+    """A command the CLI cannot act on: the message says why and what would work."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _valid_modules() -> str:
+    return ", ".join(f"{m.number} {m.name}" for m in registry.modules())
+
+
+def _module(key: str) -> registry.Module:
+    """A released module by name or number, else a UsageError that lists the valid ones."""
+    try:
+        module = registry.get(key)
+    except KeyError:
+        raise UsageError(f"unknown module {key!r}; the modules are: {_valid_modules()}") from None
+    if not module.ready:
+        released = ", ".join(f"{m.number} {m.name}" for m in registry.modules() if m.ready)
+        raise UsageError(
+            f"module {module.number} ({module.name}) is planned and not released yet; "
+            f"the released modules are: {released}"
+        )
+    return module
+
+
+def _check_impl(impl: str) -> str:
+    try:
+        perf.parse_impl(impl)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return impl
+
+
+def bar(passed: int, total: int, width: int = BAR_WIDTH) -> str:
+    """``[#######.............]``: a progress bar readable without colour."""
+    filled = round(width * passed / total) if total else 0
+    if passed < total:
+        filled = min(filled, width - 1)  # only a full pass fills the bar
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def _where(outcome: runner.TestOutcome) -> str:
+    """Where a failure happened: the kata frame, else the test line."""
+    if outcome.location:
+        return str(outcome.location)
+    if outcome.test_location:
+        return f"{outcome.test_location} (the test's check; the kata returned a wrong result)"
+    return outcome.nodeid
+
+
+def _run(modules: list[registry.Module], impl: str) -> runner.RunResult:
+    return runner.run_modules(modules, impl=impl)
+
+
+def _no_report(result: runner.RunResult, out: TextIO) -> int:
+    print("error: pytest wrote no report; its output was:", file=out)
+    print(result.output.rstrip(), file=out)
+    return BROKEN
+
+
+# --------------------------------------------------------------------------- list
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    print(f"{'#':>3}  {'module':<13} {'status':<8} {'points':>6}  title", file=out)
+    for m in registry.modules():
+        print(f"{m.number:>3}  {m.name:<13} {m.status:<8} {m.points:>6}  {m.title}", file=out)
+    print("\nEdit the stubs in katas/<module>/; run `tinytorch test <module>`.", file=out)
+    return OK
+
+
+# --------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    impl = _check_impl(args.impl)
+    ready = [m for m in registry.modules() if m.ready]
+    result = _run(ready, impl)
+    if not result.report_found:
+        return _no_report(result, out)
+    print(f"TinyTorch optimization katas: tests against {impl} (TINYTORCH_IMPL={impl})\n", file=out)
+    print(f"{'#':>3}  {'module':<13} {'tests':>9}  {'progress':<{BAR_WIDTH + 2}}  title", file=out)
+    next_step = None
+    for m in registry.modules():
+        if not m.ready:
+            progress = "not released yet"
+            print(
+                f"{m.number:>3}  {m.name:<13} {'planned':>9}  {progress:<{BAR_WIDTH + 2}}  {m.title}",
+                file=out,
+            )
+            continue
+        r = result[m.name]
+        if r.collection_errors:
+            tests = "error"
+            progress = "cannot import: see test"
+        elif r.total == 0:
+            tests, progress = "no tests", ""
+        else:
+            tests = f"{r.passed}/{r.total}"
+            progress = bar(r.passed, r.total) + (" done" if r.all_passed else "")
+        print(f"{m.number:>3}  {m.name:<13} {tests:>9}  {progress:<{BAR_WIDTH + 2}}  {m.title}", file=out)
+        if next_step is None and not r.all_passed:
+            next_step = (m, r)
+    print(file=out)
+    if next_step is None:
+        print("Next step: every released module passes. Well done; try `tinytorch bench <module>`.", file=out)
+        return OK
+    m, r = next_step
+    if r.failures:
+        first = r.failures[0]
+        print(f"Next step: module {m.number} {m.name}: {first.name} fails at {_where(first)}", file=out)
+        if first.not_implemented or first.collection:
+            print(f"  {first.summary_lines(1)[0]}", file=out)
+    else:
+        print(f"Next step: module {m.number} {m.name} has no tests yet ({m.tests}).", file=out)
+    print(f"  run `tinytorch test {m.name}`, or `tinytorch hint {m.name}` for a hint", file=out)
+    return OK
+
+
+# --------------------------------------------------------------------------- test
+
+
+def report_module(result: runner.ModuleResult, impl: str, out: TextIO, show_all: bool = False) -> int:
+    """Print one module's outcomes concisely; return the exit code (0 all pass, 1 otherwise)."""
+    m = result.module
+    failures = result.failures
+    if result.collection_errors:
+        print(f"module {m.number} {m.name}: the tests cannot be collected ({impl})", file=out)
+    else:
+        print(f"module {m.number} {m.name}: {result.passed}/{result.total} tests pass ({impl})", file=out)
+    if result.total == 0 and not failures:
+        print(f"  no tests found in {m.tests}", file=out)
+        return FAILING
+    shown = failures if show_all else failures[:SHOWN_FAILURES]
+    for outcome in shown:
+        label = "ERROR" if outcome.outcome == "error" else outcome.outcome.upper()
+        print(f"\n{label} {outcome.nodeid}", file=out)
+        print(f"  at {_where(outcome)}", file=out)
+        for line in outcome.summary_lines():
+            print(f"  | {line}", file=out)
+    if len(failures) > len(shown):
+        print(
+            f"\n... and {len(failures) - len(shown)} more (`tinytorch test {m.name} --all` shows them):",
+            file=out,
+        )
+        for outcome in failures[len(shown) :]:
+            print(f"  {outcome.outcome.upper()} {outcome.name}", file=out)
+    todo = sorted(
+        {
+            str(o.location.function) + " in " + o.location.path
+            for o in failures
+            if o.not_implemented and o.location
+        }
+    )
+    if todo:
+        print("\nstill raising NotImplementedError: " + "; ".join(todo), file=out)
+    if failures:
+        print(f"\nNext: fix the first failure above; `tinytorch hint {m.name}` gives a hint.", file=out)
+        return FAILING
+    print("\nAll tests pass.", file=out)
+    return OK
+
+
+def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
+    module = _module(args.module)
+    impl = _check_impl(args.impl)
+    result = _run([module], impl)
+    if not result.report_found:
+        return _no_report(result, out)
+    return report_module(result[module.name], impl, out, show_all=args.all)
+
+
+# --------------------------------------------------------------------------- hint
+
+
+def _hints_path() -> Path:
+    return registry.repo_root() / HINTS_FILE
+
+
+def _load_progress() -> dict[str, list[int]]:
+    try:
+        data = json.loads(_hints_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_progress(progress: dict[str, list[int]]) -> None:
+    path = _hints_path()
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(progress, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
+    module = _module(args.module)
+    impl = _check_impl(args.impl)
+    progress = _load_progress()
+    if args.reset:
+        progress.pop(module.name, None)
+        _save_progress(progress)
+        print(f"hints of module {module.number} {module.name} reset", file=out)
+        return OK
+    result = _run([module], impl)
+    if not result.report_found:
+        return _no_report(result, out)
+    r = result[module.name]
+    if r.all_passed:
+        print(
+            f"Every test of module {module.number} {module.name} passes ({r.passed}/{r.total}): "
+            "no hint needed.",
+            file=out,
+        )
+        return OK
+    if not r.failures:
+        print(f"module {module.number} {module.name} has no tests in {module.tests}", file=out)
+        return FAILING
+    first = r.failures[0]
+    print(f"First failing test: {first.nodeid}\n  at {_where(first)}", file=out)
+    for line in first.summary_lines(3):
+        print(f"  | {line}", file=out)
+    matching = [i for i, h in enumerate(module.hints) if h.tests in first.nodeid]
+    if not matching:
+        print(
+            "\nNo hint in the registry for this test: read the failure above and the docstring of the "
+            "function it points at.",
+            file=out,
+        )
+        return OK
+    shown = set(progress.get(module.name, []))
+    fresh = [i for i in matching if i not in shown]
+    if not fresh:
+        print(f"\nEvery hint for this test ({len(matching)}) is shown already:", file=out)
+        for k, i in enumerate(matching, 1):
+            print(f"  {k}. {module.hints[i].text}", file=out)
+        print(f"(`tinytorch hint {module.name} --reset` starts over)", file=out)
+        return OK
+    i = fresh[0]
+    print(f"\nHint {matching.index(i) + 1} of {len(matching)}: {module.hints[i].text}", file=out)
+    progress[module.name] = sorted(shown | {i})
+    _save_progress(progress)
+    if len(fresh) > 1:
+        print(f"(run `tinytorch hint {module.name}` again for the next one)", file=out)
+    return OK
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """(mtime in ns, size) of every .py file under ``folder``: a change means a save."""
+    state = {}
+    for path in sorted(folder.rglob("*.py")):
+        try:
+            stat = path.stat()
+        except OSError:  # deleted between listing and stat
+            continue
+        state[str(path)] = (stat.st_mtime_ns, stat.st_size)
+    return state
+
+
+def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
+    module = _module(args.module)
+    impl = _check_impl(args.impl)
+    folder = registry.repo_root() / module.tree(perf.impl_for(module.name, impl))
+    print(f"watching {folder}: the tests rerun when you save; Ctrl-C stops", file=out)
+    runs, code = 0, OK
+    try:
+        state = snapshot(folder)
+        while True:
+            result = _run([module], impl)
+            code = (
+                report_module(result[module.name], impl, out)
+                if result.report_found
+                else _no_report(result, out)
+            )
+            runs += 1
+            out.flush()
+            if args.max_runs is not None and runs >= args.max_runs:
+                return code
+            print(f"\n--- waiting for a change in {module.kata}/ (Ctrl-C stops) ---", file=out)
+            out.flush()
+            while (new := snapshot(folder)) == state:
+                _sleep(args.interval)
+            state = new
+            print(f"\n--- change detected: rerunning module {module.number} {module.name} ---\n", file=out)
+    except KeyboardInterrupt:
+        print("\nstopped watching", file=out)
+        return OK
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    module = _module(args.module)
+    root = registry.repo_root()
+    script = root / "benchmarks" / f"{module.name}.py"
+    if not script.is_file():
+        print(
+            f"module {module.number} {module.name} has no benchmark (no benchmarks/{module.name}.py)",
+            file=out,
+        )
+        return FAILING
+    out.flush()
+    return subprocess.call([sys.executable, str(script), *args.args], cwd=root, env=dict(os.environ))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinytorch",
+        description="TinyTorch optimization katas (modules 15-20): run your tests, see your progress, "
+        "get hints.",
+        epilog="exit codes: 0 ok / all tests pass, 1 a test fails, 2 usage error (e.g. unknown module), "
+        "3 the tests could not be run",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+
+    def add(name: str, help: str, module: bool = True, impl: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        if module:
+            p.add_argument("module", help="module name or number, e.g. profiling or 15")
+        if impl:
+            p.add_argument(
+                "--impl",
+                default="katas",
+                help="the code under test, as TINYTORCH_IMPL (default: katas, your code)",
+            )
+        return p
+
+    add("status", "the board: tests passed per module and your next step", module=False)
+    p = add("test", "run one module's tests against your code")
+    p.add_argument("--all", action="store_true", help="show every failure, not only the first few")
+    p = add("hint", "the next hint for the module's first failing test")
+    p.add_argument("--reset", action="store_true", help="forget which hints were shown")
+    p = add("watch", "rerun one module's tests whenever a kata file is saved")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between checks (default 0.5)")
+    p.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
+    add("list", "the modules in the registry", module=False, impl=False)
+    p = add("bench", "run a module's benchmark (benchmarks/<module>.py)", impl=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    return parser
+
+
+COMMANDS = {
+    "status": cmd_status,
+    "test": cmd_test,
+    "hint": cmd_hint,
+    "watch": cmd_watch,
+    "list": cmd_list,
+    "bench": cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    out = out or sys.stdout
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help (0) or a usage error (2); argparse printed the message
+        return int(exit.code or 0)
+    try:
+        return COMMANDS[args.command](args, out)
+    except (UsageError, FileNotFoundError) as error:
+        print(f"tinytorch {args.command}: {error}", file=out)
+        return USAGE
