@@ -101,6 +101,71 @@ def test_numpy_equals_reference(case: MatmulCase) -> None:
     assert_product_close(matmul_numpy(A, B), A, B)
 
 
+class ProductSpy(np.ndarray):
+    """An ndarray that logs the operand shapes of every matrix product it takes part in.
+
+    Slices of a spy are spies, so a tile product ``A[i:i+b, k:k+b] @ B[k:k+b, j:j+b]`` is logged
+    with the tile shapes; results are plain ndarrays. Catches ``@``/``np.matmul`` (a ufunc) and
+    ``np.dot``/``np.tensordot``/``np.einsum``/``np.inner``/``np.vdot`` (array functions).
+    """
+
+    products: list[tuple[tuple[int, ...], ...]] = []
+    _LOGGED = (np.dot, np.tensordot, np.einsum, np.inner, np.vdot, np.matmul)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc is np.matmul:
+            ProductSpy.products.append(tuple(np.shape(x) for x in inputs))
+        plain = [x.view(np.ndarray) if isinstance(x, ProductSpy) else x for x in inputs]
+        if "out" in kwargs:
+            outs = kwargs["out"]
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, ProductSpy) else o for o in outs)
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func in self._LOGGED and func is not np.matmul:
+            ProductSpy.products.append(tuple(np.shape(x) for x in args if isinstance(x, np.ndarray)))
+        return super().__array_function__(func, types, args, kwargs)
+
+
+def spied_products(kernel, A: np.ndarray, B: np.ndarray, **kwargs) -> list[tuple[tuple[int, ...], ...]]:
+    """Run ``kernel`` on spies of A and B; check its result; return the products it took."""
+    ProductSpy.products = []
+    C = kernel(A.view(ProductSpy), B.view(ProductSpy), **kwargs)
+    products, ProductSpy.products = ProductSpy.products, []
+    assert_product_close(np.asarray(C), A, B)
+    return products
+
+
+def test_naive_takes_no_library_products() -> None:
+    # The baseline does one multiply-add at a time: no @ / np.dot on rows, columns or matrices.
+    A, B = _rng_matrices(5, 4, 3)
+    assert spied_products(matmul_naive, A, B) == []
+
+
+@pytest.mark.parametrize(("M", "K", "N", "bs"), [(10, 9, 7, 4), (8, 8, 8, 8), (3, 5, 2, 16), (9, 1, 9, 2)])
+def test_blocked_multiplies_tiles_not_whole_matrices(M: int, K: int, N: int, bs: int) -> None:
+    # A tiled product takes exactly one tile product per (row tile, column tile, inner tile)
+    # triple, and no operand is larger than block_size on any axis.
+    A, B = _rng_matrices(M, K, N)
+    products = spied_products(matmul_blocked, A, B, block_size=bs)
+    tiles = -(-M // bs) * -(-N // bs) * -(-K // bs)  # ceil(M/bs) * ceil(N/bs) * ceil(K/bs)
+    assert len(products) == tiles, (
+        f"{len(products)} products for {tiles} tile triples ({M}x{K} @ {K}x{N}, block_size={bs})"
+    )
+    too_big = [shapes for shapes in products if max(max(s, default=0) for s in shapes) > bs]
+    assert not too_big, f"products larger than a {bs}-tile: {too_big[:3]}"
+
+
+def test_numpy_hands_the_whole_product_to_the_library() -> None:
+    A, B = _rng_matrices(6, 5, 4)
+    assert spied_products(matmul_numpy, A, B) == [((6, 5), (5, 4))]
+
+
+def _rng_matrices(M: int, K: int, N: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(M * 10_000 + K * 100 + N)
+    return rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+
+
 @pytest.mark.parametrize("kernel", [matmul_naive, matmul_blocked, matmul_numpy], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("shape", [(0, 3, 4), (3, 0, 4), (3, 4, 0)], ids=["M=0", "K=0", "N=0"])
 def test_empty_dimensions(kernel, shape) -> None:

@@ -98,6 +98,9 @@ def _no_report(result: runner.RunResult, out: TextIO) -> int:
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    if args.markdown:
+        print(registry.markdown_table(), file=out)
+        return OK
     print(f"{'#':>3}  {'module':<13} {'status':<8} {'points':>6}  title", file=out)
     for m in registry.modules():
         print(f"{m.number:>3}  {m.name:<13} {m.status:<8} {m.points:>6}  {m.title}", file=out)
@@ -374,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("watch", "rerun one module's tests whenever a kata file is saved")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between checks (default 0.5)")
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
-    add("list", "the modules in the registry", module=False, impl=False)
+    p = add("list", "the modules in the registry", module=False, impl=False)
+    p.add_argument("--markdown", action="store_true", help="the README's table of modules")
     p = add("bench", "run a module's benchmark (benchmarks/<module>.py)", impl=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     return parser
@@ -403,3 +407,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     except (UsageError, FileNotFoundError) as error:
         print(f"tinytorch {args.command}: {error}", file=out)
         return USAGE
+    except BrokenPipeError:  # the reader went away (`tinytorch test 15 | head`): stop quietly
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

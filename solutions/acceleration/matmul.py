@@ -35,7 +35,7 @@ def check_matmul_operands(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.
     """
     arrays = []
     for name, x in (("A", A), ("B", B)):
-        x = np.asarray(x)
+        x = np.asanyarray(x)  # keeps ndarray subclasses (the tests spy on products with one)
         if x.dtype.kind not in "iuf":
             raise TypeError(f"{name} must be an integer or floating array, got dtype {x.dtype}")
         if x.ndim != 2:

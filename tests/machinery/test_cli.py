@@ -316,3 +316,20 @@ def test_python_dash_m_tinytorch(fake_repo: Path, monkeypatch, capsys: pytest.Ca
         runpy.run_module("tinytorch", run_name="__main__")
     assert exit.value.code == 0
     assert "alpha" in capsys.readouterr().out
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+
+def test_a_closed_pipe_ends_quietly_with_exit_1(fake_repo: Path):
+    # `tinytorch list | head -1`: the reader closes the pipe; no traceback, a failing exit code
+    assert cli.main(["list"], out=_ClosedPipe()) == 1
+
+
+def test_list_markdown_prints_the_registry_table(fake_repo: Path):
+    code, out = run("list", "--markdown")
+    assert code == 0
+    assert out.strip() == registry.markdown_table()
+    assert "| 15 |" in out and "| 17 |" in out and "not released yet" in out

@@ -122,3 +122,12 @@ def test_repo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert registry.repo_root() == tmp_path
     monkeypatch.delenv("TINYTORCH_ROOT")
     assert registry.repo_root() == Path(registry.__file__).resolve().parent.parent
+
+
+def test_the_readme_table_of_modules_is_the_registry():
+    # The docs read the registry: the README's table is `tinytorch list --markdown`, verbatim.
+    readme = (registry.repo_root() / "README.md").read_text(encoding="utf-8")
+    table = readme.split(registry.README_BEGIN)[1].split(registry.README_END)[0].strip()
+    assert table == registry.markdown_table(registry.REGISTRY_FILE), (
+        "README.md's modules table is stale: replace it with the output of `tinytorch list --markdown`"
+    )
