@@ -18,7 +18,12 @@
     * every name a test imports (``from tinytorch.perf.<m> import X``, ``tinytorch.perf.<m>.X``,
       ``import tinytorch.perf.<m> as p`` then ``p.X``; read with ``ast``) exists in the stub;
     * every stub function that raises ``NotImplementedError`` says so with a message that names
-      its qualified name, ``module <N>`` and its kata file (``katas/<m>/<file>.py``).
+      its qualified name, ``module <N>`` and its kata file (``katas/<m>/<file>.py``);
+    * the plumbing given in a stub is the solution's, word for word: every module-level function,
+      class, assignment and every class body item (method, field, docstring, decorators and
+      bases) of a stub that does not raise ``NotImplementedError`` has the same AST, docstrings
+      included (comments are not in the AST, so ``# noqa`` notes may differ), as the same-named
+      item of the solution file. Only the bodies of the lesson may differ.
 
 Both print a report and exit 1 on any problem, 0 otherwise.
 """
@@ -311,6 +316,107 @@ def _raises(function: ast.AST) -> Iterator[ast.Raise]:
         yield from _raises(child)
 
 
+def _raises_not_implemented(node: ast.AST) -> bool:
+    """Does this function (or any method of this class) raise ``NotImplementedError``?"""
+    if isinstance(node, ast.ClassDef):
+        return False  # a class is compared item by item, never as a whole
+    for raise_ in _raises(node):
+        exc = raise_.exc.func if isinstance(raise_.exc, ast.Call) else raise_.exc
+        if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+            return True
+    return False
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
+        node.value.value, str
+    )
+
+
+def _items(body: list[ast.stmt], in_class: bool) -> dict[str, ast.stmt]:
+    """The named items of a module or class body: defs, classes, assignments to one name, and
+    (in a class) the docstring. A name bound twice (a property's getter and setter) gets ``#2``."""
+    items: dict[str, ast.stmt] = {}
+    for i, node in enumerate(body):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            name = node.name
+        elif isinstance(node, ast.Assign) and [type(t) for t in node.targets] == [ast.Name]:
+            name = node.targets[0].id  # type: ignore[attr-defined]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name = node.target.id
+        elif in_class and i == 0 and _is_docstring(node):
+            name = "<docstring>"
+        else:
+            continue  # imports, the module docstring, `if TYPE_CHECKING:` blocks ...
+        key, n = name, 1
+        while key in items:
+            n += 1
+            key = f"{name}#{n}"
+        items[key] = node
+    return items
+
+
+def _class_header(node: ast.ClassDef) -> str:
+    return ast.dump(
+        ast.ClassDef(
+            name=node.name,
+            bases=node.bases,
+            keywords=node.keywords,
+            body=[],
+            decorator_list=node.decorator_list,
+        )
+    )
+
+
+def _first_difference(a: ast.AST, b: ast.AST) -> str:
+    """The first line where two items' sources differ (as ``ast.unparse`` writes them)."""
+    la, lb = ast.unparse(a).splitlines(), ast.unparse(b).splitlines()
+    for x, y in zip(la, lb, strict=False):
+        if x != y:
+            return f"stub `{x.strip()}` vs solution `{y.strip()}`"
+    return f"the stub has {len(la)} line(s), the solution {len(lb)}"
+
+
+def plumbing_problems(
+    stub_path: Path, solution_path: Path, stub_label: str, solution_label: str
+) -> Iterator[str]:
+    """Items given in full in a stub (no ``NotImplementedError``) that differ from the solution's.
+
+    A stub item with no counterpart in the solution is reported too when the name check would
+    not report it (private helpers, class docstrings, dataclass fields without a default).
+    """
+    stub_tree = ast.parse(stub_path.read_text(encoding="utf-8"), filename=str(stub_path))
+    solution_tree = ast.parse(solution_path.read_text(encoding="utf-8"), filename=str(solution_path))
+
+    def compare(stub_body: list[ast.stmt], solution_body: list[ast.stmt], prefix: str, in_class: bool):
+        theirs = _items(solution_body, in_class)
+        for key, mine in _items(stub_body, in_class).items():
+            qualname = f"{prefix}{key}"
+            where = f"{stub_label}:{mine.lineno} {qualname}"
+            other = theirs.get(key)
+            if other is None:
+                public = not key.startswith("_") or (key.startswith("__") and key.endswith("__"))
+                checked_by_names = public and not isinstance(mine, ast.AnnAssign | ast.Expr)
+                if not checked_by_names:
+                    yield f"{where}: given in the stub but not in {solution_label}"
+                continue
+            there = f"{solution_label}:{other.lineno}"
+            if isinstance(mine, ast.ClassDef) and isinstance(other, ast.ClassDef):
+                if _class_header(mine) != _class_header(other):
+                    yield f"{where}: the class's decorators or bases differ from {there}"
+                yield from compare(mine.body, other.body, f"{qualname}.", True)
+                continue
+            if _raises_not_implemented(mine):
+                continue  # the lesson: the student writes this body
+            if ast.dump(mine) != ast.dump(other):
+                yield (
+                    f"{where}: the plumbing given in the stub differs from {there} "
+                    f"({_first_difference(mine, other)})"
+                )
+
+    yield from compare(stub_tree.body, solution_tree.body, "", False)
+
+
 def check_parity(root: Path | None = None) -> list[str]:
     """Problems between stubs and solutions of every ready module; empty when they agree."""
     root = root or registry.repo_root()
@@ -392,6 +498,7 @@ def _compare_module(m: registry.Module, root: Path, stubs: dict[str, types.Modul
                 home=loaded["solutions"].__name__,
             )
         problems += not_implemented_problems(kata / f, f"{m.kata}/{f}", m)
+        problems += plumbing_problems(kata / f, solution / f, f"{m.kata}/{f}", f"{m.solution}/{f}")
     return problems
 
 

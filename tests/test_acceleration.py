@@ -359,8 +359,12 @@ def test_operand_kind_is_declared_by_a_kind_attribute() -> None:
     class SparseLooking(CSR):
         kind = "blocked_sparse"
 
+    class TaggedArray(np.ndarray):  # a float array that declares a kind of its own
+        kind = "fp16_simulated"
+
     assert operand_kind(Declared()) == "int4"
     assert operand_kind(SparseLooking(np.eye(2))) == "blocked_sparse"
+    assert operand_kind(np.ones((2, 2), np.float32).view(TaggedArray)) == "fp16_simulated"
 
 
 @pytest.mark.parametrize(
@@ -489,6 +493,9 @@ def test_unknown_op_is_an_error_listing_the_supported_ops() -> None:
     with pytest.raises(ValueError, match="conv3d") as info:
         backend.dispatch("conv3d", A, B)
     assert "matmul" in str(info.value) and "conv2d" in str(info.value)
+    # the op is checked before the operands: an unknown op is named as such, whatever it is given
+    with pytest.raises(ValueError, match="unknown op 'conv3d'"):
+        backend.dispatch("conv3d", [1, 2], None)
 
 
 def test_dispatch_needs_the_two_operands_and_a_string_op() -> None:
@@ -586,6 +593,9 @@ def test_conv2d_kernel_matches_direct_convolution(case) -> None:
 
     backend = OptimizedBackend()
     np.testing.assert_array_equal(backend.dispatch("conv2d", x, weight, bias, stride, padding), y)
+    # keywords reach the kernel too
+    by_keyword = backend.dispatch("conv2d", x, weight, bias=bias, stride=stride, padding=padding)
+    np.testing.assert_array_equal(by_keyword, y)
 
 
 def test_conv2d_dispatch_runs_its_product_through_the_matmul_kernel() -> None:

@@ -14,6 +14,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import tinytorch.perf.profiling.context as profiling_context
 from hypothesis import example, given
 from hypothesis import strategies as st
 from strategies import ConvCase, conv_cases, timing_samples
@@ -23,6 +24,7 @@ from tinytorch.perf.profiling import (
     ProfilerContext,
     Timer,
     TimingResult,
+    instrument,
     layer_flops,
     summarize,
 )
@@ -448,6 +450,11 @@ def test_attention_counts_its_projections_and_two_products():
     own = result.per_layer["MultiHeadAttention"]
     assert own == attention_own_flops(mha, x)
     assert result.total == 4 * projection + own
+    # H heads of size d = E / H: each product is 2·B·H·T·T·d = 2·B·T·T·E FLOPs, whatever the split
+    # (B=2, T=5, E=8: 800 each). A count that forgets H (or uses E as the head size) breaks this.
+    assert own == 2 * (2 * 2 * 5 * 5 * 8)
+    for heads in (1, 4, 8):
+        assert attention_own_flops(MultiHeadAttention(8, heads, rng=rng), x) == own
     # the score matrix is T x T: twice the tokens, four times the products
     assert attention_own_flops(mha, np.concatenate([x, x], axis=1)) == 4 * own
 
@@ -497,6 +504,23 @@ def test_a_layer_without_a_rule_is_listed_and_counts_zero():
     assert "layers.1" not in result.per_layer
     linears = count(Linear(3, 4), x).total + count(Linear(4, 2), np.ones((2, 4), np.float32)).total
     assert result.total == linears
+
+
+class SquareTwice(Module):
+    """Runs one layer without a FLOP rule twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.square = Square()
+
+    def forward(self, x):
+        return self.square(self.square(x))
+
+
+def test_a_layer_without_a_rule_is_listed_once_however_often_it_runs():
+    result = count(SquareTwice(), np.ones((2, 3), dtype=np.float32))
+    assert result.unsupported == ("square",)
+    assert result.per_layer == {} and result.total == 0
 
 
 def test_count_ops_takes_tensors_and_arrays_and_rejects_non_modules():
@@ -598,6 +622,57 @@ def test_profiler_context_cleans_up_when_the_block_raises(capsys):
     with ProfilerContext(model, clock=clock, verbose=False) as again:
         model(np.ones((1, 4), dtype=np.float32))
     assert again.layers["slow"].calls == 1
+
+
+class FakeMemory:
+    """Stands in for the context's MemoryProfiler; its start and stop each cost 1000 fake seconds."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def start(self) -> None:
+        self.clock.now += 1000.0
+
+    def stop(self) -> str:
+        self.clock.now += 1000.0
+        return "measured"
+
+
+def test_profiler_context_times_only_the_block_and_starts_afresh_each_time(monkeypatch):
+    # Setup (memory start, instrumenting) must come before the first clock reading and clean-up
+    # (undo, memory stop) after the last one: here each of them costs 100 or 1000 fake seconds.
+    clock = FakeClock()
+
+    def slow_instrument(model, on_enter, on_exit):
+        clock.now += 100.0
+        undo = instrument(model, on_enter, on_exit)
+
+        def slow_undo():
+            clock.now += 100.0
+            undo()
+
+        return slow_undo
+
+    monkeypatch.setattr(profiling_context, "instrument", slow_instrument)
+    model = Net(clock)
+    x = np.ones((1, 4), dtype=np.float32)
+    prof = ProfilerContext(model, clock=clock, verbose=False)
+    prof._memory = FakeMemory(clock)
+    with prof:
+        model(x)
+        model(x)
+    assert (prof.wall_time, prof.layers["slow"].calls, prof.memory) == (16.0, 2, "measured")
+    with prof:  # the same context again: its results are the second block's alone
+        model(x)
+    assert (prof.wall_time, prof.layers["slow"].calls, prof.layers["slow"].time) == (8.0, 1, 5.0)
+
+
+def test_most_expensive_keeps_the_first_of_equal_layers():
+    clock = FakeClock()
+    model = Sequential(Tick(clock, 2.0), Tick(clock, 2.0), Tick(clock, 1.0))
+    with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as prof:
+        model(np.ones((1, 4), dtype=np.float32))
+    assert prof.most_expensive == "layers.0"
 
 
 class AttentionThenTick(Module):

@@ -1,8 +1,9 @@
 """The student CLI: ``tinytorch status | test | hint | watch | list | bench``.
 
 Everything comes from the registry (``tinytorch/modules.toml``); tests run in a pytest
-subprocess (``tinytorch.runner``) against the student's code (``TINYTORCH_IMPL=katas``, or
-``--impl``). Plain text, no colour needed. Exit codes:
+subprocess (``tinytorch.runner``) against the student's code (``katas``), or against what
+``--impl``, else the environment's ``TINYTORCH_IMPL``, names (an unknown value is a usage
+error). Plain text, no colour needed. Exit codes:
 
 * 0: done; for ``test`` and ``watch``: every test passes;
 * 1: ``test``/``watch``: some test fails (or cannot be collected); ``bench``: no benchmark;
@@ -59,7 +60,10 @@ def _module(key: str) -> registry.Module:
     return module
 
 
-def _check_impl(impl: str) -> str:
+def _check_impl(impl: str | None) -> str:
+    """``--impl`` if given, else ``$TINYTORCH_IMPL``, else ``katas``; a UsageError lists the valid values."""
+    if impl is None:
+        impl = os.environ.get(perf.ENV_VAR, "").strip() or perf.DEFAULT_IMPL
     try:
         perf.parse_impl(impl)
     except ValueError as error:
@@ -117,7 +121,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     result = _run(ready, impl)
     if not result.report_found:
         return _no_report(result, out)
-    print(f"TinyTorch optimization katas: tests against {impl} (TINYTORCH_IMPL={impl})\n", file=out)
+    against = "your code in katas/" if impl == perf.DEFAULT_IMPL else f"TINYTORCH_IMPL={impl}"
+    print(f"TinyTorch optimization katas: tests against {against}\n", file=out)
     print(f"{'#':>3}  {'module':<13} {'tests':>9}  {'progress':<{BAR_WIDTH + 2}}  title", file=out)
     next_step = None
     for m in registry.modules():
@@ -364,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
         if impl:
             p.add_argument(
                 "--impl",
-                default="katas",
-                help="the code under test, as TINYTORCH_IMPL (default: katas, your code)",
+                default=None,
+                help="the code under test, as TINYTORCH_IMPL, e.g. solutions,profiling=katas "
+                "(default: $TINYTORCH_IMPL if set, else katas: your code)",
             )
         return p
 
@@ -398,6 +404,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     out = out or sys.stdout
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # plain `tinytorch`: the commands, not argparse's terse usage error
+        parser.print_help(file=out)
+        return USAGE
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # --help (0) or a usage error (2); argparse printed the message

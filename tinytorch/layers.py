@@ -81,11 +81,13 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _check_positive_int(value: Any, name: str) -> int:
+def _check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int: TypeError naming ``name`` for a non-int (bools included), ValueError
+    when it is below ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -244,9 +246,12 @@ class Module:
             missing = [n for n in params if n not in state]
             unexpected = [n for n in state if n not in params]
             if missing or unexpected:
-                raise KeyError(
-                    f"load_state_dict: missing parameters {missing}, unexpected parameters {unexpected}"
-                )
+                problems = []
+                if missing:
+                    problems.append(f"missing parameter(s) {missing}")
+                if unexpected:
+                    problems.append(f"unexpected parameter(s) {unexpected}")
+                raise KeyError(f"load_state_dict: {'; '.join(problems)}")
         updates = []
         for name, p in params.items():
             if name not in state:
@@ -255,7 +260,7 @@ class Module:
             if value.shape != p.data.shape:
                 raise ValueError(
                     f"load_state_dict: shape mismatch for parameter '{name}': "
-                    f"expected {p.data.shape}, got {value.shape}"
+                    f"the model has {p.data.shape}, the weights have {value.shape}"
                 )
             if not np.issubdtype(value.dtype, np.number):
                 raise ValueError(f"load_state_dict: parameter '{name}' has non-numeric dtype {value.dtype}")
@@ -288,8 +293,8 @@ class Linear(Module):
         self, in_features: int, out_features: int, bias: bool = True, rng: np.random.Generator | None = None
     ) -> None:
         super().__init__()
-        _check_positive_int(in_features, "in_features")
-        _check_positive_int(out_features, "out_features")
+        _check_int(in_features, "in_features")
+        _check_int(out_features, "out_features")
         bound = math.sqrt(6.0 / (in_features + out_features))
         self.weight = parameter(_rng(rng).uniform(-bound, bound, size=(in_features, out_features)))
         self.bias = parameter(np.zeros(out_features)) if bias else None
@@ -422,8 +427,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, dim: int, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        self.num_embeddings = _check_positive_int(num_embeddings, "num_embeddings")
-        self.dim = _check_positive_int(dim, "dim")
+        self.num_embeddings = _check_int(num_embeddings, "num_embeddings")
+        self.dim = _check_int(dim, "dim")
         self.weight = parameter(_rng(rng).standard_normal((num_embeddings, dim)))
 
     def forward(self, ids: Any) -> Tensor:
@@ -451,7 +456,7 @@ class LayerNorm(Module):
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
-        self.dim = _check_positive_int(dim, "dim")
+        self.dim = _check_int(dim, "dim")
         if not eps > 0:
             raise ValueError(f"LayerNorm(eps): eps must be > 0, got {eps!r}")
         self.eps = float(eps)

@@ -64,10 +64,16 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 
 def mse_loss(pred: Tensor, target: Any) -> Tensor:
-    """mean((pred - target)^2). The shapes must be equal (no silent broadcasting)."""
-    pred = _as_tensor(pred)
-    target = target if isinstance(target, Tensor) else np.asarray(target)
-    if tuple(target.shape) != pred.shape:
-        raise ValueError(f"mse_loss: pred has shape {pred.shape}, target has shape {tuple(target.shape)}")
+    """mean((pred - target)^2) over every element; gradient 2 (pred - target) / size.
+
+    The shapes must be equal (no silent broadcasting). Raises ValueError for mismatched shapes
+    and for NaN/inf in ``pred`` or ``target``.
+    """
+    pred, target = _as_tensor(pred), _as_tensor(target)
+    if target.shape != pred.shape:
+        raise ValueError(f"mse_loss: pred has shape {pred.shape}, target has shape {target.shape}")
+    for name, t in (("pred", pred), ("target", target)):
+        if not np.all(np.isfinite(t.data)):
+            raise ValueError(f"mse_loss: {name} contains NaN or inf")
     diff = pred - target
     return (diff * diff).mean()

@@ -6,7 +6,7 @@ Parameters without a gradient (``grad is None``) are skipped by ``step()``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -45,10 +45,18 @@ class Optimizer:
         self.params = unique
 
     def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``grad = None``)."""
         for p in self.params:
             p.grad = None
 
+    def _with_grads(self) -> Iterator[tuple[int, Tensor, np.ndarray]]:
+        """(index, parameter, gradient) for every parameter that has a gradient."""
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                yield i, p, p.grad
+
     def step(self) -> None:
+        """Update every parameter that has a gradient, in place (each optimiser's rule)."""
         raise NotImplementedError
 
 
@@ -68,10 +76,7 @@ class SGD(Optimizer):
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad
+        for i, p, g in self._with_grads():
             if self.momentum:
                 v = self.velocity[i]
                 v = g.copy() if v is None else self.momentum * v + g
@@ -114,10 +119,7 @@ class Adam(Optimizer):
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad
+        for i, p, g in self._with_grads():
             self.m[i] = b1 * self.m[i] + (1.0 - b1) * g
             self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g
             update = self.lr * (self.m[i] / c1) / (np.sqrt(self.v[i] / c2) + self.eps)

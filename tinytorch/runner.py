@@ -35,6 +35,10 @@ _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<
 #   katas/profiling/__init__.py:3: in <module>
 _SHORT_FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*\.py):(?P<line>\d+): in (?P<func>\S+)", re.MULTILINE)
 
+# Hypothesis's "(note: 5 other explicit examples also failed with this error; use Verbosity.verbose
+# to view)" names an API the student does not use; the CLI keeps only the count.
+_HYPOTHESIS_NOTE = re.compile(r"\(note: (\d+ other explicit examples?) also failed with this error;[^)]*\)")
+
 
 @dataclass(frozen=True)
 class Location:
@@ -78,7 +82,11 @@ class TestOutcome:
 
     def summary_lines(self, max_lines: int = 6) -> list[str]:
         """A few lines that say what went wrong, for a terminal."""
-        lines = [line.rstrip() for line in self.message.strip().splitlines() if line.strip()]
+        lines = [
+            _HYPOTHESIS_NOTE.sub(r"(\1 also failed with this error)", line.rstrip())
+            for line in self.message.strip().splitlines()
+            if line.strip()
+        ]
         if not lines and self.details:
             lines = [line.rstrip() for line in self.details.strip().splitlines() if line.strip()][-3:]
         if "Falsifying example" in self.details:

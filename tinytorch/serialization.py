@@ -52,22 +52,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_weights(module: Module, path: str | os.PathLike) -> None:
-    """Load weights saved by :func:`save_weights` into ``module`` (in place)."""
+    """Load weights saved by :func:`save_weights` into ``module`` (in place).
+
+    The checks are :meth:`Module.load_state_dict`'s (strict names, equal shapes, numeric
+    dtypes; nothing changes unless all pass); their error is re-raised as a ``ValueError``
+    that starts with the file's path.
+    """
     path = Path(path)
     arrays = _read_npz(path)
-    params = dict(module.named_parameters())
-    missing = [n for n in params if n not in arrays]
-    if missing:
-        raise ValueError(f"{path}: missing parameter(s) {missing}")
-    unexpected = [n for n in arrays if n not in params]
-    if unexpected:
-        raise ValueError(f"{path}: unexpected parameter(s) {unexpected}")
-    for name, p in params.items():
-        arr = arrays[name]
-        if arr.shape != p.data.shape:
-            raise ValueError(
-                f"{path}: shape mismatch for '{name}': file has {arr.shape}, model has {p.data.shape}"
-            )
-        if not np.issubdtype(arr.dtype, np.number):
-            raise ValueError(f"{path}: parameter '{name}' has non-numeric dtype {arr.dtype}")
-    module.load_state_dict(arrays)
+    try:
+        module.load_state_dict(arrays, strict=True)
+    except (KeyError, ValueError) as err:
+        reason = str(err.args[0]).removeprefix("load_state_dict: ")
+        raise ValueError(f"{path}: {reason}") from err

@@ -104,7 +104,9 @@ def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(int(a) % ndim for a in axes)) if ndim else ()
 
 
-def _expand_reduced(grad: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
+def _expand_reduced(
+    grad: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
+) -> np.ndarray:
     """Put the reduced axes back into ``grad`` and broadcast it to ``shape`` (a read-only view)."""
     if not keepdims and axes:
         grad = np.expand_dims(grad, axes)

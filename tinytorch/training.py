@@ -10,16 +10,17 @@ the loss as ``loss_fn(output, targets)``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from tinytorch.layers import Module
+from tinytorch.layers import Module, _check_int
 from tinytorch.optim import Optimizer
 from tinytorch.tensor import Tensor, no_grad
 
-__all__ = ["accuracy", "evaluate", "fit", "minibatches", "predict"]
+__all__ = ["accuracy", "evaluate", "fit", "inference", "minibatches", "predict"]
 
 Batches = Iterable[tuple[Any, Any]] | Callable[[], Iterable[tuple[Any, Any]]]
 
@@ -31,8 +32,7 @@ def minibatches(
     ``rng`` when one is given, in order otherwise."""
     if len(x) != len(y):
         raise ValueError(f"minibatches: x has {len(x)} rows but y has {len(y)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"minibatches: batch_size must be an int >= 1, got {batch_size!r}")
+    _check_int(batch_size, "minibatches: batch_size")
     order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
     return [
         (x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, len(x), batch_size)
@@ -54,8 +54,7 @@ def fit(
 
     Returns the mean training loss of each epoch. The model is put in training mode.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
+    _check_int(epochs, "fit: epochs")
     if not callable(batches) and isinstance(batches, Iterator) and epochs > 1:
         raise ValueError("fit: batches is a one-shot iterator; pass a list or a callable for epochs > 1")
     model.train()
@@ -75,30 +74,32 @@ def fit(
     return history
 
 
-def evaluate(model: Module, loss_fn: Callable[[Any, Any], Tensor], batches: Batches) -> float:
-    """Mean loss over the batches in eval mode, without recording a graph (the model's mode is
-    restored afterwards)."""
+@contextlib.contextmanager
+def inference(model: Module) -> Iterator[None]:
+    """Run the block in eval mode (Dropout off) and without recording a graph; the model's
+    previous mode is restored on exit, even when the block raises."""
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            losses = [loss_fn(model(inputs), targets).item() for inputs, targets in _epoch_batches(batches)]
+            yield
     finally:
         model.train(was_training)
+
+
+def evaluate(model: Module, loss_fn: Callable[[Any, Any], Tensor], batches: Batches) -> float:
+    """Mean loss over the batches under :func:`inference` (eval mode, no graph)."""
+    with inference(model):
+        losses = [loss_fn(model(inputs), targets).item() for inputs, targets in _epoch_batches(batches)]
     if not losses:
         raise ValueError("evaluate: batches produced no batch")
     return float(np.mean(losses))
 
 
 def predict(model: Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """argmax over the last axis of ``model(x)``, in eval mode and batches, without a graph."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            preds = [model(x[i : i + batch_size]).data.argmax(axis=-1) for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
+    """argmax over the last axis of ``model(x)``, in batches, under :func:`inference`."""
+    with inference(model):
+        preds = [model(x[i : i + batch_size]).data.argmax(axis=-1) for i in range(0, len(x), batch_size)]
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 

@@ -16,7 +16,7 @@ import pytest
 from gradcheck import check_grad
 from hypothesis import example, given
 from hypothesis import strategies as st
-from layercheck import check_module_grads
+from layercheck import RecordingBackend, check_module_grads, forward_in_chunks
 from strategies import sequence_splits
 
 from tinytorch import MultiHeadAttention, Tensor, scaled_dot_product_attention
@@ -159,22 +159,6 @@ def test_mha_output_ignores_future_tokens_exactly(t, seed):
         np.testing.assert_array_equal(mha(t64(x2))[0].data[:, : i + 1], y[:, : i + 1])
 
 
-def run_in_chunks(mha, x, cuts):
-    """Feed x (B, T, E) in consecutive chunks split at ``cuts``, carrying the keys/values."""
-    bounds = [0, *cuts, x.shape[1]]
-    past, outs = None, []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        y, (k, v) = mha(t64(x[:, a:b]), past)
-        assert k.shape[2] == b - a  # only the new positions' keys come back
-        past = (
-            (k, v)
-            if past is None
-            else (np.concatenate([past[0].data, k.data], 2), np.concatenate([past[1].data, v.data], 2))
-        )
-        outs.append(y.data)
-    return np.concatenate(outs, axis=1)
-
-
 @given(split=sequence_splits())
 @example(split=(1, []))  # a one-token sequence
 @example(split=(5, [1, 2, 3, 4]))  # one token at a time
@@ -183,7 +167,7 @@ def test_mha_with_past_kv_equals_full_forward(split):
     mha = make_mha()
     x = np.random.default_rng(t).standard_normal((2, t, 8))
     full = mha(t64(x))[0].data
-    np.testing.assert_allclose(run_in_chunks(mha, x, cuts), full, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(forward_in_chunks(mha, x, cuts), full, rtol=1e-9, atol=1e-12)
 
 
 def test_mha_every_single_split_point():
@@ -191,7 +175,7 @@ def test_mha_every_single_split_point():
     x = np.random.default_rng(3).standard_normal((1, 7, 8))
     full = mha(t64(x))[0].data
     for cut in range(1, 7):
-        np.testing.assert_allclose(run_in_chunks(mha, x, [cut]), full, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(forward_in_chunks(mha, x, [cut]), full, rtol=1e-9, atol=1e-12)
 
 
 def test_mha_rejects_bad_past_kv_and_input():
@@ -223,16 +207,7 @@ def test_mha_gradients_with_past_kv():
 def test_mha_projections_go_through_the_backend():
     mha = MultiHeadAttention(8, 2)
     x = np.random.default_rng(0).standard_normal((2, 3, 8)).astype(np.float32)
-
-    class Fake:
-        def __init__(self):
-            self.calls = []
-
-        def dispatch(self, op, a, b):
-            self.calls.append((op, a.shape, b.shape))
-            return a @ b
-
-    fake = Fake()
+    fake = RecordingBackend()
     with use_backend(fake):
         mha(x)
     assert fake.calls == [("matmul", (6, 8), (8, 8))] * 4  # q, k, v, out; the batched scores stay numpy

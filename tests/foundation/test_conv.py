@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import example, given
-from layercheck import check_module_grads
+from layercheck import RecordingBackend, check_module_grads
 from strategies import ConvCase, PoolCase, conv_cases, pool_cases
 
 from tinytorch import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tensor
@@ -198,15 +198,7 @@ def test_conv2d_attributes_and_init():
 def test_conv2d_product_goes_through_the_backend_as_one_gemm():
     conv = Conv2d(2, 5, 3, padding=1)
     x = np.random.default_rng(0).standard_normal((3, 2, 4, 4)).astype(np.float32)
-
-    class Fake:
-        calls = []
-
-        def dispatch(self, op, a, b):
-            self.calls.append((op, a.shape, b.shape))
-            return a @ b
-
-    fake = Fake()
+    fake = RecordingBackend()
     with use_backend(fake):
         y = conv(x)
     assert fake.calls == [("matmul", (3 * 4 * 4, 2 * 3 * 3), (2 * 3 * 3, 5))]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from layercheck import check_module_grads
+from layercheck import RecordingBackend, check_module_grads
 from strategies import float_arrays, tensor_shapes
 
 from tinytorch import (
@@ -291,17 +291,6 @@ def test_linear_wrong_input_size_names_both():
 def test_linear_rejects_bad_sizes(args):
     with pytest.raises((ValueError, TypeError), match="features"):
         Linear(*args)
-
-
-class RecordingBackend:
-    """A fake backend: records every dispatched product and answers it with numpy."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, tuple]] = []
-
-    def dispatch(self, op, a, b):
-        self.calls.append((op, a.shape, b.shape))
-        return a @ b
 
 
 def test_linear_product_goes_through_the_active_backend_as_one_2d_matmul():

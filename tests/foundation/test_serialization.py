@@ -107,6 +107,9 @@ def test_missing_parameter(tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, **state)
     check_error(make_model(1), path, "missing", "layers.3.bias")
+    with pytest.raises(ValueError) as info:
+        load_weights(make_model(1), path)
+    assert "unexpected" not in str(info.value)  # only the real problem is named
 
 
 def test_unexpected_parameter(tmp_path):
@@ -120,6 +123,16 @@ def test_unexpected_parameter(tmp_path):
 def test_shape_mismatch(tmp_path):
     path = saved(tmp_path, make_model(0, hidden=4))
     check_error(make_model(1, hidden=5), path, "shape mismatch", "layers.3.weight", "(32, 4)", "(32, 5)")
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 4), ()], ids=["(1,)", "(1, 4)", "0-d"])
+def test_shape_mismatch_that_numpy_would_broadcast(tmp_path, shape):
+    # p.data[...] = value would silently broadcast these into the (4,) bias: the check must refuse
+    state = make_model(0).state_dict()
+    state["layers.3.bias"] = np.ones(shape, dtype=np.float32)
+    path = tmp_path / "w.npz"
+    np.savez(path, **state)
+    check_error(make_model(1), path, "shape mismatch", "layers.3.bias", str(shape), "(4,)")
 
 
 def test_non_numeric_array(tmp_path):

@@ -185,6 +185,13 @@ def test_binary_op_gradients_with_broadcasting(name, data):
     check_grad(op, a, b)
 
 
+@pytest.mark.parametrize("name", BINARY_OPS)
+def test_binary_op_shapes_that_do_not_broadcast_are_a_value_error_naming_both(name):
+    op, _ = BINARY_OPS[name]
+    with pytest.raises(ValueError, match=r"\(2, ?3\).*\(4,\)"):
+        op(Tensor(np.ones((2, 3))), Tensor(np.ones(4)))
+
+
 def test_broadcast_gradient_sums_over_stretched_axes():
     """(2, 3) + (3,) and (2, 1): each gradient is the upstream sum over the copies made."""
     a, b, c = t64(np.zeros((2, 3))), t64(np.zeros(3)), t64(np.zeros((2, 1)))
@@ -393,6 +400,7 @@ ELEMENTWISE = {  # name: (reference in numpy, input strategy)
     "relu": (lambda x: np.maximum(x, 0.0), float_arrays),
     "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), float_arrays),
     "gelu": (lambda x: 0.5 * x * (1 + np.tanh(GELU_C * (x + 0.044715 * x**3))), float_arrays),
+    "__neg__": (np.negative, float_arrays),
 }
 
 

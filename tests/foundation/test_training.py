@@ -13,8 +13,19 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinytorch import SGD, Adam, Linear, ReLU, Sequential, Tensor, cross_entropy, mse_loss
-from tinytorch.training import accuracy, evaluate, fit, minibatches, predict
+from tinytorch import (
+    SGD,
+    Adam,
+    Dropout,
+    Linear,
+    ReLU,
+    Sequential,
+    Tensor,
+    cross_entropy,
+    is_grad_enabled,
+    mse_loss,
+)
+from tinytorch.training import accuracy, evaluate, fit, inference, minibatches, predict
 
 
 @st.composite
@@ -91,6 +102,15 @@ def test_mse_loss():
     np.testing.assert_allclose(pt.grad, 2 * (pred - target) / 4)
     with pytest.raises(ValueError, match="shape"):
         mse_loss(pt, np.zeros(2))
+
+
+@pytest.mark.parametrize("where_nan", ["pred", "target"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_mse_loss_rejects_nan_and_inf_naming_the_argument(where_nan, bad):
+    pred, target = np.zeros((2, 2)), np.ones((2, 2))
+    (pred if where_nan == "pred" else target)[1, 0] = bad
+    with pytest.raises(ValueError, match=f"{where_nan} contains NaN or inf"):
+        mse_loss(Tensor(pred, requires_grad=True), target)
 
 
 # --- optimisers --------------------------------------------------------------------------------
@@ -218,12 +238,19 @@ def test_fit_reduces_loss_and_separates_blobs():
     np.testing.assert_array_equal(predict(model, x, batch_size=7), model(x).data.argmax(axis=1))
 
 
-def test_evaluate_records_no_graph_and_restores_mode():
+def test_evaluate_and_predict_record_no_graph_in_eval_mode_and_restore_the_mode():
     x, y = blobs(n=8)
-    model = Sequential(Linear(2, 2))
+    model = Sequential(Linear(2, 2), Dropout(0.5))
+    seen = []  # (requires_grad of the output, training flag) at every forward inside the calls
+    model.register_forward_hook(lambda m, inputs, out: seen.append((out.requires_grad, m.training)))
     model.train()
     loss = evaluate(model, cross_entropy, [(x[:4], y[:4]), (x[4:], y[4:])])
-    assert all(p.grad is None for p in model.parameters()) and model.training
+    predict(model, x, batch_size=3)
+    assert seen == [(False, False)] * 5 and model.training  # 2 evaluate batches, 3 predict batches
+    with pytest.raises(ZeroDivisionError), inference(model):
+        1 / 0  # noqa: B018
+    assert model.training and is_grad_enabled()
+    model.eval()
     expected = (cross_entropy(model(x[:4]), y[:4]).item() + cross_entropy(model(x[4:]), y[4:]).item()) / 2
     assert loss == pytest.approx(expected, rel=1e-6)
 
@@ -243,3 +270,12 @@ def test_fit_rejects_one_shot_iterator_for_several_epochs_and_bad_epochs():
         fit(model, cross_entropy, SGD(model.parameters(), lr=0.1), iter([(x, y)]), epochs=2)
     with pytest.raises(ValueError, match="epochs"):
         fit(model, cross_entropy, SGD(model.parameters(), lr=0.1), [(x, y)], epochs=0)
+    with pytest.raises(TypeError, match="epochs"):
+        fit(model, cross_entropy, SGD(model.parameters(), lr=0.1), [(x, y)], epochs=2.0)
+
+
+@pytest.mark.parametrize(("batch_size", "error"), [(0, ValueError), (2.5, TypeError), (True, TypeError)])
+def test_minibatches_bad_batch_size_names_it(batch_size, error):
+    x, y = blobs(n=4)
+    with pytest.raises(error, match="batch_size"):
+        minibatches(x, y, batch_size)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from layercheck import check_module_grads
+from layercheck import RecordingBackend, check_module_grads, forward_in_chunks
 from strategies import sequence_splits
 
-from tinytorch import GELU, GPT, Linear, Sequential, Tensor, TransformerBlock
+from tinytorch import GELU, GPT, Linear, Sequential, Tensor, TransformerBlock, is_grad_enabled
 from tinytorch.backend import use_backend
 
 RTOL, ATOL = 1e-9, 1e-12  # float64, see module doc
@@ -61,28 +61,13 @@ def test_block_is_pre_norm_residual():
     assert k.shape == v.shape == (2, HEADS, 4, EMBED // HEADS)
 
 
-def block_in_chunks(block, x, cuts):
-    bounds = [0, *cuts, x.shape[1]]
-    past, outs = None, []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        y, (k, v) = block(t64(x[:, a:b]), past)
-        assert k.shape[2] == b - a
-        past = (
-            (k, v)
-            if past is None
-            else (np.concatenate([past[0].data, k.data], 2), np.concatenate([past[1].data, v.data], 2))
-        )
-        outs.append(y.data)
-    return np.concatenate(outs, axis=1)
-
-
 def test_block_past_kv_equals_full_forward_at_every_split_point():
     block = make_block()
     x = np.random.default_rng(2).standard_normal((2, 8, EMBED))
     full = block(t64(x))[0].data
     for cut in range(1, 8):
-        np.testing.assert_allclose(block_in_chunks(block, x, [cut]), full, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(block_in_chunks(block, x, list(range(1, 8))), full, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(forward_in_chunks(block, x, [cut]), full, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(forward_in_chunks(block, x, list(range(1, 8))), full, rtol=RTOL, atol=ATOL)
 
 
 @given(split=sequence_splits())
@@ -91,7 +76,7 @@ def test_block_past_kv_equals_full_forward_for_any_chunking(split):
     t, cuts = split
     block = make_block(seed=t)
     x = np.random.default_rng(t).standard_normal((1, t, EMBED))
-    np.testing.assert_allclose(block_in_chunks(block, x, cuts), block(t64(x))[0].data, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(forward_in_chunks(block, x, cuts), block(t64(x))[0].data, rtol=RTOL, atol=ATOL)
 
 
 def test_block_gradients_match_finite_differences():
@@ -215,7 +200,10 @@ def test_generate_greedy_same_tokens_with_and_without_cache(prompt):
 def test_generate_batch_zero_tokens_and_no_graph():
     gpt = make_gpt(dtype=np.float32)
     prompts = np.array([[1, 2], [3, 4], [5, 6]])
+    recorded = []  # does any forward inside generate record a graph?
+    gpt.head.register_forward_hook(lambda m, inputs, out: recorded.append(out.requires_grad))
     out = gpt.generate(prompts, 4)
+    assert recorded == [False] * 4 and is_grad_enabled()
     assert out.shape == (3, 6)
     for row, prompt in zip(out, prompts, strict=True):
         np.testing.assert_array_equal(row, gpt.generate(prompt, 4, use_cache=False))
@@ -225,23 +213,16 @@ def test_generate_batch_zero_tokens_and_no_graph():
         gpt.generate(np.zeros((1, 0), dtype=np.int64), 1)
     with pytest.raises(ValueError, match="max_new_tokens"):
         gpt.generate(np.array([1]), -1)
+    with pytest.raises(TypeError, match="max_new_tokens"):
+        gpt.generate(np.array([1]), 2.0)
 
 
 def test_gpt_products_go_through_the_backend():
     gpt = make_gpt(dtype=np.float32)
-
-    class Fake:
-        def __init__(self):
-            self.calls = []
-
-        def dispatch(self, op, a, b):
-            self.calls.append(op)
-            return a @ b
-
-    fake = Fake()
+    fake = RecordingBackend()
     with use_backend(fake):
         gpt(np.zeros((2, 3), dtype=np.int64))
-    assert fake.calls == ["matmul"] * (LAYERS * 6 + 1)  # q, k, v, out, 2 mlp per block; the head
+    assert [op for op, _, _ in fake.calls] == ["matmul"] * (LAYERS * 6 + 1)  # q, k, v, out, 2 mlp; the head
 
 
 def test_gpt_trains_gradient_reaches_every_parameter():

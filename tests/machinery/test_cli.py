@@ -43,6 +43,7 @@ def failing(nodeid: str, message: str = "AssertionError: no") -> runner.TestOutc
 def test_status_on_the_stubs(fake_repo: Path):
     code, out = run("status")
     assert code == 0
+    assert "tests against your code in katas/" in out
     assert "15  alpha" in out and "0/3  [....................]" in out
     assert "16  beta" in out and "0/1" in out
     assert "17  gamma" in out and "planned  not released yet" in out
@@ -154,9 +155,28 @@ def test_usage_errors_exit_2_and_say_what_is_valid(fake_repo: Path, argv, messag
     assert message in out
 
 
+def test_the_code_under_test_follows_tinytorch_impl_unless_impl_is_given(fake_repo: Path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: seen.append(impl) or canned("alpha"))
+    monkeypatch.setenv("TINYTORCH_IMPL", "solutions,alpha=katas")
+    code, out = run("test", "alpha")
+    assert code == 1 and "(solutions,alpha=katas)" in out
+    run("test", "alpha", "--impl", "katas")
+    monkeypatch.setenv("TINYTORCH_IMPL", " ")
+    run("test", "alpha")
+    assert seen == ["solutions,alpha=katas", "katas", "katas"]
+    monkeypatch.setenv("TINYTORCH_IMPL", "solutions,alpha=katas")
+    both = canned("alpha")
+    both.modules["beta"] = runner.ModuleResult(registry.get("beta"), [runner.TestOutcome("t::b", "passed")])
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: both)
+    code, out = run("status")
+    assert "tests against TINYTORCH_IMPL=solutions,alpha=katas" in out
+    monkeypatch.setenv("TINYTORCH_IMPL", "bogus")
+    code, out = run("status")
+    assert code == 2 and "unknown implementation 'bogus'; valid: katas, solutions" in out
+
+
 def test_argparse_errors_and_help(capsys: pytest.CaptureFixture[str]):
-    assert run() == (2, "")
-    assert "required: command" in capsys.readouterr().err
     assert run("frobnicate")[0] == 2
     assert run("--help")[0] == 0
     assert "exit codes" in capsys.readouterr().out
@@ -333,3 +353,10 @@ def test_list_markdown_prints_the_registry_table(fake_repo: Path):
     assert code == 0
     assert out.strip() == registry.markdown_table()
     assert "| 15 |" in out and "| 17 |" in out and "not released yet" in out
+
+
+def test_no_command_prints_the_help_and_exits_2(fake_repo: Path):
+    code, out = run()
+    assert code == 2
+    for command in ("status", "test", "hint", "watch", "list", "bench"):
+        assert command in out

@@ -231,3 +231,85 @@ def test_signature_text():
 
 def test_the_fake_stub_and_solution_differ_only_in_bodies():
     assert ALPHA_STUB.splitlines()[:4] == ALPHA_SOLUTION.splitlines()[:4]
+
+
+# --------------------------------------------------------------------------- parity: plumbing
+
+HELPER = '''
+
+def _check(x: int) -> int:
+    """Validate x."""
+    if not isinstance(x, int):
+        raise TypeError(f"x must be an int, got {type(x).__name__}")
+    return x
+'''
+
+
+def add_to_both(repo: Path, old: str, new: str) -> None:
+    for tree in ("katas", "solutions"):
+        edit(repo / tree / "alpha" / "core.py", old, new)
+
+
+def test_parity_accepts_identical_plumbing(fake_repo: Path):
+    add_to_both(fake_repo, "\n\nclass Doubler:", HELPER + "\n\nclass Doubler:")
+    given = '    """Doubles."""\n\n    limit: int = 3\n\n    def reset(self) -> None:\n        pass\n'
+    add_to_both(fake_repo, '    """Doubles."""\n', given)
+    # comments are not part of the AST: a lint note in the stub is no drift
+    edit(fake_repo / "katas" / "alpha" / "core.py", "return x\n", "return x  # noqa: E501 (a note)\n")
+    assert integrity.check_parity(fake_repo) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "got {type(x).__name__}",
+            "got something else",
+            "katas/alpha/core.py:9 _check: the plumbing given in the stub differs from "
+            "solutions/alpha/core.py:9 (stub `raise TypeError(f'x must be an int, got something else')` "
+            "vs solution `raise TypeError(f'x must be an int, got {type(x).__name__}')`)",
+        ),
+        (
+            '"""Validate x."""',
+            '"""Validate x: an int."""',
+            "katas/alpha/core.py:9 _check: the plumbing given in the stub differs from "
+            'solutions/alpha/core.py:9 (stub `"""Validate x: an int."""` vs solution `"""Validate x."""`)',
+        ),
+        (
+            '"""Doubles."""',
+            '"""Doubles, fast."""',
+            "katas/alpha/core.py:17 Doubler.<docstring>: the plumbing given in the stub differs from "
+            "solutions/alpha/core.py:17",
+        ),
+        (
+            "class Doubler:",
+            "class Doubler(object):",
+            "katas/alpha/core.py:16 Doubler: the class's decorators or bases differ from "
+            "solutions/alpha/core.py:16",
+        ),
+        (
+            "    def apply(",
+            "    def _spare(self) -> None:\n        pass\n\n    def apply(",
+            "katas/alpha/core.py:19 Doubler._spare: given in the stub but not in solutions/alpha/core.py",
+        ),
+    ],
+)
+def test_parity_reports_drifted_plumbing_with_file_and_line(
+    fake_repo: Path, old: str, new: str, problem: str
+):
+    add_to_both(fake_repo, "\n\nclass Doubler:", HELPER + "\n\nclass Doubler:")
+    edit(fake_repo / "katas" / "alpha" / "core.py", old, new)
+    problems = integrity.check_parity(fake_repo)
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def test_parity_lets_the_lessons_bodies_differ_but_not_a_given_method(fake_repo: Path):
+    # `double` raises NotImplementedError in the stub: its body is the lesson and may differ
+    # (the fake stub and solution already differ there). A given method must not.
+    given = '    """Doubles."""\n\n    def reset(self) -> int:\n        return 0\n'
+    add_to_both(fake_repo, '    """Doubles."""\n', given)
+    edit(fake_repo / "solutions" / "alpha" / "core.py", "return 0", "return 1")
+    assert integrity.check_parity(fake_repo) == [
+        "katas/alpha/core.py:12 Doubler.reset: the plumbing given in the stub differs from "
+        "solutions/alpha/core.py:12 (stub `return 0` vs solution `return 1`)"
+    ]

@@ -139,6 +139,19 @@ def test_module_result_counts(outcomes):
     assert (beta.total, len(beta.failures), beta.all_passed) == (0, 1, False)
 
 
+def test_summary_lines_drop_hypothesis_advice_the_student_cannot_use():
+    message = (
+        "NotImplementedError: f (module 15, m): implement it in katas/m/a.py\n"
+        "(note: 5 other explicit examples also failed with this error; use Verbosity.verbose to view)\n"
+        "(note: 1 other explicit example also failed with this error; use Verbosity.verbose to view)"
+    )
+    assert runner.TestOutcome("t::x", "failed", message).summary_lines() == [
+        "NotImplementedError: f (module 15, m): implement it in katas/m/a.py",
+        "(5 other explicit examples also failed with this error)",
+        "(1 other explicit example also failed with this error)",
+    ]
+
+
 def test_summary_lines_are_bounded():
     outcome = runner.TestOutcome("t", "failed", "\n".join(f"line {i}" for i in range(20)))
     assert outcome.summary_lines(4) == ["line 0", "line 1", "line 2", "..."]

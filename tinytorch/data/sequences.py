@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tinytorch.layers import _check_int
+
 VOCAB: tuple[str, ...] = tuple("0123456789") + ("|",)
 VOCAB_SIZE = len(VOCAB)
 SEP = VOCAB.index("|")  # the separator token between the digits and their sorted copy
@@ -53,14 +55,6 @@ class SequenceTask(NamedTuple):
     def answers(self) -> np.ndarray:
         """int64 (n, L): the expected output, the sorted digits."""
         return self.targets[:, self.length :]
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def make_sequence_task(n: int, seed: int, length: int = DEFAULT_LENGTH) -> SequenceTask:

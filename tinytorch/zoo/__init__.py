@@ -52,7 +52,7 @@ from tinytorch.data import (
 )
 from tinytorch.layers import Flatten, Linear, Module, ReLU, Sequential
 from tinytorch.serialization import load_weights
-from tinytorch.training import accuracy
+from tinytorch.training import accuracy, inference
 from tinytorch.transformer import GPT
 
 __all__ = [
@@ -299,12 +299,8 @@ def sort_predictions(model: GPT, prompts: np.ndarray) -> np.ndarray:
             f"prompts must be (n, L + 1) token ids ending with the separator, got shape {prompts.shape}"
         )
     length = prompts.shape[1] - 1
-    was_training = model.training
-    model.eval()
-    try:
+    with inference(model):
         return model.generate(prompts, max_new_tokens=length)[:, length + 1 :]
-    finally:
-        model.train(was_training)
 
 
 def scores(name: str, model: Module) -> dict[str, float]:
