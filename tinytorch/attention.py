@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinytorch.layers import Linear, Module, _as_tensor, _check_int
+from tinytorch.layers import Linear, Module, _as_tensor, check_int
 from tinytorch.tensor import Tensor, concatenate
 
 __all__ = ["MultiHeadAttention", "causal_mask", "scaled_dot_product_attention"]
@@ -49,7 +49,7 @@ def scaled_dot_product_attention(
             f"scaled_dot_product_attention: need q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v), "
             f"got shapes {q.shape}, {k.shape}, {v.shape}"
         )
-    offset = _check_int(offset, "scaled_dot_product_attention: offset", minimum=0)
+    offset = check_int(offset, "scaled_dot_product_attention: offset", minimum=0)
     axes = tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2)
     scores = (q @ k.transpose(*axes)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T_q, T_k)
     if causal:
@@ -75,8 +75,8 @@ class MultiHeadAttention(Module):
         self, embed_dim: int, n_heads: int, causal: bool = True, rng: np.random.Generator | None = None
     ) -> None:
         super().__init__()
-        self.embed_dim = _check_int(embed_dim, "embed_dim")
-        self.n_heads = _check_int(n_heads, "n_heads")
+        self.embed_dim = check_int(embed_dim, "embed_dim")
+        self.n_heads = check_int(n_heads, "n_heads")
         if embed_dim % n_heads:
             raise ValueError(
                 f"MultiHeadAttention: embed_dim={embed_dim} must be divisible by n_heads={n_heads}"

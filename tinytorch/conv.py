@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinytorch.layers import Module, _as_tensor, _check_int, _rng, parameter
+from tinytorch.layers import Module, _as_tensor, _rng, check_int, parameter
 from tinytorch.tensor import Tensor
 
 __all__ = ["Conv2d", "MaxPool2d", "col2im", "conv_output_size", "im2col"]
@@ -32,8 +32,8 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return _check_int(value[0], name), _check_int(value[1], name)
-    v = _check_int(value, name)
+        return check_int(value[0], name), check_int(value[1], name)
+    v = check_int(value, name)
     return v, v
 
 
@@ -128,11 +128,11 @@ class Conv2d(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        _check_int(in_channels, "in_channels")
-        _check_int(out_channels, "out_channels")
+        check_int(in_channels, "in_channels")
+        check_int(out_channels, "out_channels")
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _check_int(stride, "stride")
-        self.padding = _check_int(padding, "padding", minimum=0)
+        self.stride = check_int(stride, "stride")
+        self.padding = check_int(padding, "padding", minimum=0)
         kh, kw = self.kernel_size
         bound = math.sqrt(6.0 / (in_channels * kh * kw))
         self.weight = parameter(_rng(rng).uniform(-bound, bound, size=(out_channels, in_channels, kh, kw)))
@@ -186,7 +186,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | None = None) -> None:
         super().__init__()
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size[0] if stride is None else _check_int(stride, "stride")
+        self.stride = self.kernel_size[0] if stride is None else check_int(stride, "stride")
         if stride is None and self.kernel_size[0] != self.kernel_size[1]:
             raise ValueError(f"MaxPool2d: give stride explicitly for a non-square kernel {self.kernel_size}")
 

@@ -81,7 +81,7 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _check_int(value: Any, name: str, minimum: int = 1) -> int:
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
     """``value`` as an int: TypeError naming ``name`` for a non-int (bools included), ValueError
     when it is below ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -293,8 +293,8 @@ class Linear(Module):
         self, in_features: int, out_features: int, bias: bool = True, rng: np.random.Generator | None = None
     ) -> None:
         super().__init__()
-        _check_int(in_features, "in_features")
-        _check_int(out_features, "out_features")
+        check_int(in_features, "in_features")
+        check_int(out_features, "out_features")
         bound = math.sqrt(6.0 / (in_features + out_features))
         self.weight = parameter(_rng(rng).uniform(-bound, bound, size=(in_features, out_features)))
         self.bias = parameter(np.zeros(out_features)) if bias else None
@@ -427,8 +427,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, dim: int, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        self.num_embeddings = _check_int(num_embeddings, "num_embeddings")
-        self.dim = _check_int(dim, "dim")
+        self.num_embeddings = check_int(num_embeddings, "num_embeddings")
+        self.dim = check_int(dim, "dim")
         self.weight = parameter(_rng(rng).standard_normal((num_embeddings, dim)))
 
     def forward(self, ids: Any) -> Tensor:
@@ -456,7 +456,7 @@ class LayerNorm(Module):
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
-        self.dim = _check_int(dim, "dim")
+        self.dim = check_int(dim, "dim")
         if not eps > 0:
             raise ValueError(f"LayerNorm(eps): eps must be > 0, got {eps!r}")
         self.eps = float(eps)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tinytorch.layers import Module, _check_int
+from tinytorch.layers import Module, check_int
 from tinytorch.optim import Optimizer
 from tinytorch.tensor import Tensor, no_grad
 
@@ -32,7 +32,7 @@ def minibatches(
     ``rng`` when one is given, in order otherwise."""
     if len(x) != len(y):
         raise ValueError(f"minibatches: x has {len(x)} rows but y has {len(y)}")
-    _check_int(batch_size, "minibatches: batch_size")
+    check_int(batch_size, "minibatches: batch_size")
     order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
     return [
         (x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, len(x), batch_size)
@@ -54,7 +54,7 @@ def fit(
 
     Returns the mean training loss of each epoch. The model is put in training mode.
     """
-    _check_int(epochs, "fit: epochs")
+    check_int(epochs, "fit: epochs")
     if not callable(batches) and isinstance(batches, Iterator) and epochs > 1:
         raise ValueError("fit: batches is a one-shot iterator; pass a list or a callable for epochs > 1")
     model.train()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tinytorch.attention import MultiHeadAttention
-from tinytorch.layers import GELU, Embedding, LayerNorm, Linear, Module, Sequential, _check_int
+from tinytorch.layers import GELU, Embedding, LayerNorm, Linear, Module, Sequential, check_int
 from tinytorch.tensor import Tensor, concatenate, no_grad
 
 __all__ = ["GPT", "TransformerBlock"]
@@ -39,7 +39,7 @@ class TransformerBlock(Module):
         self, embed_dim: int, n_heads: int, mlp_ratio: int = 4, rng: np.random.Generator | None = None
     ) -> None:
         super().__init__()
-        hidden = _check_int(mlp_ratio, "mlp_ratio") * embed_dim
+        hidden = check_int(mlp_ratio, "mlp_ratio") * embed_dim
         self.ln1 = LayerNorm(embed_dim)
         self.attn = MultiHeadAttention(embed_dim, n_heads, causal=True, rng=rng)
         self.ln2 = LayerNorm(embed_dim)
@@ -77,11 +77,11 @@ class GPT(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.vocab_size = _check_int(vocab_size, "vocab_size")
-        self.max_seq_len = _check_int(max_seq_len, "max_seq_len")
-        self.embed_dim = _check_int(embed_dim, "embed_dim")
-        self.n_layers = _check_int(n_layers, "n_layers")
-        self.n_heads = _check_int(n_heads, "n_heads")
+        self.vocab_size = check_int(vocab_size, "vocab_size")
+        self.max_seq_len = check_int(max_seq_len, "max_seq_len")
+        self.embed_dim = check_int(embed_dim, "embed_dim")
+        self.n_layers = check_int(n_layers, "n_layers")
+        self.n_heads = check_int(n_heads, "n_heads")
         self.tok_emb = Embedding(vocab_size, embed_dim, rng=rng)
         self.pos_emb = Embedding(max_seq_len, embed_dim, rng=rng)
         self.blocks = [TransformerBlock(embed_dim, n_heads, mlp_ratio, rng=rng) for _ in range(n_layers)]
@@ -137,7 +137,7 @@ class GPT(Module):
             raise ValueError(
                 f"GPT.generate: prompt must be (T,) or (B, T) with T >= 1, got shape {np.shape(prompt)}"
             )
-        max_new_tokens = _check_int(max_new_tokens, "GPT.generate: max_new_tokens", minimum=0)
+        max_new_tokens = check_int(max_new_tokens, "GPT.generate: max_new_tokens", minimum=0)
         if seq.shape[1] + max_new_tokens > self.max_seq_len:
             raise ValueError(
                 f"GPT.generate: prompt length {seq.shape[1]} + max_new_tokens {max_new_tokens} exceeds "

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tinytorch.layers import _check_int
+from tinytorch.layers import check_int
 
 VOCAB: tuple[str, ...] = tuple("0123456789") + ("|",)
 VOCAB_SIZE = len(VOCAB)
@@ -63,9 +63,9 @@ def make_sequence_task(n: int, seed: int, length: int = DEFAULT_LENGTH) -> Seque
     The same (n, seed, length) always gives the same arrays, and a larger ``n`` with the same
     seed extends the smaller batch (its first rows are identical).
     """
-    n = _check_int(n, "n", 1)
-    seed = _check_int(seed, "seed", 0)
-    length = _check_int(length, "length", 1)
+    n = check_int(n, "n", 1)
+    seed = check_int(seed, "seed", 0)
+    length = check_int(length, "length", 1)
     digits = np.random.default_rng(seed).integers(0, 10, size=(n, length), dtype=np.int64)
     sep = np.full((n, 1), SEP, dtype=np.int64)
     full = np.concatenate([digits, sep, np.sort(digits, axis=1)], axis=1)  # (n, 2L + 1)
