@@ -62,10 +62,11 @@ def _module(key: str) -> registry.Module:
 
 def _check_impl(impl: str | None) -> str:
     """``--impl`` if given, else ``$TINYTORCH_IMPL``, else ``katas``; a UsageError lists the valid values."""
+    given = impl is not None
     if impl is None:
         impl = os.environ.get(perf.ENV_VAR, "").strip() or perf.DEFAULT_IMPL
     try:
-        perf.parse_impl(impl)
+        perf.parse_impl(impl, source="--impl" if given else perf.ENV_VAR)
     except ValueError as error:
         raise UsageError(str(error)) from None
     return impl
@@ -305,7 +306,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     module = _module(args.module)
     impl = _check_impl(args.impl)
-    folder = registry.repo_root() / module.tree(perf.impl_for(module.name, impl))
+    folder = perf.source_dir(module.name, impl)
     print(f"watching {folder}: the tests rerun when you save; Ctrl-C stops", file=out)
     runs, code = 0, OK
     try:

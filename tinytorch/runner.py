@@ -314,7 +314,7 @@ def run_modules(
         if not report.is_file():
             return RunResult(results, proc.returncode, output, report_found=False)
         xml_text = report.read_bytes()
-    kata_dirs = {m.tests: root / m.tree(perf.impl_for(m.name, impl)) for m in modules}
+    kata_dirs = {m.tests: perf.source_dir(m.name, impl) for m in modules}
     by_file = {m.tests: results[m.name] for m in modules}
     for outcome in parse_junit(xml_text, files, kata_dirs, root):
         test_file = outcome.nodeid.split("::", 1)[0]

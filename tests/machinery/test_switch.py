@@ -115,3 +115,48 @@ def test_the_finder_leaves_other_imports_alone(fake_repo: Path, tmp_path: Path):
 def test_the_finder_is_installed_once():
     importlib.reload(perf)
     assert sum(isinstance(f, perf._SwitchFinder) for f in sys.meta_path) == 1
+
+
+def test_a_module_served_from_a_folder(fake_repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """An override may name the module's own folder: a variant or a student's copy, nothing copied."""
+    variant = tmp_path / "variant" / "alpha"
+    variant.mkdir(parents=True)
+    (variant / "__init__.py").write_text("def double(x):\n    return 2 * x + 1  # a classic mistake\n")
+    monkeypatch.setenv("TINYTORCH_IMPL", f"solutions,alpha={variant}")
+    assert perf.source_dir("alpha") == variant
+    assert perf.source_dir("beta") == fake_repo / "solutions" / "beta"
+    alpha = load("alpha")
+    assert Path(alpha.__file__) == variant / "__init__.py"
+    assert alpha.double(3) == 7
+
+
+def test_a_default_folder_holds_one_folder_per_module(fake_repo: Path, monkeypatch, tmp_path: Path):
+    """A folder as the default is a whole tree laid out like katas/: strict grading of a submission."""
+    tree = tmp_path / "submission" / "katas"
+    (tree / "alpha").mkdir(parents=True)
+    (tree / "alpha" / "__init__.py").write_text("def double(x):\n    return x + x\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYTORCH_IMPL", "./submission/katas,beta=solutions")
+    assert perf.impl_for("alpha") == str(tree)
+    assert perf.source_dir("alpha") == tree / "alpha"
+    assert perf.source_dir("beta") == fake_repo / "solutions" / "beta"
+    assert load("alpha").double(4) == 8
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("/no/such/folder", r"no folder '/no/such/folder'"),
+        ("solutions,alpha=./missing", r"no folder './missing'"),
+        ("katas,solutions", r"two defaults \('katas' and 'solutions'\)"),
+        ("solutions,alpha=katas,15=solutions", r"module 'alpha' is given twice"),
+    ],
+)
+def test_ambiguous_or_missing_trees_are_refused(fake_repo: Path, value: str, message: str):
+    with pytest.raises(ValueError, match=message):
+        perf.parse_impl(value)
+
+
+def test_the_error_names_where_the_value_came_from(fake_repo: Path):
+    with pytest.raises(ValueError, match=r"^--impl='bogus': unknown implementation 'bogus'"):
+        perf.parse_impl("bogus", source="--impl")

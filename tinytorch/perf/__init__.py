@@ -9,11 +9,18 @@ and the environment variable ``TINYTORCH_IMPL`` decides which tree answers:
 * ``katas`` (the default): the student's files under ``katas/<module>/``;
 * ``solutions``: the reference bodies under ``solutions/<module>/``;
 * a default plus per-module overrides, comma separated, e.g. ``solutions,caching=katas``
-  (test one student module on top of reference ones) or ``katas,profiling=solutions``.
+  (test one student module on top of reference ones) or ``katas,profiling=solutions``;
+* a folder instead of a tree name (an absolute path, or one starting with ``./``, ``../`` or
+  ``~``): as the default, a folder that holds one sub-folder per module, laid out like
+  ``katas/`` (``TINYTORCH_IMPL=/submissions/ada/katas`` serves every module from a student's
+  tree); as a per-module override, the module's own folder, the one holding its ``__init__.py``
+  (``TINYTORCH_IMPL=solutions,profiling=/tmp/variant/profiling``). Nothing is copied: the grader
+  and the gallery of classic mistakes serve a student's or a variant's code this way.
 
 Module names come from the registry (``tinytorch/modules.toml``) and may be given by number
-(``solutions,19=katas``); an unknown tree or module in ``TINYTORCH_IMPL`` is a ``ValueError``
-that lists the valid ones, and importing an unknown or planned module is a ``ModuleNotFoundError``
+(``solutions,19=katas``); an unknown tree or module in ``TINYTORCH_IMPL``, a folder that does not
+exist, two defaults (``katas,solutions``) or a module named twice is a ``ValueError`` that says
+which, and importing an unknown or planned module is a ``ModuleNotFoundError``
 that says which. A module is imported once per process (``sys.modules``): set ``TINYTORCH_IMPL``
 before the first import. Katas and solutions reach other modules only
 through ``tinytorch.perf.*``, so the switch holds everywhere.
@@ -34,42 +41,74 @@ ENV_VAR = "TINYTORCH_IMPL"
 DEFAULT_IMPL = "katas"
 
 
-def parse_impl(value: str | None) -> tuple[str, dict[str, str]]:
-    """Parse a ``TINYTORCH_IMPL`` value into (default tree, {module name: tree})."""
-    default, overrides = DEFAULT_IMPL, {}
+def is_folder(impl: str) -> bool:
+    """True when a tree value is a folder path rather than ``katas`` or ``solutions``."""
+    return impl.startswith(("/", "./", "../", "~")) or os.sep in impl or "/" in impl
+
+
+def _check_tree(impl: str, value: str | None, source: str) -> str:
+    """A tree value as given, or a folder made absolute; ``ValueError`` for anything else."""
+    if is_folder(impl):
+        folder = Path(impl).expanduser().resolve()
+        if not folder.is_dir():
+            raise ValueError(f"{source}={value!r}: no folder {impl!r} (resolved to {folder})")
+        return str(folder)
+    if impl not in IMPLS:
+        raise ValueError(
+            f"{source}={value!r}: unknown implementation {impl!r}; valid: {', '.join(IMPLS)} or a folder path"
+        )
+    return impl
+
+
+def parse_impl(value: str | None, source: str = ENV_VAR) -> tuple[str, dict[str, str]]:
+    """Parse a ``TINYTORCH_IMPL`` value into (default tree, {module name: tree}).
+
+    A tree is ``"katas"``, ``"solutions"`` or an absolute folder path. ``source`` names where the
+    value came from in error messages (``--impl`` for the CLI).
+    """
+    default, overrides = None, {}
     known = registry.names()
+    numbers = {str(m.number): m.name for m in registry.modules()}
     for item in (value or "").split(","):
         item = item.strip()
         if not item:
             continue
-        name, sep, impl = item.rpartition("=")
-        name, impl = name.strip(), impl.strip()
-        if impl not in IMPLS:
-            raise ValueError(
-                f"{ENV_VAR}={value!r}: unknown implementation {impl!r}; valid: {', '.join(IMPLS)}"
-            )
+        name, sep, impl = item.partition("=") if "=" in item else ("", "", item)
+        name, impl = name.strip(), _check_tree(impl.strip(), value, source)
         if not sep:
+            if default is not None:
+                raise ValueError(
+                    f"{source}={value!r}: two defaults ({default!r} and {impl!r}); give one, "
+                    "then module=tree overrides"
+                )
             default = impl
             continue
-        if name.isdigit():
-            name = registry.get(name).name if name in [str(m.number) for m in registry.modules()] else name
+        name = numbers.get(name, name)
         if name not in known:
-            raise ValueError(f"{ENV_VAR}={value!r}: unknown module {name!r}; valid: {', '.join(known)}")
+            raise ValueError(f"{source}={value!r}: unknown module {name!r}; valid: {', '.join(known)}")
+        if name in overrides:
+            raise ValueError(f"{source}={value!r}: module {name!r} is given twice")
         overrides[name] = impl
-    return default, overrides
+    return default or DEFAULT_IMPL, overrides
 
 
 def impl_for(name: str, value: str | None = None) -> str:
-    """Which tree (``katas`` or ``solutions``) serves module ``name`` under ``value``
+    """Which tree (``katas``, ``solutions`` or a folder) serves module ``name`` under ``value``
     (default: the current ``TINYTORCH_IMPL``)."""
     default, overrides = parse_impl(os.environ.get(ENV_VAR) if value is None else value)
     return overrides.get(name, default)
 
 
 def source_dir(name: str, value: str | None = None) -> Path:
-    """The folder that serves ``tinytorch.perf.<name>`` now."""
+    """The folder that serves ``tinytorch.perf.<name>`` now (or under ``value``)."""
     module = registry.get(name)
-    return registry.repo_root() / module.tree(impl_for(module.name, value))
+    default, overrides = parse_impl(os.environ.get(ENV_VAR) if value is None else value)
+    if module.name in overrides:
+        impl = overrides[module.name]
+        return Path(impl) if is_folder(impl) else registry.repo_root() / module.tree(impl)
+    if is_folder(default):
+        return Path(default) / module.name
+    return registry.repo_root() / module.tree(default)
 
 
 class _SwitchFinder(importlib.abc.MetaPathFinder):
