@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "unsolved": ("integrity", "every test of every ready module fails on the untouched stubs"),
     "parity": ("integrity", "stubs and solutions expose the same names, signatures and plumbing"),
+    "release": ("release", "build the student release: no solutions, no instructor tools, one commit"),
 }
 
 # commands whose module takes the command name as its first argument (integrity's check names)

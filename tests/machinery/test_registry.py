@@ -49,7 +49,9 @@ def test_the_real_registry():
             f"tests/test_{m.name}.py",
         )
         if m.ready:
-            for relative in (m.kata, m.solution):
+            # a student release (python -m grading release) has no solutions/ folder at all
+            released = (m.kata,) if not (root / "solutions").exists() else (m.kata, m.solution)
+            for relative in released:
                 assert (root / relative / "__init__.py").is_file(), relative
             assert (root / m.tests).is_file()
         for hint in m.hints:
