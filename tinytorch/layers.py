@@ -29,6 +29,7 @@ generator, which :func:`manual_seed` resets (``np.random.default_rng(0)`` at imp
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "ReLU",
     "Sequential",
     "Softmax",
+    "bind_inputs",
     "default_rng",
     "manual_seed",
     "parameter",
@@ -96,6 +98,47 @@ def parameter(data: np.ndarray, dtype: Any = np.float32) -> Tensor:
     return Tensor(np.array(data, dtype=dtype), requires_grad=True, dtype=dtype)
 
 
+def bind_inputs(module: Any, args: tuple, kwargs: Mapping[str, Any]) -> tuple:
+    """The arguments of a call ``module(*args, **kwargs)`` as one tuple in ``forward``'s order.
+
+    Keyword arguments are put at their parameter's position (``forward(self, x, past_kv=None)``
+    called as ``m(x, past_kv=kv)`` gives ``(x, kv)``; ``m(x=x)`` gives ``(x,)``), so a hook or a
+    profiler reads ``inputs[0]`` whichever way the layer was called. Parameters skipped in
+    between keep their defaults. Keyword-only arguments, or a call that does not fit the class's
+    ``forward`` signature, are appended in call order.
+    """
+    if not kwargs:
+        return tuple(args)
+    forward = getattr(type(module), "forward", None)
+    try:
+        signature = inspect.signature(forward)
+        bound = signature.bind(module, *args, **kwargs)
+    except (TypeError, ValueError):  # no inspectable forward, or a signature the call does not fit
+        return (*args, *kwargs.values())
+    given = set(bound.arguments)
+    bound.apply_defaults()
+    inputs: list[Any] = []
+    pending: list[Any] = []  # defaults of skipped parameters, kept only if a later one was given
+    extra: list[Any] = []
+    for name, param in list(signature.parameters.items())[1:]:  # [0] is self
+        value = bound.arguments[name]
+        if param.kind is param.VAR_POSITIONAL:
+            if value:
+                inputs += [*pending, *value]
+                pending = []
+        elif param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            pending.append(value)
+            if name in given:
+                inputs += pending
+                pending = []
+        elif param.kind is param.KEYWORD_ONLY:
+            if name in given:
+                extra.append(value)
+        else:  # **kwargs
+            extra += list(value.values())
+    return (*inputs, *extra)
+
+
 class HookHandle:
     """Returned by :meth:`Module.register_forward_hook`; ``remove()`` unregisters the hook."""
 
@@ -129,14 +172,19 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         output = self.forward(*args, **kwargs)
-        for hook in list(getattr(self, "_forward_hooks", {}).values()):
-            hook(self, args, output)
+        hooks = list(getattr(self, "_forward_hooks", {}).values())
+        if hooks:
+            inputs = bind_inputs(self, args, kwargs)
+            for hook in hooks:
+                hook(self, inputs, output)
         return output
 
     def register_forward_hook(self, fn: Callable[[Module, tuple, Any], Any]) -> HookHandle:
-        """Call ``fn(module, inputs, output)`` after every forward; ``inputs`` is the positional
-        arguments as a tuple. The hook's return value is ignored (hooks observe, they do not
-        replace the output). Returns a handle whose ``remove()`` unregisters the hook."""
+        """Call ``fn(module, inputs, output)`` after every forward; ``inputs`` is the arguments as
+        a tuple in ``forward``'s order, keyword arguments included (:func:`bind_inputs`:
+        ``mha(x, past_kv=kv)`` gives ``(x, kv)``). The hook's return value is ignored (hooks
+        observe, they do not replace the output). Returns a handle whose ``remove()``
+        unregisters the hook."""
         if not callable(fn):
             raise TypeError(f"register_forward_hook(fn): fn must be callable, got {type(fn).__name__}")
         if "_forward_hooks" not in self.__dict__:  # a subclass that skipped Module.__init__
@@ -168,10 +216,24 @@ class Module:
         return [m for _, m in self.named_children()]
 
     def named_modules(self, prefix: str = "") -> list[tuple[str, Module]]:
-        """Every module in the tree, depth first: ``("", self)`` first, then dotted names."""
-        out = [(prefix, self)]
-        for name, child in self.named_children():
-            out.extend(child.named_modules(f"{prefix}.{name}" if prefix else name))
+        """Every module in the tree, depth first: ``("", self)`` first, then dotted names.
+
+        A module reachable under several names (``Sequential(fc, ReLU(), fc)``) is listed once,
+        under its first name, as tied parameters are in :meth:`named_parameters`: whoever walks
+        the tree (a hook per module, a profiler) then sees each call once.
+        """
+        seen: set[int] = set()
+        out: list[tuple[str, Module]] = []
+
+        def walk(module: Module, name: str) -> None:
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            out.append((name, module))
+            for child_name, child in module.named_children():
+                walk(child, f"{name}.{child_name}" if name else child_name)
+
+        walk(self, prefix)
         return out
 
     def modules(self) -> list[Module]:

@@ -19,12 +19,13 @@ turns a time into a throughput (GFLOP/s): the number that tells a slow layer fro
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tinytorch.layers import Module
+from tinytorch.layers import Module, bind_inputs
 
 from .flops import layer_flops  # noqa: F401  (FLOPs per call)
 from .memory import MemoryProfiler, MemoryResult
@@ -52,14 +53,16 @@ def instrument(
     ``on_enter(name, module)`` before and ``on_exit(name, module, args, output)`` after it.
 
     ``name`` is the dotted name from ``named_modules`` (the model itself is named after its
-    class). Returns ``undo()``, which restores every forward; call it exactly once.
+    class; a module reachable under two names is wrapped once, under its first name). ``args``
+    is the call's arguments in ``forward``'s order, keywords included (``bind_inputs``), as a
+    forward hook gets them. Returns ``undo()``, which restores every forward; call it exactly once.
     """
     def wrap(name: str, module: Module, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def forward(*args: Any, **kwargs: Any) -> Any:
             on_enter(name, module)
             output = original(*args, **kwargs)
-            on_exit(name, module, args, output)
+            on_exit(name, module, bind_inputs(module, args, kwargs), output)
             return output
 
         return forward
@@ -80,6 +83,19 @@ def instrument(
     return undo
 
 
+def _elapsed(start: float, end: float) -> float:
+    """``end - start`` in seconds, for two readings of a clock. A clock that returns something
+    that is not a number is a ``TypeError``; one that ran backwards (or gives NaN or inf) a
+    ``ValueError``: a negative duration would only print a nonsensical report."""
+    try:
+        seconds = float(end - start)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"clock must return seconds as a number, got {start!r} then {end!r}") from err
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"clock went backwards or is broken: read {start!r} then {end!r}")
+    return seconds
+
+
 class ProfilerContext:
     """A ``with`` block that measures wall time, memory (tracemalloc) and, given a model,
     the self time, calls and FLOPs of each of its layers; prints :meth:`report` on exit.
@@ -87,6 +103,12 @@ class ProfilerContext:
     ``clock`` returns seconds (default :func:`time.perf_counter`); ``track_memory=False`` skips
     tracemalloc, which slows Python-level allocations and so inflates timings a little;
     ``verbose=False`` keeps the report from being printed.
+
+    Every layer that runs gets a row in ``layers``, including a leaf layer without a FLOP rule:
+    its ``LayerStats.flops`` is None (shown as ``-``), its time still counts. (``FLOPCounter``
+    differs on purpose: such a layer gets no ``per_layer`` entry and is named in
+    ``FLOPResult.unsupported``, so the FLOP total is never padded with zeros.) Containers
+    (layers whose work is their sublayers') get no row.
     """
 
     def __init__(
@@ -109,6 +131,7 @@ class ProfilerContext:
         self.layers: dict[str, LayerStats] = {}
         self._undo: Callable[[], None] | None = None
         self._memory = MemoryProfiler()
+        self._memory_started = False  # started by __enter__, not stopped yet
         self._start = 0.0
         self._stack: list[list[float]] = []  # per open call: [start time, inclusive time of children]
 
@@ -122,7 +145,7 @@ class ProfilerContext:
 
     def _on_exit(self, name: str, module: Module, args: tuple, output: Any) -> None:
         # TODO:
-        #   1. pop (start, children) from self._stack; inclusive = self.clock() - start;
+        #   1. pop (start, children) from self._stack; inclusive = _elapsed(start, self.clock());
         #   2. add inclusive to the children time of the caller (the new top of the stack, if any);
         #   3. flops = layer_flops(module, args, output); a container (flops is None and
         #      module.children() is non-empty) gets no row: its work is its children's;
@@ -134,23 +157,38 @@ class ProfilerContext:
         )
 
     # -- the with block ------------------------------------------------------------------------
+    def _clean_up(self) -> None:
+        """Undo the instrumentation and stop the memory profiler, each even if the other fails,
+        so that the model's layers and tracemalloc are left as they were found."""
+        try:
+            if self._undo is not None:
+                undo, self._undo = self._undo, None
+                undo()
+        finally:
+            if self._memory_started:
+                self._memory_started = False
+                self.memory = self._memory.stop()
+
     def __enter__(self) -> ProfilerContext:
         # TODO:
         #   1. reset the results: wall_time and memory None, layers {}, _stack [];
-        #   2. start self._memory if self.track_memory;
+        #   2. start self._memory if self.track_memory, and set self._memory_started = True;
         #   3. given a model, self._undo = instrument(self.model, self._on_enter, self._on_exit);
         #   4. read the clock last (self._start), so the setup is not timed; return self.
+        #   If step 3 or 4 raises, call self._clean_up() before re-raising: Python does not call
+        #   __exit__ when __enter__ fails.
         raise NotImplementedError(
             "ProfilerContext.__enter__ (module 15, profiling): implement it in katas/profiling/context.py"
         )
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         # TODO, in this order, and also when the block raised (exc_type is not None):
-        #   1. wall_time = clock() - _start (first, so the clean-up is not timed);
-        #   2. undo the instrumentation (self._undo(), then None) so the model is left untouched;
-        #   3. self.memory = self._memory.stop() if track_memory;
-        #   4. print(self.report()) if the block did not raise and self.verbose;
-        #   5. return False: never swallow the block's exception.
+        #   1. wall_time = _elapsed(self._start, self.clock()) (first, so the clean-up is not
+        #      timed; _elapsed refuses a clock that ran backwards);
+        #   2. self._clean_up() in a `finally`, so the model and tracemalloc are restored even
+        #      when the clock raises (if the block raised too, let the block's exception win);
+        #   3. print(self.report()) if the block did not raise and self.verbose;
+        #   4. return False: never swallow the block's exception.
         raise NotImplementedError(
             "ProfilerContext.__exit__ (module 15, profiling): implement it in katas/profiling/context.py"
         )

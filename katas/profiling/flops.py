@@ -104,7 +104,14 @@ class FLOPCounter:
 
     def count_ops(self, model: Module, input: Tensor | np.ndarray) -> FLOPResult:
         """Run ``model(input)`` once (no grad) with a forward hook on every layer; count each
-        call with :func:`layer_flops` and return the total and the per-layer breakdown."""
+        call with :func:`layer_flops` and return the total and the per-layer breakdown.
+
+        Only layers with a rule get a ``per_layer`` entry (a zero-cost layer such as ReLU gets
+        one, with 0). A leaf layer without a rule (``layer_flops`` returns None) gets *no*
+        entry, not an entry of 0: its name goes, once, into ``unsupported``. Containers get
+        neither. A layer reachable under two names (``Sequential(fc, ReLU(), fc)``) is hooked
+        once, under its first name, so each call counts once; keyword arguments reach the rules
+        like positional ones (hooks get them bound in ``forward``'s order)."""
         if not isinstance(model, Module):
             raise TypeError(f"model must be a tinytorch Module, got {type(model).__name__}")
         x = input if isinstance(input, Tensor) else Tensor(input)  # noqa: F841  (run model(x))

@@ -86,6 +86,8 @@ def summarize(samples: Sequence[float] | np.ndarray) -> TimingResult:
 
     min, mean and max as usual; p50, p95, p99 with linear interpolation between order
     statistics (Hyndman & Fan type 7, numpy's default). The samples are kept in their order.
+    Every statistic lies in [min, max], the mean included: a float sum can round a mean of
+    equal samples above them (``np.mean([0.1] * 3) > 0.1``), so it is clamped.
 
     Example: summarize([3, 1, 2]) has min 1, mean 2, p50 2, p95 2.9, p99 2.98, max 3
     (n = 3, so p95 sits at index h = 2 * 0.95 = 1.9, between x[1] = 2 and x[2] = 3).

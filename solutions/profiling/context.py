@@ -19,12 +19,13 @@ turns a time into a throughput (GFLOP/s): the number that tells a slow layer fro
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tinytorch.layers import Module
+from tinytorch.layers import Module, bind_inputs
 
 from .flops import layer_flops
 from .memory import MemoryProfiler, MemoryResult
@@ -52,14 +53,16 @@ def instrument(
     ``on_enter(name, module)`` before and ``on_exit(name, module, args, output)`` after it.
 
     ``name`` is the dotted name from ``named_modules`` (the model itself is named after its
-    class). Returns ``undo()``, which restores every forward; call it exactly once.
+    class; a module reachable under two names is wrapped once, under its first name). ``args``
+    is the call's arguments in ``forward``'s order, keywords included (``bind_inputs``), as a
+    forward hook gets them. Returns ``undo()``, which restores every forward; call it exactly once.
     """
     def wrap(name: str, module: Module, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def forward(*args: Any, **kwargs: Any) -> Any:
             on_enter(name, module)
             output = original(*args, **kwargs)
-            on_exit(name, module, args, output)
+            on_exit(name, module, bind_inputs(module, args, kwargs), output)
             return output
 
         return forward
@@ -80,6 +83,19 @@ def instrument(
     return undo
 
 
+def _elapsed(start: float, end: float) -> float:
+    """``end - start`` in seconds, for two readings of a clock. A clock that returns something
+    that is not a number is a ``TypeError``; one that ran backwards (or gives NaN or inf) a
+    ``ValueError``: a negative duration would only print a nonsensical report."""
+    try:
+        seconds = float(end - start)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"clock must return seconds as a number, got {start!r} then {end!r}") from err
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"clock went backwards or is broken: read {start!r} then {end!r}")
+    return seconds
+
+
 class ProfilerContext:
     """A ``with`` block that measures wall time, memory (tracemalloc) and, given a model,
     the self time, calls and FLOPs of each of its layers; prints :meth:`report` on exit.
@@ -87,6 +103,12 @@ class ProfilerContext:
     ``clock`` returns seconds (default :func:`time.perf_counter`); ``track_memory=False`` skips
     tracemalloc, which slows Python-level allocations and so inflates timings a little;
     ``verbose=False`` keeps the report from being printed.
+
+    Every layer that runs gets a row in ``layers``, including a leaf layer without a FLOP rule:
+    its ``LayerStats.flops`` is None (shown as ``-``), its time still counts. (``FLOPCounter``
+    differs on purpose: such a layer gets no ``per_layer`` entry and is named in
+    ``FLOPResult.unsupported``, so the FLOP total is never padded with zeros.) Containers
+    (layers whose work is their sublayers') get no row.
     """
 
     def __init__(
@@ -109,6 +131,7 @@ class ProfilerContext:
         self.layers: dict[str, LayerStats] = {}
         self._undo: Callable[[], None] | None = None
         self._memory = MemoryProfiler()
+        self._memory_started = False  # started by __enter__, not stopped yet
         self._start = 0.0
         self._stack: list[list[float]] = []  # per open call: [start time, inclusive time of children]
 
@@ -118,7 +141,7 @@ class ProfilerContext:
 
     def _on_exit(self, name: str, module: Module, args: tuple, output: Any) -> None:
         start, children = self._stack.pop()
-        inclusive = self.clock() - start
+        inclusive = _elapsed(start, self.clock())
         if self._stack:
             self._stack[-1][1] += inclusive
         flops = layer_flops(module, args, output)
@@ -131,22 +154,40 @@ class ProfilerContext:
             stats.flops = (stats.flops or 0) + flops
 
     # -- the with block ------------------------------------------------------------------------
+    def _clean_up(self) -> None:
+        """Undo the instrumentation and stop the memory profiler, each even if the other fails,
+        so that the model's layers and tracemalloc are left as they were found."""
+        try:
+            if self._undo is not None:
+                undo, self._undo = self._undo, None
+                undo()
+        finally:
+            if self._memory_started:
+                self._memory_started = False
+                self.memory = self._memory.stop()
+
     def __enter__(self) -> ProfilerContext:
         self.wall_time, self.memory, self.layers, self._stack = None, None, {}, []
         if self.track_memory:
             self._memory.start()
-        if self.model is not None:
-            self._undo = instrument(self.model, self._on_enter, self._on_exit)
-        self._start = self.clock()
+            self._memory_started = True
+        try:
+            if self.model is not None:
+                self._undo = instrument(self.model, self._on_enter, self._on_exit)
+            self._start = self.clock()
+        except BaseException:
+            self._clean_up()
+            raise
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        self.wall_time = self.clock() - self._start
-        if self._undo is not None:
-            self._undo()
-            self._undo = None
-        if self.track_memory:
-            self.memory = self._memory.stop()
+        try:
+            self.wall_time = _elapsed(self._start, self.clock())
+        except Exception:
+            if exc_type is None:
+                raise  # a broken clock; else the block's own exception says more
+        finally:
+            self._clean_up()
         if exc_type is None and self.verbose:
             print(self.report())
         return False  # never swallow an exception

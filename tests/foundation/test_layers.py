@@ -32,6 +32,7 @@ from tinytorch import (
     manual_seed,
 )
 from tinytorch.backend import use_backend
+from tinytorch.layers import bind_inputs
 
 F32_RTOL = 1e-5  # float32 products/sums of at most ~64 terms vs a float64 reference (see module doc)
 F32_ATOL = 1e-6
@@ -229,6 +230,35 @@ def test_forward_hooks_fire_in_registration_order_and_return_value_is_ignored():
 def test_register_forward_hook_rejects_non_callable():
     with pytest.raises(TypeError, match="fn"):
         ReLU().register_forward_hook(42)
+
+
+def test_a_module_shared_under_two_names_is_listed_once():
+    shared = Linear(2, 2)
+    seq = Sequential(shared, ReLU(), shared)
+    assert [n for n, _ in seq.named_modules()] == ["", "layers.0", "layers.1"]
+    assert [id(m) for m in seq.modules()] == [id(seq), id(shared), id(seq.layers[1])]
+    seen = []
+    handle = shared.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    seq(np.ones((3, 2), np.float32))
+    handle.remove()
+    assert seen == [(3, 2), (3, 2)], "one hook, called once per call of the shared layer"
+
+
+class KeywordForward(Module):
+    def forward(self, x, scale=1.0, shift=0.0, *rest, tag=None, **extra):
+        return x
+
+
+def test_forward_hooks_get_keyword_arguments_in_forward_order():
+    seen = []
+    layer = KeywordForward()
+    layer.register_forward_hook(lambda m, inputs, out: seen.append(inputs))
+    layer(x=1)
+    layer(1, shift=3.0)
+    layer(1, 2.0, 3.0, 4.0, tag="t", other=5)
+    assert seen == [(1,), (1, 1.0, 3.0), (1, 2.0, 3.0, 4.0, "t", 5)]
+    assert bind_inputs(Linear(2, 2), (), {"x": 7}) == (7,)
+    assert bind_inputs(Linear(2, 2), (1,), {"bogus": 2}) == (1, 2), "a call that does not fit: appended"
 
 
 # --- Linear ------------------------------------------------------------------------------------
