@@ -6,6 +6,9 @@ Every test here fails on the untouched stubs (katas/acceleration) and passes on 
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -245,11 +248,11 @@ def test_non_2d_operands_rejected(kernel, a_shape, b_shape, name) -> None:
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
 @pytest.mark.parametrize(
     "bad",
-    [np.array([["a", "b"]]), np.ones((1, 2), dtype=bool), np.ones((1, 2), dtype=complex), [[None, None]]],
+    [np.array([["a", "b"]]), np.ones((1, 2), dtype=complex), [[None, None]]],
 )
 def test_non_numeric_operands_rejected(kernel, bad) -> None:
     _good_call(kernel)
-    with pytest.raises(TypeError, match="A must be an integer or floating array"):
+    with pytest.raises(TypeError, match="A must be a bool, integer or floating array"):
         kernel(bad, np.ones((2, 2), np.float32))
 
 
@@ -343,8 +346,11 @@ def _dense(m=4, k=5, n=3, seed=0):
         (np.ones((2, 2), np.int8), "int8"),
         (QuantizedOperand(np.ones((2, 2))), "int8"),
         (CSR(np.eye(3, dtype=np.float32)), "sparse"),
+        (np.ones((2, 2), np.int64), "dense"),  # token ids: numpy's @ multiplies them, so does dense
+        (np.ones((2, 2), np.uint8), "dense"),  # raw images
+        (np.ones((2, 2), bool), "dense"),
     ],
-    ids=["float32", "float64", "float16", "int8-array", "quantized-object", "csr"],
+    ids=["float32", "float64", "float16", "int8-array", "quantized-object", "csr", "int64", "uint8", "bool"],
 )
 def test_operand_kind(operand, kind) -> None:
     assert operand_kind(operand) == kind
@@ -369,8 +375,8 @@ def test_operand_kind_is_declared_by_a_kind_attribute() -> None:
 
 @pytest.mark.parametrize(
     "operand",
-    [np.ones((2, 2), np.int64), np.ones((2, 2), bool), np.ones((2, 2), np.uint8), [[1.0, 2.0]], None, 3.0],
-    ids=["int64-array", "bool-array", "uint8-array", "list", "None", "python-float"],
+    [np.ones((2, 2), complex), np.array([["a"]]), np.array([[None]]), [[1.0, 2.0]], None, 3.0],
+    ids=["complex-array", "str-array", "object-array", "list", "None", "python-float"],
 )
 def test_operand_kind_rejects_unknown_operands_listing_the_kinds(operand) -> None:
     assert operand_kind(np.zeros((1, 1), np.float32)) == "dense"
@@ -731,3 +737,128 @@ def test_layers_through_a_blocked_backend_give_the_same_output() -> None:
     assert spy.calls == n_products
     assert np.abs(expected).max() > 0  # not a vacuous comparison of zeros
     np.testing.assert_array_equal(got, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Every dtype numpy multiplies, the registry under threads, defaults (issue 7)
+# --------------------------------------------------------------------------------------------
+
+INTEGER_CASES = [
+    # (dtype of A, dtype of B, low, high): int8 products overflow and wrap, int64 sums pass 2**53
+    (np.int8, np.int8, -128, 128),
+    (np.uint8, np.uint8, 0, 256),
+    (np.int16, np.int16, -(2**15), 2**15),
+    (np.int64, np.int64, 2**40, 2**40 + 1000),
+    (np.uint8, np.float32, 0, 256),
+    (np.int64, np.float64, -(2**20), 2**20),
+    (np.bool_, np.bool_, 0, 2),
+]
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "a_dtype, b_dtype, low, high", INTEGER_CASES, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_every_kernel_equals_numpy_on_every_numeric_dtype(kernel, a_dtype, b_dtype, low, high) -> None:
+    # Integer and bool products are exact in numpy's result dtype (wrapping modulo 2**bits, like
+    # numpy's own @), so all three kernels must give A @ B bit for bit, whatever the order of the
+    # additions. int64 entries near 2**40 give sums near 2**83 mod 2**64: a Python-float
+    # accumulator rounds them (past 2**53) and an int8 one raises instead of wrapping.
+    rng = np.random.default_rng(7)
+    A = rng.integers(low, high, (5, 9)).astype(a_dtype)
+    B = rng.integers(low, high, (9, 4)).astype(b_dtype)
+    with np.errstate(over="ignore"):
+        expected = A @ B
+    C = kernel(A, B, 3) if kernel is matmul_blocked else kernel(A, B)
+    assert C.dtype == expected.dtype == np.result_type(A, B)
+    np.testing.assert_array_equal(C, expected)
+
+
+def test_integer_inputs_give_the_same_output_with_and_without_the_backend() -> None:
+    # The foundation accepts int64 token ids and uint8 images without a backend; with one, the
+    # dense path must do exactly what numpy does (same values, same dtype), not refuse them.
+    from tinytorch.conv import Conv2d
+    from tinytorch.layers import Linear
+
+    rng = np.random.default_rng(2)
+    linear, conv = Linear(6, 3, rng=rng), Conv2d(1, 2, 3, rng=rng)
+    for model, x in (
+        (linear, rng.integers(0, 50, (4, 6)).astype(np.int64)),
+        (linear, rng.integers(0, 256, (4, 6)).astype(np.uint8)),
+        (conv, rng.integers(0, 256, (2, 1, 5, 5)).astype(np.uint8)),
+    ):
+        expected = _run(model, x)
+        backend, spy = _counting_backend()
+        got = _run(model, x, backend)
+        assert spy.calls == 1
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+class RegistersWhileCompared(str):
+    """An op name whose comparison registers a kernel from another thread: exactly what happens
+    when a thread registers while kernel_for walks the registry (made deterministic here)."""
+
+    def __eq__(self, other):
+        thread = threading.Thread(
+            target=self.backend.register, args=(f"op{len(self.backend.supported())}", "dense", abs)
+        )
+        thread.start()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "register blocked while kernel_for was reading the registry"
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_kernel_for_is_safe_while_another_thread_registers() -> None:
+    backend = OptimizedBackend()
+    # "conv2d" is the second op registered, so the walk over the registry compares it with
+    # "matmul" first (a registration happens) and then has to go on walking.
+    op = RegistersWhileCompared("conv2d")
+    op.backend = backend
+    x, weight, _, _, _ = _conv_operands(((1, 2, 4, 4), (2, 2, 2, 2), False, 1, 0, "normal", 13))
+    kernel = backend.kernel_for(op, x, weight)  # no "dictionary changed size during iteration"
+    assert kernel == backend._conv2d_dense
+    assert len(backend.supported()) > 2, "the other thread's registrations are kept"
+    np.testing.assert_array_equal(backend.dispatch(op, x, weight), conv2d_im2col(x, weight))
+
+
+def test_concurrent_registrations_are_all_kept() -> None:
+    backend = OptimizedBackend()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda t=t: [backend.register(f"op{t}_{i}", "dense", abs) for i in range(200)]
+            )
+            for t in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(old)
+    assert len(backend.supported()) == 2 + 4 * 200
+
+
+def test_dispatch_conv2d_defaults_to_stride_1_padding_0_and_no_bias() -> None:
+    x, weight, _, _, _ = _conv_operands(((2, 3, 6, 5), (4, 3, 3, 2), False, 1, 0, "normal", 11))
+    y = OptimizedBackend().dispatch("conv2d", x, weight)
+    assert y.shape == (2, 4, 4, 4)
+    np.testing.assert_allclose(y, conv2d_direct(x, weight, None, 1, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y, conv2d_im2col(x, weight))
+
+
+@pytest.mark.parametrize("name", ["x", "weight"])
+def test_conv2d_rejects_a_list_naming_the_argument(name) -> None:
+    x, weight, _, _, _ = _conv_operands(((1, 2, 4, 4), (2, 2, 2, 2), False, 1, 0, "normal", 12))
+    np.testing.assert_allclose(
+        conv2d_im2col(x, weight), conv2d_direct(x, weight, None, 1, 0), rtol=1e-5, atol=1e-5
+    )
+    args = {"x": x, "weight": weight}
+    args[name] = args[name].tolist()
+    with pytest.raises(TypeError, match=f"{name} must be an np.ndarray"):
+        conv2d_im2col(**args)

@@ -9,13 +9,22 @@ Adding a kernel is one ``register`` call; nothing else changes (no ``if`` chain 
 
 Operand kinds (the protocol modules 17 and 18 follow):
 
-* ``"dense"``  a floating-point ``np.ndarray``                  -> BLAS (registered here)
+* ``"dense"``  any other numeric ``np.ndarray`` (floating, bool,
+               integer other than int8)                        -> numpy's ``@`` (registered here)
 * ``"int8"``   an ``np.ndarray`` of dtype int8, or an object with
                ``kind = "int8"`` (module 17's quantized tensors) -> an integer kernel that
                accumulates in int32 (module 17 registers it)
 * ``"sparse"`` a CSR matrix: any object with ``data``, ``indices``, ``indptr`` and ``shape``
                (module 18's CSR, scipy's csr_matrix), or ``kind = "sparse"``
                -> a sparse kernel (module 18 registers it)
+
+The dense path behaves exactly as plain numpy does: an int64 or uint8 array (token ids, raw
+images) multiplies as ``A @ B`` would, in numpy's result dtype, whether a backend is installed or
+not. Only int8 arrays are routed elsewhere: int8 is the quantized kind.
+
+The registry is safe to use from several threads: ``register`` never changes a dict that a
+reader may be walking; it builds a new one (under a lock, so that two registrations cannot lose
+each other) and swaps it in. A lookup reads ``self._kernels`` once and sees one consistent table.
 
 Any object with a string attribute ``kind`` declares its own kind, so later modules can add
 kinds without touching this file. The *call's* kind comes from its two operands (the first two
@@ -31,6 +40,7 @@ Install it for the foundation's layers with ``tinytorch.backend.use_backend``::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +54,8 @@ __all__ = ["CSR_ATTRIBUTES", "Kernel", "OptimizedBackend", "call_kind", "operand
 Kernel = Callable[..., Any]
 CSR_ATTRIBUTES = ("data", "indices", "indptr", "shape")
 _KINDS_HELP = (
-    "dense (floating np.ndarray), int8 (int8 np.ndarray or an object with kind='int8'), "
+    "dense (a bool, integer or floating np.ndarray other than int8), int8 (int8 np.ndarray or an "
+    "object with kind='int8'), "
     "sparse (a CSR object with data, indices, indptr, shape), or any object with a string `kind`"
 )
 
@@ -52,13 +63,15 @@ _KINDS_HELP = (
 def operand_kind(x: Any) -> str:
     """The kind of one operand: ``"dense"``, ``"int8"``, ``"sparse"`` or its declared ``kind``.
 
-    Order: a string attribute ``kind`` wins; then a floating ndarray is ``"dense"`` and an int8
-    ndarray ``"int8"``; then an object with ``data``, ``indices``, ``indptr`` and ``shape`` is
-    ``"sparse"`` (CSR). Anything else (other integer or bool arrays, lists, scalars, None) is a
-    ``TypeError`` that lists the kinds.
+    Order: a string attribute ``kind`` wins; then an int8 ndarray is ``"int8"`` and any other
+    numeric ndarray (floating, integer, bool: what numpy's ``@`` multiplies) ``"dense"``; then an
+    object with ``data``, ``indices``, ``indptr`` and ``shape`` is ``"sparse"`` (CSR). Anything
+    else (object, string or complex arrays, lists, scalars, None) is a ``TypeError`` that lists
+    the kinds.
 
     Task: the four checks above, in that order. Hints: ``getattr(x, "kind", None)`` reads an
-    optional attribute; ``x.dtype.kind == "f"`` is true for every floating dtype; the error
+    optional attribute; ``x.dtype.kind in "biuf"`` is true for every bool, integer and floating
+    dtype (test int8 before it); the error
     message can end with ``_KINDS_HELP``.
     """
     raise NotImplementedError(
@@ -93,7 +106,9 @@ class OptimizedBackend:
     n_operands = 2  # the first two arguments of every op are its operands; the rest are parameters
 
     def __init__(self) -> None:
+        # Never changed in place once published: register swaps in a new dict (module docstring).
         self._kernels: dict[tuple[str, str], Kernel] = {}
+        self._lock = threading.Lock()  # serialises registrations
         self.register("matmul", "dense", matmul_numpy)
         self.register("conv2d", "dense", self._conv2d_dense)
 
@@ -105,7 +120,9 @@ class OptimizedBackend:
 
         Task: after the given checks, store the kernel in the registry dict ``self._kernels``
         under the key ``(op, kind)``. That is the whole trick: a new kernel is a new key, not a
-        new branch in an ``if`` chain.
+        new branch in an ``if`` chain. Thread safety (module docstring): do not change the
+        published dict in place; inside ``with self._lock:`` assign ``self._kernels`` a new dict,
+        the old entries plus the new one.
         """
         for name, value in (("op", op), ("kind", kind)):
             if not isinstance(value, str):
@@ -125,8 +142,9 @@ class OptimizedBackend:
 
     def _unsupported(self, op: str, kind: str | None = None) -> ValueError:
         """The error for an op (or an op on a kind) that has no kernel; it lists what is supported."""
-        pairs = ", ".join(f"({o}, {k})" for o, k in self.supported())
-        ops = ", ".join(sorted({o for o, _ in self._kernels}))
+        registered = self.supported()
+        pairs = ", ".join(f"({o}, {k})" for o, k in registered)
+        ops = ", ".join(sorted({o for o, _ in registered}))
         if kind is None:
             problem = f"unknown op {op!r}; supported ops: {ops}"
         else:
@@ -141,10 +159,11 @@ class OptimizedBackend:
 
         ``ValueError`` listing the supported pairs for an unknown op or an unregistered kind.
 
-        Task, in this order:
+        Task, in this order (read ``self._kernels`` once into a local and use that, so a
+        registration in another thread cannot change the table under you):
         1. no registered pair has this ``op``: ``raise self._unsupported(op)``;
         2. ``kind = call_kind(*operands)``;
-        3. look ``(op, kind)`` up in ``self._kernels`` (``dict.get``); missing:
+        3. look ``(op, kind)`` up in the registry (``dict.get``); missing:
            ``raise self._unsupported(op, kind)``; found: return it.
         No ``if op == "matmul"`` anywhere: the dict is the routing table.
         """

@@ -15,7 +15,9 @@ is *how the memory is walked*, and that is where the speed is:
 * ``matmul_numpy`` hands the whole product to BLAS (OpenBLAS here), which tiles for every level
   of the cache, packs the tiles contiguously, and runs vectorised (SIMD) kernels on every core.
 
-The result has numpy's promoted dtype, ``np.result_type(A, B)`` (float32 for float32 inputs).
+The result has numpy's promoted dtype, ``np.result_type(A, B)`` (float32 for float32 inputs),
+and every kernel computes in it, as numpy's ``@`` does: the three agree on every dtype, integers
+included (an int8 product wraps around modulo 2^8 in all three, as in ``A @ B``).
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ __all__ = ["check_block_size", "check_matmul_operands", "matmul_blocked", "matmu
 def check_matmul_operands(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate the operands of a 2-D product and return them as arrays.
 
-    Raises ``TypeError`` if either is not numeric (integer or floating), ``ValueError`` if either
-    is not 2-D or the inner dimensions differ (A's columns must equal B's rows).
+    Raises ``TypeError`` if either is not numeric (bool, integer or floating: what numpy's ``@``
+    multiplies), ``ValueError`` if either is not 2-D or the inner dimensions differ (A's columns
+    must equal B's rows).
     """
     arrays = []
     for name, x in (("A", A), ("B", B)):
         x = np.asanyarray(x)  # keeps ndarray subclasses (the tests spy on products with one)
-        if x.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must be an integer or floating array, got dtype {x.dtype}")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a bool, integer or floating array, got dtype {x.dtype}")
         if x.ndim != 2:
             raise ValueError(f"{name} must be a 2-D matrix, got {x.ndim}-D array of shape {x.shape}")
         arrays.append(x)
@@ -68,7 +71,10 @@ def matmul_naive(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
     Task: after the given check, allocate ``C = np.zeros((M, N), dtype=np.result_type(A, B))``
     and fill it with three nested Python loops (i over rows, j over columns, k over the inner
-    dimension), accumulating each C[i, j] in a local variable.
+    dimension), accumulating each C[i, j] in a local variable *of the result's dtype*
+    (``dtype.type(0)``, operands cast with ``astype(dtype)``): a Python float ``0.0`` rounds
+    integers past 2^53 and cannot wrap int8 overflow the way numpy's ``@`` does. Integer
+    overflow warns unless the loops run inside ``with np.errstate(over="ignore"):``.
 
     Hint: no ``@``, ``np.dot`` or ``np.sum`` here: this is the baseline, and its slowness is the point.
     """

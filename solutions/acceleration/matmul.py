@@ -15,7 +15,9 @@ is *how the memory is walked*, and that is where the speed is:
 * ``matmul_numpy`` hands the whole product to BLAS (OpenBLAS here), which tiles for every level
   of the cache, packs the tiles contiguously, and runs vectorised (SIMD) kernels on every core.
 
-The result has numpy's promoted dtype, ``np.result_type(A, B)`` (float32 for float32 inputs).
+The result has numpy's promoted dtype, ``np.result_type(A, B)`` (float32 for float32 inputs),
+and every kernel computes in it, as numpy's ``@`` does: the three agree on every dtype, integers
+included (an int8 product wraps around modulo 2^8 in all three, as in ``A @ B``).
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ __all__ = ["check_block_size", "check_matmul_operands", "matmul_blocked", "matmu
 def check_matmul_operands(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate the operands of a 2-D product and return them as arrays.
 
-    Raises ``TypeError`` if either is not numeric (integer or floating), ``ValueError`` if either
-    is not 2-D or the inner dimensions differ (A's columns must equal B's rows).
+    Raises ``TypeError`` if either is not numeric (bool, integer or floating: what numpy's ``@``
+    multiplies), ``ValueError`` if either is not 2-D or the inner dimensions differ (A's columns
+    must equal B's rows).
     """
     arrays = []
     for name, x in (("A", A), ("B", B)):
         x = np.asanyarray(x)  # keeps ndarray subclasses (the tests spy on products with one)
-        if x.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must be an integer or floating array, got dtype {x.dtype}")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a bool, integer or floating array, got dtype {x.dtype}")
         if x.ndim != 2:
             raise ValueError(f"{name} must be a 2-D matrix, got {x.ndim}-D array of shape {x.shape}")
         arrays.append(x)
@@ -64,17 +67,22 @@ def matmul_naive(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
     Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
     O(M·N·K) Python-level steps: the baseline every other kernel is measured against.
+    Each sum is accumulated in the result's dtype (a numpy scalar), as ``A @ B`` does: a Python
+    float would round integers past 2^53 and refuse to wrap int8 overflow as numpy does.
     """
     A, B = check_matmul_operands(A, B)
     M, K = A.shape
     N = B.shape[1]
-    C = np.zeros((M, N), dtype=np.result_type(A, B))
-    for i in range(M):
-        for j in range(N):
-            acc = 0.0
-            for k in range(K):
-                acc += A[i, k] * B[k, j]
-            C[i, j] = acc
+    dtype = np.result_type(A, B)
+    A, B = A.astype(dtype, copy=False), B.astype(dtype, copy=False)
+    C = np.zeros((M, N), dtype=dtype)
+    with np.errstate(over="ignore"):  # integers wrap around silently, as in numpy's @
+        for i in range(M):
+            for j in range(N):
+                acc = dtype.type(0)
+                for k in range(K):
+                    acc += A[i, k] * B[k, j]
+                C[i, j] = acc
     return C
 
 
