@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "unsolved": ("integrity", "every test of every ready module fails on the untouched stubs"),
     "parity": ("integrity", "stubs and solutions expose the same names, signatures and plumbing"),
+    "mistakes": ("gallery", "every classic mistake of grading/mistakes/ is caught by a test"),
     "release": ("release", "build the student release: no solutions, no instructor tools, one commit"),
 }
 

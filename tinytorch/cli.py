@@ -263,6 +263,11 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
     print(f"First failing test: {first.nodeid}\n  at {_where(first)}", file=out)
     for line in first.summary_lines(3):
         print(f"  | {line}", file=out)
+    likely = module.mistakes_for(first.nodeid)  # the gallery of classic mistakes (grading/mistakes)
+    if likely:
+        print("\nClassic mistakes this test catches (is one of them yours?):", file=out)
+        for mistake in likely:
+            print(f"  - {mistake.why}", file=out)
     matching = [i for i, h in enumerate(module.hints) if h.tests in first.nodeid]
     if not matching:
         print(

@@ -1,0 +1,455 @@
+"""The gallery of classic mistakes: ``python -m grading mistakes [module ...]``.
+
+A kata suite is only as good as the wrong answers it rejects. Every ready module keeps a few
+realistic wrong variants of its reference in ``grading/mistakes/<module>.toml`` (found by
+convention from the registry's module names: no list to maintain). Each mistake is a small
+find/replace patch on one or more files of ``solutions/<module>/``::
+
+    [[mistake]]
+    name = "range-without-zero"          # kebab-case, unique in the file
+    file = "quant.py"                     # relative to solutions/<module>/
+    why = "One line: what is wrong and why a student makes it."
+    caught_by = "test_zero_is_exact"      # optional: a test name substring (pytest -k) tried first
+    old = \"\"\"exact text in the solution file; must occur EXACTLY once\"\"\"
+    new = \"\"\"its replacement\"\"\"
+
+A mistake that needs several edits gives repeated ``[[mistake.edit]]`` tables (each with ``old``,
+``new`` and an optional ``file``, default the mistake's ``file``) instead of ``old``/``new``.
+
+The check copies ``solutions/<module>/`` to a temporary folder, applies the edits, serves the copy
+through the switch (``TINYTORCH_IMPL=solutions,<module>=<tmp>/<module>``; ``solutions/`` is never
+touched) and runs the module's test file with ``-x`` and the ``ci`` hypothesis profile, reading
+the JUnit report. A variant passes the check when a test fails on it; the check prints the first
+test that caught each variant. It fails for:
+
+* a variant that no test catches (its ``why`` is printed: a suite that passes a known-wrong answer
+  is a defect);
+* a ``caught_by`` that does not catch its variant (the tests it selects all pass, or it selects
+  none), since ``tinytorch hint`` names the mistake to a student who fails that test;
+* a variant that cannot even be collected (the patch broke the syntax or an import), one that
+  runs past its timeout, or a patch that no longer applies: every ``old`` must occur exactly once
+  in the current solution file, else the solution changed under the patch and it must be
+  re-anchored;
+* a malformed gallery file, one for a module the registry does not know, or a ready module
+  without one. A module that is not ready yet is skipped.
+
+Speed: ``caught_by`` runs first (``-k``), the whole file only when it does not catch the variant;
+variants run in parallel (``--jobs``, default: the number of CPUs); every pytest run has a
+per-test timeout (pytest-timeout, when installed) and a hard subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+
+from tinytorch import registry, runner
+
+MISTAKES_DIR = registry.MISTAKES_DIR  # grading/mistakes
+NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+CAUGHT_BY = re.compile(r"^\w+$")
+MISTAKE_KEYS = {"name", "file", "why", "caught_by", "old", "new", "edit"}
+EDIT_KEYS = {"file", "old", "new"}
+
+# Seconds. One test of a kata suite takes well under a second on the solutions; a mutant that
+# loops forever is stopped by pytest-timeout per test, and by the subprocess timeout as a last resort.
+TEST_TIMEOUT = 30
+RUN_TIMEOUT = 120
+
+# The variants run side by side: one BLAS thread each, so two jobs do not fight over the cores.
+_QUIET_BLAS = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+class GalleryError(ValueError):
+    """A gallery file that cannot be used as it stands; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``old`` (which occurs exactly once) by ``new`` in ``solutions/<module>/<file>``."""
+
+    file: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One wrong variant of a module's reference solution."""
+
+    module: str
+    name: str
+    why: str
+    edits: tuple[Edit, ...]
+    caught_by: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.module}/{self.name}"
+
+
+@dataclass
+class Verdict:
+    """What running a module's tests on one variant showed."""
+
+    mistake: Mistake
+    caught_by: runner.TestOutcome | None = None  # the first test that failed on the variant
+    problem: str = ""  # why this variant fails the check ("" when it passes)
+    seconds: float = 0.0
+    runs: list[str] = field(default_factory=list)  # what was run: "caught_by", "file"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def gallery_file(name: str, root: Path | None = None) -> Path:
+    """Where the mistakes of module ``name`` live: ``grading/mistakes/<name>.toml``."""
+    return (root or registry.repo_root()) / MISTAKES_DIR / f"{name}.toml"
+
+
+def _text(entry: dict, key: str, where: str, required: bool = True) -> str | None:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise GalleryError(f"{where}: `{key}` must be a non-empty string")
+    return value
+
+
+def _parse_mistake(module: registry.Module, entry: object, index: int, source: str) -> Mistake:
+    if not isinstance(entry, dict):
+        raise GalleryError(f"{source}: [[mistake]] number {index} is not a table")
+    name = entry.get("name")
+    where = f"{source}: mistake {name!r}" if isinstance(name, str) else f"{source}: mistake number {index}"
+    unknown = sorted(set(entry) - MISTAKE_KEYS)
+    if unknown:
+        raise GalleryError(f"{where}: unknown key(s) {unknown}; valid: {sorted(MISTAKE_KEYS)}")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise GalleryError(f"{where}: `name` must be kebab-case (lower-case words joined by -)")
+    why = _text(entry, "why", where)
+    if "\n" in why.strip():
+        raise GalleryError(f"{where}: `why` must be one line")
+    file = _text(entry, "file", where, required="edit" not in entry)
+    caught_by = _text(entry, "caught_by", where, required=False)
+    if caught_by is not None and not CAUGHT_BY.match(caught_by):
+        raise GalleryError(f"{where}: `caught_by` must be a test name or part of one (letters, digits, _)")
+    if "edit" in entry:
+        if "old" in entry or "new" in entry:
+            raise GalleryError(f"{where}: give either `old`/`new` or [[mistake.edit]] tables, not both")
+        raw = entry["edit"]
+        if not isinstance(raw, list) or not raw:
+            raise GalleryError(f"{where}: `edit` must be one or more [[mistake.edit]] tables")
+    else:
+        raw = [{"old": entry.get("old"), "new": entry.get("new")}]
+    edits = []
+    for number, item in enumerate(raw, 1):
+        at = f"{where}, edit {number}" if "edit" in entry else where
+        if not isinstance(item, dict):
+            raise GalleryError(f"{at}: not a table")
+        unknown = sorted(set(item) - EDIT_KEYS)
+        if unknown:
+            raise GalleryError(f"{at}: unknown key(s) {unknown}; valid: {sorted(EDIT_KEYS)}")
+        old = _text(item, "old", at)
+        new = item.get("new")
+        if not isinstance(new, str):
+            raise GalleryError(f"{at}: `new` must be a string (it may be empty)")
+        if old == new:
+            raise GalleryError(f"{at}: `new` equals `old`: the edit changes nothing")
+        edit_file = item.get("file", file)
+        if edit_file is None:
+            raise GalleryError(f"{at}: no `file` (give it on the mistake or on the edit)")
+        edits.append(Edit(_text({"file": edit_file}, "file", at), old, new))
+    return Mistake(module.name, name, why.strip(), tuple(edits), caught_by)
+
+
+def patched_files(mistake: Mistake, root: Path | None = None) -> dict[str, str]:
+    """The texts of the files a mistake edits, with its edits applied (in memory).
+
+    ``GalleryError`` when a file is missing or escapes the module folder, or an ``old`` does not
+    occur exactly once (in the file as the earlier edits of the same mistake left it).
+    """
+    root = root or registry.repo_root()
+    module = registry.get(mistake.module)
+    folder = (root / module.solution).resolve()
+    texts: dict[str, str] = {}
+    for number, edit in enumerate(mistake.edits, 1):
+        path = (folder / edit.file).resolve()
+        shown = f"{module.solution}/{edit.file}"
+        where = f"mistake {mistake.label}" + (f", edit {number}" if len(mistake.edits) > 1 else "")
+        if not path.is_relative_to(folder) or not path.is_file():
+            raise GalleryError(f"{where}: no file {shown}")
+        if edit.file not in texts:
+            texts[edit.file] = path.read_text(encoding="utf-8")
+        count = texts[edit.file].count(edit.old)
+        if count != 1:
+            first = edit.old.strip().splitlines()[0][:70]
+            raise GalleryError(
+                f"{where}: its `old` text occurs {count} times in {shown} (must be exactly once): the "
+                f"solution changed under the patch; re-anchor it. `old` begins: {first!r}"
+            )
+        texts[edit.file] = texts[edit.file].replace(edit.old, edit.new)
+    return texts
+
+
+def load(root: Path | None = None, names: list[str] | None = None) -> tuple[list[Mistake], list[str]]:
+    """The mistakes of every ready module (or of ``names``), and the problems found loading them.
+
+    Every mistake returned applies cleanly to the current solutions.
+    """
+    root = root or registry.repo_root()
+    modules = registry.modules()
+    known = {m.name for m in modules}
+    problems = []
+    folder = root / MISTAKES_DIR
+    if names is None:
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            if path.stem not in known:
+                problems.append(
+                    f"{MISTAKES_DIR / path.name}: no module {path.stem!r} in the registry; "
+                    f"the modules are: {', '.join(sorted(known))}"
+                )
+    selected = [m for m in modules if m.ready and (names is None or m.name in names)]
+    mistakes: list[Mistake] = []
+    for module in selected:
+        path = gallery_file(module.name, root)
+        source = (MISTAKES_DIR / path.name).as_posix()
+        if not path.is_file():
+            problems.append(
+                f"module {module.number} {module.name} is ready but has no {source}: "
+                "every ready module keeps a few classic mistakes"
+            )
+            continue
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as error:
+            problems.append(f"{source}: not valid TOML: {error}")
+            continue
+        entries = data.get("mistake")
+        extra = sorted(set(data) - {"mistake"})
+        if extra:
+            problems.append(f"{source}: unknown top-level key(s) {extra}; only [[mistake]] tables")
+        if not isinstance(entries, list) or not entries:
+            problems.append(f"{source}: no [[mistake]] tables")
+            continue
+        seen: set[str] = set()
+        for index, entry in enumerate(entries, 1):
+            try:
+                mistake = _parse_mistake(module, entry, index, source)
+                if mistake.name in seen:
+                    raise GalleryError(f"{source}: mistake {mistake.name!r} is named twice")
+                seen.add(mistake.name)
+                patched_files(mistake, root)
+            except GalleryError as error:
+                problems.append(str(error))
+                continue
+            mistakes.append(mistake)
+    return mistakes, problems
+
+
+# --------------------------------------------------------------------------- running
+
+
+def build_variant(mistake: Mistake, into: Path, root: Path | None = None) -> Path:
+    """Copy ``solutions/<module>/`` to ``into/<module>``, apply the mistake, return the folder."""
+    root = root or registry.repo_root()
+    module = registry.get(mistake.module)
+    texts = patched_files(mistake, root)
+    folder = into / module.name
+    shutil.copytree(root / module.solution, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for relative, text in texts.items():
+        (folder / relative).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _pytest(
+    module: registry.Module, folder: Path, root: Path, keyword: str | None, timeout: float
+) -> tuple[list[runner.TestOutcome] | None, str]:
+    """Run the module's test file on the variant in ``folder``: (outcomes, or None if no report; output)."""
+    report = folder.parent / f"report-{time.monotonic_ns()}.xml"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        module.tests,
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--tb=native",
+        "--assert=plain",  # no assertion rewriting: 2 s less per run, and only pass/fail matters here
+        f"--junitxml={report}",
+        "-o",
+        "junit_family=xunit2",
+    ]
+    if keyword:
+        command += ["-k", keyword]
+    command += _timeout_args(min(TEST_TIMEOUT, timeout))
+    env = runner.pytest_env(f"solutions,{module.name}={folder}")
+    env.update(_QUIET_BLAS, HYPOTHESIS_PROFILE="ci")
+    try:
+        proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
+    output = proc.stdout + proc.stderr
+    if not report.is_file():
+        return None, output
+    outcomes = runner.parse_junit(report.read_bytes(), [module.tests], {module.tests: folder}, root)
+    return outcomes, output
+
+
+def _timeout_args(seconds: float) -> list[str]:
+    """pytest-timeout's per-test limit, if the plugin is installed (the subprocess timeout holds anyway)."""
+    return [f"--timeout={seconds:g}"] if find_spec("pytest_timeout") is not None else []
+
+
+def _first_failure(outcomes: list[runner.TestOutcome]) -> runner.TestOutcome | None:
+    return next((o for o in outcomes if o.outcome in ("failed", "error")), None)
+
+
+def run_variant(mistake: Mistake, root: Path | None = None, timeout: float = RUN_TIMEOUT) -> Verdict:
+    """Run the module's tests on one variant: its ``caught_by`` first, the whole file if needed."""
+    root = root or registry.repo_root()
+    module = registry.get(mistake.module)
+    verdict = Verdict(mistake)
+    started = time.perf_counter()
+    stale = ""
+    with tempfile.TemporaryDirectory(prefix=f"tinytorch-mistake-{mistake.name}-") as tmp:
+        try:
+            folder = build_variant(mistake, Path(tmp), root)
+            for keyword in ([mistake.caught_by] if mistake.caught_by else []) + [None]:
+                verdict.runs.append("caught_by" if keyword else "file")
+                outcomes, output = _pytest(module, folder, root, keyword, timeout)
+                if outcomes is None:
+                    tail = "\n".join(output.strip().splitlines()[-5:])
+                    verdict.problem = f"pytest wrote no report; its output ends:\n{tail}"
+                    break
+                failure = _first_failure(outcomes)
+                if failure is not None and failure.collection:
+                    verdict.problem = (
+                        f"the variant cannot be collected ({failure.message}): a classic mistake is "
+                        "code that runs; fix the patch"
+                    )
+                    break
+                if failure is not None:
+                    verdict.caught_by = failure
+                    break
+                if keyword:
+                    selected = "selects no test" if not outcomes else "selects tests that all pass"
+                    stale = f"caught_by = {keyword!r} {selected} on this variant"
+        except (GalleryError, TimeoutError) as error:
+            verdict.problem = str(error)
+    verdict.seconds = time.perf_counter() - started
+    if not verdict.problem:
+        if verdict.caught_by is None:
+            verdict.problem = f"no test of {module.tests} fails on this variant. The mistake: {mistake.why}"
+        elif stale:
+            verdict.problem = (
+                f"{stale}; {verdict.caught_by.nodeid} catches it: set caught_by to "
+                f"{_test_name(verdict.caught_by)!r} (tinytorch hint names the mistake to a student "
+                "who fails the caught_by test)"
+            )
+    return verdict
+
+
+def _test_name(outcome: runner.TestOutcome) -> str:
+    """The function name of a test id: ``TestX::test_y[case]`` -> ``test_y``."""
+    return outcome.name.rsplit("::", 1)[-1].split("[", 1)[0]
+
+
+def check(
+    root: Path | None = None,
+    names: list[str] | None = None,
+    jobs: int | None = None,
+    timeout: float = RUN_TIMEOUT,
+    out=None,
+) -> tuple[list[Verdict], list[str]]:
+    """Load the gallery and run every variant; print one line per variant as it is known.
+
+    Returns the verdicts and the problems (loading problems first, then every failed verdict).
+    """
+    out = out or sys.stdout
+    root = root or registry.repo_root()
+    mistakes, problems = load(root, names)
+    for problem in problems:
+        print(f"  - {problem}", file=out)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(mistakes) or 1))
+    width = max((len(m.label) for m in mistakes), default=0)
+    verdicts = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for verdict in pool.map(lambda m: run_variant(m, root, timeout), mistakes):
+            verdicts.append(verdict)
+            label = f"{verdict.mistake.label:<{width}}"
+            if verdict.ok:
+                where = verdict.caught_by.nodeid if verdict.caught_by else "?"
+                print(f"  caught  {label}  by {where}  ({verdict.seconds:.1f} s)", file=out, flush=True)
+            else:
+                print(f"  MISSED  {label}  {verdict.problem}", file=out, flush=True)
+                problems.append(f"{verdict.mistake.label}: {verdict.problem}")
+    return verdicts, problems
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m grading mistakes",
+        description="Run every classic mistake of grading/mistakes/<module>.toml through its module's "
+        "tests; fail unless a test catches each one.",
+    )
+    parser.add_argument("modules", nargs="*", help="module names or numbers (default: every ready module)")
+    parser.add_argument("--jobs", "-j", type=int, default=None, help="variants run at once (default: CPUs)")
+    parser.add_argument(
+        "--timeout", type=float, default=RUN_TIMEOUT, help=f"seconds per pytest run (default {RUN_TIMEOUT})"
+    )
+    parser.add_argument("--list", action="store_true", help="list the mistakes without running them")
+    args = parser.parse_args(argv)
+    names = None
+    if args.modules:
+        names = []
+        for key in args.modules:
+            try:
+                module = registry.get(key)
+            except KeyError as error:
+                parser.error(str(error.args[0]))
+            if not module.ready:
+                parser.error(f"module {module.number} ({module.name}) is not ready")
+            names.append(module.name)
+    if args.list:
+        mistakes, problems = load(names=names)
+        for m in mistakes:
+            test = f" [{m.caught_by}]" if m.caught_by else ""
+            print(f"{m.label}{test}: {m.why}")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1 if problems else 0
+    started = time.perf_counter()
+    verdicts, problems = check(names=names, jobs=args.jobs, timeout=args.timeout)
+    seconds = time.perf_counter() - started
+    modules = ", ".join(dict.fromkeys(v.mistake.module for v in verdicts)) or "no module"
+    where = f"({modules}; {seconds:.1f} s)"
+    if problems:
+        print(f"mistakes: {len(problems)} problem(s) in {len(verdicts)} variants {where}")
+        return 1
+    print(f"mistakes: every one of {len(verdicts)} variants is caught by a test {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
