@@ -282,3 +282,286 @@ def timing_samples(max_size: int = 200) -> st.SearchStrategy[list[float]]:
     constant = st.builds(lambda v, n: [v] * n, _DURATIONS, st.integers(1, max_size))
     return st.one_of(st.lists(_DURATIONS, min_size=1, max_size=max_size), constant)
 
+
+
+# ============================================================================================
+# Module 19 (caching): small random GPTs and ways to cut a sequence into chunks
+# ============================================================================================
+# A GPT is drawn as its shape and a seed and built by the test (hypothesis prints the shape).
+# Chunkings reach the traps: the whole prompt at once, one token at a time, a one-token prompt
+# followed by a long chunk (the mask offset matters only when a chunk of several positions
+# follows a past), and chunks that fill the context exactly.
+
+
+@dataclass(frozen=True)
+class GPTShape:
+    """The shape of a small random GPT (``GPT(**shape.kwargs(), rng=default_rng(seed))``)."""
+
+    vocab_size: int = 7
+    max_seq_len: int = 12
+    embed_dim: int = 8
+    n_heads: int = 2
+    n_layers: int = 1
+    seed: int = 0
+
+    def kwargs(self) -> dict[str, int]:
+        return {
+            "vocab_size": self.vocab_size,
+            "max_seq_len": self.max_seq_len,
+            "embed_dim": self.embed_dim,
+            "n_heads": self.n_heads,
+            "n_layers": self.n_layers,
+        }
+
+
+@st.composite
+def gpt_shapes(draw, max_seq_len: int = 12) -> GPTShape:
+    """Tiny GPTs: 1-3 layers, 1-4 heads of dimension 1-4, vocabularies of 2-16 tokens."""
+    n_heads = draw(st.integers(1, 4))
+    return GPTShape(
+        vocab_size=draw(st.integers(2, 16)),
+        max_seq_len=draw(st.integers(1, max_seq_len)),
+        embed_dim=n_heads * draw(st.integers(1, 4)),
+        n_heads=n_heads,
+        n_layers=draw(st.integers(1, 3)),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@st.composite
+def chunkings(draw, total: int) -> list[int]:
+    """Positive chunk sizes that add up to ``total`` (>= 1), in order: a sequence cut into pieces."""
+    cuts = draw(st.lists(st.integers(1, total - 1), unique=True, max_size=total - 1)) if total > 1 else []
+    edges = [0, *sorted(cuts), total]
+    return [b - a for a, b in zip(edges, edges[1:], strict=False)]
+
+
+# ============================================================================================
+# Module 18 (compression): weight arrays to prune, and sparse matrices for the CSR kernel
+# ============================================================================================
+# Drawn as a shape + a fill style + a seed (like the matmul cases above). The fill styles reach
+# the traps of magnitude pruning: ties ("constant": every |w| equal; "ties": few distinct
+# magnitudes of both signs, so the threshold value is shared by many entries), weights that are
+# already zero, and magnitudes over six orders. Sparsities include 0, 1 and the exact halves
+# (k + 0.5) / n, where Python's round goes to the even neighbour. The CSR cases reach empty
+# rows (first, last, runs of them), all-zero matrices, and a single row or column.
+
+PRUNE_FILLS = ("normal", "ties", "constant", "with_zeros", "mixed_scale", "integers")
+
+
+@dataclass(frozen=True)
+class PruneCase:
+    """An array of ``shape`` to prune at ``sparsity`` (a fraction in [0, 1])."""
+
+    shape: tuple[int, ...]
+    sparsity: float
+    fill: str = "normal"
+    seed: int = 0
+
+    def weights(self, dtype=np.float32) -> np.ndarray:
+        return prune_fill(np.random.default_rng(self.seed), self.shape, self.fill, dtype)
+
+
+def prune_fill(rng: np.random.Generator, shape: tuple[int, ...], fill: str, dtype=np.float32) -> np.ndarray:
+    """An array of ``shape`` filled in one of the ``PRUNE_FILLS`` styles."""
+    if fill == "normal":
+        x = rng.standard_normal(shape)
+    elif fill == "ties":  # magnitudes in {0.5, 1, 1.5}, both signs: many entries share each |w|
+        x = rng.choice([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5], size=shape)
+    elif fill == "constant":
+        x = np.full(shape, rng.choice([-0.75, 0.75]))
+    elif fill == "with_zeros":  # about a third already zero
+        x = rng.standard_normal(shape) * (rng.random(shape) > 0.35)
+    elif fill == "mixed_scale":
+        x = rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(-3, 3, shape)
+    elif fill == "integers":
+        x = rng.integers(-3, 4, shape).astype(np.float64)
+    else:
+        raise ValueError(f"unknown fill {fill!r}; one of {PRUNE_FILLS}")
+    return np.asarray(x, dtype=dtype)
+
+
+def sparsities(n: int) -> st.SearchStrategy[float]:
+    """Fractions in [0, 1] for an array of n entries: any float, the ends, the classic 0.5 / 0.7 /
+    0.9, and exact halves (k + 0.5) / n where round(s * n) is a tie rounded to even."""
+    halves = st.integers(0, max(0, n - 1)).map(lambda k: (k + 0.5) / n)
+    return st.one_of(
+        st.floats(0.0, 1.0, allow_nan=False),
+        st.sampled_from([0.0, 1.0, 0.5, 0.7, 0.9]),
+        halves,
+    )
+
+
+@st.composite
+def prune_cases(draw, max_dims: int = 3, max_side: int = 9) -> PruneCase:
+    """Shapes of 1 to ``max_dims`` axes (size-1 axes included), a fill style and a sparsity."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=max_dims, min_side=1, max_side=max_side))
+    n = int(np.prod(shape))
+    return PruneCase(
+        shape=tuple(shape),
+        sparsity=draw(sparsities(n)),
+        fill=draw(st.sampled_from(PRUNE_FILLS)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@dataclass(frozen=True)
+class SparseCase:
+    """A sparse (m, k) matrix A (about ``density`` nonzeros, some rows empty) and a dense (k, n) B."""
+
+    m: int
+    k: int
+    n: int
+    density: float = 0.3
+    empty_rows: tuple[int, ...] = ()
+    seed: int = 0
+
+    def operands(self, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        A = rng.standard_normal((self.m, self.k)) * (rng.random((self.m, self.k)) < self.density)
+        A[[r for r in self.empty_rows if r < self.m]] = 0.0
+        B = rng.standard_normal((self.k, self.n))
+        return A.astype(dtype), B.astype(dtype)
+
+
+@st.composite
+def sparse_cases(draw, max_dim: int = 12) -> SparseCase:
+    """Sparse matrices of density 0 (all zero) to 1 (dense), with chosen empty rows."""
+    m, k, n = (draw(st.integers(1, max_dim)) for _ in range(3))
+    return SparseCase(
+        m=m,
+        k=k,
+        n=n,
+        density=draw(st.sampled_from([0.0, 0.05, 0.2, 0.5, 0.9, 1.0])),
+        empty_rows=tuple(draw(st.lists(st.integers(0, m - 1), max_size=m, unique=True))),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+# ============================================================================================
+# Module 17 (quantization): float arrays to quantize, observed ranges, quantized layer cases
+# ============================================================================================
+# An array is drawn as a shape + a fill style + a seed and built with a seeded generator. The
+# fills reach the traps of INT8 quantization: single-sign data (the range must be widened to
+# include 0; after a ReLU every activation is >= 0 and the zero point sits at -128), constants
+# (the range has no width: never collapse to 0), all zeros (the scale floor), values from 1e-6
+# to 1e4 (the scale spans many orders of magnitude), and one huge outlier among normal values
+# (min/max calibration wastes the levels on it).
+
+QUANT_FILLS = (
+    "normal", "positive", "negative", "constant", "zeros", "tiny", "large", "mixed_scale", "outlier",
+)
+
+
+def fill_quant_array(rng: np.random.Generator, shape: tuple[int, ...], fill: str) -> np.ndarray:
+    """A float32 array of ``shape`` in one of the ``QUANT_FILLS`` styles."""
+    if fill == "normal":
+        x = rng.standard_normal(shape)
+    elif fill == "positive":  # a ReLU output: zeros and positive values
+        x = np.maximum(rng.standard_normal(shape), 0.0) * rng.uniform(0.1, 10)
+    elif fill == "negative":
+        x = -np.abs(rng.standard_normal(shape)) - rng.uniform(0, 5)
+    elif fill == "constant":
+        x = np.full(shape, rng.choice([-1, 1]) * 10.0 ** rng.uniform(-6, 4))
+    elif fill == "zeros":
+        x = np.zeros(shape)
+    elif fill == "tiny":
+        x = rng.standard_normal(shape) * 1e-6
+    elif fill == "large":
+        x = rng.standard_normal(shape) * 1e4 + rng.uniform(-1e4, 1e4)
+    elif fill == "mixed_scale":
+        x = rng.uniform(-1, 1, shape) * 10.0 ** rng.uniform(-3, 3, shape)
+    elif fill == "outlier":
+        x = rng.standard_normal(shape)
+        x.flat[rng.integers(x.size)] = rng.choice([-1, 1]) * 1e3
+    else:
+        raise ValueError(f"unknown fill {fill!r}; one of {QUANT_FILLS}")
+    return x.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class QuantArrayCase:
+    """A float32 array to quantize: ``shape``, ``fill`` and ``seed``."""
+
+    shape: tuple[int, ...]
+    fill: str = "normal"
+    seed: int = 0
+
+    def array(self) -> np.ndarray:
+        return fill_quant_array(np.random.default_rng(self.seed), self.shape, self.fill)
+
+
+@st.composite
+def quant_arrays(draw, max_dims: int = 3, max_side: int = 6, fills: tuple[str, ...] = QUANT_FILLS):
+    """Cases of 1- to ``max_dims``-d arrays (every side in [1, max_side]) in the given fills."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=max_dims, min_side=1, max_side=max_side))
+    return QuantArrayCase(shape, draw(st.sampled_from(fills)), draw(st.integers(0, 2**32 - 1)))
+
+
+@st.composite
+def observed_ranges(draw) -> tuple[float, float]:
+    """(min, max) with min <= max: either sign or both, widths from 0 to 1e8, magnitudes from 1e-30."""
+    magnitudes = st.floats(1e-30, 1e4) | st.sampled_from([0.0, 1e-8, 1.0, 127.0, 255.0])
+    a = draw(magnitudes) * draw(st.sampled_from([-1.0, 1.0]))
+    b = draw(magnitudes) * draw(st.sampled_from([-1.0, 1.0]))
+    return (min(a, b), max(a, b))
+
+
+@dataclass(frozen=True)
+class QLinearCase:
+    """A (m, k) input to a Linear(k, n) with or without bias; input and weight fills."""
+
+    m: int
+    k: int
+    n: int
+    fill: str = "normal"
+    weight_fill: str = "normal"
+    bias: bool = True
+    seed: int = 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        rng = np.random.default_rng(self.seed)
+        x = fill_quant_array(rng, (self.m, self.k), self.fill)
+        w = fill_quant_array(rng, (self.k, self.n), self.weight_fill)
+        b = rng.standard_normal(self.n).astype(np.float32) if self.bias else None
+        return x, w, b
+
+
+@st.composite
+def qlinear_cases(draw, max_dim: int = 24) -> QLinearCase:
+    """Linear layers of every small shape; inputs in every fill, weights in the non-degenerate ones."""
+    dims = st.integers(1, max_dim)
+    return QLinearCase(
+        m=draw(dims),
+        k=draw(dims),
+        n=draw(dims),
+        fill=draw(st.sampled_from(QUANT_FILLS)),
+        weight_fill=draw(st.sampled_from(("normal", "mixed_scale", "positive", "constant", "zeros"))),
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+# ============================================================================================
+# Module 20 (benchmarking): speedups, timing samples and scale factors for the scoring laws
+# ============================================================================================
+# Speedups span six orders of magnitude (1e-3 .. 1e3: a thousand times slower to a thousand
+# times faster) so the laws are checked far from 1; times are seconds from a microsecond to
+# ten seconds; a scale factor models a faster or slower machine.
+
+SPEEDUPS = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False)
+SECONDS = st.floats(min_value=1e-6, max_value=10.0, allow_nan=False, allow_infinity=False)
+SCALE_FACTORS = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False)
+
+
+def speedup_lists(min_size: int = 1, max_size: int = 6) -> st.SearchStrategy[list[float]]:
+    """One speedup per event, for 1 to 6 events."""
+    return st.lists(SPEEDUPS, min_size=min_size, max_size=max_size)
+
+
+@st.composite
+def event_timings(draw, min_events: int = 1, max_events: int = 4) -> list[tuple[list[float], list[float]]]:
+    """Per event, (baseline samples, candidate samples): 1 to 9 timed runs each, in seconds."""
+    n = draw(st.integers(min_events, max_events))
+    samples = st.lists(SECONDS, min_size=1, max_size=9)
+    return [(draw(samples), draw(samples)) for _ in range(n)]

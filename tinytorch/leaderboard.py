@@ -1,0 +1,635 @@
+"""The TinyMLPerf leaderboard: competition results kept in SQLite (standard library only).
+
+Finished infrastructure for module 20 (benchmarking): a student's ``CompetitionSubmission``
+turns its measured results into an :class:`Entry` and hands it to :meth:`Leaderboard.add`.
+
+Where it lives. ``Leaderboard()`` opens ``$TINYTORCH_LEADERBOARD`` if set, else a per-user data
+folder outside any checkout (:func:`default_path`): ``$XDG_DATA_HOME/tinytorch/leaderboard.sqlite3``
+(``~/.local/share/...`` by default), ``~/Library/Application Support/tinytorch/...`` on macOS,
+``%APPDATA%\\tinytorch\\...`` on Windows. Pass a path to keep a class's board anywhere.
+
+Guarantees.
+
+* An entry is checked in full before anything is written (:meth:`Entry.problems`): missing
+  fields, NaN, infinite, zero or negative times, an unknown optimization, an event listed twice,
+  a quality flag that contradicts its value and target, or a score that is not the geometric
+  mean of the counted speedups. A rejected entry raises :class:`InvalidEntry` (a ``ValueError``)
+  listing every reason, and the database is not touched.
+* One submission is one transaction (``BEGIN IMMEDIATE``: the write lock is taken before the
+  first row): its submission row and its event rows land together or not at all. A process
+  that crashes mid-submission leaves no partial rows (SQLite's journal rolls it back).
+* Concurrent writers wait for each other (WAL journal, a busy timeout): two processes that
+  submit at once both land.
+* The schema carries a version (``PRAGMA user_version``, :data:`SCHEMA_VERSION`); a database
+  written by a newer version is refused rather than misread.
+
+Rendering: :meth:`Leaderboard.to_markdown` (a table for a README or a terminal) and
+:meth:`Leaderboard.to_html` (one self-contained static page, no scripts, no external files,
+every value escaped). The CLI shows it with ``tinytorch leaderboard`` and submits with
+``tinytorch submit``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = [
+    "ENV_VAR",
+    "OPTIMIZATIONS",
+    "SCHEMA_VERSION",
+    "Entry",
+    "EventRecord",
+    "InvalidEntry",
+    "Leaderboard",
+    "default_path",
+    "geometric_mean",
+]
+
+SCHEMA_VERSION = 1
+ENV_VAR = "TINYTORCH_LEADERBOARD"
+FILE_NAME = "leaderboard.sqlite3"
+
+# The optimizations a submission may name: modules 16-19 of the course.
+OPTIMIZATIONS: dict[str, str] = {
+    "optimized-backend": "module 16: an OptimizedBackend dispatching every product to a fast kernel",
+    "blocked-matmul": "module 16: tiled matrix products",
+    "fused-inference": "module 16: a numpy-only inference path (no autograd graph, fused layers)",
+    "int8-quantization": "module 17: INT8 weights with int32 accumulation",
+    "magnitude-pruning": "module 18: unstructured magnitude pruning",
+    "structured-pruning": "module 18: whole filters / hidden units removed, layers shrunk",
+    "sparse-csr": "module 18: CSR weights with a sparse kernel",
+    "kv-cache": "module 19: a preallocated key/value cache for generation",
+}
+
+# Relative tolerance when checking that a score is the geometric mean of its speedups: the score
+# and the speedups are float64 and go through exp/log, a few ulps of error each.
+SCORE_RTOL = 1e-9
+
+
+class InvalidEntry(ValueError):
+    """A leaderboard entry that cannot be recorded; ``reasons`` lists every problem found."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__("invalid submission: " + "; ".join(self.reasons))
+
+
+def geometric_mean(values: Iterable[float]) -> float:
+    """(prod v)^(1/n) = exp(mean(log v)) of positive numbers (the leaderboard's own check)."""
+    values = list(values)
+    if not values:
+        raise ValueError("geometric_mean of no values")
+    return math.exp(math.fsum(math.log(v) for v in values) / len(values))
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event of a submission: its times (seconds, medians measured in the same run), the
+    speedup ``baseline_seconds / candidate_seconds`` and its quality gate."""
+
+    event: str
+    baseline_seconds: float
+    candidate_seconds: float
+    speedup: float
+    quality_metric: str
+    quality_value: float
+    quality_target: float
+    passed: bool
+    reason: str = ""
+
+    def problems(self) -> list[str]:
+        where = f"event {self.event!r}" if isinstance(self.event, str) and self.event else "an event"
+        found = []
+        if not isinstance(self.event, str) or not self.event:
+            found.append("an event has no name")
+        for name in ("baseline_seconds", "candidate_seconds", "speedup"):
+            value = getattr(self, name)
+            if not _is_real(value):
+                found.append(f"{where}: {name} must be a number, got {type(value).__name__}")
+            elif not math.isfinite(value) or value <= 0:
+                found.append(f"{where}: {name} must be finite and > 0, got {value!r}")
+        b, c, s = self.baseline_seconds, self.candidate_seconds, self.speedup
+        if all(_is_real(v) and math.isfinite(v) and v > 0 for v in (b, c, s)):
+            if not math.isclose(s, b / c, rel_tol=SCORE_RTOL):
+                found.append(f"{where}: speedup {s!r} is not baseline/candidate = {b / c!r}")
+        if not isinstance(self.quality_metric, str) or not self.quality_metric:
+            found.append(f"{where}: quality_metric must be a non-empty string")
+        for name in ("quality_value", "quality_target"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value):
+                found.append(f"{where}: {name} must be a finite number, got {value!r}")
+        if not isinstance(self.passed, bool):
+            found.append(f"{where}: passed must be a bool, got {type(self.passed).__name__}")
+        elif _is_real(self.quality_value) and _is_real(self.quality_target):
+            if self.passed != (self.quality_value >= self.quality_target):
+                found.append(
+                    f"{where}: passed={self.passed} contradicts quality {self.quality_value!r} "
+                    f"against target {self.quality_target!r}"
+                )
+            if not self.passed and not (isinstance(self.reason, str) and self.reason):
+                found.append(f"{where}: a failed quality gate must say why (reason is empty)")
+        if not isinstance(self.reason, str):
+            found.append(f"{where}: reason must be a string")
+        return found
+
+    @property
+    def counted(self) -> float:
+        """The speedup that enters the score: the measured one if the quality gate held, else 1."""
+        return self.speedup if self.passed else 1.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One submission to the leaderboard (``id`` and ``created_at`` are set when it is added)."""
+
+    name: str
+    author: str
+    score: float
+    optimizations: tuple[str, ...]
+    events: tuple[EventRecord, ...]
+    impl: str = ""
+    machine: str = ""
+    notes: str = ""
+    id: int | None = None
+    created_at: float | None = None
+
+    def problems(self) -> list[str]:
+        """Every reason this entry cannot be recorded (empty when it can)."""
+        found = []
+        for name in ("name", "author"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                found.append(f"missing field {name!r}: a non-empty string is required")
+        for name in ("impl", "machine", "notes"):
+            if not isinstance(getattr(self, name), str):
+                found.append(f"{name} must be a string")
+        optimizations = self.optimizations
+        if isinstance(optimizations, str) or not isinstance(optimizations, Sequence) or not optimizations:
+            found.append("missing field 'optimizations': name at least one, e.g. 'kv-cache'")
+        else:
+            for opt in optimizations:
+                if opt not in OPTIMIZATIONS:
+                    found.append(f"unknown optimization {opt!r}; known: {', '.join(OPTIMIZATIONS)}")
+            if len(set(map(str, optimizations))) != len(optimizations):
+                found.append("an optimization is listed twice")
+        events = self.events
+        if not isinstance(events, Sequence) or not events:
+            found.append("missing field 'events': a submission reports at least one event")
+            events = ()
+        names = [getattr(e, "event", None) for e in events]
+        if len(set(names)) != len(names):
+            found.append("an event is listed twice")
+        for record in events:
+            if not isinstance(record, EventRecord):
+                found.append(f"events must be EventRecords, got {type(record).__name__}")
+            else:
+                found.extend(record.problems())
+        if not _is_real(self.score) or not math.isfinite(self.score) or self.score <= 0:
+            found.append(f"score must be finite and > 0, got {self.score!r}")
+        elif events and not found:
+            expected = geometric_mean(record.counted for record in events)
+            if not math.isclose(self.score, expected, rel_tol=SCORE_RTOL):
+                found.append(
+                    f"score {self.score!r} is not the geometric mean of the counted speedups ({expected!r})"
+                )
+        return found
+
+    def check(self) -> Entry:
+        """This entry if it is valid; :class:`InvalidEntry` with every reason otherwise."""
+        found = self.problems()
+        if found:
+            raise InvalidEntry(found)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the format of ``tinytorch submit --json``)."""
+        record = asdict(self)
+        record["optimizations"] = list(self.optimizations)
+        record["events"] = [asdict(e) for e in self.events]
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Entry:
+        """An entry from :meth:`to_dict`'s format; :class:`InvalidEntry` for a missing or unknown
+        field (the values are checked by :meth:`check`)."""
+        if not isinstance(record, Mapping):
+            raise InvalidEntry([f"a submission must be a JSON object, got {type(record).__name__}"])
+        fields = {"name", "author", "score", "optimizations", "events"}
+        optional = {"impl", "machine", "notes", "id", "created_at"}
+        reasons = [f"missing field {k!r}" for k in sorted(fields - set(record))]
+        reasons += [f"unknown field {k!r}" for k in sorted(set(record) - fields - optional)]
+        events = record.get("events", [])
+        if not isinstance(events, list):
+            reasons.append("events must be a list")
+            events = []
+        event_fields = set(EventRecord.__dataclass_fields__)
+        records = []
+        for i, e in enumerate(events):
+            if not isinstance(e, Mapping):
+                reasons.append(f"event {i} must be an object")
+                continue
+            missing = event_fields - {"reason"} - set(e)
+            unknown = set(e) - event_fields
+            if missing or unknown:
+                reasons.append(f"event {i}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+                continue
+            records.append(EventRecord(**e))
+        if reasons:
+            raise InvalidEntry(reasons)
+        optimizations = record["optimizations"]
+        return cls(
+            **{k: v for k, v in record.items() if k not in ("events", "optimizations")},
+            optimizations=tuple(optimizations) if isinstance(optimizations, list) else optimizations,
+            events=tuple(records),
+        )
+
+
+def default_path() -> Path:
+    """``$TINYTORCH_LEADERBOARD``, else the per-user data folder's ``tinytorch/leaderboard.sqlite3``."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":  # pragma: no cover - platform specific
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":  # pragma: no cover - platform specific
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "tinytorch" / FILE_NAME
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL CHECK (length(name) > 0),
+    author        TEXT NOT NULL CHECK (length(author) > 0),
+    score         REAL NOT NULL CHECK (score > 0),
+    optimizations TEXT NOT NULL,
+    impl          TEXT NOT NULL DEFAULT '',
+    machine       TEXT NOT NULL DEFAULT '',
+    notes         TEXT NOT NULL DEFAULT '',
+    created_at    REAL NOT NULL,
+    n_events      INTEGER NOT NULL CHECK (n_events > 0)
+);
+CREATE TABLE IF NOT EXISTS events (
+    submission_id     INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+    event             TEXT NOT NULL,
+    baseline_seconds  REAL NOT NULL CHECK (baseline_seconds > 0),
+    candidate_seconds REAL NOT NULL CHECK (candidate_seconds > 0),
+    speedup           REAL NOT NULL CHECK (speedup > 0),
+    quality_metric    TEXT NOT NULL,
+    quality_value     REAL NOT NULL,
+    quality_target    REAL NOT NULL,
+    passed            INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    reason            TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (submission_id, event)
+);
+CREATE INDEX IF NOT EXISTS submissions_by_score ON submissions(score DESC);
+"""
+
+
+class Leaderboard:
+    """The leaderboard database at ``path`` (default :func:`default_path`), created on first use.
+
+    >>> board = Leaderboard("/tmp/class.sqlite3")
+    >>> board.add(entry)          # the new entry's id; InvalidEntry leaves the board unchanged
+    >>> print(board.to_markdown())
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 30.0) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self.timeout = float(timeout)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            self._migrate(db)
+
+    def _connect(self) -> _Connection:
+        return _Connection(self.path, self.timeout)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: leaderboard schema version {version} is newer than this tinytorch "
+                    f"understands ({SCHEMA_VERSION}); upgrade tinytorch or use another file"
+                )
+            if version < SCHEMA_VERSION:
+                db.executescript_in_transaction(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as db:
+            return db.execute("PRAGMA user_version").fetchone()[0]
+
+    def add(self, entry: Entry, _fault: Callable[[], None] | None = None) -> int:
+        """Record ``entry`` in one transaction and return its id.
+
+        Raises :class:`InvalidEntry` (nothing written) when :meth:`Entry.problems` finds any.
+        ``_fault`` is for tests: called between the submission row and its event rows, it
+        simulates a crash in the middle of a submission.
+        """
+        if not isinstance(entry, Entry):
+            raise TypeError(f"entry must be a leaderboard Entry, got {type(entry).__name__}")
+        entry.check()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute(
+                    "INSERT INTO submissions (name, author, score, optimizations, impl, machine, notes, "
+                    "created_at, n_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        entry.name.strip(),
+                        entry.author.strip(),
+                        float(entry.score),
+                        json.dumps(list(entry.optimizations)),
+                        entry.impl,
+                        entry.machine,
+                        entry.notes,
+                        time.time() if entry.created_at is None else float(entry.created_at),
+                        len(entry.events),
+                    ),
+                )
+                submission_id = int(cursor.lastrowid)
+                if _fault is not None:
+                    _fault()
+                db.executemany(
+                    "INSERT INTO events (submission_id, event, baseline_seconds, candidate_seconds, speedup, "
+                    "quality_metric, quality_value, quality_target, passed, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            submission_id,
+                            e.event,
+                            float(e.baseline_seconds),
+                            float(e.candidate_seconds),
+                            float(e.speedup),
+                            e.quality_metric,
+                            float(e.quality_value),
+                            float(e.quality_target),
+                            int(e.passed),
+                            e.reason,
+                        )
+                        for e in entry.events
+                    ],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return submission_id
+
+    def entries(self, limit: int | None = None) -> list[Entry]:
+        """Every complete entry, best score first (ties: earlier first)."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        with self._connect() as db:
+            db.execute("BEGIN")  # one consistent snapshot for both queries
+            rows = db.execute(
+                "SELECT s.* FROM submissions s WHERE s.n_events = "
+                "(SELECT count(*) FROM events e WHERE e.submission_id = s.id) "
+                "ORDER BY s.score DESC, s.created_at, s.id" + (f" LIMIT {int(limit)}" if limit else "")
+            ).fetchall()
+            events: dict[int, list[EventRecord]] = {}
+            for row in db.execute("SELECT * FROM events ORDER BY submission_id, event"):
+                record = {k: row[k] for k in row.keys() if k != "submission_id"}
+                record["passed"] = bool(record["passed"])
+                events.setdefault(row["submission_id"], []).append(EventRecord(**record))
+            db.execute("COMMIT")
+        return [
+            Entry(
+                name=r["name"],
+                author=r["author"],
+                score=r["score"],
+                optimizations=tuple(json.loads(r["optimizations"])),
+                events=tuple(events.get(r["id"], ())),
+                impl=r["impl"],
+                machine=r["machine"],
+                notes=r["notes"],
+                id=r["id"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def __len__(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT count(*) FROM submissions").fetchone()[0]
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's own integrity check plus ours: every submission has exactly its events."""
+        with self._connect() as db:
+            found = [row[0] for row in db.execute("PRAGMA integrity_check") if row[0] != "ok"]
+            for sid, n, have in db.execute(
+                "SELECT s.id, s.n_events, (SELECT count(*) FROM events e WHERE e.submission_id = s.id) "
+                "FROM submissions s"
+            ):
+                if n != have:
+                    found.append(f"submission {sid}: {have} event rows, expected {n}")
+            orphans = db.execute(
+                "SELECT count(*) FROM events WHERE submission_id NOT IN (SELECT id FROM submissions)"
+            ).fetchone()[0]
+            if orphans:
+                found.append(f"{orphans} event rows without a submission")
+        return found
+
+    # ------------------------------------------------------------------ rendering
+
+    def event_names(self, entries: Sequence[Entry]) -> list[str]:
+        names: list[str] = []
+        for entry in entries:
+            names.extend(e.event for e in entry.events if e.event not in names)
+        return names
+
+    def to_markdown(self, limit: int | None = None) -> str:
+        """The board as a Markdown table: rank, name, author, score, each event's speedup."""
+        entries = self.entries(limit)
+        if not entries:
+            return "_The leaderboard is empty: submit with `tinytorch submit`._\n"
+        events = self.event_names(entries)
+        header = ["#", "submission", "author", "score", *events, "optimizations"]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---:"] + ["---"] * 2 + ["---:"] * (1 + len(events)) + ["---"]) + "|",
+        ]
+        for rank, entry in enumerate(entries, 1):
+            cells = [str(rank), _md(entry.name), _md(entry.author), f"{entry.score:.2f}x"]
+            cells += [_event_cell(entry, name) for name in events]
+            cells.append(_md(", ".join(entry.optimizations)))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(
+            "Score: geometric mean of the per-event speedups over the unoptimized models, measured in "
+            "the same run; an event whose quality gate failed (marked *) counts as 1x."
+        )
+        return "\n".join(lines) + "\n"
+
+    def to_html(self, limit: int | None = None, title: str = "TinyMLPerf leaderboard") -> str:
+        """The board as one self-contained static HTML page (inline CSS, no scripts, escaped)."""
+        entries = self.entries(limit)
+        events = self.event_names(entries)
+        esc = html.escape
+        head = "".join(
+            f"<th>{esc(h)}</th>" for h in ["#", "submission", "author", "score", *events, "optimizations"]
+        )
+        rows = []
+        for rank, entry in enumerate(entries, 1):
+            cells = [str(rank), esc(entry.name), esc(entry.author), f"{entry.score:.2f}&times;"]
+            for name in events:
+                record = next((e for e in entry.events if e.event == name), None)
+                if record is None:
+                    cells.append("&ndash;")
+                elif record.passed:
+                    cells.append(f"{record.speedup:.2f}&times;")
+                else:
+                    why = esc(record.reason)
+                    cells.append(f'<span class="fail" title="{why}">{record.speedup:.2f}&times; *</span>')
+            cells.append(esc(", ".join(entry.optimizations)))
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        body = (
+            "\n".join(rows) if rows else f'<tr><td colspan="{5 + len(events)}">No submissions yet.</td></tr>'
+        )
+        return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ccc; text-align: right; }}
+th {{ background: #f0f0f0; }}
+td:nth-child(2), td:nth-child(3), td:last-child {{ text-align: left; }}
+.fail {{ color: #a00; }}
+</style>
+</head>
+<body>
+<h1>{esc(title)}</h1>
+<table>
+<thead><tr>{head}</tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>
+<p>Score: geometric mean of the per-event speedups over the unoptimized models, measured in the same
+run with baseline and candidate interleaved. An event whose quality gate failed (*) counts as 1&times;.</p>
+</body>
+</html>
+"""
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _event_cell(entry: Entry, name: str) -> str:
+    record = next((e for e in entry.events if e.event == name), None)
+    if record is None:
+        return "-"
+    return f"{record.speedup:.2f}x" + ("" if record.passed else " *")
+
+
+class _Connection:
+    """A sqlite3 connection opened for one operation and always closed (a context manager).
+
+    Autocommit mode (``isolation_level=None``): transactions are explicit ``BEGIN``/``COMMIT``.
+    WAL lets readers run while a writer commits; ``busy_timeout`` makes a second writer wait.
+    """
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA synchronous = FULL")
+
+    def __enter__(self) -> _Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        return self.db.executemany(sql, rows)
+
+    def executescript_in_transaction(self, script: str) -> None:
+        """Run ``;``-separated statements one by one (``executescript`` would COMMIT first)."""
+        for statement in script.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
+
+# --------------------------------------------------------------------------- CLI helpers
+
+
+def cmd_leaderboard(path: str | None, fmt: str, output: str | None, limit: int | None, out: TextIO) -> int:
+    """``tinytorch leaderboard``: print (or write) the board as Markdown or HTML."""
+    board = Leaderboard(path)
+    text = board.to_html(limit) if fmt == "html" else board.to_markdown(limit)
+    if output:
+        target = Path(output)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+        print(f"wrote {target} ({len(board)} submissions; database {board.path})", file=out)
+    else:
+        print(f"leaderboard: {board.path}\n", file=out)
+        print(text, file=out, end="")
+    return 0
+
+
+def load_entry_json(path: str | os.PathLike) -> Entry:
+    """An :class:`Entry` from a JSON file (``tinytorch submit --json``); InvalidEntry if malformed."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InvalidEntry([f"{path}: not a readable JSON file ({err})"]) from err
+    return Entry.from_dict(record)
+
+
+def submit_entry(entry: Entry, path: str | None, out: TextIO) -> int:
+    """Add ``entry`` to the board at ``path``; print the outcome and return an exit code."""
+    board = Leaderboard(path)
+    try:
+        entry_id = board.add(entry)
+    except InvalidEntry as err:
+        print("submission rejected; the leaderboard is unchanged:", file=out)
+        for reason in err.reasons:
+            print(f"  - {reason}", file=out)
+        return 1
+    rank = next(i for i, e in enumerate(board.entries(), 1) if e.id == entry_id)
+    print(
+        f"submitted {entry.name!r} by {entry.author}: score {entry.score:.3f}x, rank {rank} of {len(board)}",
+        file=out,
+    )
+    print(f"database: {board.path}", file=out)
+    return 0
+
+
+def with_metadata(entry: Entry, **fields: Any) -> Entry:
+    """A copy of ``entry`` with some fields replaced (e.g. the name given on the command line)."""
+    return replace(entry, **{k: v for k, v in fields.items() if v is not None})
