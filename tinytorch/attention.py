@@ -36,7 +36,9 @@ def scaled_dot_product_attention(
     Shapes: q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). ``offset``
     is the absolute position of the first query (the length of the cached past); it only
     matters with ``causal=True``. The score product is batched (not 2-D), so it uses numpy
-    directly rather than the backend.
+    directly rather than the backend. No queries (T_q = 0) give an empty result; a head size
+    d = 0 (the scale 1/sqrt(d) is undefined) or queries with no keys (T_k = 0, an empty softmax
+    for every query) are a ``ValueError``.
     """
     q, k, v = _as_tensor(q), _as_tensor(k), _as_tensor(v)
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
@@ -50,6 +52,16 @@ def scaled_dot_product_attention(
             f"got shapes {q.shape}, {k.shape}, {v.shape}"
         )
     offset = check_int(offset, "scaled_dot_product_attention: offset", minimum=0)
+    if q.shape[-1] == 0:
+        raise ValueError(
+            f"scaled_dot_product_attention: head size d = 0 (q shape {q.shape}): the scale 1/sqrt(d) "
+            "is undefined; use d >= 1"
+        )
+    if k.shape[-2] == 0 and q.shape[-2] > 0:
+        raise ValueError(
+            f"scaled_dot_product_attention: {q.shape[-2]} queries but no keys (k shape {k.shape}): "
+            "a query must attend to at least one key"
+        )
     axes = tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2)
     scores = (q @ k.transpose(*axes)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T_q, T_k)
     if causal:

@@ -23,7 +23,8 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     Shapes: logits (N, C) and targets (N,) int; more generally logits (..., C) with targets
     (...), every position counted once (a GPT's (B, T, V) logits with (B, T) targets).
     Raises ValueError for NaN/inf logits, mismatched shapes, targets outside [0, C) or an empty
-    batch, and TypeError for non-integer targets.
+    batch, and TypeError for non-integer targets. Integer or bool logits are computed in float32
+    (the loss is a float however the scores were given), floating logits in their own dtype.
     """
     logits = _as_tensor(logits)
     y = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
@@ -47,6 +48,8 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
         raise ValueError("cross_entropy: logits contain NaN or inf")
 
     z = logits.data.reshape(-1, n_classes)
+    if z.dtype.kind != "f":
+        z = z.astype(np.float32)
     y = y.reshape(-1)
     n = z.shape[0]
     shifted = z - z.max(axis=1, keepdims=True)

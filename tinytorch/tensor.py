@@ -612,8 +612,9 @@ class Tensor:
 
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(x_i) / sum_j exp(x_j) along ``axis``; the row max is subtracted first so large
-        logits do not overflow. Gradient: s * (g - sum(g * s)) along ``axis``."""
-        shifted = self.data - self.data.max(axis=axis, keepdims=True)
+        logits do not overflow. Gradient: s * (g - sum(g * s)) along ``axis``. An empty axis gives
+        an empty result (``initial`` lets the max of zero elements be -inf instead of an error)."""
+        shifted = self.data - self.data.max(axis=axis, keepdims=True, initial=-np.inf)
         e = np.exp(shifted)
         s = e / e.sum(axis=axis, keepdims=True)
 
@@ -624,8 +625,9 @@ class Tensor:
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """x_i - logsumexp(x) along ``axis``, with logsumexp(x) = m + log sum exp(x - m), m the
-        max (stable for large logits). Gradient: g - softmax(x) * sum(g) along ``axis``."""
-        shifted = self.data - self.data.max(axis=axis, keepdims=True)
+        max (stable for large logits). Gradient: g - softmax(x) * sum(g) along ``axis``. An empty
+        axis gives an empty result."""
+        shifted = self.data - self.data.max(axis=axis, keepdims=True, initial=-np.inf)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
         def backward(g):

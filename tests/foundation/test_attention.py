@@ -211,3 +211,39 @@ def test_mha_projections_go_through_the_backend():
     with use_backend(fake):
         mha(x)
     assert fake.calls == [("matmul", (6, 8), (8, 8))] * 4  # q, k, v, out; the batched scores stay numpy
+
+
+# --- empty sequences and empty heads (issue 7) ----------------------------------------------------
+
+
+def test_head_size_zero_is_a_clear_error():
+    q = np.ones((1, 2, 0), np.float32)
+    with pytest.raises(ValueError, match="head size"):
+        scaled_dot_product_attention(q, q, np.ones((1, 2, 3), np.float32))
+
+
+def test_queries_without_keys_are_a_clear_error():
+    with pytest.raises(ValueError, match="no keys"):
+        scaled_dot_product_attention(
+            np.ones((1, 2, 4), np.float32), np.ones((1, 0, 4), np.float32), np.ones((1, 0, 4), np.float32)
+        )
+
+
+@pytest.mark.parametrize("t_k", [0, 3])
+def test_no_queries_give_an_empty_result(t_k):
+    out = scaled_dot_product_attention(
+        np.ones((2, 0, 4), np.float32),
+        np.ones((2, t_k, 4), np.float32),
+        np.ones((2, t_k, 5), np.float32),
+        causal=True,
+    )
+    assert out.shape == (2, 0, 5)
+
+
+def test_attention_over_an_empty_sequence_returns_empty_outputs():
+    mha = MultiHeadAttention(4, 2, rng=np.random.default_rng(0))
+    y, (k, v) = mha(np.ones((3, 0, 4), np.float32))
+    assert y.shape == (3, 0, 4) and k.shape == v.shape == (3, 2, 0, 2)
+    _, past = mha(np.ones((3, 2, 4), np.float32))
+    y, (k, _) = mha(np.ones((3, 0, 4), np.float32), past_kv=past)  # nothing new after a past
+    assert y.shape == (3, 0, 4) and k.shape == (3, 2, 0, 2)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import tracemalloc
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -98,7 +102,7 @@ def test_pickled_object_array_is_refused(tmp_path):
     state = make_model(0).state_dict()
     state["layers.0.weight"] = np.array([{"evil": 1}], dtype=object)
     np.savez(path, **state)
-    check_error(make_model(1), path, "corrupt or truncated", "pickle")
+    check_error(make_model(1), path, "layers.0.weight", "pickle")
 
 
 def test_missing_parameter(tmp_path):
@@ -141,3 +145,81 @@ def test_non_numeric_array(tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, **state)
     check_error(make_model(1), path, "layers.3.bias", "non-numeric")
+
+
+# --- the archive is checked from its headers before anything is decompressed ------------------
+
+BIG = 4_000_000  # float32 zeros: 16 MB decompressed, a few KB compressed
+
+
+def write_npz(path, entries: dict[str, bytes]) -> None:
+    """A hand-made .npz: each entry's raw .npy bytes, deflated."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def peak_bytes_of_refused_load(path) -> int:
+    tracemalloc.start()
+    try:
+        check_error(make_model(1), path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def small_state_with(name: str, array: np.ndarray) -> dict[str, bytes]:
+    entries = {f"{n}.npy": npy_bytes(v) for n, v in make_model(0).state_dict().items()}
+    entries[f"{name}.npy"] = npy_bytes(array)
+    return entries
+
+
+@pytest.mark.parametrize("name", ["layers.3.bias", "layers.9.extra"], ids=["wrong-shape", "unexpected"])
+def test_an_oversized_entry_is_refused_before_it_is_decompressed(tmp_path, name):
+    path = tmp_path / "w.npz"
+    write_npz(path, small_state_with(name, np.zeros(BIG, np.float32)))
+    assert path.stat().st_size < 100_000, "a small file..."
+    # ...that decompresses to 16 MB: refused having allocated far less than that (the model's own
+    # arrays and the zip machinery take well under 1 MB)
+    assert peak_bytes_of_refused_load(path) < 2**20
+
+
+def test_an_entry_padded_beyond_its_header_is_refused_before_it_is_decompressed(tmp_path):
+    # the header says (4,) float32, the zip entry holds 16 MB more: a size no parameter needs
+    entries = small_state_with("layers.3.bias", np.ones(4, np.float32))
+    entries["layers.3.bias.npy"] += bytes(4 * BIG)
+    path = tmp_path / "w.npz"
+    write_npz(path, entries)
+    assert peak_bytes_of_refused_load(path) < 2**20
+    check_error(make_model(1), path, "layers.3.bias", "bytes")
+
+
+def test_an_entry_that_is_not_an_npy_array_is_refused(tmp_path):
+    entries = small_state_with("layers.3.bias", np.ones(4, np.float32))
+    entries["README.txt"] = b"hello"
+    path = tmp_path / "w.npz"
+    write_npz(path, entries)
+    check_error(make_model(1), path, "README.txt")
+
+
+def test_save_weights_to_a_directory_is_refused_and_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="directory"):
+        save_weights(make_model(0), tmp_path)
+    assert list(tmp_path.iterdir()) == [], "no .tmp file left behind"
+
+
+def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def broken_savez(f, **arrays):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        save_weights(make_model(0), tmp_path / "w.npz")
+    assert list(tmp_path.iterdir()) == []

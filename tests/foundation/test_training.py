@@ -279,3 +279,35 @@ def test_minibatches_bad_batch_size_names_it(batch_size, error):
     x, y = blobs(n=4)
     with pytest.raises(error, match="batch_size"):
         minibatches(x, y, batch_size)
+
+
+# --- gaps found by planted bugs (issue 7) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_])
+def test_cross_entropy_of_integer_logits_is_a_float(dtype):
+    logits = np.array([[1, 0, 0], [0, 1, 1]], dtype=dtype)
+    targets = np.array([0, 2])
+    loss = cross_entropy(logits, targets)
+    assert loss.dtype == np.float32
+    expected = cross_entropy(logits.astype(np.float32), targets)
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-6)
+    assert 0.5 < loss.item() < 1.0  # -log(e/(e+2)) = 0.5514 and -log(e/(2e+1)) = 0.8620, mean 0.7067
+
+
+@pytest.mark.parametrize("optimizer", [SGD, Adam])
+def test_a_zero_learning_rate_is_refused(optimizer):
+    with pytest.raises(ValueError, match="lr"):
+        optimizer([make_param()], lr=0.0)
+
+
+def test_fit_takes_a_one_shot_iterator_for_one_epoch():
+    rng = np.random.default_rng(0)
+    model = Linear(2, 2, rng=rng)
+    x = rng.standard_normal((8, 2)).astype(np.float32)
+    y = np.array([0, 1] * 4)
+    batches = iter([(x[:4], y[:4]), (x[4:], y[4:])])
+    history = fit(model, cross_entropy, SGD(model.parameters(), lr=0.1), batches, epochs=1)
+    assert len(history) == 1 and np.isfinite(history[0])
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        fit(model, cross_entropy, SGD(model.parameters(), lr=0.1), iter([(x, y)]), epochs=2)
