@@ -812,9 +812,7 @@ def assert_untouched(model: Module, was_tracing: bool) -> None:
     assert profiling_memory._open == [], "the context's memory profiler must be stopped"
 
 
-@pytest.mark.parametrize(
-    "how, error", [("raises", Boom), ("garbage", TypeError), ("backwards", ValueError)]
-)
+@pytest.mark.parametrize("how, error", [("raises", Boom), ("garbage", TypeError), ("backwards", ValueError)])
 def test_profiler_context_cleans_up_when_its_clock_fails_on_exit(how, error, capsys):
     # Reading 1 is __enter__'s start, 2-9 the enter and exit of Net and its three layers, 10 __exit__'s.
     clock = BrokenClock(bad_read=10, how=how)
@@ -915,3 +913,182 @@ def test_layers_called_with_keyword_arguments_are_counted():
         wrapped(step)
     assert prof.layers["inner.attn"].flops == cached.per_layer["inner.attn"]
     assert prof.layers["inner.fc"].flops == plain.per_layer["fc"]
+
+
+class TimedLinear(Linear):
+    """A Linear that also takes ``cost`` seconds on a fake clock: FLOPs and time, so a rate."""
+
+    def __init__(self, clock: FakeClock, cost: float, n_in: int, n_out: int) -> None:
+        super().__init__(n_in, n_out, rng=np.random.default_rng(0))
+        self.clock, self.cost = clock, cost
+
+    def forward(self, x):
+        self.clock.now += self.cost
+        return super().forward(x)
+
+
+class ReportNet(Module):
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.fast = Tick(clock, 2**-6)
+        self.slow = Tick(clock, 2**-3)
+        self.proj = TimedLinear(clock, 2**-10, 64, 64)
+        self.square = Square()
+
+    def forward(self, x):
+        self.clock.now += 2**-5  # the container's own work
+        return self.square(self.proj(self.slow(self.fast(x))))
+
+
+def report_rows(report: str) -> dict[str, list[str]]:
+    """The report's lines split into whitespace-separated cells, keyed by their first cell."""
+    return {line.split()[0]: line.split() for line in report.splitlines()}
+
+
+def test_the_report_lists_every_column_on_a_sub_second_block():
+    # Powers of two keep every fake duration exact. In units of 2**-10 s: fast 16, slow 128,
+    # proj 1, square 0, the container 32 and 32 more outside the model: wall 209 (0.204 s).
+    clock = FakeClock()
+    model = ReportNet(clock)
+    x = np.ones((64, 64), dtype=np.float32)
+    with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as prof:
+        model(x)
+        clock.now += 2**-5
+    rows = report_rows(prof.report())
+    assert rows["wall"] == ["wall", "time", "204.102", "ms"], "track_memory=False: no memory"
+    assert rows["layer"] == ["layer", "type", "calls", "self", "ms", "share", "FLOPs", "GFLOP/s"]
+    assert rows["fast"] == ["fast", "Tick", "1", "15.625", "7.7%", "-", "-"]
+    assert rows["slow"] == ["slow", "Tick", "1", "125.000", "61.2%", "-", "-"]
+    # 2 * 64**3 + 64**2 = 528,384 FLOPs in 2**-10 s: 0.54 GFLOP/s
+    assert rows["proj"] == ["proj", "TimedLinear", "1", "0.977", "0.5%", "528,384", "0.54"]
+    assert rows["square"] == ["square", "Square", "1", "0.000", "0.0%", "-", "-"]
+    # outside = wall - sum of self times = 209 - 145 = 64 units = 62.5 ms, 30.6 % of the wall
+    assert rows["(outside"] == ["(outside", "layers)", "62.500", "30.6%"]
+    assert rows["most"] == [
+        "most",
+        "expensive",
+        "layer:",
+        "slow",
+        "(Tick,",
+        "61.2%",
+        "of",
+        "the",
+        "wall",
+        "time)",
+    ]
+    assert len(rows) == 8
+
+
+def test_the_report_of_a_block_that_took_no_time_shows_no_shares():
+    clock = FakeClock()
+    model = Sequential(Linear(4, 4), ReLU())
+    with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as prof:
+        model(np.ones((2, 4), np.float32))
+    rows = report_rows(prof.report())
+    assert rows["wall"] == ["wall", "time", "0.000", "ms"]
+    assert rows["layers.0"] == ["layers.0", "Linear", "1", "0.000", "-", "72", "-"]
+    assert rows["(outside"] == ["(outside", "layers)", "0.000", "-"]
+    assert rows["most"][:4] == ["most", "expensive", "layer:", "layers.0"]
+
+
+def test_a_report_with_memory_names_it_on_the_first_line():
+    with ProfilerContext(clock=FakeClock(), verbose=False) as prof:
+        kept = np.ones(N)
+    first, second = prof.report().splitlines()
+    assert first.startswith("wall time 0.000 ms, memory peak ") and "MiB" in first
+    assert second == "no model given: per-layer times not recorded"
+    assert kept.size == N
+
+
+def test_a_flop_result_prints_shares_totals_and_layers_without_a_rule():
+    result = count(Sequential(Linear(3, 4), Square(), ReLU()), np.ones((2, 3), np.float32))
+    assert [line.split() for line in str(result).splitlines()] == [
+        ["layer", "FLOPs", "share"],
+        ["layers.0", "56", "100.0%"],
+        ["layers.2", "0", "0.0%"],
+        ["total", "56"],
+        ["no", "FLOP", "rule", "(counted", "0):", "layers.1"],
+    ]
+    nothing = count(SquareTwice(), np.ones((2, 3), np.float32))
+    assert [line.split() for line in str(nothing).splitlines()] == [
+        ["layer", "FLOPs", "share"],
+        ["total", "0"],
+        ["no", "FLOP", "rule", "(counted", "0):", "square"],
+    ]
+
+
+def recorder(events: list, tag: str):
+    def on_enter(name, module):
+        events.append((tag, "enter", name))
+
+    def on_exit(name, module, args, output):
+        events.append((tag, "exit", name, len(args)))
+
+    return on_enter, on_exit
+
+
+def test_instrument_calls_back_around_every_forward_and_undo_restores_it():
+    model = Net(FakeClock())
+    x = np.ones((1, 4), dtype=np.float32)
+    expected_output = model(x).data
+    events: list = []
+    undo = instrument(model, *recorder(events, "a"))
+    assert all("forward" in vars(m) for m in model.modules())
+    np.testing.assert_array_equal(model(x).data, expected_output)
+    assert events == [
+        ("a", "enter", "Net"),
+        ("a", "enter", "fast"),
+        ("a", "exit", "fast", 1),
+        ("a", "enter", "slow"),
+        ("a", "exit", "slow", 1),
+        ("a", "enter", "proj"),
+        ("a", "exit", "proj", 1),
+        ("a", "exit", "Net", 1),
+    ]
+    undo()
+    assert all("forward" not in vars(m) for m in model.modules())
+    model(x)
+    assert len(events) == 8, "no callbacks after undo"
+    # ProfilerContext is built on it: one row per leaf that exited, in the same order
+    with ProfilerContext(model, clock=FakeClock(), verbose=False, track_memory=False) as prof:
+        model(x)
+    assert list(prof.layers) == [e[2] for e in events if e[1] == "exit" and e[2] != "Net"]
+
+
+def test_nested_instrumentation_unwinds_one_level_at_a_time():
+    model = Sequential(Linear(2, 2), ReLU())
+    own = model.layers[1].forward  # a layer with a forward of its own (already patched)
+    model.layers[1].forward = own
+    x = np.ones((1, 2), dtype=np.float32)
+    events: list = []
+    undo_outer = instrument(model, *recorder(events, "outer"))
+    undo_inner = instrument(model, *recorder(events, "inner"))
+    model(x)
+    assert [e for e in events if e[1] == "exit"] == [
+        ("outer", "exit", "layers.0", 1),  # the inner wrapper wraps the outer one
+        ("inner", "exit", "layers.0", 1),
+        ("outer", "exit", "layers.1", 1),
+        ("inner", "exit", "layers.1", 1),
+        ("outer", "exit", "Sequential", 1),
+        ("inner", "exit", "Sequential", 1),
+    ]
+    events.clear()
+    undo_inner()  # the outer profiler keeps seeing every layer
+    model(x)
+    assert {e[0] for e in events} == {"outer"} and len(events) == 6
+    # a ProfilerContext opened inside the outer instrumentation must hand it back intact
+    events.clear()
+    with ProfilerContext(model, clock=FakeClock(), verbose=False, track_memory=False) as prof:
+        model(x)
+    assert list(prof.layers) == ["layers.0", "layers.1"]
+    assert len(events) == 6
+    events.clear()
+    model(x)
+    assert {e[0] for e in events} == {"outer"} and len(events) == 6, "the outer wrappers are back"
+    events.clear()
+    undo_outer()
+    model(x)
+    assert events == []
+    assert vars(model.layers[1])["forward"] is own, "a forward of its own is put back, not deleted"
+    assert "forward" not in vars(model.layers[0]) and "forward" not in vars(model)
