@@ -1,0 +1,705 @@
+"""Module 17 (quantization): INT8 parameters, quantize/dequantize, calibration, int8 layers
+through the backend, and quantized zoo models.
+
+Every test here fails on the untouched stubs (katas/quantization) and passes on the reference
+(solutions/quantization). Speed is not tested: `tinytorch bench quantization` measures it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from strategies import (
+    QUANT_FILLS,
+    ConvCase,
+    QLinearCase,
+    QuantArrayCase,
+    conv_cases,
+    fill_quant_array,
+    observed_ranges,
+    qlinear_cases,
+    quant_arrays,
+)
+from tinytorch.perf.acceleration import OptimizedBackend, matmul_numpy, operand_kind
+from tinytorch.perf.quantization import (
+    EPS,
+    MAX_K,
+    QMAX,
+    QMIN,
+    MinMaxObserver,
+    PercentileObserver,
+    QuantizedConv2d,
+    QuantizedLinear,
+    QuantizedTensor,
+    QuantParams,
+    calibrate,
+    choose_qparams,
+    dequantize,
+    int8_backend,
+    int8_matmul,
+    quantize,
+    quantize_model,
+    quantize_tensor,
+    weight_bytes,
+)
+
+from tinytorch.tensor import Tensor
+
+EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 = 2u, u = 2**-24 the unit roundoff of float32
+
+# The round-trip bound. Rounding to the nearest grid point is off by at most half a step, s / 2.
+# float32 adds: x / s, the cast of x to float32 and the product (q - z) * s, each a relative
+# error of at most u = eps / 2 on a value of size |x| (together <= 2 eps |x| with room); and the
+# scale itself is a float32, so grid point m = q - z sits up to |m| u s <= 255 u s < 128 eps s
+# away from the exact one (this matters only at the ends of the range).
+GRID_SLACK = 128 * EPS32
+
+
+def round_trip_bound(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """|dequantize(quantize(x)) - x| <= s / 2 + 128 eps s + 2 eps |x|, elementwise (see above)."""
+    x = np.abs(x.astype(np.float64))
+    s = scale.astype(np.float64)
+    return s / 2 + GRID_SLACK * s + 2 * EPS32 * x
+
+
+def per_tensor(lo: float, hi: float, symmetric: bool = False) -> QuantParams:
+    return choose_qparams(lo, hi, symmetric=symmetric)
+
+
+# --------------------------------------------------------------------------------------------
+# Quantization parameters: the worked example, 0 exactly representable, the scale floor
+# --------------------------------------------------------------------------------------------
+
+
+def test_choose_qparams_worked_example() -> None:
+    # [-1, 3]: s = 4 / 255, z = -128 - round(-1 / s) = -128 - round(-63.75) = -64.
+    p = choose_qparams(-1.0, 3.0)
+    assert p.scale.dtype == np.float32 and p.zero_point.dtype == np.int32
+    assert p.axis is None and not p.symmetric
+    np.testing.assert_allclose(float(p.scale), 4 / 255, rtol=1e-7)
+    assert int(p.zero_point) == -64
+    # symmetric: s = max(|-1|, |3|) / 127, z = 0
+    s = choose_qparams(-1.0, 3.0, symmetric=True)
+    np.testing.assert_allclose(float(s.scale), 3 / 127, rtol=1e-7)
+    assert int(s.zero_point) == 0 and s.symmetric
+
+
+@given(observed_ranges(), st.booleans())
+@example((2.0, 10.0), False)  # entirely above 0: the range must be widened to [0, 10]
+@example((-10.0, -2.0), False)  # entirely below 0
+@example((5.0, 5.0), False)  # a constant
+@example((0.0, 0.0), False)  # all zeros: the scale floor
+@example((1e-30, 1e-30), True)
+@example((3.0, 1e4), False)
+def test_zero_is_exactly_representable(lo_hi, symmetric) -> None:
+    p = per_tensor(*lo_hi, symmetric=symmetric)
+    q = quantize(np.zeros(5, np.float32), p)
+    assert q.dtype == np.int8
+    np.testing.assert_array_equal(q, np.full(5, int(p.zero_point), np.int8))
+    assert np.all(dequantize(q, p) == 0.0), f"0.0 comes back as {dequantize(q, p)[0]} for range {lo_hi}"
+    assert QMIN <= int(p.zero_point) <= QMAX
+    assert float(p.scale) >= EPS  # the floor: never 0, even for a range of width 0
+
+
+@given(observed_ranges(), st.booleans())
+@example((2.0, 10.0), False)
+@example((0.0, 0.0), False)
+@example((-1e-30, 0.0), False)
+def test_the_range_is_covered_with_the_smallest_scale(lo_hi, symmetric) -> None:
+    # The widened range [min(lo, 0), max(hi, 0)] fits in the 256 levels (127 each side when
+    # symmetric), and no larger scale is used than needed (unless the floor applies).
+    lo, hi = lo_hi
+    p = per_tensor(lo, hi, symmetric)
+    s = float(p.scale)
+    lo0, hi0 = min(lo, 0.0), max(hi, 0.0)
+    width = 2 * max(-lo0, hi0) / 254 if symmetric else (hi0 - lo0) / 255
+    assert s == pytest.approx(max(width, EPS), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        # s = 1, z = 0 from the range [-128, 127]: quantize is round-half-to-even of x itself
+        ([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], [0, 2, 2, 0, -2, -2]),
+        ([0.49, 0.51, 1.7, -1.7, 126.6], [0, 1, 2, -2, 127]),
+    ],
+    ids=["ties-to-even", "nearest"],
+)
+def test_rounding_is_to_nearest_half_to_even(x, expected) -> None:
+    p = choose_qparams(-128.0, 127.0)
+    assert float(p.scale) == 1.0 and int(p.zero_point) == 0
+    np.testing.assert_array_equal(quantize(np.array(x, np.float32), p), np.array(expected, np.int8))
+
+
+# --------------------------------------------------------------------------------------------
+# quantize / dequantize: round trip, monotone, clamping, int8 storage
+# --------------------------------------------------------------------------------------------
+
+
+@given(quant_arrays(), st.booleans())
+@example(QuantArrayCase((7,), "constant", 1), False)  # a constant never collapses to 0
+@example(QuantArrayCase((7,), "constant", 2), True)
+@example(QuantArrayCase((3, 4), "zeros"), False)
+@example(QuantArrayCase((5,), "positive", 3), False)
+@example(QuantArrayCase((5,), "negative", 4), False)
+@example(QuantArrayCase((2, 3), "tiny", 5), True)
+@example(QuantArrayCase((6, 6), "large", 6), False)
+def test_round_trip_error_is_at_most_half_a_step(case: QuantArrayCase, symmetric: bool) -> None:
+    x = case.array()
+    p = per_tensor(float(x.min()), float(x.max()), symmetric)
+    q = quantize(x, p)
+    assert q.dtype == np.int8 and q.shape == x.shape
+    x_hat = dequantize(q, p)
+    assert x_hat.dtype == np.float32 and x_hat.shape == x.shape
+    err = np.abs(x_hat.astype(np.float64) - x)
+    bound = round_trip_bound(x, p.scale)
+    worst = int(np.argmax(err - bound))
+    assert np.all(err <= bound), (
+        f"{case.fill}: |x_hat - x| = {err.flat[worst]:.3g} > bound {bound.flat[worst]:.3g} "
+        f"at x = {x.flat[worst]!r} (scale {float(p.scale):.3g}, zero point {int(p.zero_point)})"
+    )
+    if case.fill == "constant":  # a nonzero constant comes back nonzero, with its sign
+        assert np.all(np.sign(x_hat) == np.sign(x))
+
+
+@given(observed_ranges(), st.booleans())
+@example((2.0, 10.0), False)
+@example((0.0, 0.0), True)
+def test_every_integer_survives_dequantize_then_quantize(lo_hi, symmetric) -> None:
+    # quantize(dequantize(k)) == k for all 256 integers: the grid points are fixed points.
+    p = per_tensor(*lo_hi, symmetric=symmetric)
+    k = np.arange(QMIN, QMAX + 1).astype(np.int8)
+    np.testing.assert_array_equal(quantize(dequantize(k, p), p), k)
+
+
+@given(observed_ranges(), st.lists(st.floats(-1e6, 1e6, width=32), min_size=2, max_size=40))
+@example((0.0, 1.0), [0.0, 0.001, 0.002, 0.5, 0.9999, 1.0, 2.0, -1.0])
+def test_quantize_is_monotone(lo_hi, values) -> None:
+    p = per_tensor(*lo_hi)
+    x = np.sort(np.array(values, np.float32))
+    q = quantize(x, p).astype(np.int32)
+    assert np.all(np.diff(q) >= 0), f"quantize is not monotone on {x} -> {q}"
+
+
+@given(observed_ranges(), st.booleans())
+@example((-1.0, 1.0), False)
+@example((2.0, 10.0), False)
+def test_values_outside_the_range_clamp_to_the_ends(lo_hi, symmetric) -> None:
+    lo, hi = lo_hi
+    p = per_tensor(lo, hi, symmetric)
+    s = float(p.scale)
+    lo0, hi0 = min(lo, 0.0), max(hi, 0.0)
+    far = np.array([lo0 - 1000 * s - 1.0, -3e38, hi0 + 1000 * s + 1.0, 3e38], np.float32)
+    q = quantize(far, p)
+    assert q.dtype == np.int8
+    np.testing.assert_array_equal(q, np.array([QMIN, QMIN, QMAX, QMAX], np.int8))
+
+
+@given(quant_arrays(max_dims=3, fills=QUANT_FILLS), st.booleans(), st.data())
+@example(QuantArrayCase((4, 3), "outlier", 1), True, None)
+@example(QuantArrayCase((3, 2), "zeros"), False, None)
+def test_per_channel_scales_never_exceed_the_per_tensor_scale(case, symmetric, data) -> None:
+    x = case.array()
+    axis = 0 if data is None else data.draw(st.integers(-x.ndim, x.ndim - 1))
+    whole = quantize_tensor(x, symmetric=symmetric)
+    channels = quantize_tensor(x, symmetric=symmetric, axis=axis)
+    assert channels.params.axis == axis % x.ndim
+    assert channels.params.scale.shape == (x.shape[axis],)
+    assert np.all(channels.params.scale <= whole.params.scale)
+    # and each channel keeps its own round-trip bound
+    scale = np.expand_dims(channels.params.scale, [i for i in range(x.ndim) if i != axis % x.ndim])
+    err = np.abs(channels.dequantize().astype(np.float64) - x)
+    assert np.all(err <= round_trip_bound(x, scale))
+
+
+def test_per_channel_parameters_follow_each_channel() -> None:
+    # column 0 lies in [0, 1], column 1 in [-100, 155]: per channel, column 0 keeps its precision
+    x = np.array([[0.0, -100.0], [0.4, 155.0], [1.0, 3.0]], np.float32)
+    qt = quantize_tensor(x, axis=1)
+    np.testing.assert_allclose(qt.params.scale, [1 / 255, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(qt.params.zero_point, [-128, -28])  # -128 - round(-100 / 1)
+    np.testing.assert_array_equal(qt.data, [[-128, -128], [-26, 127], [127, -25]])  # 0.4 * 255 = 102
+    np.testing.assert_allclose(qt.dequantize()[:, 0], x[:, 0], atol=0.5 / 255 + 1e-7)
+    sym = quantize_tensor(x, symmetric=True, axis=1)
+    np.testing.assert_allclose(sym.params.scale, [1 / 127, 155 / 127], rtol=1e-6)
+    np.testing.assert_array_equal(sym.data, [[0, -82], [51, 127], [127, 2]])
+
+
+def test_quantized_tensor_is_real_int8_and_declares_its_kind() -> None:
+    x = np.linspace(-3, 5, 48, dtype=np.float32).reshape(6, 8)
+    qt = quantize_tensor(x)
+    assert isinstance(qt, QuantizedTensor) and qt.kind == "int8"
+    assert operand_kind(qt) == "int8"  # module 16's dispatch reads the declared kind
+    assert qt.data.dtype == np.int8 and qt.shape == (6, 8)
+    assert qt.nbytes == x.size == x.nbytes // 4  # one byte per value
+    assert qt.data.min() == QMIN and qt.data.max() == QMAX  # the whole range is used
+    with pytest.raises(TypeError, match="int8"):
+        QuantizedTensor(qt.data.astype(np.float32), qt.params)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: clear errors naming the function and the value
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (np.array([1.0, np.nan], np.float32), ValueError, "quantize.*NaN or inf"),
+        (np.array([np.inf, 0.0], np.float32), ValueError, "quantize.*NaN or inf"),
+        (np.zeros((0, 3), np.float32), ValueError, "quantize.*empty"),
+        (np.array([1, 2, 3], np.int64), TypeError, "quantize.*float.*int64"),
+        (np.array([True, False]), TypeError, "quantize.*float.*bool"),
+        (np.array([1, 2], np.int8), TypeError, "quantize.*float.*int8"),
+    ],
+    ids=["nan", "inf", "empty", "int64", "bool", "int8-as-float"],
+)
+def test_quantize_rejects_bad_data(bad, error, match) -> None:
+    p = choose_qparams(-1.0, 1.0)
+    assert quantize(np.array([0.0, 1.0], np.float32), p).dtype == np.int8
+    with pytest.raises(error, match=match):
+        quantize(bad, p)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "match"),
+    [
+        (3.0, 1.0, r"choose_qparams: min_val > max_val \(3.0 > 1.0\)"),
+        (float("nan"), 1.0, "choose_qparams.*finite"),
+        (0.0, float("inf"), "choose_qparams.*finite"),
+    ],
+)
+def test_choose_qparams_rejects_bad_ranges(lo, hi, match) -> None:
+    assert int(choose_qparams(1.0, 3.0).zero_point) == -128
+    with pytest.raises(ValueError, match=match):
+        choose_qparams(lo, hi)
+
+
+def test_dequantize_rejects_a_non_int8_array() -> None:
+    p = choose_qparams(-1.0, 1.0)
+    assert dequantize(np.array([0], np.int8), p).dtype == np.float32
+    with pytest.raises(TypeError, match="dequantize.*int8"):
+        dequantize(np.array([0, 1], np.int32), p)
+
+
+# --------------------------------------------------------------------------------------------
+# The int8 kernel: int32 accumulation, the K bound, registered on module 16's backend
+# --------------------------------------------------------------------------------------------
+
+
+class Spy:
+    """Wraps a kernel and counts its calls, remembering the kinds of its operands."""
+
+    def __init__(self, kernel):
+        self.kernel, self.calls, self.kinds = kernel, 0, []
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        self.kinds.append(tuple(operand_kind(a) for a in args[:2]))
+        return self.kernel(*args, **kwargs)
+
+
+def test_int8_matmul_accumulates_in_int32() -> None:
+    K = 300
+    A = np.full((3, K), 127, np.int8)
+    B = np.full((K, 2), -128, np.int8)
+    C = int8_matmul(A, B)
+    # 127 * -128 * 300 = -4,876,800: far beyond int8 and int16, well inside int32
+    assert C.dtype == np.int32
+    np.testing.assert_array_equal(C, np.full((3, 2), 127 * -128 * K))
+    # QuantizedTensor operands: their int8 values are multiplied
+    qa, qb = QuantizedTensor(A, choose_qparams(-1.0, 1.0)), QuantizedTensor(B, choose_qparams(-1.0, 1.0))
+    np.testing.assert_array_equal(int8_matmul(qa, qb), C)
+
+
+@given(st.integers(1, 12), st.integers(1, 600), st.integers(1, 12), st.integers(0, 2**32 - 1))
+@example(1, 1, 1, 0)
+@example(2, 600, 3, 1)
+def test_int8_matmul_is_exact(m, k, n, seed) -> None:
+    rng = np.random.default_rng(seed)
+    A = rng.integers(QMIN, QMAX + 1, (m, k)).astype(np.int8)
+    B = rng.integers(QMIN, QMAX + 1, (k, n)).astype(np.int8)
+    if seed % 3 == 0:  # the extremes, where narrow accumulators overflow first
+        A[:], B[:] = QMIN, QMIN
+    C = int8_matmul(A, B)
+    assert C.dtype == np.int32
+    np.testing.assert_array_equal(C, A.astype(np.int64) @ B.astype(np.int64))
+
+
+def test_int8_matmul_refuses_k_beyond_the_int32_bound() -> None:
+    # Each product is at most 128 * 128 = 2**14 in magnitude, so K * 2**14 < 2**31 for K <= MAX_K.
+    assert MAX_K * 128 * 128 < 2**31 <= (MAX_K + 1) * 128 * 128
+    A = np.full((1, MAX_K), QMIN, np.int8)
+    B = np.full((MAX_K, 1), QMIN, np.int8)
+    assert int(int8_matmul(A, B)[0, 0]) == MAX_K * 128 * 128  # the largest sum still fits, exactly
+    too_long = np.zeros((1, MAX_K + 1), np.int8)
+    with pytest.raises(ValueError, match=r"K = 131072.*2\*\*31"):
+        int8_matmul(too_long, np.zeros((MAX_K + 1, 1), np.int8))
+
+
+def test_int8_matmul_rejects_bad_operands() -> None:
+    A = np.ones((2, 3), np.int8)
+    np.testing.assert_array_equal(int8_matmul(A, A.T), np.full((2, 2), 3))
+    with pytest.raises(TypeError, match="int8"):
+        int8_matmul(A.astype(np.float32), A.T)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        int8_matmul(A, A)
+
+
+def test_int8_backend_registers_the_kernel_on_the_acceleration_backend() -> None:
+    backend = int8_backend()
+    assert isinstance(backend, OptimizedBackend)
+    assert ("matmul", "int8") in backend.supported() and ("matmul", "dense") in backend.supported()
+    A = np.full((2, 300), 100, np.int8)
+    assert backend.kernel_for("matmul", A, A.T) is int8_matmul
+    np.testing.assert_array_equal(backend.dispatch("matmul", A, A.T), np.full((2, 2), 100 * 100 * 300))
+    dense = np.ones((2, 2), np.float32)
+    assert backend.kernel_for("matmul", dense, dense) is matmul_numpy  # dense stays BLAS
+
+
+# --------------------------------------------------------------------------------------------
+# Quantized layers: error bounds derived from the scales, int8 storage, the int8 dispatch
+# --------------------------------------------------------------------------------------------
+
+
+def _linear(w: np.ndarray, b: np.ndarray | None):
+    from tinytorch.layers import Linear
+
+    layer = Linear(w.shape[0], w.shape[1], bias=b is not None)
+    layer.weight.data[...] = w
+    if b is not None:
+        layer.bias.data[...] = b
+    return layer
+
+
+def quantized_product_bound(x_cols, w2, b, input_params, weight_scale):
+    """Elementwise bound on |quantized layer - float layer| for y = x_cols @ w2 + b.
+
+    With x_hat = x + dx, w_hat = w + dw: x_hat w_hat - x w = dx w_hat + x dw, so
+    |error| <= e_x * sum_k |w_hat[k, n]| + sum_k |x[m, k]| * e_w[n] + |b_hat - b| + rounding,
+    e_x, e_w the round-trip bounds of input and weights (x inside its calibrated range), the bias
+    rounded to an integer at scale s_x s_n (<= s_x s_n / 2), and the result rounded once to
+    float32 (<= eps |y|, taken with a factor 2 of room on the exact integer result).
+    """
+    x = x_cols.astype(np.float64)
+    w = w2.astype(np.float64)
+    sx = float(input_params.scale)
+    sw = weight_scale.astype(np.float64)  # (N,)
+    e_x = round_trip_bound(x, np.float32(sx))  # (M, K)
+    e_w = round_trip_bound(w, sw.astype(np.float32)[None, :])  # (K, N)
+    w_hat = np.abs(w) + e_w
+    bound = e_x @ w_hat + np.abs(x) @ e_w + sx * sw / 2
+    y = x @ w + (0 if b is None else b.astype(np.float64))
+    return bound + 2 * EPS32 * (np.abs(y) + bound), y
+
+
+@given(qlinear_cases())
+@example(QLinearCase(4, 16, 5, fill="positive", seed=1))  # a ReLU output: z_x = -128, the correction matters
+@example(QLinearCase(1, 1, 1, fill="constant", seed=2))
+@example(QLinearCase(3, 7, 2, fill="zeros", bias=True, seed=3))
+@example(QLinearCase(5, 24, 6, fill="negative", weight_fill="positive", seed=4))
+@example(QLinearCase(8, 20, 3, fill="large", weight_fill="mixed_scale", seed=5))
+@example(QLinearCase(6, 9, 4, fill="normal", weight_fill="zeros", seed=6))  # all-zero weight columns
+def test_quantized_linear_stays_within_the_error_bound(case: QLinearCase) -> None:
+    x, w, b = case.arrays()
+    params = choose_qparams(float(x.min()), float(x.max()))  # calibrated on this very input
+    layer = QuantizedLinear.from_float(_linear(w, b), params)
+    y = layer(x).data
+    assert y.dtype == np.float32 and y.shape == (case.m, case.n)
+    bound, exact = quantized_product_bound(x, w, b, params, layer.weight.params.scale)
+    err = np.abs(y.astype(np.float64) - exact)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert np.all(err <= bound), (
+        f"error {err[worst]:.4g} > bound {bound[worst]:.4g} at {worst} "
+        f"(input zero point {int(params.zero_point)}, {case})"
+    )
+
+
+def test_quantized_linear_stores_int8_weights_and_int32_bias() -> None:
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((12, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    params = choose_qparams(0.0, 4.0)
+    layer = QuantizedLinear.from_float(_linear(w, b), params)
+    assert layer.weight.data.dtype == np.int8 and layer.weight.shape == (12, 5)
+    assert layer.weight.nbytes * 4 == w.nbytes  # exactly a quarter of the float32 bytes
+    assert layer.weight.params.symmetric and layer.weight.params.axis == 1  # per output channel
+    np.testing.assert_array_equal(layer.weight.params.zero_point, 0)
+    np.testing.assert_allclose(layer.weight.params.scale, np.abs(w).max(axis=0) / 127, rtol=1e-6)
+    assert layer.bias_q.dtype == np.int32
+    # the bias lives at the accumulator's scale s_x * s_n: b_q = round(b / (s_x s_n))
+    acc_scale = float(params.scale) * layer.weight.params.scale.astype(np.float64)
+    np.testing.assert_array_equal(layer.bias_q, np.rint(b / acc_scale).astype(np.int32))
+    # leading dimensions are kept, like Linear
+    assert layer(rng.uniform(0, 4, (2, 3, 12)).astype(np.float32)).shape == (2, 3, 5)
+
+
+def test_quantized_linear_dispatches_one_int8_product() -> None:
+    backend = int8_backend()
+    int8_spy, dense_spy = Spy(int8_matmul), Spy(matmul_numpy)
+    backend.register("matmul", "int8", int8_spy)
+    backend.register("matmul", "dense", dense_spy)
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((6, 4)).astype(np.float32)
+    layer = QuantizedLinear.from_float(_linear(w, None), choose_qparams(-2.0, 2.0), backend=backend)
+    x = rng.uniform(-2, 2, (3, 6)).astype(np.float32)
+    y = layer(x).data
+    assert int8_spy.calls == 1 and dense_spy.calls == 0
+    assert int8_spy.kinds == [("int8", "int8")]  # both operands are quantized tensors
+    np.testing.assert_allclose(y, x @ w, atol=0.1)
+
+
+def _conv_arrays(case: ConvCase, fill: str, bias: bool):
+    rng = np.random.default_rng(case.seed)
+    x = fill_quant_array(rng, (case.n, case.c_in, case.h, case.w), fill)
+    w = fill_quant_array(rng, (case.c_out, case.c_in, case.kh, case.kw), "normal")
+    b = rng.standard_normal(case.c_out).astype(np.float32) if bias else None
+    return x, w, b
+
+
+CONV_FILLS = ("normal", "positive", "negative", "constant", "mixed_scale")
+
+
+@given(conv_cases(), st.sampled_from(CONV_FILLS), st.booleans())
+@example(ConvCase(1, 2, 3, 5, 5, 3, 3, stride=1, padding=1, seed=1), "positive", True)  # pad with z_x
+@example(ConvCase(2, 1, 2, 4, 4, 3, 3, stride=2, padding=2, seed=2), "negative", False)
+@example(ConvCase(1, 1, 1, 1, 1, 1, 1, seed=3), "constant", True)
+def test_quantized_conv2d_stays_within_the_error_bound(case: ConvCase, fill: str, bias: bool) -> None:
+    from tinytorch.conv import Conv2d, im2col
+
+    x, w, b = _conv_arrays(case, fill, bias)
+    kernel = (case.kh, case.kw)
+    conv = Conv2d(case.c_in, case.c_out, kernel, stride=case.stride, padding=case.padding, bias=bias)
+    conv.weight.data[...] = w
+    if bias:
+        conv.bias.data[...] = b
+    params = choose_qparams(float(x.min()), float(x.max()))
+    layer = QuantizedConv2d.from_float(conv, params)
+    assert layer.weight.data.dtype == np.int8 and layer.weight.nbytes * 4 == w.nbytes
+    y = layer(x).data
+    h_out, w_out = case.out_hw
+    assert y.shape == (case.n, case.c_out, h_out, w_out) and y.dtype == np.float32
+    # The convolution is the product of the zero-padded im2col rows with the (C kh kw, F) matrix.
+    cols = im2col(x.astype(np.float64), (case.kh, case.kw), case.stride, case.padding)
+    w2 = w.reshape(case.c_out, -1).T
+    bound, exact = quantized_product_bound(cols, w2, b, params, layer.weight.params.scale)
+    to_nchw = lambda a: a.reshape(case.n, h_out, w_out, case.c_out).transpose(0, 3, 1, 2)  # noqa: E731
+    err = np.abs(y.astype(np.float64) - to_nchw(exact))
+    assert np.all(err <= to_nchw(bound)), f"max error {err.max():.4g} over the bound ({case}, {fill})"
+
+
+def test_quantized_conv2d_dispatches_one_int8_product() -> None:
+    from tinytorch.conv import Conv2d
+
+    backend = int8_backend()
+    spy = Spy(int8_matmul)
+    backend.register("matmul", "int8", spy)
+    conv = Conv2d(2, 3, 3, padding=1, rng=np.random.default_rng(2))
+    layer = QuantizedConv2d.from_float(conv, choose_qparams(0.0, 1.0), backend=backend)
+    x = np.random.default_rng(3).uniform(0, 1, (2, 2, 5, 5)).astype(np.float32)
+    assert layer(x).shape == (2, 3, 5, 5)
+    assert spy.calls == 1 and spy.kinds == [("int8", "int8")]
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration: observers and hooks
+# --------------------------------------------------------------------------------------------
+
+
+@given(st.lists(quant_arrays(max_dims=2), min_size=1, max_size=3))
+@example([QuantArrayCase((3,), "positive", 1), QuantArrayCase((2, 2), "negative", 2)])
+def test_minmax_observer_covers_every_batch(cases) -> None:
+    obs = MinMaxObserver()
+    arrays = [c.array() for c in cases]
+    for a in arrays:
+        obs.observe(a)
+    assert obs.range() == (min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays))
+    assert obs.batches == len(arrays)
+
+
+@given(
+    st.lists(quant_arrays(max_dims=2, max_side=30), min_size=1, max_size=3),
+    st.sampled_from([90.0, 99.0, 99.99]),
+)
+def test_percentile_range_lies_inside_the_minmax_range(cases, percentile) -> None:
+    mm, pc = MinMaxObserver(), PercentileObserver(percentile)
+    for c in cases:
+        mm.observe(c.array())
+        pc.observe(c.array())
+    (lo, hi), (plo, phi) = mm.range(), pc.range()
+    assert lo <= plo <= phi <= hi
+
+
+def test_percentile_observer_ignores_an_outlier() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(20_000).astype(np.float32)
+    x[123] = 1000.0  # one activation in 20,000 far out
+    mm, pc = MinMaxObserver(), PercentileObserver(99.99)
+    mm.observe(x)
+    pc.observe(x)
+    assert mm.range()[1] == 1000.0
+    lo, hi = pc.range()
+    assert -5 < lo < -3 and 3 < hi < 5  # the 0.01 % and 99.99 % points of N(0, 1)
+    bulk = np.abs(x) < 3
+    err = {}
+    for name, obs in (("minmax", mm), ("percentile", pc)):
+        p = obs.qparams()
+        err[name] = float(np.abs(dequantize(quantize(x, p), p) - x)[bulk].mean())
+    # min/max spends the 256 levels on [-4, 1000]: a step of about 4, the bulk is rounded away
+    assert err["percentile"] * 20 < err["minmax"], err
+
+
+def test_calibrate_observes_the_input_of_every_linear_and_conv() -> None:
+    from tinytorch.conv import Conv2d, MaxPool2d
+    from tinytorch.layers import Flatten, Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(4)
+    model = Sequential(
+        Conv2d(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(), Linear(8, 5, rng=rng), ReLU(),
+        Linear(5, 3, rng=rng),
+    )
+    data = rng.uniform(-1, 2, (10, 1, 4, 4)).astype(np.float32)
+    observers = calibrate(model, data, batch_size=4)
+    assert list(observers) == ["layers.0", "layers.4", "layers.6"]
+    assert all(obs.batches == 3 for obs in observers.values())  # 10 rows in batches of 4
+    # The recorded ranges are those of each layer's input over the whole data.
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            seen[name] = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+        return hook
+
+    for name, layer in model.named_modules():
+        if name in observers:
+            layer.register_forward_hook(record(name))
+    model(data)
+    for name, obs in observers.items():
+        assert obs.range() == pytest.approx((float(seen[name].min()), float(seen[name].max())), abs=1e-6)
+    assert observers["layers.0"].range() == (float(data.min()), float(data.max()))
+    assert observers["layers.4"].range()[0] >= 0.0 and observers["layers.6"].range()[0] >= 0.0  # after ReLUs
+
+
+def test_calibrate_removes_its_hooks_and_leaves_the_model_unchanged() -> None:
+    from tinytorch.layers import Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(5)
+    model = Sequential(Linear(3, 4, rng=rng), ReLU(), Linear(4, 2, rng=rng))
+    before = model.state_dict()
+    data = np.random.default_rng(7).standard_normal((6, 3)).astype(np.float32)
+    observers = calibrate(model, data, observer="percentile")
+    assert all(isinstance(o, PercentileObserver) for o in observers.values())
+    assert all(not m._forward_hooks for m in model.modules())
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert model.training  # calibration ran in eval mode and restored the mode
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (np.array([[np.nan, 1.0, 2.0]], np.float32), ValueError, "calibrat.*NaN or inf"),
+        (np.zeros((0, 3), np.float32), ValueError, "calibrat.*empty"),
+        (np.ones((2, 3), np.int32), TypeError, "calibrat.*float"),
+    ],
+    ids=["nan", "empty", "integers"],
+)
+def test_calibrate_rejects_bad_data(bad, error, match) -> None:
+    from tinytorch.layers import Linear
+
+    model = Linear(3, 2, rng=np.random.default_rng(8))
+    assert calibrate(model, np.ones((2, 3), np.float32))[""].range() == (1.0, 1.0)
+    with pytest.raises(error, match=match):
+        calibrate(model, bad)
+
+
+def test_observers_reject_bad_input() -> None:
+    obs = MinMaxObserver()
+    with pytest.raises(RuntimeError, match="nothing observed"):
+        obs.range()
+    obs.observe(np.array([1.0, 2.0], np.float32))
+    assert obs.range() == (1.0, 2.0)
+    with pytest.raises(ValueError, match="observe.*NaN or inf"):
+        obs.observe(np.array([np.inf], np.float32))
+    with pytest.raises(ValueError, match="percentile"):
+        PercentileObserver(120.0)
+
+
+# --------------------------------------------------------------------------------------------
+# quantize_model on the zoo: < 1 percentage point of digits accuracy, 4x smaller weights
+# --------------------------------------------------------------------------------------------
+
+CALIBRATION_SIZE = 512  # the first 512 training images: calibration needs a representative sample
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from tinytorch import zoo
+    from tinytorch.data import load_digits
+
+    train_x, _ = load_digits("train")
+    test_x, test_y = zoo.eval_data("cnn_digits")
+    models = {name: zoo.load_model(name) for name in ("mlp_digits", "cnn_digits")}
+    return models, train_x[:CALIBRATION_SIZE], test_x, test_y
+
+
+@pytest.mark.parametrize("name", ["mlp_digits", "cnn_digits"])
+def test_quantized_zoo_model_loses_less_than_one_point(digits, name) -> None:
+    from tinytorch import zoo
+    from tinytorch.training import accuracy
+
+    models, calibration, test_x, test_y = digits
+    model = models[name]
+    float_state = model.state_dict()
+    float_acc = accuracy(model, test_x, test_y)
+    assert float_acc == zoo.load_metrics()["models"][name]["test_accuracy"]
+    quantized = quantize_model(model, calibration)
+    int8_acc = accuracy(quantized, test_x, test_y)
+    # The course's claim, deterministic on the 359 test images (one image = 0.28 points).
+    assert float_acc - int8_acc < 0.01, f"{name}: float32 {float_acc:.4f}, int8 {int8_acc:.4f}"
+    # the float model is untouched
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, float_state[key])
+
+
+@pytest.mark.parametrize(("name", "n_products"), [("mlp_digits", 3), ("cnn_digits", 4)])
+def test_quantized_zoo_model_runs_int8_products_through_the_backend(digits, name, n_products) -> None:
+    from tinytorch.conv import Conv2d
+    from tinytorch.layers import Linear
+
+    models, calibration, test_x, _ = digits
+    backend = int8_backend()
+    int8_spy, dense_spy = Spy(int8_matmul), Spy(matmul_numpy)
+    backend.register("matmul", "int8", int8_spy)
+    backend.register("matmul", "dense", dense_spy)
+    quantized = quantize_model(models[name], calibration, observer="percentile", backend=backend)
+    assert not any(isinstance(m, (Linear, Conv2d)) for m in quantized.modules())
+    layers = [m for m in quantized.modules() if isinstance(m, (QuantizedLinear, QuantizedConv2d))]
+    assert len(layers) == n_products and all(layer.backend is backend for layer in layers)
+    logits = quantized(test_x[:8]).data
+    assert logits.shape == (8, 10) and logits.dtype == np.float32
+    assert int8_spy.calls == n_products and dense_spy.calls == 0
+    assert set(int8_spy.kinds) == {("int8", "int8")}
+    # weights: int8, a quarter of the float32 bytes; the whole model (with int32 biases and the
+    # per-channel scales) is well under a third of the float32 model
+    float_weights = sum(
+        m.weight.data.nbytes for m in models[name].modules() if isinstance(m, (Linear, Conv2d))
+    )
+    assert sum(layer.weight.nbytes for layer in layers) * 4 == float_weights
+    assert weight_bytes(quantized) < weight_bytes(models[name]) / 3
+
+
+def test_quantize_model_rejects_a_layer_without_a_rule() -> None:
+    from tinytorch.layers import LayerNorm, Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(9)
+    data = rng.standard_normal((4, 3)).astype(np.float32)
+    good = quantize_model(Sequential(Linear(3, 3, rng=rng), ReLU()), data)
+    assert isinstance(good[0], QuantizedLinear)
+    with pytest.raises(ValueError, match=r"quantize_model: no rule for layer 'layers.1' of type LayerNorm"):
+        quantize_model(Sequential(Linear(3, 3, rng=rng), LayerNorm(3)), data)
+    with pytest.raises(TypeError, match="quantize_model.*float"):
+        quantize_model(Sequential(Linear(3, 3, rng=rng)), np.ones((4, 3), np.int64))
