@@ -275,6 +275,7 @@ def test_warmup_calls_never_enter_the_samples(warmup: int, runs: int, cost: int)
 
 def test_measure_interleaved_checks_its_arguments() -> None:
     timer = Timer(clock=itertools.count().__next__)
+    assert measure_interleaved({"a": lambda: None}, warmup=0, runs=2, timer=timer)["a"].runs == 2
     with pytest.raises(ValueError, match="funcs"):
         measure_interleaved({}, 1, 1, timer)
     with pytest.raises(TypeError, match="funcs"):
@@ -377,7 +378,9 @@ def test_tinymlperf_times_baseline_and_candidate_in_the_same_run(mlp_logits) -> 
     )
     result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
     assert result.speedup == pytest.approx(3.0, rel=RTOL)
-    assert result.baseline.latency.runs == 8 and result.candidate.latency.runs == 8
+    # The latencies are those of the one interleaved run: half the samples on each side of the slowdown.
+    assert sorted(result.baseline.latency.samples) == [3.0] * 4 + [6.0] * 4
+    assert sorted(result.candidate.latency.samples) == [1.0] * 4 + [2.0] * 4
     assert result.candidate.quality.passed
     assert bench.score({"MLP_SPRINT": result}).score == pytest.approx(3.0, rel=RTOL)
 
@@ -492,6 +495,27 @@ def test_check_weights_file_accepts_npz_and_refuses_everything_else(tmp_path: Pa
         with pytest.raises(ValueError, match=str(path.name)):
             check_weights_file(path)
         assert what  # the case's name says which problem it is
+
+
+class _Touch:
+    """Unpickling this creates a file: a stand-in for the arbitrary code a pickle can run."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_check_weights_file_never_unpickles(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    pickled = write_bytes(tmp_path / "evil.npz", pickle.dumps(_Touch(str(marker))))
+    objects = tmp_path / "evil_objects.npz"
+    np.savez(objects, w=np.array([_Touch(str(marker))], dtype=object))
+    for path in (pickled, objects):
+        with pytest.raises(ValueError, match=path.name):
+            check_weights_file(path)
+        assert not marker.exists(), f"loading {path.name} ran the code in its pickle"
 
 
 MALFORMED = {

@@ -32,8 +32,9 @@ from .measure import (
     workload_flops,
 )
 from .optimize import (
+    CNN_EPOCHS,
     CNN_FILTER_AMOUNT,
-    FINE_TUNE_EPOCHS,
+    MLP_EPOCHS,
     MLP_UNIT_AMOUNT,
     CachedGenerator,
     FusedInference,
@@ -64,7 +65,8 @@ __all__ = [
     "CNN_MARATHON",
     "DECATHLON_MODELS",
     "EVENTS",
-    "FINE_TUNE_EPOCHS",
+    "CNN_EPOCHS",
+    "MLP_EPOCHS",
     "MLP_SPRINT",
     "MLP_UNIT_AMOUNT",
     "TRANSFORMER_DECATHLON",

@@ -33,8 +33,9 @@ from tinytorch.layers import Flatten, Linear, ReLU, Sequential
 from .submission import CompetitionSubmission
 
 __all__ = [
+    "CNN_EPOCHS",
     "CNN_FILTER_AMOUNT",
-    "FINE_TUNE_EPOCHS",
+    "MLP_EPOCHS",
     "MLP_UNIT_AMOUNT",
     "CachedGenerator",
     "FusedInference",
@@ -45,7 +46,8 @@ __all__ = [
 
 MLP_UNIT_AMOUNT = 0.5  # fraction of hidden units removed from each hidden Linear
 CNN_FILTER_AMOUNT = 0.25  # fraction of filters removed from each Conv2d with a consumer
-FINE_TUNE_EPOCHS = 3
+MLP_EPOCHS = 8  # fine-tuning epochs after pruning (the MLP is cheap to train)
+CNN_EPOCHS = 3
 
 
 class FusedInference:
@@ -103,6 +105,7 @@ class CachedGenerator:
         self.model = model
 
     def generate(self, prompts: np.ndarray, max_new_tokens: int) -> np.ndarray:
+        """The prompts (B, T) followed by ``max_new_tokens`` greedy tokens, with the cache."""
         from tinytorch.perf.caching import generate
 
         return generate(self.model, prompts, max_new_tokens)
@@ -117,7 +120,7 @@ def _fine_tune(model: Sequential, epochs: int) -> Sequential:
 
 
 def optimize_mlp(
-    model: Sequential, amount: float = MLP_UNIT_AMOUNT, epochs: int = FINE_TUNE_EPOCHS
+    model: Sequential, amount: float = MLP_UNIT_AMOUNT, epochs: int = MLP_EPOCHS
 ) -> FusedInference:
     """Prune ``amount`` of every hidden layer's units (module 18), fine-tune, run fused."""
     from tinytorch.perf.compression import prune_neurons
@@ -126,7 +129,7 @@ def optimize_mlp(
 
 
 def optimize_cnn(
-    model: Sequential, amount: float = CNN_FILTER_AMOUNT, epochs: int = FINE_TUNE_EPOCHS
+    model: Sequential, amount: float = CNN_FILTER_AMOUNT, epochs: int = CNN_EPOCHS
 ) -> FusedInference:
     """Prune ``amount`` of every conv layer's filters (module 18), fine-tune, run fused."""
     from tinytorch.perf.compression import prune_filters

@@ -1,0 +1,170 @@
+"""Benchmark for module 20 (benchmarking): the reference submission in the TinyMLPerf competition.
+
+    python benchmarks/benchmarking.py              # 3 full competitions (about half a minute)
+    python benchmarks/benchmarking.py --quick      # 1 competition, fewer runs per event
+    python benchmarks/benchmarking.py --json       # the figures as JSON
+    tinytorch bench benchmarking                   # the same command through the CLI
+
+Runs whichever implementation ``TINYTORCH_IMPL`` selects (your katas by default, the reference
+with ``TINYTORCH_IMPL=solutions``): ``build_submission()`` applies modules 16-19 to the zoo, and
+``TinyMLPerf`` measures each optimized model against its unoptimized baseline in the same run,
+interleaved, with module 15's Timer (warmup, then the median of the timed runs). The whole
+competition is repeated ``--repeats`` times; each figure is the median over the repeats with
+its range (min-max), so a burst of load from another process shows up as spread rather than as
+a different answer. BLAS is pinned to one thread unless ``OPENBLAS_NUM_THREADS`` is set.
+
+:func:`figures` returns everything as a dict (the overview command reuses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy loads BLAS: one thread, comparable figures
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/benchmarking.py` from a clone, not installed
+    sys.path.insert(0, str(ROOT))
+
+
+def _state_bytes(model: Any) -> int | None:
+    """Bytes of a model's weights (its tinytorch network's state_dict), None without one."""
+    from tinytorch.perf.benchmarking import underlying_module
+
+    module = underlying_module(model)
+    return None if module is None else sum(a.nbytes for a in module.state_dict().values())
+
+
+def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
+    """Run the competition ``repeats`` times with the reference submission; return the figures.
+
+    ``{"impl", "score": {"median", "min", "max", "runs"}, "optimizations", "events": {name:
+    {"speedup": {...}, "baseline_ms", "candidate_ms", "quality_metric", "baseline_quality",
+    "candidate_quality", "target", "passed", "baseline_mflops", "candidate_mflops",
+    "baseline_weight_bytes", "candidate_weight_bytes", "baseline_peak_bytes",
+    "candidate_peak_bytes"}}, "environment", "seconds"}``. Times are medians in milliseconds.
+    """
+    from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
+
+    from tinytorch.perf import impl_for
+
+    start = time.perf_counter()
+    submission = build_submission()
+    bench = TinyMLPerf(warmup=1 if quick else None, runs=5 if quick else None)
+    runs = []
+    for _ in range(1 if quick else repeats):
+        card = submission.compute_score(bench)
+        runs.append((card, submission.results))
+
+    def spread(values: list[float]) -> dict[str, Any]:
+        return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+    events = {}
+    for name in bench.events:
+        results = [r[name] for _, r in runs]
+        last = results[-1]
+        events[name] = {
+            "speedup": spread([r.speedup for r in results]),
+            "baseline_ms": statistics.median(r.baseline.latency.p50 * 1e3 for r in results),
+            "candidate_ms": statistics.median(r.candidate.latency.p50 * 1e3 for r in results),
+            "quality_metric": last.candidate.quality.metric,
+            "baseline_quality": last.baseline.quality.value,
+            "candidate_quality": last.candidate.quality.value,
+            "target": last.candidate.quality.target,
+            "passed": all(r.candidate.quality.passed for r in results),
+            "baseline_mflops": None if last.baseline.flops is None else last.baseline.flops / 1e6,
+            "candidate_mflops": None if last.candidate.flops is None else last.candidate.flops / 1e6,
+            "baseline_weight_bytes": _state_bytes(bench.baseline(name)),
+            "candidate_weight_bytes": _state_bytes(submission.models[name]),
+            "baseline_peak_bytes": last.baseline.peak_memory_bytes,
+            "candidate_peak_bytes": last.candidate.peak_memory_bytes,
+        }
+    return {
+        "impl": impl_for("benchmarking"),
+        "score": spread([card.score for card, _ in runs]),
+        "optimizations": list(submission.optimizations),
+        "events": events,
+        "environment": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        },
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def report(fig: dict[str, Any]) -> str:
+    """The figures as Markdown: one row per event, then the overall score."""
+    rows = []
+    for name, e in fig["events"].items():
+        s = e["speedup"]
+        flops = (
+            f"{e['baseline_mflops']:.1f} -> {e['candidate_mflops']:.1f}"
+            if e["baseline_mflops"] is not None and e["candidate_mflops"] is not None
+            else "n/a"
+        )
+        rows.append(
+            [
+                name,
+                f"{e['baseline_ms']:.3f}",
+                f"{e['candidate_ms']:.3f}",
+                f"{s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f})",
+                f"{e['baseline_quality']:.4f} -> {e['candidate_quality']:.4f} (>= {e['target']:.4f})",
+                "yes" if e["passed"] else "NO",
+                flops,
+            ]
+        )
+    score = fig["score"]
+    headers = ["event", "baseline ms", "optimized ms", "speedup (range)", "quality", "gate", "MFLOP"]
+    return "\n".join(
+        [
+            f"# Module 20 benchmark: TinyMLPerf, reference submission (TINYTORCH_IMPL -> {fig['impl']})",
+            f"optimizations: {', '.join(fig['optimizations'])}; {len(score['runs'])} competition(s), "
+            f"{fig['seconds']:.1f} s; environment: {fig['environment']}",
+            "",
+            _table(headers, rows),
+            "",
+            f"overall score (geometric mean of the speedups): {score['median']:.2f}x "
+            f"(range {score['min']:.2f}-{score['max']:.2f})",
+            "quality: accuracy on the 359 test digits, or the fraction of generated tokens identical to the "
+            "baseline's greedy output",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one competition with fewer runs per event")
+    parser.add_argument("--repeats", type=int, default=3, help="competitions run (default 3)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    fig = figures(repeats=args.repeats, quick=args.quick)
+    print(json.dumps(fig, indent=2) if args.json else report(fig))
+    return 0 if all(e["passed"] and e["speedup"]["median"] > 1 for e in fig["events"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
