@@ -1,0 +1,245 @@
+"""Compressed sparse row (CSR) storage, a sparse matmul kernel on the backend, and ``SparseLinear``.
+
+A matrix with few nonzeros is stored as three arrays (here for a (3, 4) matrix)::
+
+    [[0, 5, 0, 0],        data    = [5, 1, 2]        the nonzeros, row by row (float)
+     [0, 0, 0, 0],        indices = [1, 0, 3]        the column of each (int32)
+     [1, 0, 0, 2]]        indptr  = [0, 1, 1, 3]     row i is data[indptr[i]:indptr[i + 1]] (int32)
+
+An empty row has ``indptr[i] == indptr[i + 1]``. Storage: ``nnz * (4 + 4) + (rows + 1) * 4``
+bytes for float32, against ``rows * cols * 4`` dense: CSR is smaller once fewer than about half
+the entries are nonzero.
+
+The product ``C = A @ B`` (A sparse (M, K), B dense (K, N)) touches only the stored entries::
+
+    C[i] = sum over p in row i of  data[p] * B[indices[p]]         2 * nnz * N flops, not 2 * M * K * N
+
+The kernel is registered on module 16's backend as ``("matmul", "sparse")``; a ``SparseLinear``
+runs its product through ``dispatch``. Whether it is *faster* than a dense BLAS product depends
+on the sparsity: ``tinytorch bench compression`` finds the break-even point.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tinytorch.perf.acceleration import CSR_ATTRIBUTES, OptimizedBackend
+
+from tinytorch.backend import get_backend
+from tinytorch.layers import Linear, Module, Sequential
+from tinytorch.tensor import Tensor
+
+__all__ = ["CSRMatrix", "SparseLinear", "csr_matmul", "register_sparse", "sparse_backend", "sparsify"]
+
+INDEX_DTYPE = np.int32
+
+
+@dataclass(frozen=True, eq=False)
+class CSRMatrix:
+    """A (rows, cols) matrix in CSR form: ``data`` (nnz,), ``indices`` (nnz,), ``indptr`` (rows + 1,).
+
+    The constructor checks the structure (``ValueError`` naming what is wrong): indptr starts at
+    0, never decreases and ends at nnz; every column index is in [0, cols).
+    """
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        data, indices, indptr = np.asarray(self.data), np.asarray(self.indices), np.asarray(self.indptr)
+        shape = tuple(int(s) for s in self.shape)
+        if len(shape) != 2 or min(shape) < 0:
+            raise ValueError(f"shape must be (rows, cols) with rows, cols >= 0, got {self.shape}")
+        if data.ndim != 1 or data.dtype.kind != "f":
+            raise ValueError(f"data must be a 1-D floating array, got {data.dtype} {data.shape}")
+        if indices.shape != data.shape or indices.dtype.kind not in "iu":
+            raise ValueError(
+                f"indices must be integers of shape {data.shape}, got {indices.dtype} {indices.shape}"
+            )
+        if indptr.shape != (shape[0] + 1,) or indptr.dtype.kind not in "iu":
+            raise ValueError(
+                f"indptr must be integers of shape ({shape[0] + 1},) (rows + 1), "
+                f"got {indptr.dtype} {indptr.shape}"
+            )
+        if indptr[0] != 0 or indptr[-1] != data.size or np.any(np.diff(indptr) < 0):
+            raise ValueError(
+                f"indptr must start at 0, never decrease and end at nnz={data.size}, "
+                f"got {indptr.tolist()[:12]}"
+            )
+        if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
+            raise ValueError(f"indices must be column numbers in [0, {shape[1]})")
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "indices", indices.astype(INDEX_DTYPE, copy=False))
+        object.__setattr__(self, "indptr", indptr.astype(INDEX_DTYPE, copy=False))
+        object.__setattr__(self, "shape", shape)
+
+    @classmethod
+    def from_dense(cls, dense: np.ndarray) -> CSRMatrix:
+        """The CSR form of a 2-D floating array: its nonzeros row by row, columns ascending.
+
+        Exactly the nonzeros of ``dense`` are stored (explicit zeros are not), with its dtype.
+
+        Example: see the module docstring. Row pointers: ``indptr[i + 1] - indptr[i]`` is the
+        number of nonzeros in row i, so an empty row repeats the previous pointer. No Python loop
+        over rows or entries: numpy can find the nonzeros and count them per row.
+        """
+        if not isinstance(dense, np.ndarray) or dense.ndim != 2 or dense.dtype.kind != "f":
+            what = f"{dense.dtype} {dense.shape}" if isinstance(dense, np.ndarray) else type(dense).__name__
+            raise TypeError(f"dense must be a 2-D floating np.ndarray, got {what}")
+        raise NotImplementedError(
+            "CSRMatrix.from_dense (module 18, compression): implement it in katas/compression/sparse.py"
+        )
+
+    def to_dense(self) -> np.ndarray:
+        """The (rows, cols) array, zeros everywhere but at the stored entries (duplicates add up).
+
+        Vectorised: every stored entry needs its row number (a row i owns
+        ``indptr[i + 1] - indptr[i]`` entries). Keep ``data``'s dtype.
+        """
+        raise NotImplementedError(
+            "CSRMatrix.to_dense (module 18, compression): implement it in katas/compression/sparse.py"
+        )
+
+    @property
+    def nnz(self) -> int:
+        """The number of stored entries."""
+        return int(self.data.size)
+
+    @property
+    def density(self) -> float:
+        """nnz / (rows * cols); 0 for a matrix with no entries."""
+        size = self.shape[0] * self.shape[1]
+        return self.nnz / size if size else 0.0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the three arrays: what the matrix costs in memory."""
+        return int(self.data.nbytes + self.indices.nbytes + self.indptr.nbytes)
+
+
+def _check_csr_matmul(a: Any, b: np.ndarray) -> None:
+    """``a`` a CSR matrix (``data``, ``indices``, ``indptr``, ``shape``), ``b`` a 2-D floating array
+    with ``b.shape[0] == a.shape[1]``; ``TypeError``/``ValueError`` naming the argument."""
+    if not all(hasattr(a, name) for name in CSR_ATTRIBUTES):
+        raise TypeError(f"a must be a CSR matrix (data, indices, indptr, shape), got {type(a).__name__}")
+    if not isinstance(b, np.ndarray) or b.ndim != 2 or b.dtype.kind != "f":
+        what = f"{b.dtype} array of shape {b.shape}" if isinstance(b, np.ndarray) else type(b).__name__
+        raise TypeError(f"b must be a 2-D floating np.ndarray (the dense operand), got {what}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"inner dimensions do not match: a {tuple(a.shape)} @ b {b.shape}")
+
+
+def csr_matmul(a: CSRMatrix, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for a CSR ``a`` (M, K) and a dense ``b`` (K, N): (M, N), dtype ``result_type(a.data, b)``.
+
+    Row i of the result is the sum of ``data[p] * b[indices[p]]`` over its stored entries p; an
+    empty row is 0. Vectorised: no Python loop over rows or entries.
+
+    Example: the (3, 4) matrix of the module docstring times ``B = np.eye(4)[:, :2]`` gives
+    ``[[0, 5], [0, 0], [1, 0]]``: row 1 has no entries and must come out as zeros.
+    """
+    _check_csr_matmul(a, b)
+    raise NotImplementedError(
+        "csr_matmul (module 18, compression): implement it in katas/compression/sparse.py"
+    )
+
+
+def register_sparse(backend: OptimizedBackend) -> OptimizedBackend:
+    """Register :func:`csr_matmul` on ``backend`` as ``("matmul", "sparse")``; returns ``backend``."""
+    if not callable(getattr(backend, "register", None)):
+        raise TypeError(
+            f"backend must have a register(op, kind, kernel) method, not {type(backend).__name__}"
+        )
+    raise NotImplementedError(
+        "register_sparse (module 18, compression): implement it in katas/compression/sparse.py"
+    )
+
+
+def sparse_backend() -> OptimizedBackend:
+    """A new ``OptimizedBackend`` with the sparse kernel registered next to the dense ones."""
+    return register_sparse(OptimizedBackend())
+
+
+class SparseLinear(Module):
+    """An inference-only Linear whose weight is stored in CSR: ``y = x @ W + b``.
+
+    It keeps ``weight_t``, the CSR form of W transposed (out_features, in_features), one row per
+    output unit, so the product is a CSR @ dense one: ``y = (W^T @ x^T)^T``, run as
+    ``backend.dispatch("matmul", weight_t, x^T)`` on the active backend (``use_backend``), or on
+    a :func:`sparse_backend` when none is active. x (..., in_features) -> (..., out_features).
+    No gradients: prune and fine-tune the dense model first, then convert it.
+    """
+
+    def __init__(self, weight_t: CSRMatrix, bias: np.ndarray | None = None) -> None:
+        super().__init__()
+        if not isinstance(weight_t, CSRMatrix):
+            raise TypeError(f"weight_t must be a CSRMatrix, got {type(weight_t).__name__}")
+        if bias is not None and np.shape(bias) != (weight_t.shape[0],):
+            raise ValueError(f"bias must have shape ({weight_t.shape[0]},), got {np.shape(bias)}")
+        self.weight_t = weight_t
+        self.bias = None if bias is None else np.array(bias, dtype=weight_t.data.dtype)
+        self._fallback: OptimizedBackend | None = None
+
+    @property
+    def in_features(self) -> int:
+        return self.weight_t.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight_t.shape[0]
+
+    @classmethod
+    def from_linear(cls, linear: Linear) -> SparseLinear:
+        """The SparseLinear computing the same function as ``linear`` (its zeros are not stored).
+
+        Shapes: ``linear.weight`` (in, out) -> ``weight_t`` CSR (out, in); bias (out,) copied.
+        """
+        if not isinstance(linear, Linear):
+            raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")
+        raise NotImplementedError(
+            "SparseLinear.from_linear (module 18, compression): implement it in katas/compression/sparse.py"
+        )
+
+    def _backend(self):
+        """The active backend, or this layer's own sparse backend when none is active."""
+        backend = get_backend()
+        if backend is None:
+            if self._fallback is None:
+                self._fallback = sparse_backend()
+            backend = self._fallback
+        return backend
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """y = x @ W + b through ``dispatch("matmul", weight_t, x^T)``; x (..., in) -> (..., out).
+
+        Exactly one dispatched product per call, on ``self._backend()``; returns a Tensor.
+        Shapes: x (..., in) -> rows (R, in); weight_t (out, in) @ (in, R) -> (out, R).
+        """
+        x = x.data if isinstance(x, Tensor) else np.asarray(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"SparseLinear({self.in_features}, {self.out_features}): input x has shape {x.shape}, "
+                f"its last dimension must be in_features={self.in_features}"
+            )
+        raise NotImplementedError(
+            "SparseLinear.forward (module 18, compression): implement it in katas/compression/sparse.py"
+        )
+
+    def extra_repr(self) -> str:
+        bias = self.bias is not None
+        return f"{self.in_features}, {self.out_features}, nnz={self.weight_t.nnz}, bias={bias}"
+
+
+def sparsify(model: Module) -> Module:
+    """A copy of ``model`` (a Linear, or a Sequential) with every ``Linear`` as a SparseLinear."""
+    if isinstance(model, Linear):
+        return SparseLinear.from_linear(model)
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a Linear or a Sequential, got {type(model).__name__}")
+    layers = [SparseLinear.from_linear(m) if isinstance(m, Linear) else copy.deepcopy(m) for m in model]
+    return Sequential(*layers).train(model.training)
