@@ -2,56 +2,191 @@
 
     python benchmarks/acceleration.py            # the full run (about a minute on 2 cores)
     python benchmarks/acceleration.py --quick    # sizes 32..128, a few seconds
+    python benchmarks/acceleration.py --json     # the figures as JSON instead of tables
     tinytorch bench acceleration                 # the same command through the CLI
 
 Runs whichever implementation ``TINYTORCH_IMPL`` selects (your katas by default, the reference
 with ``TINYTORCH_IMPL=solutions``). Every kernel's result is checked against numpy before it is
-timed. For each size n (square n x n @ n x n, float32) it prints the median time over several
-runs after a warm-up, the rate GFLOP/s = 2 n^3 / t, the speedup over the naive loop and the
-fraction of the BLAS rate; then a sweep of block sizes for ``matmul_blocked``.
+timed. For each size n (square n x n @ n x n, float32) it reports the median time over several
+runs after a warm-up with its spread (the interquartile range, and min-max), the rate
+GFLOP/s = 2 n^3 / t of the median, the speedup over the naive loop and the fraction of the BLAS
+rate; then a sweep of block sizes for ``matmul_blocked``.
+
+Measuring on a busy machine. Three things keep noise from producing an impossible table:
+
+* BLAS threads are pinned (``--threads``, default 1) through ``OPENBLAS_NUM_THREADS``,
+  ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, set before numpy loads its BLAS: a threaded BLAS
+  on cores that other processes use waits for its slowest thread, by milliseconds, while the
+  blocked kernel's small tile products stay single-threaded, so the comparison would measure
+  the load, not the kernels. With one thread both sides use the same core the same way.
+* Repeats are interleaved: every round times each kernel once, in an order that rotates from
+  round to round, so a burst of load hits all kernels alike and none always runs first.
+* Every result is checked for physical plausibility: ``matmul_blocked`` multiplies its tiles
+  with the same BLAS, so it cannot beat one BLAS call on the whole product, and the naive loop
+  cannot beat either. A kernel that looks faster than one it cannot beat, beyond the noise
+  (its upper quartile below the other's lower quartile, and by more than 10 %), is measured
+  again with more repeats; if it still does, the row is marked ``!`` and a warning printed.
 
 The naive triple loop runs only up to ``--naive-max`` (its time grows as n^3 in the interpreter:
 about 1 s at n = 128 here). Beyond that its speedup column is extrapolated from the naive rate
 measured at the largest size it ran (the loop is interpreter-bound, so its GFLOP/s barely moves
-with n) and marked with "~". Timing uses ``time.perf_counter`` with a median, not module 15's
-Timer, so this benchmark runs whether or not your profiling kata is solved.
+with n) and marked with "~".
+
+``figures(...)`` returns every number as a dict (the overview command reuses it); ``main``
+prints the tables. Timing uses ``time.perf_counter`` with a median, not module 15's Timer, so
+this benchmark runs whether or not your profiling kata is solved.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _requested_threads(argv: list[str]) -> str:
+    """The value of ``--threads`` in ``argv`` (default 1), read before argparse and numpy load."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return "1"
+
+
+# Pin BLAS threads before numpy is imported (its BLAS reads these once, when it loads). Only when
+# run as a script: importing this module (the overview command, a test) must not change the
+# caller's environment; figures() then runs the measurement in a pinned subprocess instead.
+if __name__ == "__main__":
+    for _var in BLAS_THREAD_VARS:
+        os.environ[_var] = _requested_threads(sys.argv[1:])
+# Whether numpy's BLAS in this process was loaded with the threads pinned (to any one value).
+_PINNED = (
+    "numpy" not in sys.modules
+    and len({os.environ.get(v) for v in BLAS_THREAD_VARS}) == 1
+    and bool(os.environ.get(BLAS_THREAD_VARS[0]))
+)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (32, 64, 128, 256, 512, 1024)
 QUICK_SIZES = (32, 64, 128)
 DEFAULT_BLOCK_SIZES = (16, 32, 64, 128, 256, 512)
-BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+QUICK_BLOCK_SIZES = (16, 32, 64, 128)
+DEFAULT_SWEEP_SIZES = (512, 1024)
+QUICK_SWEEP_SIZES = (128,)
+BLAS_ENV = ("OPENBLAS_CORETYPE", *BLAS_THREAD_VARS)
+MARGIN = 0.10  # "faster beyond the noise": quartiles apart *and* medians more than 10 % apart
+RETRIES = 2  # re-measurements of an implausible result, each with twice the repeats
+
+# A timer runs fn once and returns its duration in seconds; tests inject a scripted one.
+Timer = Callable[[str, Callable[[], object]], float]
 
 
-def median_seconds(fns: dict[str, Callable[[], object]], repeats: dict[str, int]) -> dict[str, float]:
-    """Median wall time of each ``fn()``, measured side by side.
+def perf_timer(name: str, fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
-    One untimed warm-up call each (it also served the correctness check), then rounds: every
-    round times each function once, in turn, so a burst of load from other processes hits all
-    of them alike instead of one. ``repeats[name]`` rounds for each (the slow naive loop gets fewer).
+
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], repeats: dict[str, int], timer: Timer = perf_timer
+) -> dict[str, list[float]]:
+    """``repeats[name]`` durations of each ``fn()``, measured side by side.
+
+    Round r times every function that still needs runs once, starting from the r-th one in a
+    rotating order, so a burst of load hits all of them alike and none is always first.
     """
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(max(repeats.values())):
-        for name, fn in fns.items():
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
             if round_ < repeats[name]:
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+                times[name].append(timer(name, fns[name]))
+    return times
+
+
+def spread(samples: list[float]) -> dict[str, float]:
+    """Median, quartiles (numpy's linear method), min and max of durations, in seconds."""
+    q1, median, q3 = (float(v) for v in np.percentile(samples, [25, 50, 75]))
+    return {
+        "median_s": median,
+        "q1_s": q1,
+        "q3_s": q3,
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "runs": len(samples),
+    }
+
+
+def faster_beyond_noise(fast: dict[str, float], slow: dict[str, float]) -> bool:
+    """True when ``fast`` is clearly faster than ``slow``: quartile ranges apart, medians > MARGIN apart."""
+    return fast["q3_s"] < slow["q1_s"] and fast["median_s"] < (1 - MARGIN) * slow["median_s"]
+
+
+def implausible(stats: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    """What ``stats`` (kernel name -> spread) claims that cannot be true on one machine, as
+    (kernel, explanation) pairs.
+
+    ``blocked`` and every block size of the sweep multiply their tiles with BLAS, so they cannot
+    beat ``numpy`` (one BLAS call on the whole product); ``naive`` cannot beat anything.
+    """
+    problems = []
+    reference = stats.get("numpy")
+    for name, s in stats.items():
+        if name in ("numpy", "naive") or reference is None:
+            continue
+        if faster_beyond_noise(s, reference):
+            problems.append(
+                (
+                    name,
+                    (
+                        f"{name} ({s['median_s'] * 1e3:,.3f} ms) is faster than one BLAS call on the whole "
+                        f"product ({reference['median_s'] * 1e3:,.3f} ms)"
+                    ),
+                )
+            )
+    naive = stats.get("naive")
+    if naive is not None:
+        for name, s in stats.items():
+            if name != "naive" and faster_beyond_noise(naive, s):
+                problems.append(
+                    (
+                        "naive",
+                        f"the naive loop ({naive['median_s'] * 1e3:,.3f} ms) is faster "
+                        f"than {name} ({s['median_s'] * 1e3:,.3f} ms)",
+                    )
+                )
+    return problems
+
+
+def measure(
+    fns: dict[str, Callable[[], object]], repeats: dict[str, int], timer: Timer = perf_timer
+) -> tuple[dict[str, dict[str, float]], list[tuple[str, str]], int]:
+    """Interleaved timings of ``fns`` -> (spread per name, problems left, re-measurements made).
+
+    An implausible result (:func:`implausible`) is measured again, up to ``RETRIES`` times, each
+    time with twice the repeats; the problems that remain are returned to be reported.
+    """
+    for attempt in range(RETRIES + 1):
+        scaled = {name: r * 2**attempt for name, r in repeats.items()}
+        stats = {name: spread(t) for name, t in interleaved_times(fns, scaled, timer).items()}
+        problems = implausible(stats)
+        if not problems:
+            return stats, [], attempt
+    return stats, problems, RETRIES
 
 
 def gflops(n: int, seconds: float) -> float:
@@ -70,19 +205,12 @@ def blas_description() -> str:
     return f"numpy {np.__version__}, BLAS {name}; {env}"
 
 
-def load_description() -> str:
-    """The 1-minute load average: other processes on the cores distort every figure, threaded BLAS most."""
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the platform has none."""
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on every platform
-        return "load average: unknown"
-    cores = os.cpu_count() or 1
-    warning = (
-        " (busy: compare with OPENBLAS_NUM_THREADS=1, or rerun on a quiet machine)"
-        if load > 0.5 * cores
-        else ""
-    )
-    return f"load average (1 min): {load:.2f} on {cores} cores{warning}"
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def _load_kernels():
@@ -107,6 +235,137 @@ def _check(name: str, got: np.ndarray, A: np.ndarray, B: np.ndarray) -> None:
         )
 
 
+def _measure_in_subprocess(threads: int, **options: Any) -> dict[str, Any]:
+    """figures(**options) in a fresh interpreter whose BLAS is pinned to ``threads`` threads."""
+    env = dict(os.environ, **dict.fromkeys(BLAS_THREAD_VARS, str(threads)))
+    argv = [sys.executable, str(Path(__file__).resolve()), "--json", "--threads", str(threads)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        argv += [flag, *map(str, value)] if isinstance(value, tuple) else [flag, str(value)]
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the pinned benchmark run failed: {done.stderr.strip() or done.stdout.strip()}")
+    fig = json.loads(done.stdout)
+    for key in ("sizes", "sweep", "best_block_size", "best_is_clear"):  # JSON keys are strings
+        fig[key] = {int(n): value for n, value in fig[key].items()}
+    return fig
+
+
+def figures(
+    sizes: tuple[int, ...] = DEFAULT_SIZES,
+    naive_max: int = 128,
+    repeats: int = 7,
+    block_size: int = 64,
+    block_sizes: tuple[int, ...] = DEFAULT_BLOCK_SIZES,
+    sweep_sizes: tuple[int, ...] = DEFAULT_SWEEP_SIZES,
+    threads: int = 1,
+    timer: Timer | None = None,
+    isolate: bool | None = None,
+) -> dict[str, Any]:
+    """Measure the kernels and return every figure as a dict (see the module docstring).
+
+    Keys: ``impl``, ``machine``, ``blas``, ``threads``, ``pinned`` (the BLAS threads were set
+    before numpy loaded), ``load_before`` / ``load_after`` (1-minute load averages), ``repeats``,
+    ``block_size``; ``sizes``: {n: {kernel: spread + ``gflops``, ``of_blas``, ``speedup``
+    (``speedup_estimated`` when extrapolated), ``implausible``}}; ``sweep``: {n: {block size or
+    "numpy": the same}}; ``best_block_size``: {n: bs}; ``best_is_clear``: {n: bool} (the best is
+    faster than the runner-up beyond the noise); ``remeasured`` and ``warnings``.
+
+    ``isolate`` (default: when this process's BLAS was not pinned before numpy loaded) runs the
+    measurement in a subprocess pinned to ``threads``; ``timer`` replaces the clock (tests).
+    """
+    if isolate is None:
+        isolate = timer is None and not (_PINNED and os.environ.get(BLAS_THREAD_VARS[0]) == str(threads))
+    if isolate:
+        return _measure_in_subprocess(
+            threads,
+            sizes=sizes,
+            naive_max=naive_max,
+            repeats=repeats,
+            block_size=block_size,
+            block_sizes=block_sizes,
+            sweep_sizes=sweep_sizes,
+        )
+    timer = timer or perf_timer
+    impl, matmul_naive, matmul_blocked, matmul_numpy = _load_kernels()
+    rng = np.random.default_rng(0)
+    result: dict[str, Any] = {
+        "impl": impl,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "blas": blas_description(),
+        "threads": threads,
+        "pinned": _PINNED and os.environ.get(BLAS_THREAD_VARS[0]) == str(threads),
+        "load_before": load_average(),
+        "repeats": repeats,
+        "naive_repeats": max(1, repeats // 3),
+        "block_size": block_size,
+        "sizes": {},
+        "sweep": {},
+        "best_block_size": {},
+        "best_is_clear": {},
+        "remeasured": [],
+        "warnings": [],
+    }
+
+    naive_rate = None
+    for n in sizes:
+        A = rng.standard_normal((n, n)).astype(np.float32)
+        B = rng.standard_normal((n, n)).astype(np.float32)
+        kernels = {
+            "blocked": lambda A=A, B=B: matmul_blocked(A, B, block_size),
+            "numpy": lambda A=A, B=B: matmul_numpy(A, B),
+        }
+        if n <= naive_max:
+            kernels = {"naive": lambda A=A, B=B: matmul_naive(A, B), **kernels}
+        for name, fn in kernels.items():
+            _check(name, fn(), A, B)  # the untimed first call: a correctness check and the warm-up
+        reps = {name: result["naive_repeats"] if name == "naive" else repeats for name in kernels}
+        stats, problems, retries = measure(kernels, reps, timer)
+        if retries:
+            result["remeasured"].append(f"n={n}: measured {retries + 1} times")
+        if "naive" in stats:
+            naive_rate = gflops(n, stats["naive"]["median_s"])
+        blas_rate = gflops(n, stats["numpy"]["median_s"])
+        for name, s in stats.items():
+            rate = gflops(n, s["median_s"])
+            s.update(gflops=rate, of_blas=rate / blas_rate, implausible=any(k == name for k, _ in problems))
+            if "naive" in stats:
+                s["speedup"] = stats["naive"]["median_s"] / s["median_s"]
+            elif naive_rate:
+                s["speedup_estimated"] = rate / naive_rate
+        result["sizes"][n] = stats
+        result["warnings"] += [f"n={n}: {p}" for _, p in problems]
+
+    for n in sweep_sizes:
+        A = rng.standard_normal((n, n)).astype(np.float32)
+        B = rng.standard_normal((n, n)).astype(np.float32)
+        fns: dict[str, Callable[[], object]] = {"numpy": lambda A=A, B=B: matmul_numpy(A, B)}
+        for bs in block_sizes:
+            fns[str(bs)] = lambda A=A, B=B, bs=bs: matmul_blocked(A, B, bs)
+            _check(f"matmul_blocked(block_size={bs})", fns[str(bs)](), A, B)
+        fns["numpy"]()  # warm-up
+        stats, problems, retries = measure(fns, dict.fromkeys(fns, repeats), timer)
+        if retries:
+            result["remeasured"].append(f"sweep n={n}: measured {retries + 1} times")
+        blas_t = stats["numpy"]["median_s"]
+        for name, s in stats.items():
+            s.update(
+                gflops=gflops(n, s["median_s"]),
+                of_blas=blas_t / s["median_s"],
+                implausible=any(k == name for k, _ in problems),
+            )
+        ranked = sorted((s["median_s"], int(name)) for name, s in stats.items() if name != "numpy")
+        best = ranked[0][1]
+        result["best_block_size"][n] = best
+        result["best_is_clear"][n] = len(ranked) == 1 or faster_beyond_noise(
+            stats[str(best)], stats[str(ranked[1][1])]
+        )
+        result["sweep"][n] = stats
+        result["warnings"] += [f"sweep n={n}: block size {p}" for _, p in problems]
+    result["load_after"] = load_average()
+    return result
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
@@ -117,82 +376,113 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
-def run(
-    sizes: tuple[int, ...],
-    naive_max: int,
-    repeats: int,
-    block_size: int,
-    block_sizes: tuple[int, ...],
-    sweep_sizes: tuple[int, ...],
-) -> str:
-    impl, matmul_naive, matmul_blocked, matmul_numpy = _load_kernels()
-    rng = np.random.default_rng(0)
+def _ms(s: dict[str, float]) -> tuple[str, str]:
+    """The median and its spread as text: ``1.234`` and ``1.200-1.300 (1.1-1.9)`` (IQR, min-max)."""
+    return (
+        f"{s['median_s'] * 1e3:,.3f}",
+        f"{s['q1_s'] * 1e3:,.3f}-{s['q3_s'] * 1e3:,.3f} ({s['min_s'] * 1e3:,.3f}-{s['max_s'] * 1e3:,.3f})",
+    )
+
+
+def report(fig: dict[str, Any]) -> str:
+    """The figures of :func:`figures` as text: a header, the kernel table, the sweep, warnings."""
+    load = fig["load_before"]
+    cores = os.cpu_count() or 1
+    busy = " (busy: figures are noisier; rerun on a quiet machine)" if load and load > 0.5 * cores else ""
     out = [
-        f"# Module 16 benchmark: matmul kernels (TINYTORCH_IMPL -> {impl})",
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        blas_description(),
-        load_description(),
-        f"float32 n x n @ n x n; median of {repeats} interleaved runs after a warm-up (naive: "
-        f"{max(1, repeats // 3)}); blocked uses block_size={block_size}",
+        f"# Module 16 benchmark: matmul kernels (TINYTORCH_IMPL -> {fig['impl']})",
+        f"machine: {fig['machine']}",
+        fig["blas"],
+        f"BLAS threads: {fig['threads']}"
+        + ("" if fig["pinned"] else " (NOT pinned: numpy was loaded before)"),
+        "load average (1 min): "
+        + (
+            f"{load:.2f} before, {fig['load_after']:.2f} after, on {cores} cores{busy}"
+            if load is not None
+            else "unknown"
+        ),
+        f"float32 n x n @ n x n; median of {fig['repeats']} interleaved runs after a warm-up (naive: "
+        f"{fig['naive_repeats']}), spread = interquartile range (min-max); blocked uses "
+        f"block_size={fig['block_size']}; ! = implausible even after re-measuring",
         "",
     ]
-
-    rows, naive_rate = [], None
-    for n in sizes:
-        A = rng.standard_normal((n, n)).astype(np.float32)
-        B = rng.standard_normal((n, n)).astype(np.float32)
-        kernels = [
-            ("blocked", lambda A=A, B=B: matmul_blocked(A, B, block_size)),
-            ("numpy", lambda A=A, B=B: matmul_numpy(A, B)),
-        ]
-        if n <= naive_max:
-            kernels.insert(0, ("naive", lambda A=A, B=B: matmul_naive(A, B)))
-        for name, fn in kernels:
-            _check(name, fn(), A, B)  # the untimed first call: a correctness check and the warm-up
-        reps = {name: max(1, repeats // 3) if name == "naive" else repeats for name, _ in kernels}
-        times = median_seconds(dict(kernels), reps)
-        if "naive" in times:
-            naive_rate = gflops(n, times["naive"])
-        blas_rate = gflops(n, times["numpy"])
-        for name, t in times.items():
-            rate = gflops(n, t)
-            if "naive" in times:
-                speedup = f"{times['naive'] / t:,.0f}x"
-            elif naive_rate:
-                speedup = f"~{rate / naive_rate:,.0f}x"
+    rows = []
+    for n, stats in fig["sizes"].items():
+        for name, s in stats.items():
+            if "speedup" in s:
+                speedup = f"{s['speedup']:,.0f}x"
+            elif "speedup_estimated" in s:
+                speedup = f"~{s['speedup_estimated']:,.0f}x"
             else:
                 speedup = "-"
-            rows.append([str(n), name, f"{t * 1e3:,.3f}", f"{rate:,.3f}", speedup, f"{rate / blas_rate:.1%}"])
-    out += [_table(["n", "kernel", "time (ms)", "GFLOP/s", "speedup over naive", "of BLAS rate"], rows), ""]
-
-    best = {}
-    for n in sweep_sizes:
-        A = rng.standard_normal((n, n)).astype(np.float32)
-        B = rng.standard_normal((n, n)).astype(np.float32)
-        fns = {"numpy": lambda A=A, B=B: matmul_numpy(A, B)}
-        for bs in block_sizes:
-            fns[str(bs)] = lambda A=A, B=B, bs=bs: matmul_blocked(A, B, bs)
-            _check(f"matmul_blocked(block_size={bs})", fns[str(bs)](), A, B)
-        fns["numpy"]()  # warm-up
-        times = median_seconds(fns, dict.fromkeys(fns, repeats))
-        blas_t = times.pop("numpy")
-        sweep = [(t, int(bs)) for bs, t in times.items()]
-        best[n] = min(sweep)[1]
-        rows = [
-            [
-                str(n),
-                str(bs),
-                f"{t * 1e3:,.2f}",
-                f"{gflops(n, t):,.2f}",
-                f"{blas_t / t:.1%}",
-                "<- best" if bs == best[n] else "",
-            ]
-            for t, bs in sweep
+            median, band = _ms(s)
+            flag = " !" if s["implausible"] else ""
+            rows.append(
+                [str(n), name + flag, median, band, f"{s['gflops']:,.3f}", speedup, f"{s['of_blas']:.1%}"]
+            )
+    if rows:
+        out += [
+            _table(
+                [
+                    "n",
+                    "kernel",
+                    "median (ms)",
+                    "IQR (min-max) ms",
+                    "GFLOP/s",
+                    "speedup over naive",
+                    "of BLAS rate",
+                ],
+                rows,
+            ),
+            "",
         ]
-        out += [_table(["n", "block_size", "time (ms)", "GFLOP/s", "of BLAS rate", ""], rows), ""]
-    if best:
-        out.append("best block size: " + ", ".join(f"{bs} at n={n}" for n, bs in best.items()))
+    for n, stats in fig["sweep"].items():
+        best = fig["best_block_size"][n]
+        rows = []
+        for name, s in stats.items():
+            median, band = _ms(s)
+            mark = (
+                ("<- best" if fig["best_is_clear"][n] else "<- best (within noise of the next)")
+                if (name == str(best))
+                else ""
+            )
+            flag = " !" if s["implausible"] else ""
+            rows.append(
+                [str(n), name + flag, median, band, f"{s['gflops']:,.2f}", f"{s['of_blas']:.1%}", mark]
+            )
+        out += [
+            _table(
+                ["n", "block_size", "median (ms)", "IQR (min-max) ms", "GFLOP/s", "of BLAS rate", ""], rows
+            ),
+            "",
+        ]
+    if fig["best_block_size"]:
+        out.append(
+            "best block size: "
+            + ", ".join(
+                f"{bs} at n={n}" + ("" if fig["best_is_clear"][n] else " (not clearly)")
+                for n, bs in fig["best_block_size"].items()
+            )
+        )
+    for note in fig["remeasured"]:
+        out.append(f"re-measured (a result looked implausible): {note}")
+    for warning in fig["warnings"]:
+        out.append(f"WARNING, implausible: {warning}; the machine is too busy for this comparison")
     return "\n".join(out)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,34 +490,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="sizes 32..128, 3 repeats, a short sweep at n=128"
     )
-    parser.add_argument("--sizes", type=int, nargs="+", help=f"matrix sizes (default {DEFAULT_SIZES})")
+    parser.add_argument("--sizes", type=_positive, nargs="+", help=f"matrix sizes (default {DEFAULT_SIZES})")
     parser.add_argument(
-        "--naive-max", type=int, default=128, help="largest n for the naive loop (default 128)"
+        "--naive-max", type=_non_negative, default=128, help="largest n for the naive loop (default 128)"
     )
-    parser.add_argument("--repeats", type=int, help="timed runs per measurement, median taken (default 7)")
     parser.add_argument(
-        "--block-size", type=int, default=64, help="block size in the main table (default 64)"
+        "--repeats", type=_positive, help="timed runs per measurement, median taken (default 7)"
     )
-    parser.add_argument("--block-sizes", type=int, nargs="+", help=f"sweep (default {DEFAULT_BLOCK_SIZES})")
-    parser.add_argument("--sweep-sizes", type=int, nargs="+", help="sizes of the sweep (default 512 1024)")
+    parser.add_argument(
+        "--block-size", type=_positive, default=64, help="block size in the main table (default 64)"
+    )
+    parser.add_argument(
+        "--block-sizes", type=_positive, nargs="+", help=f"sweep (default {DEFAULT_BLOCK_SIZES})"
+    )
+    parser.add_argument(
+        "--sweep-sizes", type=_positive, nargs="*", help=f"sizes of the sweep (default {DEFAULT_SWEEP_SIZES})"
+    )
+    parser.add_argument("--threads", type=_positive, default=1, help="BLAS threads, pinned (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
-    sweep_sizes = tuple(args.sweep_sizes or ((128,) if args.quick else (512, 1024)))
-    block_sizes = tuple(args.block_sizes or ((16, 32, 64, 128) if args.quick else DEFAULT_BLOCK_SIZES))
-    repeats = args.repeats or (3 if args.quick else 7)
-    for name, values in (("sizes", sizes), ("sweep sizes", sweep_sizes), ("block sizes", block_sizes)):
-        if any(v < 1 for v in values):
-            parser.error(f"{name} must be positive integers, got {values}")
-    if repeats < 1 or args.block_size < 1:
-        parser.error(f"--repeats and --block-size must be >= 1, got {repeats} and {args.block_size}")
+    quick = args.quick
+    options = {
+        "sizes": tuple(args.sizes or (QUICK_SIZES if quick else DEFAULT_SIZES)),
+        "naive_max": args.naive_max,
+        "repeats": args.repeats if args.repeats is not None else (3 if quick else 7),
+        "block_size": args.block_size,
+        "block_sizes": tuple(args.block_sizes or (QUICK_BLOCK_SIZES if quick else DEFAULT_BLOCK_SIZES)),
+        "sweep_sizes": tuple(
+            args.sweep_sizes
+            if args.sweep_sizes is not None
+            else (QUICK_SWEEP_SIZES if quick else DEFAULT_SWEEP_SIZES)
+        ),
+        "threads": args.threads,
+    }
     try:
-        print(run(sizes, args.naive_max, repeats, args.block_size, block_sizes, sweep_sizes))
+        fig = figures(**options)
     except NotImplementedError as error:
         print(f"not implemented yet: {error}", file=sys.stderr)
         return 1
     except AssertionError as error:
         print(f"wrong result: {error}", file=sys.stderr)
         return 1
+    print(json.dumps(fig, indent=1) if args.json else report(fig))
     return 0
 
 

@@ -862,3 +862,109 @@ def test_conv2d_rejects_a_list_naming_the_argument(name) -> None:
     args[name] = args[name].tolist()
     with pytest.raises(TypeError, match=f"{name} must be an np.ndarray"):
         conv2d_im2col(**args)
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark's measurement on a busy machine (benchmarks/acceleration.py; scripted clock)
+# --------------------------------------------------------------------------------------------
+
+
+class ScriptedTimer:
+    """Runs each kernel (so the real kernels are exercised) but reports scripted durations:
+    ``script[name]`` is a function of how many times ``name`` was timed before (the block
+    sizes of the sweep use ``script["blocked"]``)."""
+
+    def __init__(self, script):
+        self.script, self.calls, self.order = script, {}, []
+
+    def __call__(self, name, fn):
+        fn()
+        k = self.calls.get(name, 0)
+        self.calls[name] = k + 1
+        self.order.append(name)
+        return self.script.get(name, self.script["blocked"])(k)  # sweep entries time like blocked
+
+
+def _bench_figures(timer, **options):
+    from benchmarks import acceleration as bench
+
+    kwargs = dict(sizes=(8,), naive_max=8, repeats=3, block_size=4, block_sizes=(2, 4), sweep_sizes=())
+    return bench, bench.figures(**{**kwargs, **options}, timer=timer)
+
+
+def test_benchmark_interleaves_the_kernels_in_a_rotating_order() -> None:
+    timer = ScriptedTimer({"naive": lambda k: 1e-2, "blocked": lambda k: 2e-3, "numpy": lambda k: 1e-3})
+    _, fig = _bench_figures(timer)
+    # naive is timed once (repeats // 3), the others 3 times; round r starts at kernel r
+    assert timer.order == ["naive", "blocked", "numpy", "blocked", "numpy", "numpy", "blocked"]
+    stats = fig["sizes"][8]
+    assert stats["numpy"]["median_s"] == 1e-3 and stats["blocked"]["of_blas"] == pytest.approx(0.5)
+    assert stats["blocked"]["speedup"] == pytest.approx(5.0)
+    assert fig["warnings"] == [] and fig["remeasured"] == []
+
+
+def test_benchmark_remeasures_a_blocked_kernel_faster_than_blas() -> None:
+    # A load burst during the first measurement makes every BLAS call look 10x slower than the
+    # tiles: impossible (the tiles are BLAS calls too). Measured again, it is gone.
+    timer = ScriptedTimer(
+        {"naive": lambda k: 1e-2, "blocked": lambda k: 2e-3, "numpy": lambda k: 2e-2 if k < 3 else 1e-3}
+    )
+    bench, fig = _bench_figures(timer)
+    assert fig["remeasured"] == ["n=8: measured 2 times"]
+    assert fig["warnings"] == []
+    assert fig["sizes"][8]["numpy"]["median_s"] == 1e-3, "the figures are the re-measured ones"
+    assert timer.calls["numpy"] == 3 + 6, "the second measurement doubles the repeats"
+    assert "WARNING" not in bench.report(fig)
+
+
+def test_benchmark_flags_a_result_that_stays_implausible() -> None:
+    timer = ScriptedTimer({"naive": lambda k: 1e-4, "blocked": lambda k: 2e-3, "numpy": lambda k: 1e-3})
+    bench, fig = _bench_figures(timer, sweep_sizes=(8,))
+    assert fig["sizes"][8]["naive"]["implausible"] and not fig["sizes"][8]["numpy"]["implausible"]
+    assert any("n=8: the naive loop" in w for w in fig["warnings"])
+    assert len(fig["remeasured"]) == 1, "measured 1 + 2 times before giving up"
+    text = bench.report(fig)
+    assert "naive !" in text and "WARNING, implausible" in text
+    # within the noise (overlapping quartiles) a small lead is no anomaly: no re-measuring
+    jitter = ScriptedTimer(
+        {
+            "naive": lambda k: 1e-2,
+            "blocked": lambda k: (0.8e-3, 1.3e-3, 1.2e-3)[k % 3],
+            "numpy": lambda k: (1.1e-3, 0.9e-3, 1.0e-3)[k % 3],
+        }
+    )
+    _, fig = _bench_figures(jitter)
+    assert fig["remeasured"] == [] and fig["warnings"] == []
+
+
+def test_benchmark_options_are_checked_not_replaced() -> None:
+    bench, fig = _bench_figures(
+        ScriptedTimer({"naive": lambda k: 1e-2, "blocked": lambda k: 2e-3, "numpy": lambda k: 1e-3}),
+        sweep_sizes=(8,),
+    )
+    assert fig["best_block_size"] == {8: 2}, "equal times: the first block size"
+    assert fig["best_is_clear"] == {8: False}, "not faster than the runner-up beyond the noise"
+    assert "(not clearly)" in bench.report(fig)
+    for bad in (
+        ["--repeats", "0"],
+        ["--repeats", "-1"],
+        ["--sizes", "0"],
+        ["--block-size", "0"],
+        ["--naive-max", "-1"],
+        ["--threads", "0"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            bench.main(bad)
+        assert info.value.code == 2, f"{bad} must be a usage error, not silently replaced"
+
+
+def test_benchmark_figures_from_an_unpinned_process_come_from_a_pinned_one() -> None:
+    # This test process loaded numpy without pinning BLAS threads, so figures() measures in a
+    # fresh interpreter with them pinned, and returns the same dict (integer sizes, as in-process).
+    from benchmarks import acceleration as bench
+
+    fig = bench.figures(sizes=(8,), naive_max=8, repeats=1, block_size=4, block_sizes=(4,), sweep_sizes=(8,))
+    assert fig["pinned"] is True and fig["threads"] == 1
+    assert "OPENBLAS_NUM_THREADS=1" in fig["blas"]
+    assert list(fig["sizes"]) == [8] and list(fig["sizes"][8]) == ["naive", "blocked", "numpy"]
+    assert fig["best_block_size"] == {8: 4}
