@@ -215,6 +215,16 @@ def test_conv2d_bad_input():
         Conv2d(1, 1, 3, padding=-1)
     with pytest.raises(ValueError, match="stride"):
         Conv2d(1, 1, 3, stride=0)
+    for bad in ((0, 1, 3), (1, 0, 3), (1, 1, 0)):
+        with pytest.raises(ValueError, match=">= 1"):
+            Conv2d(*bad)
+
+
+def test_maxpool_with_a_non_square_kernel_needs_a_stride():
+    with pytest.raises(ValueError, match="stride"):
+        MaxPool2d((2, 3))
+    pool = MaxPool2d((2, 3), stride=1)
+    assert pool(np.arange(12.0).reshape(1, 1, 3, 4)).shape == (1, 1, 2, 2)
 
 
 # --- MaxPool2d ---------------------------------------------------------------------------------

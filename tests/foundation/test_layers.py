@@ -232,6 +232,14 @@ def test_register_forward_hook_rejects_non_callable():
         ReLU().register_forward_hook(42)
 
 
+def test_repr_shows_the_tree():
+    assert repr(Sequential(Linear(2, 3), ReLU())) == (
+        "Sequential(\n  (layers.0): Linear(2, 3, bias=True)\n  (layers.1): ReLU()\n)"
+    )
+    nested = repr(Sequential(Sequential(ReLU())))
+    assert nested == "Sequential(\n  (layers.0): Sequential(\n    (layers.0): ReLU()\n  )\n)"
+
+
 def test_a_module_shared_under_two_names_is_listed_once():
     shared = Linear(2, 2)
     seq = Sequential(shared, ReLU(), shared)

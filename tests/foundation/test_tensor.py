@@ -101,6 +101,16 @@ def test_attributes_and_conversions():
     text = repr(x * 2)
     assert text.startswith("Tensor(") and "shape=(2, 3)" in text and "float32" in text
     assert "requires_grad=True" in text and "mul" in text
+    with pytest.raises(TypeError, match="0-d"):
+        len(Tensor(3.0))
+    assert len(Tensor(np.ones((0, 4)))) == 0
+
+
+def test_concatenate_and_stack_take_plain_arrays():
+    joined = concatenate([np.ones(2), np.zeros(1, np.float32)])
+    assert isinstance(joined, Tensor) and joined.shape == (3,)
+    np.testing.assert_array_equal(joined.data, [1.0, 1.0, 0.0])
+    assert stack([np.ones(2), np.zeros(2)]).shape == (2, 2)
 
 
 def test_detach_shares_data_without_history():
