@@ -703,3 +703,94 @@ def test_quantize_model_rejects_a_layer_without_a_rule() -> None:
         quantize_model(Sequential(Linear(3, 3, rng=rng), LayerNorm(3)), data)
     with pytest.raises(TypeError, match="quantize_model.*float"):
         quantize_model(Sequential(Linear(3, 3, rng=rng)), np.ones((4, 3), np.int64))
+
+
+def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
+    from tinytorch.layers import Linear
+
+    layer = Linear(4, 3, rng=np.random.default_rng(10))
+    data = np.random.default_rng(11).uniform(0, 1, (5, 4)).astype(np.float32)
+    quantized = quantize_model(layer, data)
+    assert isinstance(quantized, QuantizedLinear) and "int8" in repr(quantized)
+    np.testing.assert_allclose(quantized(data).data, layer(data).data, atol=0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# Every argument check names the function and the value
+# --------------------------------------------------------------------------------------------
+
+
+def _bad_calls():
+    from tinytorch.conv import Conv2d
+    from tinytorch.layers import Linear
+
+    rng = np.random.default_rng(12)
+    lin, conv = Linear(3, 2, rng=rng), Conv2d(1, 2, 3, rng=rng)
+    p = QuantParams(np.float32(0.5), np.int32(0))
+    per_channel = QuantParams(np.ones(2, np.float32), np.zeros(2, np.int32), axis=0)
+    i8 = np.zeros((2, 2), np.int8)
+    return {
+        "kernel-1d": (lambda: int8_matmul(np.zeros(3, np.int8), i8), ValueError, "int8_matmul: a must be 2"),
+        "backend": (lambda: QuantizedLinear.from_float(lin, p, backend="x"), TypeError, "dispatch"),
+        "input-params-type": (lambda: QuantizedLinear.from_float(lin, 0.5), TypeError, "input_params"),
+        "input-params-axis": (lambda: QuantizedLinear.from_float(lin, per_channel), ValueError, "per-tensor"),
+        "linear-weight": (
+            lambda: QuantizedLinear(QuantizedTensor(i8, per_channel), None, p), ValueError, "axis 1"
+        ),
+        "linear-from-conv": (lambda: QuantizedLinear.from_float(conv, p), TypeError, "expected a Linear"),
+        "linear-input": (lambda: QuantizedLinear.from_float(lin, p)(np.ones((2, 4), np.float32)), ValueError,
+                         r"input x has shape \(2, 4\)"),
+        "conv-weight": (
+            lambda: QuantizedConv2d(QuantizedTensor(i8, per_channel), None, p), ValueError, "4-D"
+        ),
+        "conv-from-linear": (lambda: QuantizedConv2d.from_float(lin, p), TypeError, "expected a Conv2d"),
+        "conv-input": (
+            lambda: QuantizedConv2d.from_float(conv, p)(np.ones((1, 3, 3), np.float32)),
+            ValueError,
+            r"\(N, 1, H, W\)",
+        ),
+        "model-type": (lambda: quantize_model("mlp", np.ones((1, 3), np.float32)), TypeError, "quantize_mod"),
+        "calibrate-model": (lambda: calibrate(None, np.ones((1, 3), np.float32)), TypeError, "calibrate"),
+        "observer-name": (lambda: calibrate(lin, np.ones((1, 3), np.float32), observer="median"), ValueError,
+                          "unknown observer 'median'"),
+        "observer-type": (lambda: calibrate(lin, np.ones((1, 3), np.float32), 3), TypeError, "factory"),
+        "observer-factory": (lambda: calibrate(lin, np.ones((1, 3), np.float32), observer=object), TypeError,
+                             "observe"),
+        "percentile-type": (lambda: PercentileObserver("99"), TypeError, "percentile"),
+        "zero-point-float": (lambda: QuantParams(np.float32(1), np.float32(0)), TypeError, "zero_point"),
+        "shapes": (lambda: QuantParams(np.ones(2, np.float32), np.int32(0)), ValueError, "same shape"),
+        "axis": (lambda: QuantParams(np.ones(2, np.float32), np.zeros(2, np.int32)), ValueError, "axis"),
+        "scale-zero": (lambda: QuantParams(np.float32(0), np.int32(0)), ValueError, "scale"),
+        "zero-point-range": (lambda: QuantParams(np.float32(1), np.int32(200)), ValueError, r"\[-128, 127\]"),
+        "axis-range": (
+            lambda: quantize(np.ones(2, np.float32), QuantParams(per_channel.scale, np.zeros(2, int), 3)),
+            ValueError, "axis 3",
+        ),
+        "channels": (lambda: quantize(np.ones((3, 2), np.float32), per_channel), ValueError, "2 per-channel"),
+        "range-shapes": (lambda: choose_qparams([0.0, 1.0], 1.0), ValueError, "choose_qparams"),
+        "tensor-params": (lambda: QuantizedTensor(i8, 0.5), TypeError, "QuantParams"),
+        "tensor-axis": (lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=2), ValueError,
+                        "quantize_tensor: axis 2"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_calls()))
+def test_bad_arguments_are_refused_with_a_clear_error(case) -> None:
+    # a valid call first, so that a stub with only its checks written does not pass
+    qt = quantize_tensor([0.5, -1.0, 2.0], symmetric=True)  # a list of floats is float data too
+    assert "symmetric" in repr(qt) and qt.data.dtype == np.int8
+    call, error, match = _bad_calls()[case]
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_quantized_layers_describe_themselves() -> None:
+    from tinytorch.conv import Conv2d
+
+    float_conv = Conv2d(1, 2, 3, rng=np.random.default_rng(13))
+    conv = QuantizedConv2d.from_float(float_conv, choose_qparams(0.0, 1.0))
+    assert "int8" in repr(conv) and "kernel_size=(3, 3)" in repr(conv)
+    assert "per-channel (axis 0)" in repr(conv.weight)
+    data = np.ones((1, 1, 4, 4), np.float32)
+    custom = calibrate(float_conv, data, observer=lambda: PercentileObserver(90.0))
+    assert custom[""].percentile == 90.0

@@ -50,13 +50,10 @@ def check_rules(model: Module) -> None:
             )
 
 
-def _set_child(parent: Module, name: str, child: Module) -> None:
-    """Replace the direct child ``name`` of ``parent`` (``attr`` or ``attr.i`` for a list element)."""
+def _set_child(parent: Sequential, name: str, child: Module) -> None:
+    """Replace the direct child ``name`` of a ``Sequential``: ``layers.i``, the i-th of its list."""
     attr, _, index = name.partition(".")
-    if index:
-        getattr(parent, attr)[int(index)] = child
-    else:
-        setattr(parent, attr, child)
+    getattr(parent, attr)[int(index)] = child
 
 
 def quantize_model(
@@ -71,12 +68,16 @@ def quantize_model(
     ``calibration_data`` float (N, ...) representative inputs (e.g. a few hundred training
     images); ``observer`` ``"minmax"``, ``"percentile"`` or an observer factory; ``backend`` the
     one backend every quantized layer dispatches to (default: a fresh :func:`int8_backend`).
-    The result runs end to end on float inputs, in eval mode.
+    The result runs end to end on float inputs, in eval mode. A model that is a single Linear or
+    Conv2d gives its quantized layer.
     """
     check_rules(model)
     check_float_data(calibration_data, "quantize_model: calibration_data")
     observers = calibrate(model, calibration_data, observer, batch_size)
     backend = int8_backend() if backend is None else backend
+    if "" in observers:  # the model is a single Linear or Conv2d
+        rule = QuantizedLinear if isinstance(model, Linear) else QuantizedConv2d
+        return rule.from_float(model, observers[""].qparams(), backend).eval()
     quantized = copy.deepcopy(model)
     _swap_layers(quantized, "", observers, backend)
     return quantized.eval()

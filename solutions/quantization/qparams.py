@@ -103,11 +103,10 @@ class QuantParams:
         object.__setattr__(self, "zero_point", zero_point.astype(np.int32))
 
     def shaped(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scale, zero_point) reshaped to broadcast against an ``ndim``-d array along ``axis``."""
+        """(scale, zero_point) reshaped to broadcast against an ``ndim``-d array along ``axis``
+        (call :meth:`check_fits` first)."""
         if self.axis is None:
             return self.scale, self.zero_point
-        if not -ndim <= self.axis < ndim:
-            raise ValueError(f"QuantParams: axis {self.axis} is out of range for a {ndim}-d array")
         shape = [1] * ndim
         shape[self.axis] = -1
         return self.scale.reshape(shape), self.zero_point.reshape(shape)

@@ -1,0 +1,134 @@
+"""Calibration: run representative batches through the float model and record each layer's
+input range (module 17).
+
+Static INT8 inference fixes every activation's scale before deployment, so it needs the range
+the activations will take. An *observer* watches the values flowing into a layer:
+
+* :class:`MinMaxObserver` keeps the running minimum and maximum. Every observed value is
+  covered, so nothing clamps, but one outlier stretches the scale for all the other values.
+* :class:`PercentileObserver` keeps, per batch, the ``100 - p`` and ``p`` percentiles (e.g. the
+  0.01 % and 99.99 % points) and the running min / max of those. It clips the rare outliers
+  to the ends and spends the 256 levels on the values that actually occur.
+
+:func:`calibrate` hooks an observer onto the input of every ``Linear`` and ``Conv2d`` of a model
+and runs the calibration data through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tinytorch.conv import Conv2d
+from tinytorch.layers import Linear, Module, check_int
+from tinytorch.training import inference  # noqa: F401 (eval mode + no_grad for the forward passes)
+
+from .qparams import QuantParams, check_float_data, choose_qparams
+
+__all__ = ["OBSERVERS", "QUANTIZABLE", "MinMaxObserver", "PercentileObserver", "calibrate", "make_observer"]
+
+QUANTIZABLE = (Linear, Conv2d)  # the layers whose inputs are observed (and that get quantized)
+
+
+class MinMaxObserver:
+    """Running min and max of every value observed.
+
+    >>> obs = MinMaxObserver(); obs.observe(np.array([0.5, -1.0])); obs.observe(np.array([3.0]))
+    >>> obs.range()
+    (-1.0, 3.0)
+    """
+
+    def __init__(self) -> None:
+        self.min_val: float | None = None
+        self.max_val: float | None = None
+        self.batches = 0
+
+    def observe(self, x: np.ndarray) -> None:
+        """Widen the recorded range to cover every value of ``x`` (any shape)."""
+        x = check_float_data(x, f"{type(self).__name__}.observe: x")
+        raise NotImplementedError(
+            "MinMaxObserver.observe (module 17, quantization): "
+            "implement it in katas/quantization/observers.py"
+        )
+
+    def range(self) -> tuple[float, float]:
+        """(min, max) observed so far; ``RuntimeError`` before the first ``observe``."""
+        if self.min_val is None or self.max_val is None:
+            raise RuntimeError(f"{type(self).__name__}: nothing observed yet; call observe(x) first")
+        return self.min_val, self.max_val
+
+    def qparams(self, symmetric: bool = False) -> QuantParams:
+        """Quantization parameters for the observed range (:func:`choose_qparams`)."""
+        return choose_qparams(*self.range(), symmetric=symmetric)
+
+
+class PercentileObserver(MinMaxObserver):
+    """The range from the ``100 - percentile`` and ``percentile`` points of each batch.
+
+    With ``percentile=99.99`` the lowest and highest 0.01 % of a batch (the outliers) fall
+    outside the range and will clamp; the range is the running min / max of those per-batch
+    percentiles (numpy's linear interpolation). ``percentile=100`` is :class:`MinMaxObserver`.
+    """
+
+    def __init__(self, percentile: float = 99.99) -> None:
+        super().__init__()
+        if isinstance(percentile, bool) or not isinstance(percentile, (int, float)):
+            raise TypeError(
+                f"PercentileObserver: percentile must be a number, got {type(percentile).__name__}"
+            )
+        if not 50.0 < percentile <= 100.0:
+            raise ValueError(f"PercentileObserver: percentile must be in (50, 100], got {percentile}")
+        self.percentile = float(percentile)
+
+    def observe(self, x: np.ndarray) -> None:
+        """Widen the range to the percentiles of ``x``: [P(100 - p), P(p)]."""
+        x = check_float_data(x, f"{type(self).__name__}.observe: x")
+        raise NotImplementedError(
+            "PercentileObserver.observe (module 17, quantization): "
+            "implement it in katas/quantization/observers.py"
+        )
+
+
+OBSERVERS: dict[str, Callable[[], MinMaxObserver]] = {
+    "minmax": MinMaxObserver,
+    "percentile": PercentileObserver,
+}
+
+
+def make_observer(observer: str | Callable[[], Any]) -> Any:
+    """A fresh observer from a name in ``OBSERVERS`` or a factory (a class or a callable)."""
+    if isinstance(observer, str):
+        if observer not in OBSERVERS:
+            raise ValueError(f"unknown observer {observer!r}; valid: {', '.join(OBSERVERS)} or a factory")
+        return OBSERVERS[observer]()
+    if not callable(observer):
+        raise TypeError(f"observer must be a name or a callable factory, got {type(observer).__name__}")
+    made = observer()
+    if not callable(getattr(made, "observe", None)):
+        raise TypeError(f"observer factory gave {type(made).__name__}, which has no observe(x) method")
+    return made
+
+
+def calibrate(
+    model: Module,
+    calibration_data: np.ndarray,
+    observer: str | Callable[[], Any] = "minmax",
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Run ``calibration_data`` through ``model`` in batches and observe the input of every
+    ``Linear`` and ``Conv2d``: returns {dotted layer name: observer}, in model order.
+
+    The forward passes run under :func:`tinytorch.training.inference` (eval mode, no graph);
+    the hooks are removed afterwards even when the model raises. The model is not changed.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"calibrate: model must be a tinytorch Module, got {type(model).__name__}")
+    data = check_float_data(calibration_data, "calibrate: calibration_data")  # noqa: F841 (validated)
+    check_int(batch_size, "calibrate: batch_size")
+    make_observer(observer)  # a bad observer fails here, before any forward pass
+    raise NotImplementedError(
+        "calibrate (module 17, quantization): "
+        "implement it in katas/quantization/observers.py"
+    )
