@@ -41,14 +41,18 @@ per-test timeout (pytest-timeout, when installed) and a hard subprocess timeout.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -281,36 +285,115 @@ def _pytest(
     module: registry.Module, folder: Path, root: Path, keyword: str | None, timeout: float
 ) -> tuple[list[runner.TestOutcome] | None, str]:
     """Run the module's test file on the variant in ``folder``: (outcomes, or None if no report; output)."""
-    report = folder.parent / f"report-{time.monotonic_ns()}.xml"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+    stamp = time.monotonic_ns()
+    report = folder.parent / f"report-{stamp}.xml"
+    args = [
         module.tests,
         "-x",
         "-q",
         "-p",
         "no:cacheprovider",
         "--tb=native",
-        "--assert=plain",  # no assertion rewriting: 2 s less per run, and only pass/fail matters here
+        "--assert=plain",  # no assertion rewriting: a second less per run; only pass/fail matters here
         f"--junitxml={report}",
         "-o",
         "junit_family=xunit2",
     ]
     if keyword:
-        command += ["-k", keyword]
-    command += _timeout_args(min(TEST_TIMEOUT, timeout))
+        args += ["-k", keyword]
+    args += _timeout_args(min(TEST_TIMEOUT, timeout))
     env = runner.pytest_env(f"solutions,{module.name}={folder}")
     env.update(_QUIET_BLAS, HYPOTHESIS_PROFILE="ci")
-    try:
-        proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as expired:
-        raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
-    output = proc.stdout + proc.stderr
+    if USE_FORKSERVER:
+        output = _pytest_forked(args, env, root, timeout, folder.parent / f"output-{stamp}.txt")
+    else:
+        command = [sys.executable, "-m", "pytest", *args]
+        try:
+            proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as expired:
+            raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
+        output = proc.stdout + proc.stderr
     if not report.is_file():
         return None, output
     outcomes = runner.parse_junit(report.read_bytes(), [module.tests], {module.tests: folder}, root)
     return outcomes, output
+
+
+# A fresh pytest process per variant, without paying for its imports every time: the variants are
+# forked from a server process that imported numpy, hypothesis, pytest and the foundation once
+# (multiprocessing's forkserver). Each child is still a new process that imports its kata module
+# from the variant's folder; only libraries that do not depend on TINYTORCH_IMPL are shared.
+USE_FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
+_PRELOAD = [
+    "numpy",
+    "hypothesis",
+    "pytest",
+    "_pytest.junitxml",
+    "tinytorch",
+    "tinytorch.attention",
+    "tinytorch.conv",
+    "tinytorch.layers",
+    "tinytorch.tensor",
+    "tinytorch.transformer",
+    "tinytorch.zoo",
+    __name__,
+]
+_server_lock = threading.Lock()
+
+
+def _forkserver() -> multiprocessing.context.BaseContext:
+    """The forkserver context, its server started with one BLAS thread and the preloaded imports."""
+    context = multiprocessing.get_context("forkserver")
+    with _server_lock:
+        context.set_forkserver_preload(_PRELOAD)
+        saved = {name: os.environ.get(name) for name in _QUIET_BLAS}
+        os.environ.update(_QUIET_BLAS)  # read by numpy's BLAS when the server imports numpy
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    return context
+
+
+def _pytest_forked(args: list[str], env: dict[str, str], root: Path, timeout: float, log: Path) -> str:
+    """``pytest args`` in a process forked from the server; its output (stdout and stderr)."""
+    process = _forkserver().Process(target=_pytest_in_child, args=(args, env, str(root), str(log)))
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped")
+    try:
+        return log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"(no output; the pytest process ended with exit code {process.exitcode})"
+
+
+def _pytest_in_child(args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
+    """In the forked child: the variant's environment, output to ``log``, then pytest."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    code = 3
+    try:
+        import pytest
+
+        code = int(pytest.main(args))
+    except BaseException:  # noqa: B036 - report anything, then leave without cleanup handlers
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _timeout_args(seconds: float) -> list[str]:

@@ -64,7 +64,11 @@ def remove_test(root: Path, name: str) -> None:
 # --------------------------------------------------------------------------- running the variants
 
 
-def test_every_mistake_caught_prints_the_test_that_caught_it(gallery_repo: Path, capsys):
+@pytest.mark.parametrize("forkserver", [True, False], ids=["forked", "subprocess"])
+def test_every_mistake_caught_prints_the_test_that_caught_it(
+    gallery_repo: Path, capsys, monkeypatch, forkserver
+):
+    monkeypatch.setattr(gallery, "USE_FORKSERVER", forkserver and gallery.USE_FORKSERVER)
     assert gallery.main([]) == 0
     out = capsys.readouterr().out
     assert "caught  alpha/sign-dropped  by tests/test_alpha.py::test_double_negative" in out
@@ -108,14 +112,16 @@ def test_a_variant_that_cannot_be_collected_is_a_problem_not_a_catch(gallery_rep
     assert not verdict.ok and verdict.problem.startswith("the variant cannot be collected (SyntaxError")
 
 
-def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(gallery, "_timeout_args", lambda seconds: [])  # only the subprocess timeout
+@pytest.mark.parametrize("forkserver", [True, False], ids=["forked", "subprocess"])
+def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch, forkserver):
+    monkeypatch.setattr(gallery, "USE_FORKSERVER", forkserver and gallery.USE_FORKSERVER)
+    monkeypatch.setattr(gallery, "_timeout_args", lambda seconds: [])  # only the process timeout
     (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
         ALPHA_MISTAKES.replace("return factor * abs(x)", "while True:\n        pass")
     )
     [mistake] = gallery.load(gallery_repo, ["alpha"])[0]
-    verdict = gallery.run_variant(mistake, timeout=3)
-    assert verdict.problem == "the tests ran past 3 s and were stopped"
+    verdict = gallery.run_variant(mistake, timeout=2)
+    assert verdict.problem == "the tests ran past 2 s and were stopped"
 
 
 # --------------------------------------------------------------------------- loading and validating
