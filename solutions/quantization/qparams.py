@@ -170,6 +170,9 @@ def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
     Rounding is half to even (``np.rint``), computed in float32. Per-channel parameters
     broadcast along ``params.axis``. ``TypeError`` / ``ValueError`` for non-float, empty or
     non-finite ``x``.
+
+    Example: with ``choose_qparams(-1.0, 3.0)`` (s = 4/255, z = -64), x = [-1.0, 0.0, 3.0, 9.0]
+    gives [-128, -64, 127, 127]: -1 / s = -63.75 rounds to -64; 9.0 lies outside and clamps.
     """
     x = check_float_data(x, "quantize: x")
     params.check_fits(x.shape, "quantize")
@@ -180,7 +183,10 @@ def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
 
 
 def dequantize(q: np.ndarray, params: QuantParams) -> np.ndarray:
-    """x_hat = (q - z) * s as float32, for an int8 array ``q`` (``TypeError`` for another dtype)."""
+    """x_hat = (q - z) * s as float32, for an int8 array ``q`` (``TypeError`` for another dtype).
+
+    Example: [-128, -64, 127] with s = 4/255, z = -64 gives [-1.0039, 0.0, 2.9961].
+    """
     q = np.asarray(q)
     if q.dtype != np.int8:
         raise TypeError(f"dequantize: q must be an int8 array, got dtype {q.dtype}")
