@@ -33,9 +33,15 @@ test that caught each variant. It fails for:
 * a malformed gallery file, one for a module the registry does not know, or a ready module
   without one. A module that is not ready yet is skipped.
 
+A test that fails on the reference too would make every variant look caught: ``tox -m check``
+proves in its ``solutions`` env that every test passes on the reference; ``--reference`` checks
+the ``caught_by`` tests on an unpatched copy first, for a run on its own.
+
 Speed: ``caught_by`` runs first (``-k``), the whole file only when it does not catch the variant;
-variants run in parallel (``--jobs``, default: the number of CPUs); every pytest run has a
-per-test timeout (pytest-timeout, when installed) and a hard subprocess timeout.
+variants run in parallel (``--jobs``, default: the number of CPUs), each in a fresh pytest process
+forked from a server that imported numpy, hypothesis, pytest and the foundation once (a plain
+subprocess where there is no forkserver), with ``--assert=plain`` (no assertion rewriting); every
+run has a per-test timeout (pytest-timeout, when installed) and a hard process timeout.
 """
 
 from __future__ import annotations
@@ -455,27 +461,92 @@ def _test_name(outcome: runner.TestOutcome) -> str:
     return outcome.name.rsplit("::", 1)[-1].split("[", 1)[0]
 
 
+def run_reference(
+    name: str, keywords: list[str], root: Path | None = None, timeout: float = RUN_TIMEOUT
+) -> str:
+    """Run the ``caught_by`` tests of module ``name`` on an unpatched copy of its solution.
+
+    They must all pass: a test that fails on the reference proves nothing about a mistake (a
+    broken solution, or a flaky test, would make every variant look caught). Returns the problem,
+    or "" when they pass.
+    """
+    root = root or registry.repo_root()
+    module = registry.get(name)
+    with tempfile.TemporaryDirectory(prefix=f"tinytorch-reference-{name}-") as tmp:
+        folder = Path(tmp) / module.name
+        shutil.copytree(root / module.solution, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        try:
+            outcomes, output = _pytest(module, folder, root, " or ".join(keywords), timeout)
+        except TimeoutError as error:
+            return f"on the unpatched solution, {error}"
+    if outcomes is None:
+        tail = "\n".join(output.strip().splitlines()[-5:])
+        return f"pytest wrote no report on the unpatched solution; its output ends:\n{tail}"
+    failure = _first_failure(outcomes)
+    if failure is not None:
+        return (
+            f"{failure.nodeid} fails on the unpatched solution ({failure.message.splitlines()[0][:120]}): "
+            "a test that fails on the reference proves nothing about a mistake"
+        )
+    return ""
+
+
 def check(
     root: Path | None = None,
     names: list[str] | None = None,
     jobs: int | None = None,
     timeout: float = RUN_TIMEOUT,
     out=None,
+    reference: bool = False,
 ) -> tuple[list[Verdict], list[str]]:
     """Load the gallery and run every variant; print one line per variant as it is known.
 
-    Returns the verdicts and the problems (loading problems first, then every failed verdict).
+    With ``reference``, first, per module, its ``caught_by`` tests run on the unpatched solution
+    (they must pass; ``tox -m check`` proves it for every test in its ``solutions`` env).
+    Returns the verdicts and the problems (loading problems first, then every failed run).
     """
     out = out or sys.stdout
     root = root or registry.repo_root()
     mistakes, problems = load(root, names)
     for problem in problems:
         print(f"  - {problem}", file=out)
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(mistakes) or 1))
-    width = max((len(m.label) for m in mistakes), default=0)
+    keywords: dict[str, list[str]] = {}
+    for mistake in mistakes:
+        if mistake.caught_by and mistake.caught_by not in keywords.setdefault(mistake.module, []):
+            keywords[mistake.module].append(mistake.caught_by)
+    work: list[tuple[str, str] | Mistake] = [(name, "reference") for name in keywords if reference]
+    work += mistakes
+
+    def run(item: tuple[str, str] | Mistake) -> tuple[str, float] | Verdict:
+        if isinstance(item, Mistake):
+            return run_variant(item, root, timeout)
+        started = time.perf_counter()
+        return run_reference(item[0], keywords[item[0]], root, timeout), time.perf_counter() - started
+
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(work) or 1))
+    labels = [m.label for m in mistakes] + [
+        f"{item[0]}/(reference)" for item in work if isinstance(item, tuple)
+    ]
+    width = max(map(len, labels), default=0)
     verdicts = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for verdict in pool.map(lambda m: run_variant(m, root, timeout), mistakes):
+        for item, result in zip(work, pool.map(run, work), strict=True):
+            if not isinstance(result, Verdict):
+                problem, seconds = result
+                label = f"{item[0] + '/(reference)':<{width}}"
+                if problem:
+                    print(f"  BROKEN  {label}  {problem}", file=out, flush=True)
+                    problems.append(f"{item[0]} (reference): {problem}")
+                else:
+                    count = len(keywords[item[0]])
+                    print(
+                        f"  passes  {label}  its {count} caught_by selections pass on the unpatched "
+                        f"solution  ({seconds:.1f} s)",
+                        file=out,
+                        flush=True,
+                    )
+                continue
+            verdict = result
             verdicts.append(verdict)
             label = f"{verdict.mistake.label:<{width}}"
             if verdict.ok:
@@ -502,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=RUN_TIMEOUT, help=f"seconds per pytest run (default {RUN_TIMEOUT})"
     )
     parser.add_argument("--list", action="store_true", help="list the mistakes without running them")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="first run the caught_by tests on the unpatched solutions: they must pass (tox's solutions "
+        "env proves it for every test)",
+    )
     args = parser.parse_args(argv)
     names = None
     if args.modules:
@@ -523,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}")
         return 1 if problems else 0
     started = time.perf_counter()
-    verdicts, problems = check(names=names, jobs=args.jobs, timeout=args.timeout)
+    verdicts, problems = check(names=names, jobs=args.jobs, timeout=args.timeout, reference=args.reference)
     seconds = time.perf_counter() - started
     modules = ", ".join(dict.fromkeys(v.mistake.module for v in verdicts)) or "no module"
     where = f"({modules}; {seconds:.1f} s)"

@@ -277,3 +277,23 @@ def test_mistake_notes_need_a_caught_by_and_tolerate_a_missing_or_broken_file(ga
     (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text("not = toml = at all")
     assert registry.mistakes("alpha") == ()
     assert registry.mistakes("gamma") == ()  # no file
+
+
+def test_reference_runs_the_caught_by_tests_on_the_unpatched_solution_first(gallery_repo: Path, capsys):
+    assert gallery.main(["alpha", "--reference"]) == 0
+    out = capsys.readouterr().out
+    assert "passes  alpha/(reference)   its 1 caught_by selections pass on the unpatched solution" in out
+    # a solution that fails the caught_by test makes every variant look caught: the check says so
+    core = gallery_repo / "solutions" / "alpha" / "core.py"
+    core.write_text(core.read_text().replace("return factor * x", "return factor * x if x > 0 else 0"))
+    (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
+        ALPHA_MISTAKES.replace('"""    return factor * x\n"""', '"""if x > 0 else 0"""').replace(
+            '"""    return factor * abs(x)\n"""', '"""if x > 0 else 1"""'
+        )
+    )
+    assert gallery.main(["alpha", "--reference"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "BROKEN  alpha/(reference)   tests/test_alpha.py::test_double_negative fails on the unpatched" in out
+    )
+    assert "caught  alpha/sign-dropped " in out
