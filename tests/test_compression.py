@@ -853,3 +853,75 @@ def test_sparsify_a_pruned_mlp_gives_the_same_predictions() -> None:
     assert isinstance(sparsify(mlp[1]), SparseLinear)
     with pytest.raises(TypeError, match="Sequential"):
         sparsify(ReLU())
+
+
+def test_csr_structure_checks_and_properties() -> None:
+    A = np.array([[0, 5, 0, 0], [0, 0, 0, 0], [1, 0, 0, 2]], np.float32)  # the guide's example
+    csr = CSRMatrix.from_dense(A)
+    assert csr.data.tolist() == [5, 1, 2] and csr.indices.tolist() == [1, 0, 3]
+    assert csr.indptr.tolist() == [0, 1, 1, 3]
+    assert csr.nnz == 3 and csr.density == 0.25 and csr.nbytes == 3 * 8 + 4 * 4
+    np.testing.assert_array_equal(
+        csr_matmul(csr, np.eye(4, dtype=np.float32)[:, :2]), [[0, 5], [0, 0], [1, 0]]
+    )
+    empty = CSRMatrix.from_dense(np.zeros((0, 3), np.float32))
+    assert empty.nnz == 0 and empty.density == 0.0 and empty.to_dense().shape == (0, 3)
+    bad = [
+        ((csr.data, csr.indices, csr.indptr, (3,)), "shape"),
+        ((csr.data.astype(np.int64), csr.indices, csr.indptr, csr.shape), "data"),
+        ((csr.data, csr.indices[:2], csr.indptr, csr.shape), "indices"),
+        ((csr.data, csr.indices, np.array([0, 2, 1, 3]), csr.shape), "never decrease"),
+        ((csr.data, csr.indices, np.array([0, 1, 1, 2]), csr.shape), "end at nnz=3"),
+    ]
+    for args, match in bad:
+        with pytest.raises(ValueError, match=match):
+            CSRMatrix(*args)
+
+
+def test_sparse_layer_and_backend_argument_checks() -> None:
+    linear = Linear(4, 3, bias=False, rng=np.random.default_rng(2))
+    sparse = SparseLinear.from_linear(linear)
+    assert sparse.bias is None and "bias=False" in repr(sparse)
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(sparse(x).data, x @ linear.weight.data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="register"):
+        register_sparse(object())
+    with pytest.raises(TypeError, match="weight_t must be a CSRMatrix"):
+        SparseLinear(linear.weight.data.T)
+    with pytest.raises(ValueError, match="bias"):
+        SparseLinear(sparse.weight_t, np.zeros(4, np.float32))
+
+
+def test_structured_helpers_reject_what_does_not_fit() -> None:
+    from tinytorch.perf.compression import (
+        check_keep,
+        find_consumer,
+        prune_linear_units,
+        shrink_conv_inputs,
+        shrink_linear_inputs,
+    )
+
+    linear = Linear(6, 4, bias=False, rng=np.random.default_rng(0))
+    smaller = prune_linear_units(linear, np.array([1, 3]))
+    assert smaller.weight.shape == (6, 2) and smaller.bias is None
+    np.testing.assert_array_equal(smaller.weight.data, linear.weight.data[:, [1, 3]])
+    fewer_rows = shrink_linear_inputs(linear, np.array([0, 2]), features_per_channel=2)
+    np.testing.assert_array_equal(fewer_rows.weight.data, linear.weight.data[[0, 1, 4, 5]])
+    with pytest.raises(ValueError, match="sorted, distinct"):
+        check_keep(np.array([2, 1]), 4)
+    with pytest.raises(ValueError, match="integer"):
+        check_keep(np.array([0.5]), 4)
+    with pytest.raises(ValueError, match="1-D"):
+        units_to_keep(np.ones((2, 2)), 0.5)
+    with pytest.raises(TypeError, match="conv must be a Conv2d"):
+        shrink_conv_inputs(linear, np.array([0]))
+    with pytest.raises(TypeError, match="linear must be a Linear"):
+        prune_linear_units(Conv2d(1, 2, 1), np.array([0]))
+    with pytest.raises(TypeError, match="linear must be a Linear"):
+        shrink_linear_inputs(ReLU(), np.array([0]))
+    with pytest.raises(ValueError, match="multiple"):
+        shrink_linear_inputs(linear, np.array([0]), features_per_channel=4)
+    with pytest.raises(TypeError, match="Conv2d or a Linear"):
+        find_consumer([ReLU(), Linear(2, 2)], 0)
+    with pytest.raises(ValueError, match="equal blocks"):
+        find_consumer([Conv2d(1, 3, 1), Flatten(), Linear(8, 2)], 0)
