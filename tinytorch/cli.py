@@ -1,4 +1,4 @@
-"""The student CLI: ``tinytorch status | test | hint | watch | list | bench``.
+"""The student CLI: ``tinytorch status | test | hint | watch | list | bench | leaderboard | submit``.
 
 Everything comes from the registry (``tinytorch/modules.toml``); tests run in a pytest
 subprocess (``tinytorch.runner``) against the student's code (``katas``), or against what
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from tinytorch import perf, registry, runner
+from tinytorch import leaderboard, perf, registry, runner
 
 OK, FAILING, USAGE, BROKEN = 0, 1, 2, 3
 BAR_WIDTH = 20
@@ -393,7 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="the README's table of modules")
     p = add("bench", "run a module's benchmark (benchmarks/<module>.py)", impl=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    p = add("leaderboard", "the TinyMLPerf leaderboard (module 20) as a table", module=False, impl=False)
+    leaderboard.add_leaderboard_arguments(p)
+    p = add("submit", "run your TinyMLPerf submission (module 20), add it to the leaderboard", module=False)
+    leaderboard.add_submit_arguments(p)
     return parser
+
+
+def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
+    return leaderboard.cli_leaderboard(args, out)
+
+
+def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
+    return leaderboard.cli_submit(args, out, impl=_check_impl(args.impl))
 
 
 COMMANDS = {
@@ -403,6 +415,8 @@ COMMANDS = {
     "watch": cmd_watch,
     "list": cmd_list,
     "bench": cmd_bench,
+    "leaderboard": cmd_leaderboard,
+    "submit": cmd_submit,
 }
 
 

@@ -411,7 +411,7 @@ class Leaderboard:
                 "ORDER BY s.score DESC, s.created_at, s.id" + (f" LIMIT {int(limit)}" if limit else "")
             ).fetchall()
             events: dict[int, list[EventRecord]] = {}
-            for row in db.execute("SELECT * FROM events ORDER BY submission_id, event"):
+            for row in db.execute("SELECT * FROM events ORDER BY submission_id, rowid"):
                 record = {k: row[k] for k in row.keys() if k != "submission_id"}
                 record["passed"] = bool(record["passed"])
                 events.setdefault(row["submission_id"], []).append(EventRecord(**record))
@@ -583,15 +583,38 @@ class _Connection:
                 self.db.execute(statement)
 
 
-# --------------------------------------------------------------------------- CLI helpers
+# ------------------------------------------------------------ CLI: tinytorch leaderboard / submit
 
 
-def cmd_leaderboard(path: str | None, fmt: str, output: str | None, limit: int | None, out: TextIO) -> int:
+def add_leaderboard_arguments(parser: Any) -> None:
+    """The options of ``tinytorch leaderboard`` (an argparse parser)."""
+    parser.add_argument("--db", default=None, help=f"the database (default: ${ENV_VAR} or {default_path()})")
+    parser.add_argument("--format", choices=("markdown", "html"), default="markdown", help="default markdown")
+    parser.add_argument("--output", default=None, help="write to this file instead of printing")
+    parser.add_argument("--limit", type=int, default=None, help="show the best N entries only")
+
+
+def add_submit_arguments(parser: Any) -> None:
+    """The options of ``tinytorch submit`` (an argparse parser; ``--impl`` is the CLI's own)."""
+    parser.add_argument("--db", default=None, help=f"the database (default: ${ENV_VAR} or {default_path()})")
+    parser.add_argument("--name", default=None, help="the entry's name (default: the submission's)")
+    parser.add_argument("--author", default=None, help="who submits (default: the submission's)")
+    parser.add_argument(
+        "--json", default=None, help="submit recorded results (an entry as JSON) instead of running"
+    )
+    parser.add_argument("--save-json", default=None, help="also write the entry as JSON to this file")
+    parser.add_argument("--quick", action="store_true", help="fewer timed runs per event")
+
+
+def cli_leaderboard(args: Any, out: TextIO) -> int:
     """``tinytorch leaderboard``: print (or write) the board as Markdown or HTML."""
-    board = Leaderboard(path)
-    text = board.to_html(limit) if fmt == "html" else board.to_markdown(limit)
-    if output:
-        target = Path(output)
+    if args.limit is not None and args.limit < 1:
+        print("tinytorch leaderboard: --limit must be >= 1", file=out)
+        return 2
+    board = Leaderboard(args.db)
+    text = board.to_html(args.limit) if args.format == "html" else board.to_markdown(args.limit)
+    if args.output:
+        target = Path(args.output)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
@@ -611,16 +634,57 @@ def load_entry_json(path: str | os.PathLike) -> Entry:
     return Entry.from_dict(record)
 
 
-def submit_entry(entry: Entry, path: str | None, out: TextIO) -> int:
-    """Add ``entry`` to the board at ``path``; print the outcome and return an exit code."""
-    board = Leaderboard(path)
+def _rejected(reasons: Sequence[str], out: TextIO) -> int:
+    print("submission rejected; the leaderboard is unchanged:", file=out)
+    for reason in reasons:
+        print(f"  - {reason}", file=out)
+    return 1
+
+
+def _run_submission(args: Any, out: TextIO, submission: Any = None, benchmark: Any = None) -> Entry:
+    """Build the submission of the implementation chosen by TINYTORCH_IMPL (or take the given
+    one), validate it, run the competition (or the given ``TinyMLPerf``) and return its entry."""
+    from tinytorch.perf.benchmarking import InvalidSubmission, TinyMLPerf, build_submission
+
+    submission = build_submission() if submission is None else submission
+    for field_name in ("name", "author"):
+        if getattr(args, field_name):
+            setattr(submission, field_name, getattr(args, field_name))
+    bench = (
+        benchmark if benchmark is not None else TinyMLPerf(warmup=1, runs=3) if args.quick else TinyMLPerf()
+    )
+    problems = submission.validate(bench)
+    if problems:
+        raise InvalidSubmission(problems)
+    print("running the competition (baseline and submission interleaved) ...", file=out)
+    card = submission.compute_score(bench)
+    print(card, file=out)
+    return submission.to_entry()
+
+
+def cli_submit(args: Any, out: TextIO, impl: str | None = None) -> int:
+    """``tinytorch submit``: run the submission (or read ``--json``) and add it to the board."""
     try:
-        entry_id = board.add(entry)
+        if args.json:
+            entry = load_entry_json(args.json)
+            entry = replace(entry, **{k: getattr(args, k) for k in ("name", "author") if getattr(args, k)})
+        else:
+            if impl:
+                os.environ["TINYTORCH_IMPL"] = impl  # before tinytorch.perf.benchmarking is imported
+            entry = _run_submission(args, out)
     except InvalidEntry as err:
-        print("submission rejected; the leaderboard is unchanged:", file=out)
-        for reason in err.reasons:
-            print(f"  - {reason}", file=out)
+        return _rejected(err.reasons, out)
+    except NotImplementedError as err:
+        print(f"tinytorch submit: your submission cannot run yet: {err}", file=out)
         return 1
+    problems = entry.problems()
+    if problems:
+        return _rejected(problems, out)
+    if args.save_json:
+        Path(args.save_json).write_text(json.dumps(entry.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.save_json}", file=out)
+    board = Leaderboard(args.db)
+    entry_id = board.add(entry)
     rank = next(i for i, e in enumerate(board.entries(), 1) if e.id == entry_id)
     print(
         f"submitted {entry.name!r} by {entry.author}: score {entry.score:.3f}x, rank {rank} of {len(board)}",
@@ -628,8 +692,3 @@ def submit_entry(entry: Entry, path: str | None, out: TextIO) -> int:
     )
     print(f"database: {board.path}", file=out)
     return 0
-
-
-def with_metadata(entry: Entry, **fields: Any) -> Entry:
-    """A copy of ``entry`` with some fields replaced (e.g. the name given on the command line)."""
-    return replace(entry, **{k: v for k, v in fields.items() if v is not None})

@@ -65,12 +65,8 @@ def check_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
         for name in loaded.files:
             try:
                 arrays[name] = loaded[name]
-            except ValueError as err:
-                raise ValueError(
-                    f"{path}: array {name!r} holds pickled objects, refused (allow_pickle=False)"
-                ) from err
-            except (OSError, EOFError, zipfile.BadZipFile) as err:
-                raise ValueError(f"{path}: array {name!r} is corrupt ({err})") from err
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:  # pickled objects, or corrupt
+                raise ValueError(f"{path}: array {name!r} cannot be read without pickle ({err})") from err
     if not arrays:
         raise ValueError(f"{path}: the archive holds no arrays")
     for name, array in arrays.items():

@@ -1,0 +1,351 @@
+"""The TinyMLPerf leaderboard (tinytorch/leaderboard.py): checks, transactions, concurrency, rendering.
+
+Finished infrastructure, tested here without any kata: entries are built by hand. The student's
+path onto the board (``CompetitionSubmission.submit_to_leaderboard``) is tested in
+tests/test_benchmarking.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from argparse import Namespace
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tinytorch import cli, leaderboard
+from tinytorch.leaderboard import (
+    SCHEMA_VERSION,
+    Entry,
+    EventRecord,
+    InvalidEntry,
+    Leaderboard,
+    default_path,
+    geometric_mean,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def record(
+    event: str = "MLP_SPRINT", base: float = 0.3, cand: float = 0.1, passed: bool = True, **kw
+) -> EventRecord:
+    values = dict(
+        event=event,
+        baseline_seconds=base,
+        candidate_seconds=cand,
+        speedup=kw.pop("speedup") if "speedup" in kw else base / cand,
+        quality_metric="accuracy",
+        quality_value=0.97 if passed else 0.5,
+        quality_target=0.95,
+        passed=passed,
+        reason="" if passed else "accuracy 0.5000 is below the target 0.9500",
+    )
+    values.update(kw)
+    return EventRecord(**values)
+
+
+def entry(name: str = "fast", events=None, **kw) -> Entry:
+    events = tuple(
+        (record("MLP_SPRINT", 0.3, 0.1), record("CNN_MARATHON", 0.8, 0.2)) if events is None else events
+    )
+    values = dict(
+        name=name,
+        author="ada",
+        score=kw.pop("score")
+        if "score" in kw
+        else geometric_mean(e.counted for e in events)
+        if events
+        else 1.0,
+        optimizations=("structured-pruning", "kv-cache"),
+        events=events,
+    )
+    values.update(kw)
+    return Entry(**values)
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> Leaderboard:
+    return Leaderboard(tmp_path / "lb.sqlite3")
+
+
+def rows(board: Leaderboard) -> tuple[int, int]:
+    with sqlite3.connect(board.path) as db:
+        return tuple(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("submissions", "events"))
+
+
+def test_an_entry_round_trips(board: Leaderboard) -> None:
+    added = entry()
+    entry_id = board.add(added)
+    (got,) = board.entries()
+    assert got.id == entry_id and got.created_at is not None
+    assert replace(got, id=None, created_at=None) == added
+    assert got.score == pytest.approx(math.sqrt(3.0 * 4.0))
+    assert [e.event for e in got.events] == ["MLP_SPRINT", "CNN_MARATHON"]  # the order submitted
+    assert len(board) == 1 and board.integrity_problems() == []
+
+
+def test_entries_best_first_and_limited(board: Leaderboard) -> None:
+    for name, cand in (("slow", 0.3), ("fastest", 0.01), ("middle", 0.1)):
+        board.add(entry(name, events=[record(cand=cand)]))
+    assert [e.name for e in board.entries()] == ["fastest", "middle", "slow"]
+    assert [e.name for e in board.entries(limit=1)] == ["fastest"]
+    with pytest.raises(ValueError, match="limit"):
+        board.entries(limit=0)
+
+
+MALFORMED = {
+    "missing name": (dict(name=""), "name"),
+    "missing author": (dict(author=None), "author"),
+    "no optimizations": (dict(optimizations=()), "optimizations"),
+    "optimizations as a string": (dict(optimizations="kv-cache"), "optimizations"),
+    "unknown optimization": (dict(optimizations=("warp-drive",)), "unknown optimization 'warp-drive'"),
+    "optimization twice": (dict(optimizations=("kv-cache", "kv-cache")), "twice"),
+    "no events": (dict(events=(), score=1.0), "events"),
+    "event twice": (dict(events=(record(), record())), "listed twice"),
+    "NaN time": (dict(events=(record(base=math.nan),)), "baseline_seconds"),
+    "negative time": (dict(events=(record(cand=-0.1, speedup=3.0),)), "candidate_seconds"),
+    "infinite speedup": (dict(events=(record(speedup=math.inf),)), "speedup"),
+    "text time": (dict(events=(record(base="fast", speedup=3.0),)), "baseline_seconds must be a number"),
+    "speedup not the ratio": (dict(events=(record(speedup=10.0),), score=10.0), "not baseline/candidate"),
+    "gate contradicts": (dict(events=(record(passed=True, quality_value=0.1),)), "contradicts"),
+    "failed without a reason": (dict(events=(record(passed=False, reason=""),), score=1.0), "say why"),
+    "score not the mean": (dict(score=99.0), "geometric mean"),
+    "NaN score": (dict(score=math.nan), "score"),
+    "no metric": (dict(events=(record(quality_metric=""),)), "quality_metric"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED), ids=lambda c: c.replace(" ", "-"))
+def test_malformed_entry_is_rejected_and_nothing_is_written(board: Leaderboard, case: str) -> None:
+    board.add(entry("earlier"))
+    before = (rows(board), [e.name for e in board.entries()])
+    fields, reason = MALFORMED[case]
+    with pytest.raises(InvalidEntry) as error:
+        board.add(entry(**fields))
+    assert any(reason in r for r in error.value.reasons), error.value.reasons
+    assert (rows(board), [e.name for e in board.entries()]) == before
+
+
+def test_a_failed_gate_counts_one_in_the_score(board: Leaderboard) -> None:
+    events = (record("A", 0.4, 0.1), record("B", 0.9, 0.1, passed=False))
+    board.add(entry(events=events, score=math.sqrt(4.0 * 1.0)))
+    assert "9.00x *" in board.to_markdown()
+    with pytest.raises(InvalidEntry, match="geometric mean"):
+        board.add(entry(events=events, score=math.sqrt(4.0 * 9.0)))
+
+
+def test_add_refuses_what_is_not_an_entry(board: Leaderboard) -> None:
+    with pytest.raises(TypeError, match="Entry"):
+        board.add({"name": "x"})
+
+
+def test_a_crash_mid_transaction_rolls_back(board: Leaderboard) -> None:
+    board.add(entry("first"))
+
+    def crash() -> None:
+        raise RuntimeError("crash between the submission row and its events")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        board.add(entry("second"), _fault=crash)
+    assert rows(board) == (1, 2) and [e.name for e in board.entries()] == ["first"]
+    assert board.integrity_problems() == []
+
+
+CHILD = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from test_leaderboard import entry
+from tinytorch.leaderboard import Leaderboard
+board = Leaderboard({path!r})
+{body}
+"""
+
+
+def run_child(tmp_path: Path, board: Leaderboard, body: str, name: str) -> subprocess.Popen:
+    script = tmp_path / f"{name}.py"
+    tests = str(Path(__file__).parent)
+    script.write_text(CHILD.format(tests=tests, path=str(board.path), body=textwrap.dedent(body)))
+    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_a_process_killed_mid_submission_leaves_the_database_consistent(board: Leaderboard, tmp_path) -> None:
+    board.add(entry("first"))
+    child = run_child(tmp_path, board, "board.add(entry('killed'), _fault=lambda: os._exit(9))", "killed")
+    assert child.wait(timeout=60) == 9, child.stdout.read().decode()
+    assert board.integrity_problems() == []
+    assert rows(board) == (1, 2) and [e.name for e in board.entries()] == ["first"]
+    board.add(entry("after"))  # the lock died with the process
+    assert len(board) == 2
+
+
+def test_two_processes_adding_at_once_both_land(board: Leaderboard, tmp_path: Path) -> None:
+    # Both wait for a start file, then add 10 entries each: every one must land, none twice.
+    go = tmp_path / "go"
+    body = f"""
+    import time
+    while not os.path.exists({str(go)!r}):
+        time.sleep(0.005)
+    for i in range(10):
+        board.add(entry(f"{{sys.argv[0][-4]}}{{i}}"))
+    """
+    children = [run_child(tmp_path, board, body, f"proc{k}") for k in "ab"]
+    go.touch()
+    for child in children:
+        assert child.wait(timeout=60) == 0, child.stdout.read().decode()
+    names = sorted(e.name for e in board.entries())
+    assert names == sorted(f"{k}{i}" for k in "ab" for i in range(10))
+    assert board.integrity_problems() == []
+
+
+def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "v.sqlite3")
+    assert board.schema_version == SCHEMA_VERSION
+    Leaderboard(board.path)  # reopening an up-to-date database changes nothing
+    with sqlite3.connect(board.path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        Leaderboard(board.path)
+
+
+def test_default_path_is_outside_the_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(leaderboard.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_path() == tmp_path / "data" / "tinytorch" / "leaderboard.sqlite3"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert ROOT not in default_path().parents
+    monkeypatch.setenv(leaderboard.ENV_VAR, str(tmp_path / "class.sqlite3"))
+    assert default_path() == tmp_path / "class.sqlite3"
+    assert Leaderboard().path == tmp_path / "class.sqlite3"
+
+
+def test_markdown_and_html_render_and_escape(board: Leaderboard) -> None:
+    assert "empty" in board.to_markdown() and "No submissions yet" in board.to_html()
+    board.add(entry("a|b <script>alert(1)</script>", author="Zoë & co"))
+    md = board.to_markdown()
+    assert "a\\|b" in md and "| 3.46x |" in md and "| 3.00x | 4.00x |" in md
+    page = board.to_html()
+    assert page.startswith("<!DOCTYPE html>") and "<script>" not in page
+    assert "&lt;script&gt;" in page and "Zoë &amp; co" in page
+    assert "http" not in page and "<link" not in page  # self-contained
+
+
+def test_json_round_trip_and_malformed_json(tmp_path: Path) -> None:
+    original = entry()
+    assert Entry.from_dict(json.loads(json.dumps(original.to_dict()))) == original
+    with pytest.raises(InvalidEntry, match="missing field 'score'"):
+        Entry.from_dict({k: v for k, v in original.to_dict().items() if k != "score"})
+    with pytest.raises(InvalidEntry, match="unknown field 'bonus'"):
+        Entry.from_dict({**original.to_dict(), "bonus": 1})
+    with pytest.raises(InvalidEntry, match="object"):
+        Entry.from_dict([1, 2])
+    with pytest.raises(InvalidEntry, match="event 0"):
+        Entry.from_dict({**original.to_dict(), "events": [{"event": "X"}]})
+    with pytest.raises(InvalidEntry, match="event 0 must be an object"):
+        Entry.from_dict({**original.to_dict(), "events": [3]})
+    with pytest.raises(InvalidEntry, match="events must be a list"):
+        Entry.from_dict({**original.to_dict(), "events": "none"})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InvalidEntry, match="not a readable JSON"):
+        leaderboard.load_entry_json(bad)
+
+
+def test_cli_leaderboard_and_submit_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "cli.sqlite3"
+    monkeypatch.setenv(leaderboard.ENV_VAR, str(db))
+    good = tmp_path / "entry.json"
+    good.write_text(json.dumps(entry().to_dict()))
+    out = io.StringIO()
+    assert (
+        cli.main(
+            ["submit", "--json", str(good), "--name", "renamed", "--save-json", str(tmp_path / "c.json")], out
+        )
+        == 0
+    )
+    assert "rank 1 of 1" in out.getvalue() and (tmp_path / "c.json").is_file()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**entry().to_dict(), "optimizations": ["teleport"]}))
+    out = io.StringIO()
+    assert cli.main(["submit", "--json", str(bad)], out) == 1
+    assert "unknown optimization 'teleport'" in out.getvalue() and "unchanged" in out.getvalue()
+    out = io.StringIO()
+    assert cli.main(["leaderboard"], out) == 0 and "| 1 | renamed | ada |" in out.getvalue()
+    html = tmp_path / "board.html"
+    assert (
+        cli.main(["leaderboard", "--format", "html", "--output", str(html), "--limit", "5"], io.StringIO())
+        == 0
+    )
+    assert "renamed" in html.read_text()
+    assert cli.main(["leaderboard", "--limit", "0"], io.StringIO()) == 2
+
+
+def test_cli_submit_reports_an_unfinished_kata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unfinished(args, out):
+        raise NotImplementedError("build_submission (module 20, benchmarking): implement it")
+
+    monkeypatch.setattr(leaderboard, "_run_submission", unfinished)
+    out = io.StringIO()
+    args = Namespace(
+        json=None, name=None, author=None, save_json=None, db=str(tmp_path / "x.sqlite3"), quick=True
+    )
+    assert leaderboard.cli_submit(args, out) == 1 and "cannot run yet" in out.getvalue()
+    rejected = InvalidEntry(["MLP_SPRINT: quality gate failed"])
+
+    def invalid(args, out):
+        raise rejected
+
+    monkeypatch.setattr(leaderboard, "_run_submission", invalid)
+    out = io.StringIO()
+    assert leaderboard.cli_submit(args, out) == 1 and "quality gate failed" in out.getvalue()
+    monkeypatch.setattr(leaderboard, "_run_submission", lambda args, out: entry(score=42.0))
+    out = io.StringIO()
+    assert leaderboard.cli_submit(args, out) == 1 and "geometric mean" in out.getvalue()
+
+
+def test_every_field_is_checked() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        geometric_mean([])
+    bad = record(event="", quality_value=math.nan, passed="yes", reason=None)
+    problems = entry(events=(bad,), score=3.0, impl=None).problems()
+    for part in (
+        "no name",
+        "quality_value must be a finite",
+        "passed must be a bool",
+        "reason must be",
+        "impl",
+    ):
+        assert any(part in p for p in problems), (part, problems)
+    assert any("EventRecords" in p for p in entry(events=({"event": "x"},), score=1.0).problems())
+
+
+def test_integrity_problems_finds_partial_and_orphan_rows(board: Leaderboard) -> None:
+    board.add(entry())
+    with sqlite3.connect(board.path) as db:
+        db.execute("DELETE FROM events WHERE event = 'CNN_MARATHON'")  # a half-written submission
+        db.execute(
+            "INSERT INTO events VALUES (99, 'X', 1.0, 1.0, 1.0, 'accuracy', 1.0, 1.0, 1, '')"
+        )  # foreign keys are off in a plain connection: an orphan
+    problems = board.integrity_problems()
+    assert any("1 event rows, expected 2" in p for p in problems)
+    assert any("without a submission" in p for p in problems)
+    assert board.entries() == []  # an incomplete submission is never shown
+
+
+def test_boards_with_different_events_render(board: Leaderboard) -> None:
+    board.add(
+        entry("one", events=(record("A", 0.2, 0.1), record("B", 0.9, 0.1, passed=False)), score=math.sqrt(2))
+    )
+    board.add(entry("two", events=(record("C", 0.3, 0.1),)))
+    md = board.to_markdown()
+    assert "| score | C | A | B |" in md.splitlines()[0]  # events in order of first appearance, best first
+    assert "| - |" in md and "9.00x *" in md
+    page = board.to_html()
+    assert "&ndash;" in page and 'class="fail"' in page and "below the target" in page
