@@ -292,7 +292,13 @@ def test_measure_interleaved_checks_its_arguments() -> None:
 
 QUICK_MLP = dataclasses.replace(MLP_SPRINT, warmup=1, runs=3)
 # Generation is the slow event (the baseline recomputes the prefix at every step): 2 prompts, 8 tokens.
-QUICK_GEN = dataclasses.replace(TRANSFORMER_DECATHLON, warmup=0, runs=1, batch_size=2, max_new_tokens=8)
+QUICK_GEN = dataclasses.replace(
+    TRANSFORMER_DECATHLON,
+    warmup=0,
+    runs=1,
+    batch_size=2,
+    max_new_tokens=min(8, TRANSFORMER_DECATHLON.max_new_tokens),
+)
 
 
 @pytest.fixture(scope="module")
