@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "parity": ("integrity", "stubs and solutions expose the same names, signatures and plumbing"),
     "mistakes": ("gallery", "every classic mistake of grading/mistakes/ is caught by a test"),
     "release": ("release", "build the student release: no solutions, no instructor tools, one commit"),
+    "grade": ("autograde", "grade one submission (folder or zip): results.json for Gradescope + summary"),
+    "batch": ("batch", "grade a folder of submissions in parallel: gradebook.csv + summary.json, resumable"),
 }
 
 # commands whose module takes the command name as its first argument (integrity's check names)

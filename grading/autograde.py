@@ -1,0 +1,1027 @@
+"""The autograder: ``python -m grading grade <submission> [--out results.json]``.
+
+Grades one student's work (a repository, a ``katas/`` tree, or a zip of either) with the
+grader's own copy of the tests and writes a Gradescope ``results.json`` plus a per-module summary.
+
+How a submission is graded
+--------------------------
+* **The list of tests is the grader's.** It is collected once from the reference (the grader's
+  tests on ``solutions/``); a test the student's run never reports (a crash, a hang, a collection
+  error) is a failed test, never a missing one.
+* **Points come from the registry** (``tinytorch/modules.toml``): each ready module's ``points``
+  are split over its tests in proportion to their weights. Every test weighs 1 unless the
+  registry's ``[grading.weights]`` table gives a weight to a substring of its id (the first
+  matching pattern wins), so by default a module's points are split evenly over its tests. A test
+  earns its whole share or nothing. Planned modules are not graded and count for nothing.
+* **Isolation** (the default): each module is graded in its own process on top of the reference
+  implementation of every other module, so an unfinished module 15 does not zero module 20. The
+  process serves the graded module from a staged copy of the student's folder and the others from
+  a staged copy of the reference, through the switch (``TINYTORCH_IMPL=/stage/ref,<m>=/stage/katas/<m>``).
+  **Strict mode** (``--strict``) serves every module from the student's code
+  (``TINYTORCH_IMPL=/stage/katas``): module 20 then depends on the student's 15 to 19.
+* **The student's code runs only in child processes** started by ``grading/sandbox.py`` (read it
+  for what the sandbox refuses and for its honest limits), one per module, with a memory limit
+  (``RLIMIT_AS``), a per-test timeout and a time budget per module enforced from this process,
+  which kills the child's whole process group. When a child exits, crashes or hangs, the test it
+  was running fails with the reason and the rest of the module's tests run again in a new child.
+* **The results come from this process**: it reads test outcomes from a pipe (each line carries a
+  per-run secret), scores them against its own list and writes ``results.json`` itself, always,
+  even when every child crashed. A detected attempt to patch pytest, numpy, the tests or the grader
+  from the student's code zeroes the module in which it happened, with a message saying so.
+* Only regular files are taken from a submission: symlinks, native extensions and files that
+  would configure pytest or Python (``conftest.py``, ``sitecustomize.py``, ``*.pth``, ...) are
+  dropped and listed in the output. Zips are unpacked with limits on size and file count.
+
+``grade()`` is the API (``batch`` and the Gradescope ``run_autograder`` call it through the CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import resource
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import traceback
+import zipfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from tinytorch import registry
+
+SANDBOX = Path(__file__).with_name("sandbox.py")
+
+# files of a submission that are never staged: they would configure pytest or Python itself
+DROPPED_NAMES = {
+    "conftest.py",
+    "sitecustomize.py",
+    "usercustomize.py",
+    "pytest.ini",
+    "pyproject.toml",
+    "setup.cfg",
+    "tox.ini",
+    "setup.py",
+}
+DROPPED_PATTERNS = ("*.pth", "*.so", "*.pyd", "*.dylib", "*.dll", "*.pyc", "*.pyo", "*.egg-link")
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_TOTAL_BYTES = 50 * 1024 * 1024
+MAX_FILES = 5000
+
+# modules whose classes and functions the student's code must not patch (the audit hook's list)
+TRUSTED_MODULES = ("_pytest", "pytest", "pluggy", "numpy", "hypothesis", "builtins", "tinytorch", "grading")
+
+STATUS_OK = "graded"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The registry's ``[grading]`` table, with command-line overrides."""
+
+    timeout: float = 60.0  # seconds per test
+    module_timeout: float = 900.0  # seconds for all of one module's tests (collection included)
+    collect_timeout: float = 120.0  # seconds to import the module and collect its tests
+    memory_mb: int = 4096  # RLIMIT_AS of a child process
+    visibility: str = "visible"  # Gradescope visibility of every test
+    weights: dict = field(default_factory=dict)  # {module: {substring of a test id: weight}}
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Read ``[grading]`` from the registry file (the one ``tinytorch.registry`` reads)."""
+    path = Path(path or os.environ.get("TINYTORCH_REGISTRY") or registry.REGISTRY_FILE)
+    with open(path, "rb") as f:
+        table = tomllib.load(f).get("grading", {})
+    known = {"timeout", "module_timeout", "collect_timeout", "memory_mb", "visibility", "weights"}
+    unknown = set(table) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown [grading] setting(s) {sorted(unknown)}; valid: {sorted(known)}")
+    weights = table.get("weights", {})
+    for module, patterns in weights.items():
+        if module not in registry.names(path):
+            raise ValueError(f"{path}: [grading.weights] names unknown module {module!r}")
+        for pattern, weight in patterns.items():
+            if not isinstance(weight, int | float) or weight <= 0:
+                raise ValueError(f"{path}: weight of {module}.{pattern!r} must be a positive number")
+    values = {k: v for k, v in table.items() if k != "weights"}
+    return Settings(weights=weights, **values)
+
+
+def test_weight(settings: Settings, module: str, nodeid: str) -> Fraction:
+    """A test's weight: the first ``[grading.weights.<module>]`` pattern in its id, else 1."""
+    for pattern, weight in settings.weights.get(module, {}).items():
+        if pattern in nodeid:
+            return Fraction(weight).limit_denominator(10**6)
+    return Fraction(1)
+
+
+def shares(settings: Settings, module: registry.Module, nodeids: list[str]) -> dict[str, Fraction]:
+    """Each test's share of the module's points (weights normalised to sum to ``points``)."""
+    weights = {n: test_weight(settings, module.name, n) for n in nodeids}
+    total = sum(weights.values())
+    return {n: Fraction(module.points) * w / total for n, w in weights.items()} if total else {}
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class TestResult:
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    outcome: str  # passed, failed, skipped, timeout, crashed, not run
+    message: str = ""
+    max_score: Fraction = Fraction(0)
+    score: Fraction = Fraction(0)
+
+    @property
+    def name(self) -> str:
+        return self.nodeid.split("::", 1)[1] if "::" in self.nodeid else self.nodeid
+
+
+@dataclass
+class ModuleGrade:
+    module: registry.Module
+    tests: list[TestResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tampered: str = ""
+
+    @property
+    def score(self) -> Fraction:
+        return sum((t.score for t in self.tests), Fraction(0))
+
+    @property
+    def max_score(self) -> Fraction:
+        return Fraction(self.module.points) if self.tests else Fraction(0)
+
+    @property
+    def passed(self) -> int:
+        return sum(t.outcome == "passed" and t.score > 0 for t in self.tests)
+
+    @property
+    def failing(self) -> list[str]:
+        return [t.nodeid for t in self.tests if t.score == 0]
+
+
+@dataclass
+class Grade:
+    submission: str
+    mode: str
+    modules: list[ModuleGrade] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    status: str = STATUS_OK  # graded, no-katas, broken-zip, grader-error
+    execution_time: float = 0.0
+    visibility: str = "visible"
+
+    @property
+    def score(self) -> Fraction:
+        return sum((m.score for m in self.modules), Fraction(0))
+
+    @property
+    def max_score(self) -> Fraction:
+        return sum((m.max_score for m in self.modules), Fraction(0))
+
+    def summary(self) -> str:
+        """The per-module table for a terminal (also the results' top-level output)."""
+        mode = "isolation (each module on top of the reference)" if self.mode == "isolation" else "strict"
+        lines = [f"TinyTorch autograder: {self.submission}", f"mode: {mode}", ""]
+        width = max([len(m.module.name) for m in self.modules] + [6])
+        lines.append(f"  {'#':>2}  {'module':<{width}}  {'tests':>7}  {'points':>15}")
+        for m in self.modules:
+            tests = f"{m.passed}/{len(m.tests)}"
+            points = f"{_num(m.score)}/{_num(m.max_score)}"
+            flag = "  TAMPERING" if m.tampered else ""
+            lines.append(f"  {m.module.number:>2}  {m.module.name:<{width}}  {tests:>7}  {points:>15}{flag}")
+        lines.append(
+            f"  {'':>2}  {'total':<{width}}  {'':>7}  {_num(self.score) + '/' + _num(self.max_score):>15}"
+        )
+        for m in self.modules:
+            notes = ([f"tampering: {m.tampered}"] if m.tampered else []) + m.notes
+            failing = [t for t in m.tests if t.score == 0]
+            if not notes and not failing:
+                continue
+            lines += ["", f"module {m.module.number} {m.module.name}:"]
+            lines += [f"  ! {note}" for note in notes]
+            for t in failing[:8]:
+                lines.append(f"  {t.outcome:<8} {t.name}: {headline(t.message) or t.outcome}")
+            if len(failing) > 8:
+                lines.append(f"  ... and {len(failing) - 8} more failing test(s)")
+        if self.notes:
+            lines += ["", *[f"! {note}" for note in self.notes]]
+        return "\n".join(lines)
+
+    def to_gradescope(self) -> dict:
+        tests = []
+        for m in self.modules:
+            for t in m.tests:
+                output = t.message if t.outcome != "passed" else ""
+                tests.append(
+                    {
+                        "name": f"{m.module.number} {m.module.name}: {t.name}",
+                        "number": f"{m.module.number}",
+                        "score": _round(t.score),
+                        "max_score": _round(t.max_score),
+                        "status": "passed" if t.score == t.max_score and t.outcome == "passed" else "failed",
+                        "output": output,
+                        "visibility": self.visibility,
+                    }
+                )
+        return {
+            "score": _round(self.score),
+            "execution_time": round(self.execution_time),
+            "output": self.summary(),
+            "visibility": self.visibility,
+            "stdout_visibility": "hidden",
+            "tests": tests,
+            "extra_data": {
+                "status": self.status,
+                "mode": self.mode,
+                "max_score": _round(self.max_score),
+                "notes": self.notes,
+                "modules": {
+                    m.module.name: {
+                        "number": m.module.number,
+                        "score": _round(m.score),
+                        "max_score": _round(m.max_score),
+                        "passed": m.passed,
+                        "total": len(m.tests),
+                        "tampered": m.tampered,
+                        "notes": m.notes,
+                        "failing": m.failing,
+                    }
+                    for m in self.modules
+                },
+            },
+        }
+
+
+_EXCEPTION_LINE = re.compile(r"^(E\s+)?[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
+
+
+def headline(message: str, width: int = 160) -> str:
+    """The line of a failure that names the exception (else its last line), for a one-line summary."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line) and not line.startswith(("Traceback", "During handling")):
+            return line.removeprefix("E").strip()[:width]
+    return lines[-1][:width] if lines else ""
+
+
+def _round(value: Fraction) -> float | int:
+    return value.numerator if value.denominator == 1 else round(float(value), 4)
+
+
+def _num(value: Fraction) -> str:
+    return f"{float(value):g}" if value.denominator != 1 else str(value.numerator)
+
+
+def write_results(grade: Grade, out: Path) -> None:
+    """Write ``results.json`` atomically (a temporary file, then a rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(grade.to_gradescope(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+
+
+# --------------------------------------------------------------------------- the submission
+
+
+class SubmissionError(Exception):
+    """A submission that cannot be graded at all (a broken zip, no katas folder)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def unpack_zip(path: Path, dest: Path) -> Path:
+    """Extract a zip safely: regular files only, no absolute or ``..`` paths, size limits."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_FILES:
+                raise SubmissionError("broken-zip", f"{path.name}: more than {MAX_FILES} files")
+            total = 0
+            for info in members:
+                name = info.filename.replace("\\", "/")
+                parts = [p for p in name.split("/") if p not in ("", ".")]
+                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                if info.is_dir() or is_link or not parts or ".." in parts:
+                    continue
+                if "__MACOSX" in parts:
+                    continue
+                total += info.file_size
+                if info.file_size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES:
+                    raise SubmissionError("broken-zip", f"{path.name}: too large unpacked ({info.filename})")
+                target = dest.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+    ) as e:
+        raise SubmissionError("broken-zip", f"{path.name} is not a readable zip file: {e}") from None
+    return dest
+
+
+def find_katas(root: Path, modules: list[registry.Module]) -> Path | None:
+    """The folder holding one sub-folder per module: ``katas/`` of a repository, or the tree itself.
+
+    Looks at the submission's root, its ``katas/`` and, one level down (a zip of a folder), the
+    same; the first that holds at least one module folder wins.
+    """
+    folders = {Path(m.kata).name for m in modules}
+
+    def holds(path: Path) -> bool:
+        return path.is_dir() and any((path / f).is_dir() and not (path / f).is_symlink() for f in folders)
+
+    candidates = [root / "katas", root]
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "__MACOSX")
+    for sub in subdirs:
+        candidates += [sub / "katas", sub]
+    return next((c for c in candidates if holds(c)), None)
+
+
+def stage_tree(src: Path, dest: Path, dropped: list[str], label: str) -> None:
+    """Copy a student's module folder: regular files only, never pytest or Python configuration."""
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        here = Path(dirpath)
+        relative = here.relative_to(src)
+        for d in list(dirnames):
+            if (here / d).is_symlink() or d in ("__pycache__", ".hypothesis", ".pytest_cache"):
+                if (here / d).is_symlink():
+                    dropped.append(f"{label}/{(relative / d).as_posix()} (a symbolic link)")
+                dirnames.remove(d)
+        for name in sorted(filenames):
+            path = here / name
+            shown = f"{label}/{(relative / name).as_posix()}"
+            if path.is_symlink() or not path.is_file():
+                dropped.append(f"{shown} (a symbolic link or special file)")
+                continue
+            if name in DROPPED_NAMES or any(fnmatch.fnmatch(name, p) for p in DROPPED_PATTERNS):
+                if not name.endswith((".pyc", ".pyo")):
+                    dropped.append(f"{shown} (configures Python or pytest, or is native code)")
+                continue
+            if path.stat().st_size > MAX_FILE_BYTES:
+                dropped.append(f"{shown} (larger than {MAX_FILE_BYTES // 1024 // 1024} MB)")
+                continue
+            count += 1
+            if count > MAX_FILES:
+                raise SubmissionError("too-large", f"{label}: more than {MAX_FILES} files")
+            target = dest / relative / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    dest.mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- staging the grader's side
+
+
+def _copy_tests(root: Path, stage: Path, modules: list[registry.Module]) -> None:
+    """The grader's pristine tests (not its machinery or foundation suites) and pytest config."""
+    tests = stage / "tests"
+    src = root / "tests"
+    skip = {"machinery", "foundation", "__pycache__", ".hypothesis", ".pytest_cache"}
+    shutil.copytree(src, tests, ignore=lambda d, names: [n for n in names if n in skip and Path(d) == src])
+    for name in ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini"):
+        if (root / name).is_file():
+            shutil.copyfile(root / name, stage / name)
+    shutil.copyfile(os.environ.get("TINYTORCH_REGISTRY") or registry.REGISTRY_FILE, stage / "modules.toml")
+    # helpers of the checkout the tests import by name (``benchmarks``): the grader's copies
+    private = {"katas", "solutions", "tinytorch", "tests", "grading"}
+    for name in _test_imports(stage, []):
+        top = name.split(".")[0]
+        if top in private or (stage / top).exists():
+            continue
+        if (root / top).is_dir():
+            shutil.copytree(root / top, stage / top, ignore=shutil.ignore_patterns("__pycache__"))
+        elif (root / f"{top}.py").is_file():
+            shutil.copyfile(root / f"{top}.py", stage / f"{top}.py")
+
+
+def _test_imports(stage: Path, files: list[str]) -> list[str]:
+    """Absolute imports of the test files, conftest and helpers: pre-imported before student code."""
+    import ast
+
+    names = set()
+    for path in [stage / f for f in files] + list((stage / "tests").glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return sorted(n for n in names if not n.startswith("tinytorch.perf"))
+
+
+@dataclass
+class Context:
+    """One grading run's staging folder and settings."""
+
+    root: Path  # the grader's checkout
+    stage: Path  # temporary: tests/, katas/ (student), modules.toml, runs/<m>/
+    settings: Settings
+    modules: list[registry.Module]  # the ready modules
+    deny: list[str]
+    python: str = sys.executable
+    plan_file: Path | None = None  # a cache of the test plan shared by a batch
+
+
+def _tinytorch_parent() -> str:
+    import tinytorch
+
+    return str(Path(tinytorch.__file__).resolve().parent.parent)
+
+
+def _limits(memory_mb: int, cpu_seconds: float):
+    def apply() -> None:  # runs in the child between fork and exec
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024 * 1024, 256 * 1024 * 1024))
+        cpu = int(cpu_seconds) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+
+    return apply
+
+
+@dataclass
+class ChildOutcome:
+    results: dict[str, tuple[str, str]]  # nodeid -> (outcome, text)
+    collected: list[str] | None = None
+    collect_errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    tamper: str = ""
+    fatal: str = ""
+    ended: str = ""  # exit, crash, test-timeout, collect-timeout, budget
+    running: str | None = None  # the test that was running when the child stopped
+    returncode: int | None = None
+    stderr: str = ""
+
+
+def run_child(
+    ctx: Context,
+    name: str,
+    run_dir: Path,
+    impl: str,
+    test_files: list[str],
+    preload: dict[str, str],
+    student: list[str],
+    deselect: list[str],
+    budget: float,
+    collect_only: bool = False,
+    collect_timeout: float | None = None,
+) -> ChildOutcome:
+    """One sandboxed pytest process; its events read from a pipe, its time watched from here."""
+    scratch = run_dir / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "tmp").mkdir(parents=True)
+    nonce = secrets.token_hex(16)
+    read_fd, write_fd = os.pipe()
+    args = [str(ctx.stage / f) for f in test_files]
+    args += ["-p", "no:cacheprovider", "-q", "--tb=native", "--rootdir", str(ctx.stage)]
+    args += ["--basetemp", str(scratch / "basetemp"), "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
+    if collect_only:
+        args.append("--collect-only")
+    for nodeid in deselect:
+        args += ["--deselect", nodeid]
+    trusted = list(TRUSTED_MODULES) + [Path(f).stem for f in (ctx.stage / "tests").glob("*.py")]
+    config = {
+        "fd": write_fd,
+        "nonce": nonce,
+        "module": name,
+        "scratch": str(scratch),
+        "env": {},
+        "syspath": [_tinytorch_parent()],
+        "preload": preload,
+        "args": args,
+        "deny": [str(Path(p).resolve()) for p in ctx.deny] + [str(ctx.stage.parent)],
+        "allow": [
+            str(ctx.stage.resolve()),
+            *{str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)},
+            str(Path(_tinytorch_parent()) / "tinytorch"),
+            str(SANDBOX.resolve()),
+        ],
+        "writable": [str(scratch.resolve()), "/dev/null", "/dev/shm"],  # /dev/shm: multiprocessing
+        "student": [str(Path(s).resolve()) for s in student],
+        "trusted": trusted,
+        "preimport": _test_imports(ctx.stage, test_files),
+    }
+    config_path = run_dir / "sandbox.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch / "tmp"),
+        "LANG": "C.UTF-8",
+        "HYPOTHESIS_PROFILE": "ci",
+        "TINYTORCH_IMPL": impl,
+        "TINYTORCH_ROOT": str(ctx.stage),
+        "TINYTORCH_REGISTRY": str(ctx.stage / "modules.toml"),
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_NUM_THREADS": "1",
+    }
+    out = ChildOutcome(results={})
+    stderr_path = run_dir / "stderr.txt"
+    started = time.monotonic()
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [ctx.python, "-I", "-B", str(SANDBOX), str(config_path)],
+            cwd=scratch,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            preexec_fn=_limits(ctx.settings.memory_mb, budget),
+        )
+    os.close(write_fd)
+    buffer = b""
+    test_started = started
+    selector = selectors.DefaultSelector()
+    selector.register(read_fd, selectors.EVENT_READ)
+    try:
+        while True:
+            now = time.monotonic()
+            if out.collected is None:
+                deadline = started + (collect_timeout or ctx.settings.collect_timeout)
+                why = "collect-timeout"
+            elif out.running is not None:
+                deadline = test_started + ctx.settings.timeout
+                why = "test-timeout"
+            else:
+                deadline = started + budget
+                why = "budget"
+            if started + budget < deadline:
+                deadline, why = started + budget, "budget"
+            if now >= deadline:
+                out.ended = why
+                break
+            if not selector.select(timeout=min(deadline - now, 1.0)):
+                continue
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                out.ended = "exit" if out.ended == "exit" else "crash"
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                event = _parse_event(line, nonce, out)
+                if event is None:
+                    continue
+                kind = event.get("ev")
+                if kind == "start":
+                    out.running = str(event.get("nodeid"))
+                    test_started = time.monotonic()
+                elif kind == "result":
+                    out.results[str(event.get("nodeid"))] = (
+                        str(event.get("outcome")),
+                        str(event.get("text", "")),
+                    )
+                    out.running = None
+                elif kind == "collected":
+                    out.collected = [str(i) for i in event.get("ids", [])]
+                elif kind == "collect_error":
+                    out.collect_errors.append(str(event.get("text", "")))
+                elif kind == "tamper":
+                    out.tamper = out.tamper or str(event.get("text", ""))
+                elif kind == "refused":
+                    out.refused.append(str(event.get("text", "")))
+                elif kind == "note":
+                    out.notes.append(str(event.get("text", "")))
+                elif kind == "fatal":
+                    out.fatal = str(event.get("text", ""))
+                elif kind == "exit":
+                    out.ended = "exit"
+    finally:
+        selector.close()
+        os.close(read_fd)
+        _kill_group(proc)
+        out.returncode = proc.returncode
+        out.stderr = _tail(stderr_path)
+    return out
+
+
+def _parse_event(line: bytes, nonce: str, out: ChildOutcome) -> dict | None:
+    try:
+        event = json.loads(line.decode("utf-8", "replace"))
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or event.get("n") != nonce:
+        out.tamper = (
+            out.tamper or "a line on the grader's result channel did not come from the grader's plugin"
+        )
+        return None
+    return event
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
+        pass
+
+
+def _tail(path: Path, limit: int = 3000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", "replace")
+
+
+def _describe_exit(out: ChildOutcome) -> str:
+    code = out.returncode
+    if out.fatal:
+        return f"the test process stopped: {out.fatal}"
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        if name == "SIGXCPU":
+            return "the test process used up its CPU time limit"
+        return f"the test process was killed by {name} (a crash, or the memory limit)"
+    return f"the test process exited with code {code} (sys.exit, os._exit or a crash)"
+
+
+# --------------------------------------------------------------------------- the test plan
+
+
+_PLANS: dict[tuple, dict[str, list[str]]] = {}
+
+
+def collect_plan(ctx: Context) -> dict[str, list[str]]:
+    """The grader's list of tests per module, collected from the reference (cached per checkout)."""
+    stamp = tuple(
+        (m.name, (ctx.root / m.tests).stat().st_mtime_ns if (ctx.root / m.tests).is_file() else 0)
+        for m in ctx.modules
+    )
+    key = (str(ctx.root), (ctx.stage / "modules.toml").read_text(encoding="utf-8"), stamp)
+    if key in _PLANS:
+        return _PLANS[key]
+    stamp_text = json.dumps([key[0], key[1], list(key[2])])
+    if ctx.plan_file and ctx.plan_file.is_file():
+        try:
+            saved = json.loads(ctx.plan_file.read_text(encoding="utf-8"))
+        except ValueError:
+            saved = {}
+        if saved.get("key") == stamp_text:
+            _PLANS[key] = saved["plan"]
+            return saved["plan"]
+    run_dir = ctx.stage / "runs" / "_plan"
+    ref = run_dir / "ref"
+    for m in ctx.modules:
+        shutil.copytree(ctx.root / m.solution, ref / m.name, ignore=shutil.ignore_patterns("__pycache__"))
+    files = [m.tests for m in ctx.modules if (ctx.stage / m.tests).is_file()]
+    # the grader's own code: a generous bound, whatever the students' limits are
+    budget = max(ctx.settings.collect_timeout, 300.0)
+    out = run_child(
+        ctx, "", run_dir, str(ref), files, {}, [], [], budget, collect_only=True, collect_timeout=budget
+    )
+    if out.collected is None:
+        raise RuntimeError(
+            "could not collect the grader's tests on the reference solutions:\n"
+            + "\n".join(out.collect_errors + [out.fatal, out.stderr])
+        )
+    if out.collect_errors:
+        raise RuntimeError(
+            "the grader's tests do not collect on the reference:\n" + "\n".join(out.collect_errors)
+        )
+    plan = {m.name: [i for i in out.collected if i.split("::", 1)[0] == m.tests] for m in ctx.modules}
+    _PLANS[key] = plan
+    if ctx.plan_file:  # shared by the graders of one batch: written once, atomically
+        tmp = ctx.plan_file.with_name(f".{ctx.plan_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": stamp_text, "plan": plan}), encoding="utf-8")
+        os.replace(tmp, ctx.plan_file)
+    return plan
+
+
+# --------------------------------------------------------------------------- grading one module
+
+
+def _clean(text: str, ctx: Context, limit: int = 4000) -> str:
+    """Staging paths shown as repository paths; long text trimmed from the middle."""
+    for run in sorted((ctx.stage / "runs").glob("*"), reverse=True):
+        text = text.replace(str(run / "scratch") + "/", "")
+        text = text.replace(str(run / "ref") + "/", "solutions/")
+    text = text.replace(str(ctx.stage) + "/", "")
+    if len(text) > limit:
+        text = text[: limit // 4] + "\n...\n" + text[-3 * limit // 4 :]
+    return text.strip()
+
+
+def grade_module(ctx: Context, module: registry.Module, nodeids: list[str], strict: bool) -> ModuleGrade:
+    """Run one module's tests in sandboxed children until every test of the plan has an outcome."""
+    grade = ModuleGrade(module)
+    share = shares(ctx.settings, module, nodeids)
+    done: dict[str, tuple[str, str]] = {}
+    student_dir = ctx.stage / "katas" / module.name
+    run_dir = ctx.stage / "runs" / module.name
+    began = time.monotonic()
+    collect_errors: list[str] = []
+    if not any(student_dir.glob("*.py")):
+        message = f"no folder katas/{module.name}/ with Python files in the submission"
+        grade.notes.append(message)
+        done = {n: ("failed", message) for n in nodeids}
+    rounds = 0
+    while len(done) < len(nodeids):
+        rounds += 1
+        budget = ctx.settings.module_timeout - (time.monotonic() - began)
+        remaining = [n for n in nodeids if n not in done]
+        if budget <= 1:
+            for n in remaining:
+                done[n] = (
+                    "not run",
+                    f"not run: the module's time budget ({ctx.settings.module_timeout:g} s) ran out",
+                )
+            break
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        if strict:
+            impl, preload = str(ctx.stage / "katas"), {}
+        else:
+            ref = run_dir / "ref"
+            ref.mkdir()
+            preload = {}
+            for other in ctx.modules:
+                if other.name != module.name:
+                    shutil.copytree(
+                        ctx.root / other.solution,
+                        ref / other.name,
+                        ignore=shutil.ignore_patterns("__pycache__"),
+                    )
+                    preload[other.name] = str(ref / other.name)
+            impl = f"{ref},{module.name}={student_dir}"
+        out = run_child(
+            ctx,
+            module.name,
+            run_dir,
+            impl,
+            [module.tests],
+            preload,
+            [str(ctx.stage / "katas")],
+            sorted(done),
+            budget,
+        )
+        if out.tamper and not grade.tampered:
+            grade.tampered = out.tamper
+        grade.notes += [f"refused: {r}" for r in out.refused if f"refused: {r}" not in grade.notes]
+        grade.notes += [n for n in out.notes if n not in grade.notes]
+        collect_errors += out.collect_errors
+        progress = False
+        for nodeid, (outcome, text) in out.results.items():
+            if nodeid in share and nodeid not in done:
+                done[nodeid] = (outcome, _clean(text, ctx))
+                progress = True
+        if out.ended == "exit":
+            if collect_errors:
+                reason = "collection failed:\n" + _clean("\n".join(collect_errors), ctx)
+            elif out.fatal:
+                reason = f"not run: the test process stopped: {out.fatal}" + _stderr_note(out, ctx)
+            else:
+                reason = "not run: the test was not collected"
+            for n in nodeids:
+                if n not in done:
+                    done[n] = ("failed", reason)
+            break
+        if out.running is not None and out.running in share and out.running not in done:
+            if out.ended == "test-timeout":
+                done[out.running] = (
+                    "timeout",
+                    f"timed out: took longer than {ctx.settings.timeout:g} s (the per-test limit); "
+                    "the test process was stopped",
+                )
+            elif out.ended == "budget":
+                done[out.running] = (
+                    "timeout",
+                    f"timed out: the module's time budget ({ctx.settings.module_timeout:g} s) ran out "
+                    "during this test",
+                )
+            else:
+                done[out.running] = (
+                    "crashed",
+                    _describe_exit(out) + " during this test" + _stderr_note(out, ctx),
+                )
+            progress = True
+        if not progress:
+            if out.ended == "collect-timeout":
+                limit = ctx.settings.collect_timeout
+                reason = f"importing the module and collecting its tests took longer than {limit:g} s"
+            elif out.ended == "budget":
+                reason = f"the module's time budget ({ctx.settings.module_timeout:g} s) ran out"
+            elif collect_errors:
+                reason = "collection failed:\n" + _clean("\n".join(collect_errors), ctx)
+            else:
+                reason = (
+                    _describe_exit(out)
+                    + " before any test ran (while importing the module)"
+                    + _stderr_note(out, ctx)
+                )
+            for n in nodeids:
+                if n not in done:
+                    done[n] = ("crashed" if out.ended == "crash" else "failed", reason)
+            break
+        if rounds > len(nodeids) + 1:  # pragma: no cover - every round settles at least one test
+            break
+    for nodeid in nodeids:
+        outcome, text = done[nodeid]
+        result = TestResult(nodeid, outcome, text, max_score=share[nodeid])
+        if outcome == "passed" and not grade.tampered:
+            result.score = share[nodeid]
+        elif outcome == "passed":
+            result.message = f"no credit: tampering was detected in this module ({grade.tampered})"
+        grade.tests.append(result)
+    return grade
+
+
+def _stderr_note(out: ChildOutcome, ctx: Context) -> str:
+    tail = _clean(out.stderr, ctx, limit=1200)
+    return f"\n--- last output of the test process ---\n{tail}" if tail else ""
+
+
+# --------------------------------------------------------------------------- grading a submission
+
+
+def grade(
+    submission: str | os.PathLike,
+    *,
+    strict: bool = False,
+    only: list[str] | None = None,
+    settings: Settings | None = None,
+    deny: list[str] | None = None,
+    workdir: str | os.PathLike | None = None,
+    plan_file: str | os.PathLike | None = None,
+) -> Grade:
+    """Grade one submission (a folder or a zip); never raises for anything the submission does."""
+    began = time.monotonic()
+    root = registry.repo_root()
+    settings = settings or load_settings()
+    ready = [m for m in registry.modules() if m.ready]
+    modules = [m for m in ready if not only or m.name in only or str(m.number) in only]
+    submission = Path(submission)
+    result = Grade(str(submission.name), "strict" if strict else "isolation", visibility=settings.visibility)
+    parent = Path(workdir) if workdir else Path(tempfile.gettempdir()) / "tinytorch-grading"
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix="grade-", dir=parent)).resolve()
+    try:
+        deny = [str(root), str(submission.resolve().parent), *(deny or [])]
+        ctx = Context(root, stage, settings, ready, deny, plan_file=Path(plan_file) if plan_file else None)
+        _copy_tests(root, stage, modules)
+        plan = collect_plan(ctx)
+        try:
+            katas = _stage_submission(submission, stage, ready, result)
+        except SubmissionError as e:
+            result.status = e.status
+            result.notes.append(str(e))
+            katas = None
+        for module in modules:
+            if katas is None:
+                grade_ = ModuleGrade(module)
+                share = shares(settings, module, plan[module.name])
+                grade_.tests = [
+                    TestResult(n, "not run", f"not graded: {result.notes[-1]}", share[n])
+                    for n in plan[module.name]
+                ]
+                result.modules.append(grade_)
+                continue
+            result.modules.append(grade_module(ctx, module, plan[module.name], strict))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        result.execution_time = time.monotonic() - began
+    return result
+
+
+def _stage_submission(submission: Path, stage: Path, modules: list[registry.Module], result: Grade) -> Path:
+    if not submission.exists():
+        raise SubmissionError("missing", f"no submission at {submission}")
+    source = submission
+    if submission.is_file():
+        source = unpack_zip(submission, stage / "unpacked")
+    katas = find_katas(source, modules)
+    if katas is None:
+        names = ", ".join(Path(m.kata).name for m in modules)
+        raise SubmissionError("no-katas", f"no katas/ folder (with any of {names}) found in the submission")
+    dropped: list[str] = []
+    for module in modules:
+        src = katas / Path(module.kata).name
+        if src.is_dir() and not src.is_symlink():
+            stage_tree(src, stage / "katas" / module.name, dropped, f"katas/{module.name}")
+        else:
+            (stage / "katas" / module.name).mkdir(parents=True, exist_ok=True)
+    if dropped:
+        result.notes.append("ignored files: " + "; ".join(dropped))
+    if submission.is_file():
+        shutil.rmtree(stage / "unpacked", ignore_errors=True)
+    return stage / "katas"
+
+
+def failed_grade(submission: str, status: str, message: str, mode: str = "isolation") -> Grade:
+    """A results file for a run the grader could not finish: score 0 and the reason."""
+    grade_ = Grade(submission, mode, status=status)
+    grade_.notes.append(message)
+    return grade_
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grading grade",
+        description="Grade one submission (a repository, a katas/ tree or a zip of either) and write "
+        "a Gradescope results.json; prints a per-module summary.",
+    )
+    parser.add_argument("submission", help="folder or .zip file")
+    parser.add_argument(
+        "--out", default="results.json", help="where to write results.json (default: ./results.json)"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="grade every module from the student's code (no reference underneath)",
+    )
+    parser.add_argument(
+        "--module", action="append", metavar="M", help="grade only this module (name or number; repeatable)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds per test (default: the registry's [grading] timeout)"
+    )
+    parser.add_argument("--memory-mb", type=int, help="memory limit of a test process in MB")
+    parser.add_argument("--deny", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)  # batch: a shared cache of the test list
+    parser.add_argument("--quiet", action="store_true", help="do not print the summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    try:
+        settings = load_settings()
+        overrides = {}
+        if args.timeout:
+            overrides["timeout"] = args.timeout
+        if args.memory_mb:
+            overrides["memory_mb"] = args.memory_mb
+        if overrides:
+            settings = Settings(**{**settings.__dict__, **overrides})
+        result = grade(
+            args.submission,
+            strict=args.strict,
+            only=args.module,
+            settings=settings,
+            deny=args.deny,
+            plan_file=args.plan,
+        )
+    except KeyboardInterrupt:
+        raise
+    except Exception:  # noqa: BLE001 - results.json is written whatever happened
+        message = "the grader itself failed (not your code); tell the instructor:\n" + traceback.format_exc()
+        result = failed_grade(
+            Path(args.submission).name, "grader-error", message, "strict" if args.strict else "isolation"
+        )
+        write_results(result, out)
+        print(message, file=sys.stderr)
+        return 1
+    write_results(result, out)
+    if not args.quiet:
+        print(result.summary())
+        print(f"\nresults: {out}  ({result.execution_time:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""The child side of the autograder: one pytest run over the grader's tests, around a student's code.
+
+``grading.autograde`` starts this file as a script, never imports it::
+
+    python -I -B grading/sandbox.py <config.json>
+
+``-I`` (isolated mode) ignores ``PYTHONPATH`` and every other ``PYTHON*`` variable, the user's
+site-packages (``usercustomize``) and the current folder, so nothing in a submission is imported
+before this file runs; ``-B`` writes no bytecode. This file imports only the standard library
+and pytest, and does, in order:
+
+1. reads its configuration (written by the grader into the staging folder) and deletes it;
+2. sets the switch (``TINYTORCH_IMPL``) to the student's folder for the graded module and, in
+   isolation mode, to a staged copy of the reference for the other modules;
+3. in isolation mode, imports every other module's reference (and its submodules) *before* any
+   student code runs, then deletes those staged reference files, so the student's process holds
+   the reference it needs in memory but cannot open a reference source file;
+4. installs an audit hook (``sys.addaudithook``; it cannot be removed) that refuses: opening files
+   of the grader's checkout (reference solutions, grading files, other submissions), writing,
+   renaming or deleting anything outside the scratch folder (and ``/dev/shm``), and, from the
+   student's code, starting processes, loading native code through ``ctypes``, signalling other
+   processes, and patching pytest, numpy, hypothesis,
+   the tests or the grader (attributes of their classes or the code of their functions) from the
+   student's code. A refused action raises ``PermissionError`` in the student's code and, for a
+   patch, also reports tampering to the grader at once;
+5. runs pytest with a reporting plugin that streams one JSON line per event (tests collected, a
+   test started, a test's outcome, collection errors, tampering) to a pipe the grader reads. Each
+   line carries a per-run secret, so a line written by anything else is detected. After every
+   test the plugin checks that no module-level function or class of pytest, numpy, hypothesis,
+   the standard library or the tests was replaced.
+
+The grader, not this process, decides what a test is worth: it holds the list of tests (collected
+from the reference), enforces the per-test timeout and the memory limit, and treats a missing
+outcome (the process exited, was killed or hung) as a failure of the test that was running.
+
+Limits, honestly: code that runs inside this process could, with deliberate effort (reaching the
+hook's private state through the garbage collector, say, or disassembling the reference bytecode
+loaded in memory), still get around in-process checks. The checks make every casual or accidental
+way of changing a score fail loudly; the process boundary, the limits and the grader-side
+bookkeeping are what cannot be bypassed from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+
+CONFIG = None  # the parsed configuration; set by main()
+
+
+# --------------------------------------------------------------------------- the channel
+
+
+class Channel:
+    """JSON lines to the grader on an inherited file descriptor, each carrying the run's secret."""
+
+    def __init__(self, fd: int, nonce: str) -> None:
+        self.fd = fd
+        self.nonce = nonce
+
+    def send(self, event: str, **data) -> None:
+        data.update(ev=event, n=self.nonce)
+        line = (json.dumps(data) + "\n").encode("utf-8", "replace")
+        view = memoryview(line)
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except InterruptedError:  # pragma: no cover - retried by Python itself since 3.5
+                continue
+            view = view[written:]
+
+
+# --------------------------------------------------------------------------- the audit hook
+
+# The hook is compiled from this source with the paths as literal constants and a private copy
+# of the builtins, so rebinding a global or a builtin elsewhere does not change what it allows.
+_HOOK_SOURCE = r"""
+def make(os_write, realpath, fspath, getpid, getpgrp, getframe, O_WRITE):
+    DENY = __DENY__
+    ALLOW = __ALLOW__
+    WRITABLE = __WRITABLE__
+    STUDENT = __STUDENT__
+    TRUSTED = __TRUSTED__
+    PREFIX = __PREFIX__
+    SUFFIX = b'"}\n'
+    PROCESS = frozenset(("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+                         "subprocess.Popen", "os.startfile", "ctypes.dlopen", "ctypes.dlsym",
+                         "ctypes.dlsym/handle", "ctypes.cdata", "ctypes.call_function"))
+    PATHS = frozenset(("os.remove", "os.rename", "os.rmdir", "os.truncate", "os.chmod", "os.chown",
+                       "os.link", "os.symlink", "os.mkdir", "os.utime", "os.chflags", "os.lchflags",
+                       "os.setxattr", "os.removexattr", "os.lchmod", "os.lchown"))
+    state = [False]  # armed: set once the reference is loaded and pytest starts
+
+    def under(path, prefixes):
+        best = -1
+        for prefix in prefixes:
+            if path == prefix or path.startswith(prefix + "/"):
+                best = max(best, len(prefix))
+        return best
+
+    def resolve(path):
+        if isinstance(path, int) or path is None:
+            return None
+        try:
+            path = fspath(path)
+            if isinstance(path, bytes):
+                path = path.decode("utf-8", "surrogateescape")
+            return realpath(path)
+        except Exception:
+            return None
+
+    def student_on_stack():
+        # The student's code is to blame when one of its frames is on the stack, unless an import
+        # (a library initialising itself, numpy.ma setting __module__ say) sits in between.
+        frame = getframe(2)
+        depth = 0
+        while frame is not None and depth < 200:
+            name = frame.f_code.co_filename
+            for prefix in STUDENT:
+                if name.startswith(prefix):
+                    return True
+            if name.startswith("<frozen importlib"):
+                return False
+            frame = frame.f_back
+            depth += 1
+        return False
+
+    def report(kind, text):
+        text = "".join(c if " " <= c <= "~" or c > "\x9f" else " " for c in text)
+        text = text.replace("\\", "/").replace('"', "'")[:300]
+        os_write(__FD__, PREFIX + kind.encode() + b'", "text": "' + text.encode("utf-8", "replace") + SUFFIX)
+
+    def refuse(kind, text):
+        # what the student's code tried is reported; the same refusal met by a library on its
+        # own (importlib.metadata scanning every folder, say) is only raised
+        if kind != "refused" or student_on_stack():
+            report(kind, text)
+        raise PermissionError("grading sandbox: " + text)
+
+    def hook(event, args):
+        if not state[0]:
+            return
+        if event == "open":
+            path = resolve(args[0])
+            if path is None:
+                return
+            mode, flags = args[1], args[2]
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(flags & O_WRITE)
+            if writing and under(path, WRITABLE) < 0:
+                refuse("refused", "writing " + path + " (only the scratch folder is writable)")
+            if under(path, DENY) > under(path, ALLOW):
+                refuse("refused", "reading " + path + " (the grader's files are not readable)")
+            return
+        if event in PATHS:
+            for arg in args[:2]:
+                path = resolve(arg) if isinstance(arg, (str, bytes)) or hasattr(arg, "__fspath__") else None
+                if path is not None and under(path, WRITABLE) < 0:
+                    refuse("refused", event + " " + path + " (only the scratch folder may change)")
+            return
+        if event in PROCESS:
+            # a test may start processes (multiprocessing with fork keeps this hook); the
+            # student's code may not
+            if student_on_stack():
+                refuse("refused", event + " (starting processes or loading native code is not allowed)")
+            return
+        if event == "os.kill":
+            if args[0] != getpid():
+                refuse("refused", "os.kill of another process")
+            return
+        if event == "os.killpg":
+            if args[0] != getpgrp():
+                refuse("refused", "os.killpg of another process group")
+            return
+        if event == "object.__setattr__" or event == "object.__delattr__":
+            target = args[0]
+            owner = getattr(target, "__module__", None) or ""
+            if not isinstance(owner, str) or owner.startswith("tinytorch.perf"):
+                return
+            trusted = False
+            for prefix in TRUSTED:
+                if owner == prefix or owner.startswith(prefix + "."):
+                    trusted = True
+            if trusted and student_on_stack():
+                name = getattr(target, "__qualname__", None) or getattr(target, "__name__", "?")
+                refuse("tamper", "the submission patched " + owner + "." + str(name) + "." + str(args[1]))
+
+    return hook, state
+"""
+
+
+def install_hook(config: dict, channel: Channel):
+    """Compile and install the audit hook; returns its ``state`` list (``state[0] = True`` arms it)."""
+    prefix = '{"ev": "'
+    source = (
+        _HOOK_SOURCE.replace("__DENY__", repr(tuple(config["deny"])))
+        .replace("__ALLOW__", repr(tuple(config["allow"])))
+        .replace("__WRITABLE__", repr(tuple(config["writable"])))
+        .replace("__STUDENT__", repr(tuple(config["student"])))
+        .replace("__TRUSTED__", repr(tuple(config["trusted"])))
+        .replace("__FD__", repr(channel.fd))
+        .replace("__PREFIX__", repr((f'{{"n": "{channel.nonce}", ' + prefix[1:]).encode()))
+    )
+    import builtins
+
+    namespace = {"__builtins__": dict(vars(builtins))}
+    exec(compile(source, "<grading sandbox hook>", "exec"), namespace)
+    o_write = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    hook, state = namespace["make"](
+        os.write, os.path.realpath, os.fspath, os.getpid, os.getpgrp, sys._getframe, o_write
+    )
+    sys.addaudithook(hook)
+    return state
+
+
+# --------------------------------------------------------------------------- snapshot of trusted modules
+
+
+def _trusted_module(name: str, module, student: tuple[str, ...]) -> bool:
+    if name in ("__main__", "sys", "warnings", "builtins") or name.startswith("tinytorch.perf."):
+        return False
+    path = getattr(module, "__file__", None) or ""
+    return not any(path.startswith(p) for p in student)
+
+
+def snapshot(student: tuple[str, ...]) -> tuple[list, list]:
+    """Every module-level function and class of the trusted modules loaded now, and the methods
+    and properties of their (Python) classes; plus each such class's number of attributes, so an
+    attribute added to a class (a ``failed`` property on pytest's ``TestReport``) shows too."""
+    entries, sizes = [], []
+    heap = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python (built-in types are read-only)
+    for name, module in list(sys.modules.items()):
+        if module is None or not _trusted_module(name, module, student):
+            continue
+        try:
+            namespace = vars(module)
+            items = list(namespace.items())
+        except TypeError:
+            continue
+        for key, value in items:
+            if key.startswith("__") or not callable(value):
+                continue
+            entries.append((name, namespace, key, value))
+            own = getattr(value, "__module__", None) == name
+            if isinstance(value, type) and value.__flags__ & heap and own:
+                members = value.__dict__
+                sizes.append((f"{name}.{key}", members, _public(members)))
+                for attr, member in list(members.items()):
+                    if not attr.startswith("__") and (callable(member) or hasattr(member, "__get__")):
+                        entries.append((f"{name}.{key}", members, attr, member))
+    return entries, sizes
+
+
+def _public(members) -> int:
+    return sum(not key.startswith("_") for key in members)
+
+
+def changed(snap) -> str:
+    entries, sizes = snap
+    for name, namespace, key, value in entries:
+        if namespace.get(key) is not value:
+            return f"{name}.{key} was replaced"
+    for name, members, size in sizes:
+        if _public(members) != size:
+            return f"{name} gained or lost an attribute"
+    return ""
+
+
+# --------------------------------------------------------------------------- the pytest plugin
+
+
+class Reporter:
+    """Streams collection and test outcomes to the grader (a pytest plugin object)."""
+
+    def __init__(self, channel: Channel, config: dict) -> None:
+        self.channel = channel
+        self.config = config
+        self.reports: dict[str, list] = {}
+        self.entries: tuple = ([], [])
+        self.tampered = False
+
+    def pytest_sessionstart(self, session):
+        self.entries = snapshot(tuple(self.config["student"]))
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.channel.send("collect_error", nodeid=report.nodeid, text=_text(report.longrepr))
+
+    def pytest_collection_finish(self, session):
+        self.channel.send("collected", ids=[item.nodeid for item in session.items])
+        self._check("while the tests were being collected")
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.reports[nodeid] = []
+        self.channel.send("start", nodeid=nodeid)
+
+    def pytest_runtest_logreport(self, report):
+        self.reports.setdefault(report.nodeid, []).append(report)
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        outcome, text = "passed", ""
+        for report in self.reports.pop(nodeid, []):
+            if report.failed:
+                if outcome != "failed":
+                    outcome, text = "failed", _text(report.longrepr)
+            elif report.skipped and outcome == "passed":
+                outcome, text = "skipped", _text(report.longrepr)
+        self.channel.send("result", nodeid=nodeid, outcome=outcome, text=text)
+        self._check(f"during {nodeid}")
+
+    def pytest_internalerror(self, excrepr, excinfo):
+        # e.g. sys.exit() while a test module imports the student's code
+        self.channel.send("fatal", text=f"{excinfo.typename}: {excinfo.value}")
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self._check("at the end of the run")
+        self.channel.send("done", status=int(exitstatus))
+
+    def _check(self, when: str) -> None:
+        if self.tampered:
+            return
+        name = changed(self.entries)
+        if name:
+            self.tampered = True
+            self.channel.send("tamper", text=f"{name} {when}")
+
+
+def _text(longrepr, limit: int = 6000) -> str:
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        return str(longrepr[2])
+    text = str(longrepr)
+    return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]
+
+
+# --------------------------------------------------------------------------- preloading the reference
+
+
+class _Refuse:
+    """A meta path finder that keeps the graded module out while the reference is preloaded."""
+
+    def __init__(self, fullname: str, itself: bool = True) -> None:
+        self.fullname = fullname
+        self.itself = itself  # refuse the package itself too, not only what is inside it
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.startswith(self.fullname + ".") or (self.itself and fullname == self.fullname):
+            raise ImportError(f"{fullname} is the graded module")
+        return None
+
+
+def preload(config: dict, channel: Channel) -> None:
+    """Import every other module's staged reference, then delete the staged files it came from."""
+    guard = _Refuse("tinytorch.perf." + config["module"]) if config.get("module") else None
+    if guard:
+        sys.meta_path.insert(0, guard)
+    try:
+        for name, folder in config["preload"].items():
+            try:
+                importlib.import_module("tinytorch.perf." + name)
+                for root, _dirs, files in os.walk(folder):
+                    for file in sorted(files):
+                        if file.endswith(".py") and file != "__init__.py":
+                            relative = os.path.relpath(os.path.join(root, file), folder)
+                            dotted = relative[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                            importlib.import_module(f"tinytorch.perf.{name}.{dotted}")
+            except Exception as error:  # noqa: BLE001 - a reference that needs the graded module
+                # cannot be loaded without running the student's code first: it is left out
+                # (deleted below, never readable), and importing it later fails.
+                for key in [
+                    k
+                    for k in sys.modules
+                    if k == f"tinytorch.perf.{name}" or k.startswith(f"tinytorch.perf.{name}.")
+                ]:
+                    del sys.modules[key]
+                if not isinstance(error, ImportError) or "is the graded module" not in str(error):
+                    channel.send("note", text=f"reference {name} not loaded: {type(error).__name__}: {error}")
+            for root, _dirs, files in os.walk(folder):
+                for file in files:
+                    os.remove(os.path.join(root, file))
+    finally:
+        if guard:
+            sys.meta_path.remove(guard)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str]) -> int:
+    global CONFIG
+    with open(argv[0], encoding="utf-8") as f:
+        config = json.load(f)
+    os.remove(argv[0])
+    CONFIG = config
+    channel = Channel(config["fd"], config.pop("nonce"))
+    os.environ.update(config["env"])
+    os.chdir(config["scratch"])
+    if importlib.util.find_spec("tinytorch") is None:  # the grader's tinytorch is not installed
+        sys.path.extend(p for p in config.get("syspath", []) if p not in sys.path)
+    state = install_hook(config, channel)
+    if config.get("preload"):
+        preload(config, channel)
+    import pytest
+
+    # What the tests import (numpy, hypothesis, the foundation, ...) is loaded before the hook is
+    # armed: numpy loads native code through ctypes, which the armed hook refuses.
+    # No kata module may load now (its code would run before the hook is armed): a foundation
+    # module that imports one is left for pytest to import later.
+    guard = _Refuse("tinytorch.perf", itself=False)
+    sys.meta_path.insert(0, guard)
+    for name in ["ctypes", "numpy", "numpy.testing", "hypothesis", *config.get("preimport", [])]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a helper the tests import may be missing; pytest says so
+            pass
+    sys.meta_path.remove(guard)
+    state[0] = True
+    reporter = Reporter(channel, config)
+    try:
+        status = pytest.main(config["args"], plugins=[reporter])
+    except BaseException as error:  # noqa: BLE001 - SystemExit or worse from the code under test
+        channel.send("fatal", text=f"{type(error).__name__}: {error}")
+        os._exit(3)
+    channel.send("exit", status=int(status))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # nothing the submission registered (atexit, finalizers) runs after the report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
