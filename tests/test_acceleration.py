@@ -968,3 +968,11 @@ def test_benchmark_figures_from_an_unpinned_process_come_from_a_pinned_one() -> 
     assert "OPENBLAS_NUM_THREADS=1" in fig["blas"]
     assert list(fig["sizes"]) == [8] and list(fig["sizes"][8]) == ["naive", "blocked", "numpy"]
     assert fig["best_block_size"] == {8: 4}
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+def test_kernels_take_nested_lists_like_numpy(kernel) -> None:
+    A, B = [[1.0, 2.0], [3.0, 4.0]], [[5.0], [6.0]]
+    C = kernel(A, B)
+    assert isinstance(C, np.ndarray) and C.dtype == np.float64
+    np.testing.assert_array_equal(C, np.array(A) @ np.array(B))

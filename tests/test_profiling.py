@@ -9,6 +9,7 @@ interpreter's own bookkeeping (a few hundred bytes) cannot hide them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tracemalloc
 
@@ -22,6 +23,7 @@ from strategies import ConvCase, conv_cases, timing_samples
 from tinytorch.perf.profiling import (
     FLOPCounter,
     MemoryProfiler,
+    MemoryResult,
     ProfilerContext,
     Timer,
     TimingResult,
@@ -728,7 +730,12 @@ def test_nested_profiler_contexts_on_one_model_both_see_its_layers():
 
 def test_results_print_as_readable_summaries():
     timing = str(summarize([0.001, 0.002, 0.004]))
-    assert "p50" in timing and "p99" in timing and "ms" in timing
+    # p95 at h = 2 * 0.95 = 1.9: 2 + 0.9 * (4 - 2) = 3.8 ms; p99 at h = 1.98: 3.96 ms
+    assert (
+        timing
+        == "3 runs: min 1.000 ms, mean 2.333 ms, p50 2.000 ms, p95 3.800 ms, p99 3.960 ms, max 4.000 ms"
+    )
+    assert str(MemoryResult(peak_bytes=3 * 2**20, net_bytes=-(2**19))) == "peak 3.000 MiB, net -0.500 MiB"
     memory = str(MemoryProfiler().profile(allocate_and_keep))
     assert "peak" in memory and "MiB" in memory
     flops = str(count(Sequential(Linear(3, 4), ReLU()), np.ones((2, 3), np.float32)))
@@ -1092,3 +1099,12 @@ def test_nested_instrumentation_unwinds_one_level_at_a_time():
     assert events == []
     assert vars(model.layers[1])["forward"] is own, "a forward of its own is put back, not deleted"
     assert "forward" not in vars(model.layers[0]) and "forward" not in vars(model)
+
+
+def test_results_are_immutable_records():
+    timing = summarize([0.001, 0.002])
+    memory = MemoryProfiler().profile(allocate_and_free)
+    flops = count(Linear(2, 2), np.ones((1, 2), np.float32))
+    for result, field in ((timing, "p50"), (memory, "peak_bytes"), (flops, "total")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(result, field, 0)
