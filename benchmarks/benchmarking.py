@@ -93,6 +93,7 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
         "score": spread([card.score for card, _ in runs]),
         "optimizations": list(submission.optimizations),
         "events": events,
+        "int8": int8_figures(runs=3 if quick else 7),
         "environment": {
             "python": platform.python_version(),
             "machine": platform.machine(),
@@ -102,6 +103,44 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
         },
         "seconds": time.perf_counter() - start,
     }
+
+
+def int8_figures(runs: int = 7) -> dict[str, Any] | None:
+    """Module 17's INT8 on the digits events, unscored: weights 4x smaller, but slower in numpy
+    (integer products have no BLAS kernel). None when module 17 is not available.
+
+    Per model: fp32 and int8 weight bytes (module 17's ``weight_bytes``), test accuracy of both,
+    and the speedup of the quantized model over the fp32 one, interleaved (below 1: slower).
+    """
+    try:
+        from tinytorch.perf.quantization import quantize_model, weight_bytes
+    except (ModuleNotFoundError, ImportError):  # module 17 not built (or not importable)
+        return None
+    from tinytorch.perf.benchmarking import CNN_MARATHON, MLP_SPRINT, compute_speedup, measure_interleaved
+    from tinytorch.perf.profiling import Timer
+
+    from tinytorch import zoo
+    from tinytorch.data import load_digits
+
+    calibration = load_digits("train")[0][:256]
+    result = {}
+    for event in (MLP_SPRINT, CNN_MARATHON):
+        fp32 = zoo.load_model(event.model)
+        int8 = quantize_model(fp32, calibration)
+        timings = measure_interleaved(
+            {"fp32": lambda m=fp32, e=event: e.run(m), "int8": lambda m=int8, e=event: e.run(m)},
+            warmup=1,
+            runs=runs,
+            timer=Timer(),
+        )
+        result[event.name] = {
+            "fp32_weight_bytes": weight_bytes(fp32),
+            "int8_weight_bytes": weight_bytes(int8),
+            "fp32_accuracy": event.check_quality(event.run(fp32)).value,
+            "int8_accuracy": event.check_quality(event.run(int8)).value,
+            "int8_speedup": compute_speedup(timings["fp32"], timings["int8"]),
+        }
+    return result
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -136,6 +175,14 @@ def report(fig: dict[str, Any]) -> str:
             ]
         )
     score = fig["score"]
+    int8 = fig.get("int8") or {}
+    int8_lines = [
+        f"INT8 (module 17, unscored) {name}: weights {q['fp32_weight_bytes'] / 1024:.1f} -> "
+        f"{q['int8_weight_bytes'] / 1024:.1f} KiB, accuracy {q['fp32_accuracy']:.4f} -> "
+        f"{q['int8_accuracy']:.4f}, "
+        f"speed {q['int8_speedup']:.2f}x of fp32"
+        for name, q in int8.items()
+    ]
     headers = ["event", "baseline ms", "optimized ms", "speedup (range)", "quality", "gate", "MFLOP"]
     return "\n".join(
         [
@@ -149,6 +196,7 @@ def report(fig: dict[str, Any]) -> str:
             f"(range {score['min']:.2f}-{score['max']:.2f})",
             "quality: accuracy on the 359 test digits, or the fraction of generated tokens identical to the "
             "baseline's greedy output",
+            *int8_lines,
         ]
     )
 

@@ -91,10 +91,10 @@ class TinyMLPerf:
     def run_event(self, name: str, candidate: Any) -> EventResult:
         """Measure ``candidate`` against the event's baseline; an :class:`EventResult`.
 
-        The baseline (``self.baseline(name)``) and the candidate must be timed in the *same* run,
-        interleaved (:func:`measure_interleaved` with the event's warmup and runs and
-        ``self.profiler.timer``); then each is profiled by :func:`benchmark_model` with the latency
-        just measured, and ``speedup = compute_speedup(baseline result, candidate result)``.
+        The baseline is ``self.baseline(name)``. Both must be timed in the *same* run, their calls
+        interleaved, with the event's warmup and runs and ``self.profiler.timer``, and every other
+        figure (quality, memory, FLOPs) comes from module 15's tools through ``benchmark_model``;
+        nothing is timed twice. speedup = t_baseline / t_candidate (medians).
 
         Example: a baseline that costs 3 s a call and a candidate that costs 1 s give speedup 3.0
         even if the machine slows down half way through the run.
