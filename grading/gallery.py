@@ -47,11 +47,13 @@ run has a per-test timeout (pytest-timeout, when installed) and a hard process t
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import multiprocessing.forkserver
+import contextlib
+import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,11 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from tinytorch import registry, runner
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 
 MISTAKES_DIR = registry.MISTAKES_DIR  # grading/mistakes
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -310,9 +317,9 @@ def _pytest(
     args += _timeout_args(min(TEST_TIMEOUT, timeout))
     env = runner.pytest_env(f"solutions,{module.name}={folder}")
     env.update(_QUIET_BLAS, HYPOTHESIS_PROFILE="ci")
-    if USE_FORKSERVER:
-        output = _pytest_forked(args, env, root, timeout, folder.parent / f"output-{stamp}.txt")
-    else:
+    log = folder.parent / f"output-{stamp}.txt"
+    output = _pytest_forked(args, env, root, timeout, log) if USE_FORKSERVER else ""
+    if not log.is_file():  # not forked, or the fork server could not run it
         command = [sys.executable, "-m", "pytest", *args]
         try:
             proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
@@ -326,11 +333,14 @@ def _pytest(
 
 
 # A fresh pytest process per variant, without paying for its imports every time: the variants are
-# forked from a server process that imported numpy, hypothesis, pytest and the foundation once
-# (multiprocessing's forkserver). Each child is still a new process that imports its kata module
-# from the variant's folder; only libraries that do not depend on TINYTORCH_IMPL are shared.
-USE_FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
-_PRELOAD = [
+# forked from a server process (``python -m grading.gallery --serve``) that imported numpy,
+# hypothesis, pytest and the foundation once. Each child is still a new process that imports its
+# kata module from the variant's folder; only libraries that do not read TINYTORCH_IMPL are
+# shared. The server is single-threaded (a fork from a threaded process could inherit a held
+# lock); it reads one JSON request per line on stdin, forks, and answers on stdout with the
+# child's pid, then with its exit code when it has reaped it.
+USE_FORKSERVER = hasattr(os, "fork")
+_PRELOAD = (
     "numpy",
     "hypothesis",
     "pytest",
@@ -342,64 +352,162 @@ _PRELOAD = [
     "tinytorch.tensor",
     "tinytorch.transformer",
     "tinytorch.zoo",
-    __name__,
-]
-_server_lock = threading.Lock()
+)
 
 
-def _forkserver() -> multiprocessing.context.BaseContext:
-    """The forkserver context, its server started with one BLAS thread and the preloaded imports."""
-    context = multiprocessing.get_context("forkserver")
-    with _server_lock:
-        context.set_forkserver_preload(_PRELOAD)
-        saved = {name: os.environ.get(name) for name in _QUIET_BLAS}
-        os.environ.update(_QUIET_BLAS)  # read by numpy's BLAS when the server imports numpy
+class _ForkServer:
+    """The parent's handle on the fork server: start it once, run pytest children through it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._waiting: dict[int, dict] = {}  # request id -> {"pid": ..., "exit": ..., "event": ...}
+        self._next = 0
+        self.cpu = 0.0  # CPU seconds of every child so far (they are the server's children, not ours)
+
+    def _start(self) -> subprocess.Popen:
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = runner.pytest_env(os.environ.get("TINYTORCH_IMPL", "solutions"))
+        env["PYTHONPATH"] = os.pathsep.join(
+            dict.fromkeys([package_parent, *env["PYTHONPATH"].split(os.pathsep)])
+        )
+        env.update(_QUIET_BLAS)  # read by numpy's BLAS when the server imports numpy
+        process = subprocess.Popen(
+            [sys.executable, "-m", "grading.gallery", "--serve"],
+            cwd=package_parent,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+        return process
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            message = json.loads(line)
+            with self._lock:
+                slot = self._waiting.get(message["id"])
+            if slot is not None:
+                slot.update(message)
+                slot["event"].set()
+        with self._lock:  # the server is gone: nobody will answer the open requests
+            self._process = None
+            for slot in self._waiting.values():
+                slot.setdefault("exit", None)
+                slot["event"].set()
+
+    def run(self, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float) -> int | None:
+        """Run ``pytest args`` in a child of the server; its exit code (None if the server died)."""
+        event = threading.Event()
+        with self._lock:
+            if self._process is None:
+                self._process = self._start()
+            self._next += 1
+            key = self._next
+            slot = self._waiting[key] = {"event": event}
+            request = {"id": key, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        deadline = time.monotonic() + timeout
         try:
-            multiprocessing.forkserver.ensure_running()
+            while "exit" not in slot:
+                event.wait(max(0.0, deadline - time.monotonic()))
+                event.clear()
+                if "exit" not in slot and time.monotonic() >= deadline:
+                    if "pid" in slot:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(slot["pid"], signal.SIGKILL)
+                    event.wait(10)
+                    raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped")
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-    return context
+            with self._lock:
+                self._waiting.pop(key, None)
+                self.cpu += float(slot.get("cpu") or 0.0)
+        return slot["exit"]
+
+
+_server = _ForkServer()
 
 
 def _pytest_forked(args: list[str], env: dict[str, str], root: Path, timeout: float, log: Path) -> str:
     """``pytest args`` in a process forked from the server; its output (stdout and stderr)."""
-    process = _forkserver().Process(target=_pytest_in_child, args=(args, env, str(root), str(log)))
-    process.start()
-    process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join()
-        raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped")
+    code = _server.run(args, env, root, log, timeout)
     try:
         return log.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return f"(no output; the pytest process ended with exit code {process.exitcode})"
+        return f"(no output; the pytest process ended with exit code {code})"
+
+
+def _serve() -> None:
+    """The fork server's loop (``python -m grading.gallery --serve``): see ``_ForkServer``."""
+    for name in _PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(name)
+    children: dict[int, int] = {}  # pid -> request id
+    pending = b""  # what was read of stdin and is not a whole line yet (no buffered readline: a
+    stdin_open = True  # line left in a buffer would be invisible to select and never answered)
+    while stdin_open or children:
+        if stdin_open and select.select([0], [], [], 0.02)[0]:
+            chunk = os.read(0, 1 << 16)
+            stdin_open = bool(chunk)
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _pytest_in_child(request["args"], request["env"], request["cwd"], request["log"])
+                children[pid] = request["id"]
+                _answer({"id": request["id"], "pid": pid})
+        elif not stdin_open:
+            time.sleep(0.02)
+        while children:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            key = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            _answer({"id": key, "exit": code, "cpu": usage.ru_utime + usage.ru_stime})
+
+
+def _answer(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 def _pytest_in_child(args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
-    """In the forked child: the variant's environment, output to ``log``, then pytest."""
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    """In the forked child: the variant's environment, output to ``log``, then pytest; never returns."""
     code = 3
     try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)  # the server's requests are not for pytest
+        os.close(null)
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
         import pytest
 
         code = int(pytest.main(args))
-    except BaseException:  # noqa: B036 - report anything, then leave without cleanup handlers
+    except BaseException:  # noqa: B036 - report anything, then leave without the server's handlers
         traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds spent so far by the pytest processes this process ran (forked or not)."""
+    if resource is None:  # pragma: no cover - Windows: no getrusage
+        return _server.cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return children.ru_utime + children.ru_stime + _server.cpu
 
 
 def _timeout_args(seconds: float) -> list[str]:
@@ -599,11 +707,11 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  - {problem}")
         return 1 if problems else 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     verdicts, problems = check(names=names, jobs=args.jobs, timeout=args.timeout, reference=args.reference)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     modules = ", ".join(dict.fromkeys(v.mistake.module for v in verdicts)) or "no module"
-    where = f"({modules}; {seconds:.1f} s)"
+    where = f"({modules}; {seconds:.1f} s, {cpu:.1f} s CPU in pytest)"
     if problems:
         print(f"mistakes: {len(problems)} problem(s) in {len(verdicts)} variants {where}")
         return 1
@@ -612,4 +720,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
+    else:
+        sys.exit(main())
