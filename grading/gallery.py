@@ -41,7 +41,8 @@ Speed: ``caught_by`` runs first (``-k``), the whole file only when it does not c
 variants run in parallel (``--jobs``, default: the number of CPUs), each in a fresh pytest process
 forked from a server that imported numpy, hypothesis, pytest and the foundation once (a plain
 subprocess where there is no forkserver), with ``--assert=plain`` (no assertion rewriting); every
-run has a per-test timeout (pytest-timeout, when installed) and a hard process timeout.
+run has a per-test timeout (pytest-timeout, when installed) and a hard process timeout. The
+summary line gives the wall time and the CPU seconds the pytest processes used.
 """
 
 from __future__ import annotations
@@ -366,11 +367,11 @@ class _ForkServer:
         self.cpu = 0.0  # CPU seconds of every child so far (they are the server's children, not ours)
 
     def _start(self) -> subprocess.Popen:
+        # The server imports this grading package and the tinytorch that this process uses.
         package_parent = str(Path(__file__).resolve().parent.parent)
-        env = runner.pytest_env(os.environ.get("TINYTORCH_IMPL", "solutions"))
-        env["PYTHONPATH"] = os.pathsep.join(
-            dict.fromkeys([package_parent, *env["PYTHONPATH"].split(os.pathsep)])
-        )
+        env = runner.pytest_env(os.environ.get("TINYTORCH_IMPL", ""))
+        paths = [package_parent, *env["PYTHONPATH"].split(os.pathsep)]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env.update(_QUIET_BLAS)  # read by numpy's BLAS when the server imports numpy
         process = subprocess.Popen(
             [sys.executable, "-m", "grading.gallery", "--serve"],
