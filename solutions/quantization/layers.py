@@ -247,7 +247,7 @@ class QuantizedConv2d(Module):
         self.weight = weight
         f = weight.shape[0]
         self.weight_matrix = QuantizedTensor(
-            np.ascontiguousarray(weight.data.reshape(f, -1).T),
+            weight.data.reshape(f, -1).T,  # a view: (C * kh * kw, F), no second copy of the weights
             QuantParams(weight.params.scale, weight.params.zero_point, axis=1, symmetric=True),
         )
         self.weight_colsum = self.weight_matrix.data.astype(np.int32).sum(axis=0)

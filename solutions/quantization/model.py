@@ -96,7 +96,9 @@ def _swap_layers(module: Module, prefix: str, observers: dict[str, Any], backend
 
 def weight_bytes(model: Module) -> int:
     """Bytes a model stores for inference: float parameters at their own size, and for each
-    quantized layer its int8 weight (1 byte per value), int32 bias and per-channel parameters."""
+    quantized layer its int8 weight (1 byte per value), int32 bias and per-channel parameters.
+    The weight column sums (one int32 per output channel) are recomputed from the weight when a
+    layer is built, so they are not counted."""
     total = sum(int(p.data.nbytes) for p in model.parameters())
     for layer in model.modules():
         if isinstance(layer, (QuantizedLinear, QuantizedConv2d)):
