@@ -512,8 +512,15 @@ def cpu_seconds() -> float:
 
 
 def _timeout_args(seconds: float) -> list[str]:
-    """pytest-timeout's per-test limit, if the plugin is installed (the subprocess timeout holds anyway)."""
-    return [f"--timeout={seconds:g}"] if find_spec("pytest_timeout") is not None else []
+    """pytest-timeout's per-test limit, if the plugin is installed (the process timeout holds anyway).
+
+    The thread method ends the whole run (no report), also inside Hypothesis, which would catch
+    the signal method's exception and replay the hanging example; a variant that hangs is then a
+    problem of the gallery, not a catch.
+    """
+    if find_spec("pytest_timeout") is None:
+        return []
+    return [f"--timeout={seconds:g}", "-o", "timeout_method=thread"]
 
 
 def _first_failure(outcomes: list[runner.TestOutcome]) -> runner.TestOutcome | None:
@@ -533,6 +540,12 @@ def run_variant(mistake: Mistake, root: Path | None = None, timeout: float = RUN
             for keyword in ([mistake.caught_by] if mistake.caught_by else []) + [None]:
                 verdict.runs.append("caught_by" if keyword else "file")
                 outcomes, output = _pytest(module, folder, root, keyword, timeout)
+                if outcomes is None and "+ Timeout +" in output:  # pytest-timeout's banner
+                    verdict.problem = (
+                        f"a test ran past {min(TEST_TIMEOUT, timeout):g} s and pytest-timeout ended the "
+                        "run: the variant hangs; a classic mistake must fail a test, not hang it"
+                    )
+                    break
                 if outcomes is None:
                     tail = "\n".join(output.strip().splitlines()[-5:])
                     verdict.problem = f"pytest wrote no report; its output ends:\n{tail}"

@@ -124,6 +124,20 @@ def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest
     assert verdict.problem == "the tests ran past 2 s and were stopped"
 
 
+def test_a_test_that_hangs_is_ended_by_pytest_timeout(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("pytest_timeout")
+    monkeypatch.setattr(gallery, "TEST_TIMEOUT", 1)
+    (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
+        ALPHA_MISTAKES.replace("return factor * abs(x)", "while True:\n        pass")
+    )
+    [mistake] = gallery.load(gallery_repo, ["alpha"])[0]
+    verdict = gallery.run_variant(mistake, timeout=30)
+    assert verdict.problem.startswith(
+        "a test ran past 1 s and pytest-timeout ended the run: the variant hangs"
+    )
+    assert verdict.seconds < 30
+
+
 # --------------------------------------------------------------------------- loading and validating
 
 
