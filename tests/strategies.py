@@ -316,12 +316,15 @@ class GPTShape:
 
 @st.composite
 def gpt_shapes(draw, max_seq_len: int = 12) -> GPTShape:
-    """Tiny GPTs: 1-3 layers, 1-4 heads of dimension 1-4, vocabularies of 2-16 tokens."""
+    """Tiny GPTs: 1-3 layers, 1-4 heads, embed_dim 4-16, vocabularies of 2-16 tokens.
+
+    embed_dim >= 4: a LayerNorm over 2 or 3 features maps nearly equal features to +-1, so float32
+    rounding can flip a sign there and no tolerance of rounding size holds."""
     n_heads = draw(st.integers(1, 4))
     return GPTShape(
         vocab_size=draw(st.integers(2, 16)),
         max_seq_len=draw(st.integers(1, max_seq_len)),
-        embed_dim=n_heads * draw(st.integers(1, 4)),
+        embed_dim=n_heads * draw(st.integers(-(-4 // n_heads), 4)),
         n_heads=n_heads,
         n_layers=draw(st.integers(1, 3)),
         seed=draw(st.integers(0, 2**16)),

@@ -21,9 +21,15 @@ from tinytorch.tensor import Tensor
 from tinytorch.transformer import GPT
 from tinytorch.zoo import train as zoo_train
 
-NAMES = ["cnn_digits", "mlp_digits", "transformer_sort"]
-# The bars the zoo promises on its test sets (the course's benchmarks rely on them).
-MINIMUM_ACCURACY = {"cnn_digits": 0.97, "mlp_digits": 0.95, "transformer_sort": 0.99}
+NAMES = ["cnn_digits", "mlp_digits", "transformer_pydoc", "transformer_sort"]
+# The bars the zoo promises on its test sets (the course's benchmarks rely on them); for the text
+# model, next-character accuracy (its held-out loss is checked in test_text.py).
+MINIMUM_ACCURACY = {
+    "cnn_digits": 0.97,
+    "mlp_digits": 0.95,
+    "transformer_pydoc": 0.5,
+    "transformer_sort": 0.99,
+}
 ENTRY_KEYS = {
     "test_accuracy",
     "num_parameters",
@@ -53,7 +59,7 @@ def weights_copy(tmp_path):
 # ---------------------------------------------------------------------------- registry
 
 
-def test_list_models_and_metrics_cover_the_same_three_models(metrics):
+def test_list_models_and_metrics_cover_the_same_models(metrics):
     assert zoo.list_models() == NAMES
     assert sorted(metrics) == NAMES
     for name in NAMES:

@@ -1,4 +1,5 @@
-"""Datasets for the foundation models: the UCI digits (shipped) and a synthetic sorting task."""
+"""Datasets for the foundation models: the UCI digits (shipped), a synthetic sorting task and
+Python's reference documentation as character-level text (shipped)."""
 
 from tinytorch.data.digits import (
     DIGITS_FILE,
@@ -21,8 +22,20 @@ from tinytorch.data.sequences import (
     sequence_accuracy,
     token_accuracy,
 )
+from tinytorch.data.text import (
+    CHARS,
+    TEXT_FILE,
+    TEXT_SPLITS,
+    TEXT_VOCAB_SIZE,
+    decode_text,
+    encode_text,
+    load_text,
+    load_topics,
+    text_windows,
+)
 
 __all__ = [
+    "CHARS",
     "DEFAULT_LENGTH",
     "DIGITS_FILE",
     "NUM_CLASSES",
@@ -32,12 +45,20 @@ __all__ = [
     "TEST_FRACTION",
     "VOCAB",
     "VOCAB_SIZE",
+    "TEXT_FILE",
+    "TEXT_SPLITS",
+    "TEXT_VOCAB_SIZE",
     "SequenceTask",
     "decode",
+    "decode_text",
     "encode",
+    "encode_text",
     "load_digits",
+    "load_text",
+    "load_topics",
     "make_sequence_task",
     "sequence_accuracy",
     "stratified_split",
+    "text_windows",
     "token_accuracy",
 ]

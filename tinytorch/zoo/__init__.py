@@ -1,4 +1,4 @@
-"""The model zoo: three small trained models, their tasks and their shipped weights.
+"""The model zoo: four small trained models, their tasks and their shipped weights.
 
 * ``mlp_digits``: Flatten, Linear(64, 128), ReLU, Linear(128, 64), ReLU, Linear(64, 10);
   classifies the 8x8 UCI digits (metric: test accuracy).
@@ -7,11 +7,15 @@
   task (metric: test accuracy).
 * ``transformer_sort``: GPT(vocab 11, 13 positions, embed 48, 4 heads, 2 blocks); sorts 6
   digits (metric: exact match of the generated answer, see :mod:`tinytorch.data.sequences`).
+* ``transformer_pydoc``: GPT(vocab 96, 256 positions, embed 64, 4 heads, 2 blocks), position
+  embeddings initialised to sinusoids; a character-level language model of Python's own help
+  texts (:mod:`tinytorch.data.text`), the zoo's long-context model (metrics: held-out
+  cross-entropy ``test_loss`` in nats per character, and next-character ``test_accuracy``).
 
 Usage::
 
     from tinytorch import zoo
-    zoo.list_models()                       # ['cnn_digits', 'mlp_digits', 'transformer_sort']
+    zoo.list_models()                       # ['cnn_digits', 'mlp_digits', 'transformer_pydoc', ...]
     model = zoo.load_model("cnn_digits")    # built, shipped weights loaded, eval mode
     zoo.evaluate("cnn_digits", model)       # test accuracy, equal to zoo.load_metrics()[...]
     inputs, expected = zoo.eval_data("transformer_sort")
@@ -19,6 +23,8 @@ Usage::
 The digits models read images (N, 1, 8, 8) and return logits (N, 10). The sorting GPT reads a
 prompt of 6 digits and the separator and generates the 6 sorted digits greedily; its
 ``max_seq_len`` is 13 = 2 * 6 + 1 because ``GPT.generate`` appends the last token as well.
+The text GPT reads token ids of :data:`tinytorch.data.CHARS` (``encode_text``) and is scored by
+one forward pass over the held-out windows: no sampling.
 
 Weights live in ``weights/<name>.npz`` (loaded with ``allow_pickle=False``) and the training
 record in ``weights/metrics.json``; ``python -m tinytorch.zoo.train`` rebuilds both from fixed
@@ -44,10 +50,12 @@ import numpy as np
 from tinytorch.conv import Conv2d, MaxPool2d
 from tinytorch.data import (
     SEP,
+    TEXT_VOCAB_SIZE,
     VOCAB_SIZE,
     load_digits,
     make_sequence_task,
     sequence_accuracy,
+    text_windows,
     token_accuracy,
 )
 from tinytorch.layers import Flatten, Linear, Module, ReLU, Sequential
@@ -64,6 +72,9 @@ __all__ = [
     "SORT_TEST_SIZE",
     "SORT_TRAIN_SEED",
     "SORT_TRAIN_SIZE",
+    "TEXT_CONTEXT",
+    "TEXT_TEST_WINDOWS",
+    "TEXT_TRAIN_STRIDE",
     "WEIGHTS_DIR",
     "TrainConfig",
     "ZooModel",
@@ -75,7 +86,9 @@ __all__ = [
     "load_metrics",
     "load_model",
     "scores",
+    "sinusoids",
     "sort_predictions",
+    "text_scores",
     "state_sha256",
     "weights_path",
 ]
@@ -91,6 +104,12 @@ SORT_TRAIN_SIZE = 16_000
 SORT_TRAIN_SEED = 0
 SORT_TEST_SIZE = 1_000
 SORT_TEST_SEED = 2
+
+# The character-level language model on Python's documentation (tinytorch.data.text): its
+# context (max_seq_len) and the held-out windows it is scored on (all the test split's windows).
+TEXT_CONTEXT = 256
+TEXT_TRAIN_STRIDE = 128  # overlapping training windows: every position sees many alignments
+TEXT_TEST_WINDOWS = 64
 
 
 @dataclass(frozen=True)
@@ -112,7 +131,7 @@ class ZooModel:
     """One entry of the zoo: how to build it, how to train it, how to score it."""
 
     name: str
-    task: str  # "digits" or "sort"
+    task: str  # "digits", "sort" or "text"
     description: str
     build: Callable[[np.random.Generator], Module]
     train: TrainConfig
@@ -158,6 +177,35 @@ def _build_gpt(rng: np.random.Generator) -> Module:
     return GPT(**_GPT_SHAPE, rng=rng)
 
 
+_TEXT_GPT_SHAPE = {
+    "vocab_size": TEXT_VOCAB_SIZE,
+    "max_seq_len": TEXT_CONTEXT,
+    "embed_dim": 64,
+    "n_heads": 4,
+    "n_layers": 2,
+}
+
+
+def sinusoids(n_positions: int, dim: int) -> np.ndarray:
+    """float32 (n_positions, dim): sin(p / 10000^(2i/dim)) in column 2i, cos in column 2i + 1.
+
+    The fixed position encoding of "Attention is all you need", used here only as the
+    *initial* value of the text GPT's learned position embeddings: with a random N(0, 1) start
+    the model must learn each of its 256 positions separately and sits for hundreds of steps
+    at the bigram loss (2.46 nats); sinusoids give it relative positions from the start.
+    """
+    angles = np.arange(n_positions)[:, None] / 10000.0 ** (2 * np.arange(dim // 2)[None, :] / dim)
+    table = np.zeros((n_positions, dim))
+    table[:, 0::2], table[:, 1::2] = np.sin(angles), np.cos(angles)
+    return table.astype(np.float32)
+
+
+def _build_text_gpt(rng: np.random.Generator) -> Module:
+    model = GPT(**_TEXT_GPT_SHAPE, rng=rng)
+    model.pos_emb.weight.data[...] = sinusoids(TEXT_CONTEXT, _TEXT_GPT_SHAPE["embed_dim"])
+    return model
+
+
 MODELS: dict[str, ZooModel] = {
     m.name: m
     for m in (
@@ -188,6 +236,19 @@ MODELS: dict[str, ZooModel] = {
                 "mlp_ratio": 4,
                 "sort_length": SORT_LENGTH,
                 "train_size": SORT_TRAIN_SIZE,
+            },
+        ),
+        ZooModel(
+            name="transformer_pydoc",
+            task="text",
+            description=f"2-block character GPT ({TEXT_CONTEXT} positions) on Python's pydoc topics",
+            build=_build_text_gpt,
+            train=TrainConfig(seed=0, epochs=4, batch_size=8, lr=3e-3),
+            hyperparameters={
+                **_TEXT_GPT_SHAPE,
+                "mlp_ratio": 4,
+                "train_stride": TEXT_TRAIN_STRIDE,
+                "position_init": "sinusoids",
             },
         ),
     )
@@ -283,10 +344,14 @@ def eval_data(name: str) -> tuple[np.ndarray, np.ndarray]:
 
     digits models: images float32 (359, 1, 8, 8) and labels int64 (359,);
     ``transformer_sort``: prompts int64 (1000, 7) (6 digits and the separator) and the
-    sorted digits int64 (1000, 6).
+    sorted digits int64 (1000, 6); ``transformer_pydoc``: consecutive windows of the test
+    text, inputs and next characters int64 (n, 256) with n <= ``TEXT_TEST_WINDOWS``.
     """
-    if get(name).task == "digits":
+    task = get(name).task
+    if task == "digits":
         return load_digits("test")
+    if task == "text":
+        return text_windows("test", TEXT_CONTEXT, limit=TEXT_TEST_WINDOWS)
     task = _sort_test_task()
     return task.prompts, task.answers
 
@@ -303,6 +368,31 @@ def sort_predictions(model: GPT, prompts: np.ndarray) -> np.ndarray:
         return model.generate(prompts, max_new_tokens=length)[:, length + 1 :]
 
 
+def text_scores(model: GPT, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 8) -> dict[str, float]:
+    """Next-character scores of a language model over windows ``inputs``/``targets`` int (n, T).
+
+    ``test_loss``: the mean cross-entropy -log p(target) in nats per character (log-softmax in
+    float64 of the float32 logits); ``test_accuracy``: the fraction of positions whose argmax
+    is the target. Forward passes of ``batch_size`` windows under ``inference``.
+    """
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    if inputs.ndim != 2 or inputs.shape != targets.shape:
+        raise ValueError(
+            f"inputs and targets must be two (n, T) arrays, got shapes {inputs.shape} and {targets.shape}"
+        )
+    nll, hits = 0.0, 0
+    with inference(model):
+        for start in range(0, len(inputs), batch_size):
+            logits, _ = model(inputs[start : start + batch_size])
+            z = logits.data.astype(np.float64)
+            z -= z.max(axis=-1, keepdims=True)
+            log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+            y = targets[start : start + batch_size]
+            nll -= float(np.take_along_axis(log_p, y[..., None], axis=-1).sum())
+            hits += int((logits.data.argmax(axis=-1) == y).sum())
+    return {"test_loss": nll / targets.size, "test_accuracy": hits / targets.size}
+
+
 def scores(name: str, model: Module) -> dict[str, float]:
     """The model's scores on its held-out test set, from one pass of predictions.
 
@@ -313,6 +403,8 @@ def scores(name: str, model: Module) -> dict[str, float]:
     inputs, expected = eval_data(name)
     if get(name).task == "digits":
         return {"test_accuracy": accuracy(model, inputs, expected)}
+    if get(name).task == "text":
+        return text_scores(model, inputs, expected)
     predicted = sort_predictions(model, inputs)
     return {
         "test_accuracy": sequence_accuracy(predicted, expected),

@@ -1,6 +1,6 @@
 """Train the model zoo from fixed seeds and write its weights and metrics.
 
-    python -m tinytorch.zoo.train                          # all three models
+    python -m tinytorch.zoo.train                          # every model of the zoo
     python -m tinytorch.zoo.train --model cnn_digits       # one (repeat --model for several)
     python -m tinytorch.zoo.train --out /tmp/zoo           # somewhere else than the package
 
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from tinytorch import zoo
-from tinytorch.data import load_digits, make_sequence_task
+from tinytorch.data import load_digits, make_sequence_task, text_windows
 from tinytorch.layers import Module
 from tinytorch.losses import cross_entropy
 from tinytorch.optim import Adam
@@ -120,10 +120,15 @@ def training_data(name: str) -> tuple[np.ndarray, np.ndarray, Callable[[Any, Any
     digits: the 1,438 training images and labels with cross-entropy. ``transformer_sort``:
     ``SORT_TRAIN_SIZE`` sorting examples without any whose digits appear in the held-out test
     set, targets ``IGNORE`` outside the answer, with :func:`gpt_sequence_loss`.
+    ``transformer_pydoc``: windows of ``TEXT_CONTEXT`` characters of the training topics,
+    starting every ``TEXT_TRAIN_STRIDE`` characters, every next character a target.
     """
     if zoo.get(name).task == "digits":
         x, y = load_digits("train")
         return x, y, cross_entropy
+    if zoo.get(name).task == "text":
+        x, y = text_windows("train", zoo.TEXT_CONTEXT, stride=zoo.TEXT_TRAIN_STRIDE)
+        return x, y, gpt_sequence_loss
     task = make_sequence_task(zoo.SORT_TRAIN_SIZE, seed=zoo.SORT_TRAIN_SEED, length=zoo.SORT_LENGTH)
     test_prompts, _ = zoo.eval_data(name)
     place = 10 ** np.arange(zoo.SORT_LENGTH, dtype=np.int64)  # digits -> one integer key per example

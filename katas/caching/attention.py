@@ -1,0 +1,73 @@
+"""Cached attention: the new positions' queries attend over everything in the KV cache.
+
+For one layer of a GPT and t new positions x (B, t, E), with P = ``cache.length`` positions
+already cached (the past)::
+
+    q, k, v = split_heads(x W_q + b_q), split_heads(x W_k + b_k), split_heads(x W_v + b_v)
+              each (B, H, t, D),  H = n_heads, D = head_dim = E / H
+    K, V    = cache.append(layer, k, v)           # (B, H, P + t, D): past and new, views
+    S       = q K^T / sqrt(D)                     # (B, H, t, P + t)
+    S[i, j] = -inf  where j > P + i               # the causal mask, offset by the past
+    y       = merge_heads(softmax(S) V) W_o + b_o # (B, t, E)
+
+Only the t new positions are projected: the keys and values of the past come from the cache,
+so a decoding step (t = 1) costs O(P) for the attention instead of the full forward's O(P^2).
+New position i sits at absolute position P + i: it sees the whole past and the new positions
+0 .. i, nothing later, also when several new positions arrive at once (the prefill, t > 1).
+
+Worked example (P = 2 cached, t = 2 new): the mask over keys 0..3 is::
+
+    query at position 2:  sees 0 1 2 .      (key 3 is its future)
+    query at position 3:  sees 0 1 2 3
+
+With ``causal_mask(t, P + t)`` (no offset) query 2 would see only key 0: wrong.
+"""
+
+from __future__ import annotations
+
+import math  # noqa: F401 (yours to use: math.sqrt)
+from typing import Any
+
+import numpy as np
+
+from tinytorch.attention import MultiHeadAttention, causal_mask  # noqa: F401 (causal_mask is yours to use)
+from tinytorch.tensor import Tensor, no_grad  # noqa: F401 (no_grad is yours to use)
+
+from .kv_cache import KVCache
+
+__all__ = ["cached_attention", "check_attention_args"]
+
+
+def check_attention_args(attn: Any, x: Any, cache: Any) -> np.ndarray:
+    """Validate a cached-attention call and return x as a float array (B, t, E).
+
+    ``attn`` a foundation ``MultiHeadAttention``, ``cache`` a :class:`KVCache` with the same
+    heads and head dimension; x (B, t, E) with E = attn.embed_dim and B = cache.batch_size.
+    """
+    if not isinstance(attn, MultiHeadAttention):
+        raise TypeError(f"cached_attention: attn must be a MultiHeadAttention, got {type(attn).__name__}")
+    if not isinstance(cache, KVCache):
+        raise TypeError(f"cached_attention: cache must be a KVCache, got {type(cache).__name__}")
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if data.ndim != 3 or data.shape[-1] != attn.embed_dim or data.shape[1] < 1:
+        raise ValueError(f"cached_attention: x must be (B, t >= 1, {attn.embed_dim}), got shape {data.shape}")
+    if (cache.n_heads, cache.head_dim) != (attn.n_heads, attn.head_dim):
+        raise ValueError(
+            f"cached_attention: the cache holds {cache.n_heads} heads of dimension {cache.head_dim}, "
+            f"the attention has {attn.n_heads} heads of dimension {attn.head_dim}"
+        )
+    return data
+
+
+def cached_attention(attn: MultiHeadAttention, x: Any, cache: KVCache, layer: int) -> Tensor:
+    """Self-attention of t new positions over the cached past and themselves, with ``attn``'s weights.
+
+    x (B, t, E) -> y (B, t, E), a Tensor (computed without a graph). Writes the new keys and
+    values into ``cache`` at layer ``layer`` (positions ``cache.length .. cache.length + t - 1``)
+    and does not advance ``cache.length``: the caller does that once all layers have appended.
+    Equals the rows P .. P + t - 1 of ``attn`` run on the whole sequence (P = cache.length).
+    """
+    data = check_attention_args(attn, x, cache)  # noqa: F841 (x as an array (B, t, E))
+    raise NotImplementedError(
+        "cached_attention (module 19, caching): implement it in katas/caching/attention.py"
+    )
