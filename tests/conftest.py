@@ -25,14 +25,16 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tinytorch import registry
-
 ROOT = Path(__file__).resolve().parent.parent
 
-# `grading` is a top-level folder of the checkout, not an installed package; make it importable
-# however pytest was started (`pytest`, `python -m pytest`, `coverage run -m pytest`).
+# `grading` is a top-level folder of the checkout, not an installed package, and `tinytorch` may be
+# none either (a bare `pytest` from a python without the venv's editable install): make both
+# importable however pytest was started (`pytest`, `python -m pytest`, `coverage run -m pytest`),
+# before the first import of either.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tinytorch import registry  # noqa: E402 - needs the path above
 
 SUITE_MARKERS = {
     "foundation": "the finished foundation (tinytorch/, course modules 1-14)",

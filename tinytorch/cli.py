@@ -1,14 +1,20 @@
-"""The student CLI: ``tinytorch status | test | hint | watch | list | bench | leaderboard | submit``.
+"""The student CLI: ``tinytorch status | test | hint | watch | list | bench``.
 
 Everything comes from the registry (``tinytorch/modules.toml``); tests run in a pytest
 subprocess (``tinytorch.runner``) against the student's code (``katas``), or against what
 ``--impl``, else the environment's ``TINYTORCH_IMPL``, names (an unknown value is a usage
-error). Plain text, no colour needed. Exit codes:
+error). Plain text, no colour needed. Every run is bounded: a per-test timeout (``--timeout``,
+default ``runner.TEST_TIMEOUT``) and a bound on each module's whole run; Ctrl-C stops cleanly.
+Exit codes:
 
-* 0: done; for ``test`` and ``watch``: every test passes;
-* 1: ``test``/``watch``: some test fails (or cannot be collected); ``bench``: no benchmark;
-* 2: usage error: unknown command or module (the valid modules are listed), a planned module;
-* 3: the tests could not be run at all (pytest wrote no report).
+* 0: done; for ``test`` and ``watch``: every test passes; ``status``: the board was drawn;
+* 1: ``test``/``watch``: some test fails (or cannot be collected); ``status``: a module's tests
+  could not all run (an import error, a timeout, a crash, a kata that exits); ``bench``: no
+  benchmark;
+* 2: usage error: unknown command or module (the valid modules are listed), a planned module, a
+  bad option value, a missing, empty or corrupt registry (the file is named);
+* 3: the tests could not be run at all (pytest wrote no report);
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from tinytorch import leaderboard, perf, registry, runner
+from tinytorch import perf, registry, runner
 
 OK, FAILING, USAGE, BROKEN = 0, 1, 2, 3
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 BAR_WIDTH = 20
 SHOWN_FAILURES = 5
 HINTS_FILE = Path(".tinytorch") / "hints.json"
@@ -45,8 +52,15 @@ def _valid_modules() -> str:
     return ", ".join(f"{m.number} {m.name}" for m in registry.modules())
 
 
-def _module(key: str) -> registry.Module:
-    """A released module by name or number, else a UsageError that lists the valid ones."""
+def _module(key: str | None, command: str = "test") -> registry.Module:
+    """A released module by name or number, else a UsageError that lists the valid ones (also
+    when no module is given: ``tinytorch hint`` alone)."""
+    if key is None:
+        released = ", ".join(f"{m.number} {m.name}" for m in registry.modules() if m.ready)
+        raise UsageError(
+            f"which module? `tinytorch {command} <module>` takes a module's name or number; "
+            f"the released modules are: {released or 'none yet'} (`tinytorch list` shows them all)"
+        )
     try:
         module = registry.get(key)
     except KeyError:
@@ -84,13 +98,44 @@ def _where(outcome: runner.TestOutcome) -> str:
     """Where a failure happened: the kata frame, else the test line."""
     if outcome.location:
         return str(outcome.location)
-    if outcome.test_location:
+    if outcome.test_location and not outcome.problem:
         return f"{outcome.test_location} (the test's check; the kata returned a wrong result)"
+    if outcome.test_location:
+        return str(outcome.test_location)
     return outcome.nodeid
 
 
+# The per-test timeout of this invocation (`--timeout`), set by main(); None: the runner's default.
+_test_timeout: float | None = None
+
+
 def _run(modules: list[registry.Module], impl: str) -> runner.RunResult:
-    return runner.run_modules(modules, impl=impl)
+    try:
+        test_timeout = _test_timeout or runner.seconds_from_env(runner.TEST_TIMEOUT_ENV, runner.TEST_TIMEOUT)
+        run_timeout = runner.seconds_from_env(runner.RUN_TIMEOUT_ENV, runner.RUN_TIMEOUT)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    # a run takes at least a few test timeouts: raising --timeout raises the bound of the run too
+    run_timeout = max(run_timeout, 4 * test_timeout)
+    return runner.run_modules(modules, impl=impl, test_timeout=test_timeout, run_timeout=run_timeout)
+
+
+def positive_number(kind: type[int] | type[float] = float, minimum: float = 0.0) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of ``kind`` above ``minimum`` (``nan``, ``inf``, 0 and
+    negatives are usage errors naming the value, never silently replaced)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum < value < float("inf"):
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} greater than {minimum:g}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _no_report(result: runner.RunResult, out: TextIO) -> int:
@@ -106,8 +151,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     if args.markdown:
         print(registry.markdown_table(), file=out)
         return OK
+    modules = registry.modules()  # first: a broken registry is an error, not half a table
     print(f"{'#':>3}  {'module':<13} {'status':<8} {'points':>6}  title", file=out)
-    for m in registry.modules():
+    for m in modules:
         print(f"{m.number:>3}  {m.name:<13} {m.status:<8} {m.points:>6}  {m.title}", file=out)
     print("\nEdit the stubs in katas/<module>/; run `tinytorch test <module>`.", file=out)
     return OK
@@ -137,29 +183,52 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         r = result[m.name]
         if r.collection_errors:
             tests = "error"
-            progress = "cannot import: see test"
+            first = r.collection_errors[0]
+            progress = _IMPORT_PROBLEMS.get(first.problem, "cannot import: see test")
         elif r.total == 0:
             tests, progress = "no tests", ""
         else:
             tests = f"{r.passed}/{r.total}"
             progress = bar(r.passed, r.total) + (" done" if r.all_passed else "")
         print(f"{m.number:>3}  {m.name:<13} {tests:>9}  {progress:<{BAR_WIDTH + 2}}  {m.title}", file=out)
+        if r.broken:  # say how, under the row: the other modules' rows stay as they are
+            print(f"{'':>5}{'':<13} {'':>9}  ! {_broken_note(r)}", file=out)
         if next_step is None and not r.all_passed:
             next_step = (m, r)
     print(file=out)
+    code = FAILING if any(result[m.name].broken for m in ready) else OK
     if next_step is None:
         print("Next step: every released module passes. Well done; try `tinytorch bench <module>`.", file=out)
-        return OK
+        return code
     m, r = next_step
     if r.failures:
         first = r.failures[0]
         print(f"Next step: module {m.number} {m.name}: {first.name} fails at {_where(first)}", file=out)
-        if first.not_implemented or first.collection:
-            print(f"  {first.summary_lines(1)[0]}", file=out)
+        print(f"  {first.summary_lines(1)[0]}", file=out)
     else:
         print(f"Next step: module {m.number} {m.name} has no tests yet ({m.tests}).", file=out)
     print(f"  run `tinytorch test {m.name}`, or `tinytorch hint {m.name}` for a hint", file=out)
-    return OK
+    return code
+
+
+# How the board names a test file that could not be imported, by the runner's problem.
+_IMPORT_PROBLEMS = {
+    "exit": "exits at import: see test",
+    "timeout": "import timed out: see test",
+    "crash": "crashed at import: see test",
+}
+
+
+def _broken_note(result: runner.ModuleResult) -> str:
+    """One line on why a module's tests could not all run: how many, how, and the first place."""
+    kinds = {"timeout": "timed out", "crash": "crashed the process", "exit": "exited", "not run": "not run"}
+    counts = {}
+    for o in result.outcomes:
+        if o.problem and not o.collection:
+            counts[kinds[o.problem]] = counts.get(kinds[o.problem], 0) + 1
+    first = next(o for o in result.failures if o.collection or o.problem)
+    what = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "the tests cannot be imported"
+    return f"{what}: {first.summary_lines(1)[0]} (at {_where(first)})"
 
 
 # --------------------------------------------------------------------------- test
@@ -178,8 +247,7 @@ def report_module(result: runner.ModuleResult, impl: str, out: TextIO, show_all:
         return FAILING
     shown = failures if show_all else failures[:SHOWN_FAILURES]
     for outcome in shown:
-        label = "ERROR" if outcome.outcome == "error" else outcome.outcome.upper()
-        print(f"\n{label} {outcome.nodeid}", file=out)
+        print(f"\n{outcome.label} {outcome.nodeid}", file=out)
         print(f"  at {_where(outcome)}", file=out)
         for line in outcome.summary_lines():
             print(f"  | {line}", file=out)
@@ -189,7 +257,7 @@ def report_module(result: runner.ModuleResult, impl: str, out: TextIO, show_all:
             file=out,
         )
         for outcome in failures[len(shown) :]:
-            print(f"  {outcome.outcome.upper()} {outcome.name}", file=out)
+            print(f"  {outcome.label} {outcome.name}", file=out)
     todo = sorted(
         {
             str(o.location.function) + " in " + o.location.path
@@ -207,7 +275,7 @@ def report_module(result: runner.ModuleResult, impl: str, out: TextIO, show_all:
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
-    module = _module(args.module)
+    module = _module(args.module, args.command)
     impl = _check_impl(args.impl)
     result = _run([module], impl)
     if not result.report_found:
@@ -237,7 +305,7 @@ def _save_progress(progress: dict[str, list[int]]) -> None:
 
 
 def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
-    module = _module(args.module)
+    module = _module(args.module, args.command)
     impl = _check_impl(args.impl)
     progress = _load_progress()
     if args.reset:
@@ -261,7 +329,7 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
         return FAILING
     first = r.failures[0]
     print(f"First failing test: {first.nodeid}\n  at {_where(first)}", file=out)
-    for line in first.summary_lines(3):
+    for line in first.summary_lines():
         print(f"  | {line}", file=out)
     likely = module.mistakes_for(first.nodeid)  # the gallery of classic mistakes (grading/mistakes)
     if likely:
@@ -309,7 +377,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
-    module = _module(args.module)
+    module = _module(args.module, args.command)
     impl = _check_impl(args.impl)
     folder = perf.source_dir(module.name, impl)
     print(f"watching {folder}: the tests rerun when you save; Ctrl-C stops", file=out)
@@ -342,8 +410,22 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
-    module = _module(args.module)
+    """``bench <module>``: that module's benchmark; ``bench`` alone: every headline claim of the
+    course side by side (benchmarks/overview.py). Either runs as a script in a fresh interpreter,
+    so that it pins BLAS threads before numpy loads."""
     root = registry.repo_root()
+    if args.module is None:
+        script = root / "benchmarks" / "overview.py"
+        if not script.is_file():
+            print("no overview of the claims here (no benchmarks/overview.py)", file=out)
+            return FAILING
+        flags = ["--quick"] * args.quick + ["--no-plots"] * args.no_plots
+        flags += ["--out", str(Path(args.out).resolve())] if args.out is not None else []
+        out.flush()
+        return subprocess.call([sys.executable, str(script), *flags], cwd=root, env=dict(os.environ))
+    if args.out is not None or args.no_plots:
+        raise UsageError("--out and --no-plots belong to the overview: `tinytorch bench` without a module")
+    module = _module(args.module, args.command)
     script = root / "benchmarks" / f"{module.name}.py"
     if not script.is_file():
         print(
@@ -352,7 +434,8 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
         )
         return FAILING
     out.flush()
-    return subprocess.call([sys.executable, str(script), *args.args], cwd=root, env=dict(os.environ))
+    argv = [sys.executable, str(script), *["--quick"] * args.quick, *args.args]
+    return subprocess.call(argv, cwd=root, env=dict(os.environ))
 
 
 # --------------------------------------------------------------------------- main
@@ -364,20 +447,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="TinyTorch optimization katas (modules 15-20): run your tests, see your progress, "
         "get hints.",
         epilog="exit codes: 0 ok / all tests pass, 1 a test fails, 2 usage error (e.g. unknown module), "
-        "3 the tests could not be run",
+        "3 the tests could not be run, 130 interrupted (Ctrl-C)",
     )
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
     def add(name: str, help: str, module: bool = True, impl: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        if module:
-            p.add_argument("module", help="module name or number, e.g. profiling or 15")
+        if module:  # optional here, so that a missing module lists the modules (see _module)
+            p.add_argument("module", nargs="?", help="module name or number, e.g. profiling or 15")
         if impl:
             p.add_argument(
                 "--impl",
                 default=None,
                 help="the code under test, as TINYTORCH_IMPL, e.g. solutions,profiling=katas "
                 "(default: $TINYTORCH_IMPL if set, else katas: your code)",
+            )
+            p.add_argument(
+                "--timeout",
+                type=positive_number(float),
+                default=None,
+                metavar="SECONDS",
+                help=f"stop a test that runs longer than this (default ${runner.TEST_TIMEOUT_ENV} if set, "
+                f"else {runner.TEST_TIMEOUT:g})",
             )
         return p
 
@@ -387,25 +478,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("hint", "the next hint for the module's first failing test")
     p.add_argument("--reset", action="store_true", help="forget which hints were shown")
     p = add("watch", "rerun one module's tests whenever a kata file is saved")
-    p.add_argument("--interval", type=float, default=0.5, help="seconds between checks (default 0.5)")
-    p.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
+    p.add_argument(
+        "--interval", type=positive_number(float), default=0.5, help="seconds between checks (default 0.5)"
+    )
+    p.add_argument("--max-runs", type=positive_number(int), default=None, help="stop after this many runs")
     p = add("list", "the modules in the registry", module=False, impl=False)
     p.add_argument("--markdown", action="store_true", help="the README's table of modules")
-    p = add("bench", "run a module's benchmark (benchmarks/<module>.py)", impl=False)
-    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
-    p = add("leaderboard", "the TinyMLPerf leaderboard (module 20) as a table", module=False, impl=False)
-    leaderboard.add_leaderboard_arguments(p)
-    p = add("submit", "run your TinyMLPerf submission (module 20), add it to the leaderboard", module=False)
-    leaderboard.add_submit_arguments(p)
+    p = add(
+        "bench",
+        "run a module's benchmark (benchmarks/<module>.py); without a module, measure every headline "
+        "claim of the course against its promise (benchmarks/overview.py)",
+        impl=False,
+    )
+    p.add_argument("--quick", action="store_true", help="the short run (the overview: about 1-2 minutes)")
+    p.add_argument("--out", default=None, metavar="DIR", help="overview: folder of the JSON and the plots")
+    p.add_argument("--no-plots", action="store_true", help="overview: the table and the JSON only")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the module's benchmark")
     return parser
-
-
-def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
-    return leaderboard.cli_leaderboard(args, out)
-
-
-def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
-    return leaderboard.cli_submit(args, out, impl=_check_impl(args.impl))
 
 
 COMMANDS = {
@@ -415,8 +504,6 @@ COMMANDS = {
     "watch": cmd_watch,
     "list": cmd_list,
     "bench": cmd_bench,
-    "leaderboard": cmd_leaderboard,
-    "submit": cmd_submit,
 }
 
 
@@ -432,11 +519,16 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # --help (0) or a usage error (2); argparse printed the message
         return int(exit.code or 0)
+    global _test_timeout
+    _test_timeout = getattr(args, "timeout", None)
     try:
         return COMMANDS[args.command](args, out)
-    except (UsageError, FileNotFoundError) as error:
+    except (UsageError, FileNotFoundError, registry.RegistryError) as error:
         print(f"tinytorch {args.command}: {error}", file=out)
         return USAGE
+    except KeyboardInterrupt:  # Ctrl-C: the runner has stopped its pytest processes
+        print("\ninterrupted (Ctrl-C): the run was stopped", file=out)
+        return INTERRUPTED
     except BrokenPipeError:  # the reader went away (`tinytorch test 15 | head`): stop quietly
         if out is sys.stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

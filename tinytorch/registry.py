@@ -60,34 +60,102 @@ class Module:
         return [m for m in mistakes(self.name) if m.caught_by in test_id]
 
 
-def _parse(data: dict) -> tuple[Module, ...]:
+class RegistryError(ValueError):
+    """The registry file is missing, is not TOML, or does not describe the modules; the message
+    names the file and, where it can, the entry and the field."""
+
+
+# The fields of a [[module]] entry and their types; `hint` (a list of tables) is optional.
+FIELDS = {
+    "number": int,
+    "name": str,
+    "title": str,
+    "kata": str,
+    "solution": str,
+    "tests": str,
+    "points": int,
+    "status": str,
+}
+HINT_FIELDS = {"tests": str, "text": str}
+
+
+def _kind(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_table(
+    table: object, fields: dict[str, type], required: set[str], where: str, empty_ok: frozenset = frozenset()
+) -> dict:
+    """``table`` as a dict of ``fields`` (``required`` among them), each of its type, strings not blank
+    (except those in ``empty_ok``)."""
+    if not isinstance(table, dict):
+        raise RegistryError(f"{where}: expected a table, got {_kind(table)}")
+    missing = sorted(required - set(table))
+    unknown = sorted(set(table) - set(fields))
+    if missing or unknown:
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(fields)}"] if unknown else []
+        raise RegistryError(f"{where}: {'; '.join(problems)}")
+    for key, value in table.items():
+        wanted = fields[key]
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise RegistryError(f"{where}: {key} must be {_kind(wanted())}, got {value!r}")
+        if wanted is str and key not in empty_ok and not value.strip():
+            raise RegistryError(f"{where}: {key} is empty")
+    return table
+
+
+def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
+    """The modules of a parsed registry file, checked field by field; errors name ``path``."""
+    entries = data.get("module")
+    if not entries:
+        raise RegistryError(f"{path}: no modules; the registry lists each kata module as a [[module]] table")
+    if not isinstance(entries, list):
+        raise RegistryError(f"{path}: 'module' must be a list of [[module]] tables, got {_kind(entries)}")
     modules = []
-    for entry in data.get("module", []):
-        entry = dict(entry)
-        hints = tuple(Hint(tests=h.get("tests", ""), text=h["text"]) for h in entry.pop("hint", []))
-        module = Module(hints=hints, **entry)
+    for i, entry in enumerate(entries, 1):
+        label = entry.get("name") if isinstance(entry, dict) else None
+        where = f"{path}: [[module]] number {i}" + (f" ({label!r})" if isinstance(label, str) else "")
+        entry = dict(_check_table(entry, FIELDS | {"hint": list}, set(FIELDS), where))
+        hints = []
+        for j, hint in enumerate(entry.pop("hint", []), 1):
+            hint = _check_table(hint, HINT_FIELDS, {"text"}, f"{where}, hint {j}", frozenset({"tests"}))
+            hints.append(Hint(tests=hint.get("tests", ""), text=hint["text"]))
+        module = Module(hints=tuple(hints), **entry)
         if module.status not in STATUSES:
-            raise ValueError(
-                f"module {module.name!r}: status must be one of {STATUSES}, got {module.status!r}"
-            )
+            raise RegistryError(f"{where}: status must be one of {STATUSES}, got {module.status!r}")
         modules.append(module)
-    numbers = [m.number for m in modules]
-    names = [m.name for m in modules]
-    if len(set(numbers)) != len(numbers) or len(set(names)) != len(names):
-        raise ValueError("module numbers and names in the registry must be unique")
+    for key in ("number", "name"):
+        values = [getattr(m, key) for m in modules]
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if repeated:
+            raise RegistryError(
+                f"{path}: module numbers and names in the registry must be unique; "
+                f"{key} {', '.join(map(repr, repeated))} is given twice"
+            )
     return tuple(sorted(modules, key=lambda m: m.number))
 
 
 @cache
 def _load(path: str) -> tuple[Module, ...]:
-    with open(path, "rb") as f:
-        return _parse(tomllib.load(f))
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as error:
+        raise RegistryError(f"cannot read the registry {path}: {error.strerror or error}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise RegistryError(f"{path}: not valid TOML: {error}") from None
+    return _parse(data, path)
 
 
 def modules(path: str | os.PathLike | None = None) -> tuple[Module, ...]:
     """Every module in the registry, ordered by number.
 
-    The file is ``path``, else ``$TINYTORCH_REGISTRY``, else ``tinytorch/modules.toml``.
+    The file is ``path``, else ``$TINYTORCH_REGISTRY``, else ``tinytorch/modules.toml``. A file
+    that is missing, empty, not TOML or not a valid list of modules is a ``RegistryError`` (a
+    ``ValueError``) that names it.
     """
     return _load(str(path or os.environ.get("TINYTORCH_REGISTRY") or REGISTRY_FILE))
 
@@ -167,4 +235,3 @@ def markdown_table(path: str | os.PathLike | None = None) -> str:
         cells = [str(m.number), m.title, f"`tinytorch.perf.{m.name}`", m.status, str(m.points), guide]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-

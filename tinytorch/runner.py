@@ -1,11 +1,27 @@
-"""Run kata test files in a pytest subprocess and read the outcome of every test.
+"""Run kata test files in pytest subprocesses and read the outcome of every test.
 
 The CLI (``tinytorch status/test/hint/watch``) and the integrity checks (``grading.integrity``)
-share this runner. It starts ``python -m pytest`` on the registry test files of some modules,
-with ``TINYTORCH_IMPL`` set to the implementation under test, writes a JUnit XML report to a
-temporary file and reads it back test by test with ``xml.etree``: the outcome (passed, failed,
-error, skipped), the message, and, for a failure, where in the kata it happened, i.e. the last
-traceback frame inside the module's kata folder (file, line and the qualified function name).
+share this runner. Each module's test file runs in its own ``python -m pytest`` process (several
+modules in parallel), with ``TINYTORCH_IMPL`` set to the implementation under test, so one
+module's crash never hides another module's results. The child writes a JUnit XML report, read
+back test by test with ``xml.etree``: the outcome (passed, failed, error, skipped), the message,
+and, for a failure, where in the kata it happened, i.e. the last traceback frame inside the
+module's kata folder (file, line and the qualified function name).
+
+The student loop never hangs and never lies:
+
+* every test has a timeout (the pytest-timeout plugin, thread method: a test stuck in an endless
+  loop, even inside Hypothesis, is stopped with a dump of its stack), importing the tests has one
+  (``faulthandler``), and the whole run of a module has a bound (the process group is killed);
+* a small pytest plugin, loaded in the child (``tinytorch/pytest_plugin.py``), logs each test
+  as it starts and ends (JSON lines), turns ``sys.exit()``, ``os._exit()`` and
+  ``KeyboardInterrupt`` raised by the code under test into an ordinary failure of that test (or
+  a collection error when it happens at import), and dumps the stack on request;
+* when the child dies anyway (a timeout, a crash, a kill), the log says which tests finished and
+  which one was running: those keep their outcome, the running one is reported as a timeout or a
+  crash with the kata line it was on, and the rest run again in a fresh process (a few times);
+* Ctrl-C kills the children (they run in their own process group) and re-raises
+  ``KeyboardInterrupt`` for the caller to report.
 
 Reading the report, never pytest's exit code, is what lets ``tox -e unsolved`` demand that
 *every single* test fails on the stubs.
@@ -14,23 +30,45 @@ Reading the report, never pytest's exit code, is what lets ``tox -e unsolved`` d
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinytorch import perf, registry
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
+# What went wrong beyond an ordinary failure: the test ran out of time, the test process died,
+# the test never ran because an earlier one killed the process, or the code under test tried to
+# end the process (sys.exit, os._exit, KeyboardInterrupt).
+PROBLEMS = ("timeout", "crash", "not run", "exit")
 
-# One frame of a native Python traceback (pytest --tb=native), as in
-#   File "/repo/katas/profiling/timer.py", line 42, in measure
-_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>\S+))?', re.MULTILINE)
+# Seconds one test may take (pytest-timeout), and one module's whole run; the environment variables
+# override them (the CLI's --timeout sets the first). Generous: every module's tests take a few
+# seconds in all.
+TEST_TIMEOUT_ENV, RUN_TIMEOUT_ENV = "TINYTORCH_TEST_TIMEOUT", "TINYTORCH_RUN_TIMEOUT"
+TEST_TIMEOUT = 30.0
+RUN_TIMEOUT = 300.0
+# Fresh processes started for the tests left after the test process died (timeouts, crashes).
+MAX_RESTARTS = 2
+
+# One frame of a Python traceback, as in
+#   File "/repo/katas/profiling/timer.py", line 42, in measure     (a native traceback)
+#   E     File "/repo/katas/profiling/timer.py", line 84             (where pytest shows a SyntaxError)
+#   File "/repo/katas/profiling/timer.py", line 42 in measure      (a faulthandler dump)
+_FRAME = re.compile(
+    r'^(?:E)?[ \t]*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:,? in (?P<func>\S+))?', re.MULTILINE
+)
 # ... and one frame of pytest's short traceback, used for collection errors:
 #   katas/profiling/__init__.py:3: in <module>
 _SHORT_FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*\.py):(?P<line>\d+): in (?P<func>\S+)", re.MULTILINE)
@@ -38,6 +76,21 @@ _SHORT_FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*\.py):(?P<line>\d+): in (?P<f
 # Hypothesis's "(note: 5 other explicit examples also failed with this error; use Verbosity.verbose
 # to view)" names an API the student does not use; the CLI keeps only the count.
 _HYPOTHESIS_NOTE = re.compile(r"\(note: (\d+ other explicit examples?) also failed with this error;[^)]*\)")
+# The example Hypothesis reports with a failure, and what follows it.
+_EXAMPLE = re.compile(r"^(Falsifying example|Failing explicit example|Falsifying explicit example)", re.M)
+# pytest cuts a JUnit message after ten lines: "[+7 more lines; full report in element text]".
+_JUNIT_CUT = re.compile(r"\n?\[\+\d+ more lines?; full report in element text\]$")
+# Lines of an assertion message that carry the values, most telling first: numpy's ACTUAL/DESIRED
+# arrays and its summary, pytest's "where" lines; then numpy's first mismatches.
+_VALUE_LINES = (
+    re.compile(
+        r"^\s*(ACTUAL|DESIRED|[xy]): |^\s*Max absolute difference|^\s*Mismatched elements|"
+        r"^\s*\+\s+where |^\s*(Left|Right) contains|^\s*At index"
+    ),
+    re.compile(r"\((ACTUAL|DESIRED)\)|^\s*Max relative difference"),
+)
+# pytest-timeout's banner around the stacks it dumps before it ends a test process.
+_TIMEOUT_BANNER = re.compile(r"\+{3,} Timeout \+{3,}")  # after the progress dots, maybe
 
 
 @dataclass(frozen=True)
@@ -66,6 +119,7 @@ class TestOutcome:
     location: Location | None = None  # the last frame inside the kata folder, if any
     test_location: Location | None = None  # the last frame inside the test file, if any
     collection: bool = False  # the whole file failed to collect (an import or syntax error)
+    problem: str = ""  # "" or one of PROBLEMS
 
     @property
     def ok(self) -> bool:
@@ -80,21 +134,79 @@ class TestOutcome:
     def not_implemented(self) -> bool:
         return self.message.startswith("NotImplementedError")
 
-    def summary_lines(self, max_lines: int = 6) -> list[str]:
-        """A few lines that say what went wrong, for a terminal."""
+    @property
+    def label(self) -> str:
+        """``FAILED``, ``ERROR``, ``SKIPPED``, ``TIMEOUT``, ``CRASH``, ``NOT RUN`` or ``EXIT``."""
+        return (self.problem or {"failed": "failed"}.get(self.outcome, self.outcome)).upper()
+
+    def summary_lines(self, max_lines: int = 12) -> list[str]:
+        """At most ``max_lines`` lines that say what went wrong, for a terminal.
+
+        The exception's first line always comes first (never a bare "..."); when the message is
+        longer, the lines that carry the values (numpy's ACTUAL/DESIRED, pytest's "where") are kept
+        before the others. The example Hypothesis reports follows, within the same bound.
+        """
         lines = [
             _HYPOTHESIS_NOTE.sub(r"(\1 also failed with this error)", line.rstrip())
-            for line in self.message.strip().splitlines()
+            for line in _full_message(self.message, self.details).splitlines()
             if line.strip()
         ]
         if not lines and self.details:
             lines = [line.rstrip() for line in self.details.strip().splitlines() if line.strip()][-3:]
-        if "Falsifying example" in self.details:
-            example = self.details[self.details.index("Falsifying example") :].split("\n\n")[0]
-            lines += example.splitlines()
-        if len(lines) > max_lines:
-            lines = lines[: max_lines - 1] + ["..."]
+        if len(lines) > 1 and re.fullmatch(r"[\w.]+:", lines[0].strip()):
+            # "AssertionError:" alone on its line, as numpy writes it: join it with what follows
+            lines[:2] = [f"{lines[0].strip()} {lines[1].strip()}"]
+        example = _example_lines(self.details)
+        if example and max_lines >= 4:
+            example = _excerpt(example, max(2, min(len(example), max_lines // 3)))
+            return _excerpt(lines, max_lines - len(example)) + example
+        return _excerpt(lines, max_lines)
+
+
+def _full_message(message: str, details: str) -> str:
+    """The whole exception text: JUnit cuts long messages, the traceback in ``details`` has it all."""
+    message = _JUNIT_CUT.sub("", message)
+    first = message.splitlines()[0].rstrip() if message.strip() else ""
+    start = details.rfind("\n" + first) if first else -1
+    if start < 0:
+        return message
+    text = details[start + 1 :]
+    cut = _EXAMPLE.search(text)
+    text = text[: cut.start()] if cut else text
+    # what follows the exception: "(note: ...)" lines are kept, pytest's and Hypothesis's advice not
+    kept = []
+    for line in text.splitlines():
+        if line.startswith(("You can reproduce", "You can add @seed", "Explanation:")):
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _example_lines(details: str) -> list[str]:
+    """Hypothesis's ``Falsifying example: test(x=...)`` block, if the traceback has one."""
+    match = _EXAMPLE.search(details)
+    if not match:
+        return []
+    block = details[match.start() :].split("\n\n")[0]
+    return [line.rstrip() for line in block.splitlines() if line.strip()]
+
+
+def _excerpt(lines: list[str], max_lines: int) -> list[str]:
+    """``lines`` cut to ``max_lines``: the first line, then value-carrying lines, then the rest."""
+    if len(lines) <= max_lines:
         return lines
+    if max_lines <= 1:
+        return lines[:1]
+
+    def rank(i: int) -> tuple[int, int]:
+        if i == 0:
+            return (0, i)
+        tier = next((t for t, pattern in enumerate(_VALUE_LINES, 1) if pattern.search(lines[i])), 3)
+        return (tier, i)
+
+    ranked = sorted(range(len(lines)), key=rank)
+    keep = sorted(ranked[: max_lines - 1])
+    return [lines[i] for i in keep] + ["..."]
 
 
 @dataclass
@@ -125,10 +237,15 @@ class ModuleResult:
     def all_passed(self) -> bool:
         return self.total > 0 and not self.failures
 
+    @property
+    def broken(self) -> bool:
+        """The tests could not all run to an answer: an import error, a timeout, a crash, an exit."""
+        return any(o.collection or o.problem for o in self.outcomes)
+
 
 @dataclass
 class RunResult:
-    """One pytest run over one or more modules."""
+    """One run over one or more modules."""
 
     modules: dict[str, ModuleResult]
     returncode: int
@@ -165,17 +282,25 @@ def enclosing_function(path: Path, line: int) -> str:
     return best
 
 
-def locate(details: str, folder: Path, root: Path) -> Location | None:
-    """The last traceback frame in ``details`` whose file lies under ``folder``."""
-    folder = folder.resolve()
+def locate(details: str, folder: Path | Sequence[Path], root: Path) -> Location | None:
+    """The innermost traceback frame in ``details`` whose file lies under ``folder`` (or one of
+    several folders: a module's test may fail inside another module's kata).
+
+    Frames are read in the order they appear (pytest's short frames and native ones alike, so the
+    ``File "...", line N`` pytest prints for a SyntaxError wins over the import that led to it); a
+    faulthandler dump lists the most recent call first, so there the first frame wins.
+    """
+    folders = [Path(f).resolve() for f in ([folder] if isinstance(folder, str | Path) else folder)]
     found = None
-    matches = list(_FRAME.finditer(details)) or list(_SHORT_FRAME.finditer(details))
+    matches = sorted([*_FRAME.finditer(details), *_SHORT_FRAME.finditer(details)], key=lambda m: m.start())
+    if "(most recent call first)" in details:
+        matches.reverse()
     for match in matches:
         path = Path(match["path"])
         if not path.is_absolute():
             path = root / path
         path = path.resolve()
-        if path.is_relative_to(folder):
+        if any(path.is_relative_to(f) for f in folders):
             found = (path, int(match["line"]), match["func"] or "")
     if found is None:
         return None
@@ -209,16 +334,41 @@ def _nodeid(classname: str, name: str, test_files: Sequence[str]) -> tuple[str, 
     return "::".join(p for p in (classname, name) if p), not classname
 
 
+def _outcome(
+    nodeid: str,
+    outcome: str,
+    message: str,
+    details: str,
+    kata_dirs: dict[str, Path | Sequence[Path]],
+    root: Path,
+    collection: bool = False,
+    problem: str = "",
+) -> TestOutcome:
+    """A TestOutcome with its locations: the kata frame and the test frame."""
+    test_file = nodeid.split("::", 1)[0]
+    location = test_location = None
+    if outcome in ("failed", "error"):
+        test_location = locate(details, root / test_file, root)
+        if test_file in kata_dirs:
+            location = locate(details, kata_dirs[test_file], root)
+    if collection and message in ("collection failure", ""):
+        message = _collection_message(details)
+    if not problem and "KataExit: " in message.split("\n", 1)[0]:
+        problem = "exit"
+        message = "KataExit: " + message.split("KataExit: ", 1)[1]  # without the plugin's module name
+    return TestOutcome(nodeid, outcome, message, details, location, test_location, collection, problem)
+
+
 def parse_junit(
     xml_text: str | bytes,
     test_files: Sequence[str],
-    kata_dirs: dict[str, Path] | None = None,
+    kata_dirs: dict[str, Path | Sequence[Path]] | None = None,
     root: Path | None = None,
 ) -> list[TestOutcome]:
     """Every test case of a pytest JUnit report, in report (collection) order.
 
     ``test_files`` are the files pytest ran (relative to ``root``); ``kata_dirs`` maps a test file
-    to the kata folder whose frames locate its failures.
+    to the kata folder (or folders) whose frames locate its failures.
     """
     kata_dirs = kata_dirs or {}
     root = root or Path.cwd()
@@ -232,26 +382,8 @@ def parse_junit(
                 outcome = {"failure": "failed"}.get(tag, tag)
                 message = element.get("message", "")
                 details = element.text or ""
-        test_file = nodeid.split("::", 1)[0]
-        location = None
-        test_location = None
-        if outcome in ("failed", "error"):
-            test_location = locate(details, root / test_file, root)
-            if test_file in kata_dirs:
-                location = locate(details, kata_dirs[test_file], root)
-        if whole_file and outcome == "error" and message == "collection failure":
-            message = _collection_message(details)
-        outcomes.append(
-            TestOutcome(
-                nodeid,
-                outcome,
-                message,
-                details,
-                location,
-                test_location,
-                collection=whole_file and outcome == "error",
-            )
-        )
+        whole_file = whole_file and outcome == "error"
+        outcomes.append(_outcome(nodeid, outcome, message, details, kata_dirs, root, collection=whole_file))
     return outcomes
 
 
@@ -260,9 +392,70 @@ def _collection_message(details: str) -> str:
     lines = [line.strip() for line in details.strip().splitlines() if line.strip()]
     for line in reversed(lines):
         text = line.removeprefix("E").strip()
-        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", text):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", text):
             return text
     return lines[-1].removeprefix("E").strip() if lines else "the test file could not be collected"
+
+
+# --------------------------------------------------------------------------- reading the log
+
+
+def stack_file(log: Path) -> Path:
+    """Where the child dumps its stack (faulthandler), next to its log."""
+    return log.with_name(log.name + ".stack")
+
+
+@dataclass
+class Progress:
+    """What a child's log says: whether the session started, the collected tests, the reports."""
+
+    started: bool = False
+    collected: list[str] | None = None
+    reports: dict[str, list[dict]] = field(default_factory=dict)
+    running: str | None = None  # started, not finished: the test the process died in
+
+    @property
+    def finished(self) -> list[str]:
+        return [n for n in self.reports if n != self.running]
+
+
+def read_log(path: Path) -> Progress:
+    """Parse a child's log; a line cut short by the child's death is ignored."""
+    progress = Progress()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return progress
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kind = event.get("event")
+        if kind == "session":
+            progress.started = True
+        elif kind == "collected":
+            progress.collected = list(event["nodeids"])
+        elif kind == "start":
+            progress.running = event["nodeid"]
+            progress.reports.setdefault(event["nodeid"], [])
+        elif kind == "report":
+            progress.reports.setdefault(event["nodeid"], []).append(event)
+        elif kind == "finish" and progress.running == event["nodeid"]:
+            progress.running = None
+    return progress
+
+
+def _merge_reports(reports: list[dict]) -> tuple[str, str, str]:
+    """(outcome, message, details) of one test from its setup/call/teardown reports, as JUnit does."""
+    outcome, message, details = "passed", "", ""
+    for report in reports:
+        if report["outcome"] == "skipped" and outcome == "passed":
+            outcome, message, details = "skipped", report["message"], report["details"]
+        elif report["outcome"] == "failed" and outcome != "failed":
+            outcome = "failed" if report["when"] == "call" else "error"
+            message, details = report["message"], report["details"]
+    return outcome, message, details
 
 
 # --------------------------------------------------------------------------- running pytest
@@ -279,45 +472,273 @@ def pytest_env(impl: str) -> dict[str, str]:
     return env
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable ``name``, else ``default``."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{name}={value!r}: give a positive number of seconds")
+    return seconds
+
+
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+_stopping = threading.Event()  # set by kill_children: no new child may start
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a child and everything it started (it leads its own process group)."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_children() -> None:
+    """Kill every pytest child still running, and start no new one (Ctrl-C in the parent)."""
+    with _children_lock:
+        _stopping.set()
+        children = list(_children)
+    for proc in children:
+        _kill(proc)
+
+
+@dataclass
+class _Attempt:
+    returncode: int
+    output: str
+    junit: bytes | None
+    killed: bool  # the run's time bound ran out and the process was killed
+    progress: Progress
+    stack: str
+
+
+def _attempt(
+    command: list[str], root: Path, env: dict[str, str], tmp: Path, n: int, budget: float
+) -> _Attempt:
+    report, log = tmp / f"report-{n}.xml", tmp / f"log-{n}.jsonl"
+    command = [*command, f"--junitxml={report}", f"--tinytorch-log={log}"]
+    with _children_lock:
+        if _stopping.is_set():
+            raise KeyboardInterrupt
+        proc = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # Ctrl-C reaches the parent only; it stops the child itself
+        )
+        _children.add(proc)
+    killed = False
+    try:
+        try:
+            output, _ = proc.communicate(timeout=max(budget, 0.01))
+        except subprocess.TimeoutExpired:
+            killed = True
+            if hasattr(signal, "SIGUSR1"):  # ask for the stack first (faulthandler, see RunLog)
+                proc.send_signal(signal.SIGUSR1)
+                time.sleep(0.5)
+            _kill(proc)
+            output, _ = proc.communicate()
+    except BaseException:
+        _kill(proc)
+        proc.wait()
+        raise
+    finally:
+        with _children_lock:
+            _children.discard(proc)
+    junit = report.read_bytes() if report.is_file() and not killed else None
+    try:
+        stack = stack_file(log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        stack = ""
+    return _Attempt(proc.returncode, output or "", junit, killed, read_log(log), stack)
+
+
+def _died(
+    attempt: _Attempt, test_timeout: float, run_timeout: float, collecting: bool
+) -> tuple[str, str, str]:
+    """(problem, message, details) for the test (or the import) a dead child was running."""
+    doing = "while the tests imported the code" if collecting else "during this test"
+    banner = _TIMEOUT_BANNER.search(attempt.output)
+    if banner:  # pytest-timeout: the test ran past its timeout; its stack follows the banner
+        return (
+            "timeout",
+            f"Timeout: the test ran longer than {test_timeout:g} s and was stopped (an endless loop?)",
+            attempt.output[banner.start() :],
+        )
+    if collecting and attempt.stack.startswith("Timeout ("):  # the faulthandler watchdog
+        return (
+            "timeout",
+            f"Timeout: importing the tests took longer than {test_timeout:g} s and was stopped "
+            "(an endless loop at import?)",
+            attempt.stack,
+        )
+    if attempt.killed:
+        return (
+            "timeout",
+            f"Timeout: the module's run went over its bound of {run_timeout:g} s and was stopped {doing}",
+            attempt.stack + attempt.output,
+        )
+    return (
+        "crash",
+        f"Crash: the test process ended (exit code {attempt.returncode}) {doing}; does the code call "
+        "os.abort(), kill its own process or crash the interpreter?",
+        attempt.output + attempt.stack,
+    )
+
+
+def run_module(
+    module: registry.Module,
+    impl: str = "katas",
+    root: Path | None = None,
+    extra_args: Sequence[str] = (),
+    test_timeout: float | None = None,
+    run_timeout: float | None = None,
+) -> tuple[ModuleResult, str, int, bool]:
+    """Run one module's test file; (result, output, pytest's return code, report found).
+
+    The child runs under a per-test timeout and a bound on the whole run; if it dies, the tests
+    it had not run yet run again in a fresh process (at most ``MAX_RESTARTS`` times).
+    """
+    root = root or registry.repo_root()
+    test_timeout = test_timeout or seconds_from_env(TEST_TIMEOUT_ENV, TEST_TIMEOUT)
+    run_timeout = run_timeout or seconds_from_env(RUN_TIMEOUT_ENV, RUN_TIMEOUT)
+    result = ModuleResult(module)
+    if not (root / module.tests).is_file():
+        return result, "", 0, True
+    # its own kata folder first; the others too: a test can fail in a kata its module builds on
+    folders = [perf.source_dir(module.name, impl)]
+    folders += [perf.source_dir(m.name, impl) for m in registry.modules() if m.name != module.name]
+    kata_dirs: dict[str, Path | Sequence[Path]] = {module.tests: folders}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "tinytorch.pytest_plugin",
+        "-p",
+        "timeout",
+        f"--timeout={test_timeout:g}",
+        "-o",
+        "timeout_method=thread",
+        "-o",
+        "junit_family=xunit2",
+        "-p",
+        "no:cacheprovider",
+        "--tb=native",
+        "-q",
+        "--continue-on-collection-errors",
+        *extra_args,
+    ]
+    env = pytest_env(impl)
+    deadline = time.monotonic() + run_timeout
+    order: list[str] = []
+    known: dict[str, TestOutcome] = {}
+    outputs: list[str] = []
+    returncode = 0
+    with tempfile.TemporaryDirectory(prefix="tinytorch-") as tmp:
+        for n in range(MAX_RESTARTS + 1):
+            # the first run takes the file; a rerun names the tests left (not --deselect: it takes
+            # prefixes, so deselecting test_x would drop test_x2 too)
+            targets = [nodeid for nodeid in order if nodeid not in known] if known else [module.tests]
+            attempt = _attempt(command + targets, root, env, Path(tmp), n, deadline - time.monotonic())
+            outputs.append(attempt.output)
+            returncode = attempt.returncode
+            if attempt.junit is not None:
+                for outcome in parse_junit(attempt.junit, [module.tests], kata_dirs, root):
+                    if outcome.nodeid.split("::", 1)[0] != module.tests:  # pytest's own internal error
+                        outcome = _outcome(
+                            module.tests, "error", "", outcome.details, kata_dirs, root, collection=True
+                        )
+                    if outcome.nodeid not in order:
+                        order.append(outcome.nodeid)
+                    known[outcome.nodeid] = outcome
+                break
+            progress = attempt.progress
+            if not progress.started and not attempt.killed:
+                # pytest stopped by itself before its session: bad arguments, a broken conftest
+                return result, "\n".join(outputs), returncode, False
+            if progress.collected is None:  # died while importing the tests
+                problem, message, details = _died(attempt, test_timeout, run_timeout, collecting=True)
+                known[module.tests] = _outcome(
+                    module.tests, "error", message, details, kata_dirs, root, collection=True, problem=problem
+                )
+                order.append(module.tests)
+                break
+            order = order or list(progress.collected)
+            for nodeid in progress.finished:
+                outcome, message, details = _merge_reports(progress.reports[nodeid])
+                known[nodeid] = _outcome(nodeid, outcome, message, details, kata_dirs, root)
+            if progress.running:
+                problem, message, details = _died(attempt, test_timeout, run_timeout, collecting=False)
+                known[progress.running] = _outcome(
+                    progress.running, "error", message, details, kata_dirs, root, problem=problem
+                )
+            left = [nodeid for nodeid in order if nodeid not in known]
+            if not left:
+                break
+            if n == MAX_RESTARTS or deadline - time.monotonic() <= 1 or not progress.running:
+                where = f"in {progress.running}" if progress.running else "between two tests"
+                if deadline - time.monotonic() <= 1:
+                    why = f"the module's run was stopped {where}: its {run_timeout:g} s were used up"
+                else:
+                    why = f"the test process ended {where}, after {n} restart(s)"
+                message = f"Not run: {why}; fix that test first"
+                for nodeid in left:
+                    known[nodeid] = TestOutcome(nodeid, "error", message, problem="not run")
+                break
+    result.outcomes = [known[nodeid] for nodeid in order if nodeid in known]
+    return result, "\n".join(outputs), returncode, True
+
+
 def run_modules(
     modules: Iterable[registry.Module],
     impl: str = "katas",
     root: Path | None = None,
     extra_args: Sequence[str] = (),
+    test_timeout: float | None = None,
+    run_timeout: float | None = None,
 ) -> RunResult:
-    """Run the test files of ``modules`` in one pytest subprocess with ``TINYTORCH_IMPL=impl``."""
+    """Run the test files of ``modules``, each in its own pytest process, in parallel.
+
+    ``TINYTORCH_IMPL=impl`` in each; ``test_timeout`` bounds one test and ``run_timeout`` one
+    module's whole run (seconds; default from ``TINYTORCH_TEST_TIMEOUT``/``TINYTORCH_RUN_TIMEOUT``,
+    else ``TEST_TIMEOUT``/``RUN_TIMEOUT``). Ctrl-C kills the children and re-raises.
+    """
     root = root or registry.repo_root()
     modules = list(modules)
-    results = {m.name: ModuleResult(m) for m in modules}
-    files = [m.tests for m in modules if (root / m.tests).is_file()]
-    if not files:
-        return RunResult(results, 0, "", report_found=True)
-    with tempfile.TemporaryDirectory(prefix="tinytorch-") as tmp:
-        report = Path(tmp) / "report.xml"
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            *files,
-            f"--junitxml={report}",
-            "-o",
-            "junit_family=xunit2",
-            "-p",
-            "no:cacheprovider",
-            "--tb=native",
-            "-q",
-            "--continue-on-collection-errors",
-            *extra_args,
-        ]
-        proc = subprocess.run(command, cwd=root, env=pytest_env(impl), capture_output=True, text=True)
-        output = proc.stdout + proc.stderr
-        if not report.is_file():
-            return RunResult(results, proc.returncode, output, report_found=False)
-        xml_text = report.read_bytes()
-    kata_dirs = {m.tests: perf.source_dir(m.name, impl) for m in modules}
-    by_file = {m.tests: results[m.name] for m in modules}
-    for outcome in parse_junit(xml_text, files, kata_dirs, root):
-        test_file = outcome.nodeid.split("::", 1)[0]
-        if test_file in by_file:
-            by_file[test_file].outcomes.append(outcome)
-    return RunResult(results, proc.returncode, output, report_found=True)
+    test_timeout = test_timeout or seconds_from_env(TEST_TIMEOUT_ENV, TEST_TIMEOUT)
+    run_timeout = run_timeout or seconds_from_env(RUN_TIMEOUT_ENV, RUN_TIMEOUT)
+    if not modules:
+        return RunResult({}, 0, "", report_found=True)
+    _stopping.clear()
+
+    def one(module: registry.Module) -> tuple[ModuleResult, str, int, bool]:
+        return run_module(module, impl, root, extra_args, test_timeout, run_timeout)
+
+    workers = max(1, min(len(modules), os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinytorch-run")
+    try:
+        futures = [pool.submit(one, m) for m in modules]
+        runs = [future.result() for future in futures]
+    except BaseException:  # Ctrl-C: stop every child, then let the caller report it
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_children()
+        raise
+    pool.shutdown()
+    results = {m.name: run[0] for m, run in zip(modules, runs, strict=True)}
+    output = "\n".join(run[1] for run in runs if run[1])
+    returncode = max(run[2] for run in runs)
+    return RunResult(results, returncode, output, report_found=all(run[3] for run in runs))

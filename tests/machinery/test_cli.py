@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import runpy
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -360,3 +364,288 @@ def test_no_command_prints_the_help_and_exits_2(fake_repo: Path):
     assert code == 2
     for command in ("status", "test", "hint", "watch", "list", "bench"):
         assert command in out
+
+
+# --------------------------------------------------------------------------- issue 7: what students do
+
+
+def exiting_alpha(root: Path) -> int:
+    """alpha's kata calls sys.exit(3) at import; beta no longer needs alpha. The exit's line."""
+    source = ALPHA_SOLUTION + "\nimport sys\n\nsys.exit(3)\n"
+    (root / "katas" / "alpha" / "core.py").write_text(source)
+    (root / "katas" / "beta" / "__init__.py").write_text("def quadruple(x: int) -> int:\n    return 4 * x\n")
+    return len(source.splitlines())
+
+
+def test_status_names_the_module_whose_kata_exits_and_keeps_the_others(fake_repo: Path):
+    line = exiting_alpha(fake_repo)
+    code, out = run("status")
+    assert code == 1  # a module's tests could not run: not a quiet 0
+    assert "15  alpha             error  exits at import: see test" in out
+    assert (
+        f"! the tests cannot be imported: KataExit: the code under test called sys.exit(3) while the tests "
+        f"imported it; a kata must return a value or raise an exception, never end the test process "
+        f"(at katas/alpha/core.py:{line})"
+    ) in out
+    assert "16  beta                1/1  [####################] done" in out
+    assert (
+        f"Next step: module 15 alpha: tests/test_alpha.py fails at katas/alpha/core.py:{line}\n  KataExit: "
+        in out
+    )
+    code, out = run("test", "alpha")
+    assert code == 1 and f"EXIT tests/test_alpha.py\n  at katas/alpha/core.py:{line}\n  | KataExit: " in out
+
+
+def test_a_timed_out_test_is_reported_as_such_with_its_function(fake_repo: Path, monkeypatch):
+    timed_out = runner.TestOutcome(
+        "tests/test_alpha.py::test_double_negative",
+        "error",
+        "Timeout: the test ran longer than 30 s and was stopped (an endless loop?)",
+        location=runner.Location("katas/alpha/core.py", 7, "double"),
+        test_location=runner.Location("tests/test_alpha.py", 9, "test_double_negative"),
+        problem="timeout",
+    )
+    result = canned(
+        "alpha", runner.TestOutcome("tests/test_alpha.py::test_double", "passed"), timed_out, failing("t::c")
+    )
+    result.modules["beta"] = runner.ModuleResult(registry.get("beta"), [runner.TestOutcome("t::b", "passed")])
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: result)
+    code, out = run("test", "alpha")
+    assert code == 1
+    assert (
+        "TIMEOUT tests/test_alpha.py::test_double_negative\n  at katas/alpha/core.py:7 in double\n"
+        "  | Timeout: the test ran longer than 30 s and was stopped (an endless loop?)"
+    ) in out
+    code, out = run("status")
+    assert code == 1
+    assert "15  alpha               1/3  [#######.............]" in out
+    assert (
+        "! 1 timed out: Timeout: the test ran longer than 30 s" in out
+        and "(at katas/alpha/core.py:7 in double)" in out
+    )
+    assert "Next step: module 15 alpha: test_double_negative fails at katas/alpha/core.py:7 in double" in out
+    crashed = runner.TestOutcome(
+        "t::x",
+        "error",
+        "Crash: the test process ended",
+        problem="crash",
+        test_location=runner.Location("tests/test_alpha.py", 3, "test_x"),
+    )
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: canned("alpha", crashed))
+    code, out = run("test", "alpha")
+    assert (
+        "CRASH t::x\n  at tests/test_alpha.py:3 in test_x\n" in out
+    )  # not "the kata returned a wrong result"
+
+
+def test_the_next_step_is_never_cut_to_an_ellipsis(fake_repo: Path, monkeypatch):
+    # the first failure of a Hypothesis test with explicit examples: the message has a note line
+    message = (
+        "NotImplementedError: double (module 15, alpha): implement it in katas/alpha/core.py\n"
+        "(note: 5 other explicit examples also failed with this error; use Verbosity.verbose to view)"
+    )
+    first = runner.TestOutcome(
+        "tests/test_alpha.py::test_double",
+        "failed",
+        message,
+        location=runner.Location("katas/alpha/core.py", 6, "double"),
+    )
+    result = canned("alpha", first)
+    result.modules["beta"] = runner.ModuleResult(registry.get("beta"), [runner.TestOutcome("t::b", "passed")])
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: result)
+    code, out = run("status")
+    assert code == 0
+    assert (
+        "Next step: module 15 alpha: test_double fails at katas/alpha/core.py:6 in double\n"
+        "  NotImplementedError: double (module 15, alpha): implement it in katas/alpha/core.py\n"
+    ) in out
+    assert "\n  ...\n" not in out
+
+
+def test_a_failure_shows_the_actual_and_desired_values(fake_repo: Path, monkeypatch):
+    from test_runner import NUMPY_DETAILS, NUMPY_MESSAGE
+
+    outcome = runner.TestOutcome("tests/test_alpha.py::test_double", "failed", NUMPY_MESSAGE, NUMPY_DETAILS)
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: canned("alpha", outcome))
+    code, out = run("test", "alpha")
+    assert "  | AssertionError: Not equal to tolerance rtol=1e-07, atol=0\n" in out
+    assert "  |  ACTUAL: array([ 0.,  1.,  2.," in out and "  |  DESIRED: array([ 0.,  3.,  6.," in out
+    assert "  | Failing explicit example: test_matmul(" in out
+    code, out = run("hint", "alpha")
+    assert "  |  ACTUAL: array([ 0.,  1.,  2.," in out
+
+
+@pytest.mark.parametrize("command", ["hint", "test", "watch"])
+def test_a_command_without_its_module_lists_the_modules(fake_repo: Path, command: str):
+    code, out = run(command)
+    assert code == 2
+    assert out == (
+        f"tinytorch {command}: which module? `tinytorch {command} <module>` takes a module's name or "
+        "number; the released modules are: 15 alpha, 16 beta (`tinytorch list` shows them all)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "no modules; the registry lists each kata module as a [[module]] table"),
+        ("[[module]\nnumber = 15\n", "not valid TOML: "),
+        ('[[module]]\nnumber = 15\nname = "alpha"\n', "[[module]] number 1 ('alpha'): missing kata, points"),
+    ],
+)
+@pytest.mark.parametrize("argv", [("status",), ("list",), ("test", "alpha"), ("hint",)])
+def test_a_broken_registry_is_a_usage_error_naming_the_file(fake_repo: Path, text: str, error: str, argv):
+    registry_file = fake_repo / "modules.toml"
+    registry_file.write_text(text)
+    code, out = run(*argv)
+    assert code == 2
+    assert out.startswith(f"tinytorch {argv[0]}: {registry_file}: ") and error in out
+    assert "Traceback" not in out
+    registry_file.unlink()
+    code, out = run(*argv)
+    assert code == 2 and f"cannot read the registry {registry_file}" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ("watch", "alpha", "--interval", "0"),
+            "argument --interval: expected a number greater than 0, got '0'",
+        ),
+        (("watch", "alpha", "--interval", "-1"), "expected a number greater than 0, got '-1'"),
+        (("watch", "alpha", "--interval", "nan"), "expected a number greater than 0, got 'nan'"),
+        (("watch", "alpha", "--interval", "inf"), "expected a number greater than 0, got 'inf'"),
+        (("watch", "alpha", "--interval", "soon"), "expected a number greater than 0, got 'soon'"),
+        (
+            ("watch", "alpha", "--max-runs", "0"),
+            "argument --max-runs: expected a whole number greater than 0",
+        ),
+        (("watch", "alpha", "--max-runs", "1.5"), "expected a whole number greater than 0, got '1.5'"),
+        (
+            ("test", "alpha", "--timeout", "0"),
+            "argument --timeout: expected a number greater than 0, got '0'",
+        ),
+        (("status", "--timeout", "-5"), "argument --timeout: expected a number greater than 0"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(fake_repo: Path, capsys, argv, message):
+    code, out = run(*argv)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_bad_timeout_in_the_environment_is_a_usage_error(fake_repo: Path, monkeypatch):
+    monkeypatch.setenv("TINYTORCH_TEST_TIMEOUT", "soon")
+    code, out = run("test", "alpha")
+    assert code == 2 and "TINYTORCH_TEST_TIMEOUT='soon': give a positive number of seconds" in out
+
+
+def test_the_timeouts_reach_the_runner(fake_repo: Path, monkeypatch):
+    seen = []
+
+    def fake_run(modules, impl, test_timeout, run_timeout):
+        seen.append((test_timeout, run_timeout))
+        return canned("alpha")
+
+    monkeypatch.setattr(runner, "run_modules", fake_run)
+    run("test", "alpha", "--timeout", "7")
+    monkeypatch.setenv("TINYTORCH_TEST_TIMEOUT", "9")
+    monkeypatch.setenv("TINYTORCH_RUN_TIMEOUT", "100")
+    run("test", "alpha")
+    run("test", "alpha", "--timeout", "50")  # the run's bound is at least four test timeouts
+    assert seen == [(7, runner.RUN_TIMEOUT), (9, 100), (50, 200)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (
+            ("--impl", "bogus"),
+            None,
+            "--impl='bogus': unknown implementation 'bogus'; valid: katas, solutions",
+        ),
+        ((), "bogus", "TINYTORCH_IMPL='bogus': unknown implementation 'bogus'"),
+        (
+            ("--impl", "katas,solutions"),
+            None,
+            "--impl='katas,solutions': two defaults ('katas' and 'solutions')",
+        ),
+        (("--impl", "solutions,alpha=katas,15=solutions"), None, "module 'alpha' is given twice"),
+        (("--impl", "./no/such/folder"), None, "--impl='./no/such/folder': no folder './no/such/folder'"),
+    ],
+)
+def test_impl_errors_name_where_the_value_came_from(fake_repo: Path, monkeypatch, argv, env, message):
+    if env:
+        monkeypatch.setenv("TINYTORCH_IMPL", env)
+    code, out = run("test", "alpha", *argv)
+    assert code == 2 and message in out
+
+
+def test_impl_serves_a_module_from_a_folder(fake_repo: Path):
+    code, out = run("test", "alpha", "--impl", f"katas,alpha={fake_repo / 'solutions' / 'alpha'}")
+    assert code == 0 and "3/3 tests pass" in out
+
+
+def test_ctrl_c_during_a_run_exits_130_without_a_traceback(fake_repo: Path, monkeypatch):
+    def interrupted(modules, impl):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    for argv in (("status",), ("test", "alpha"), ("hint", "alpha")):
+        assert run(*argv) == (130, "\ninterrupted (Ctrl-C): the run was stopped\n")
+    assert run("watch", "alpha") == (
+        0,
+        f"watching {fake_repo / 'katas' / 'alpha'}: the tests rerun when you "
+        "save; Ctrl-C stops\n\nstopped watching\n",
+    )
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to see the child's end")
+def test_ctrl_c_on_a_hanging_kata_stops_the_cli_and_its_pytest_child(fake_repo: Path, tmp_path: Path):
+    # the terminal sends SIGINT to the whole foreground process group; here: the CLI's new group
+    marker = tmp_path / "hanging.pid"
+    source = ALPHA_SOLUTION.replace(
+        "    return factor * x\n",
+        "    if x < 0:\n        import os\n\n"
+        f"        open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+        "        while True:\n            pass\n    return factor * x\n",
+        1,
+    )
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(source)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinytorch", "test", "alpha", "--timeout", "120"],
+        env=runner.pytest_env("katas"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.is_file() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(marker.read_text())
+        assert _alive(child)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out + err
+    assert out.endswith("interrupted (Ctrl-C): the run was stopped\n")
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)  # the pytest child is gone, not left spinning

@@ -110,10 +110,51 @@ def test_invalid_registries(tmp_path: Path, entries: tuple[str, ...], error: str
 
 
 def test_unknown_field_is_an_error(tmp_path: Path):
-    with pytest.raises(TypeError, match="colour"):
+    with pytest.raises(
+        registry.RegistryError, match=r"\[\[module\]\] number 1 \('a'\): unknown field\(s\) colour"
+    ):
         registry.modules(
             write_registry(tmp_path, ENTRY.format(number=1, name="a", status="ready") + 'colour = "red"\n')
         )
+
+
+GOOD = ENTRY.format(number=1, name="a", status="ready")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "no modules; the registry lists each kata module as a [[module]] table"),
+        ("# only a comment\n", "no modules"),
+        ("[[module]\nnumber = 1\n", "not valid TOML: "),
+        ("module = 3\n", "'module' must be a list of [[module]] tables, got an integer"),
+        ("module = [1]\n", "[[module]] number 1: expected a table, got an integer"),
+        (GOOD.replace('title = "t"\n', ""), "[[module]] number 1 ('a'): missing title"),
+        (GOOD.replace("number = 1", 'number = "1"'), "number must be an integer, got '1'"),
+        (GOOD.replace("points = 5", "points = true"), "points must be an integer, got True"),
+        (GOOD.replace('name = "a"', "name = 7"), "[[module]] number 1: name must be a string, got 7"),
+        (GOOD.replace('title = "t"', 'title = "  "'), "title is empty"),
+        (GOOD + "[[module.hint]]\ntests = 'x'\n", "[[module]] number 1 ('a'), hint 1: missing text"),
+        (GOOD + "[[module.hint]]\ntext = 'x'\nlevel = 2\n", "hint 1: unknown field(s) level"),
+        (GOOD + ENTRY.format(number=2, name="a", status="ready"), "name 'a' is given twice"),
+        (b"\xff\xfe[[module]]", "not valid TOML"),
+    ],
+)
+def test_a_broken_registry_is_an_error_naming_the_file(tmp_path: Path, text: str | bytes, error: str):
+    path = tmp_path / "modules.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(registry.RegistryError) as raised:
+        registry.modules(path)
+    assert str(raised.value).startswith(str(path)) and error in str(raised.value)
+    assert isinstance(raised.value, ValueError)
+
+
+def test_a_missing_registry_is_an_error_naming_the_file(tmp_path: Path):
+    with pytest.raises(registry.RegistryError, match=f"cannot read the registry {tmp_path / 'none.toml'}: "):
+        registry.modules(tmp_path / "none.toml")
 
 
 def test_repo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from conftest import ALPHA_SOLUTION
 
-from tinytorch import runner
+from tinytorch import registry, runner
 
 KATA_SOURCE = """\
 class Timer:
@@ -194,3 +202,489 @@ def test_no_test_files_means_no_run(fake_repo: Path):
     (fake_repo / "tests" / "test_alpha.py").unlink()
     result = runner.run_modules([registry.get("alpha")], root=fake_repo)
     assert result.report_found and result.returncode == 0 and result["alpha"].total == 0
+
+
+# --------------------------------------------------------------------------- where an error is
+
+
+SYNTAX_COLLECTION = """\
+tests/test_alpha.py:1: in <module>
+    from tinytorch.perf.alpha import Doubler, double
+katas/alpha/__init__.py:3: in <module>
+    from .core import Doubler, double
+E     File "{root}/katas/alpha/core.py", line 12
+E       def apply(self, x: int:
+E                             ^
+E   SyntaxError: invalid syntax
+"""
+
+
+def test_a_syntax_error_is_blamed_on_its_file_and_line_not_on_the_import(tmp_path: Path):
+    # pytest prints the SyntaxError's own frame as `E     File "...", line N`: that line wins over
+    # the __init__.py that imported the file, the one students are told not to edit
+    (tmp_path / "katas" / "alpha").mkdir(parents=True)
+    details = SYNTAX_COLLECTION.format(root=tmp_path)
+    assert runner.locate(details, tmp_path / "katas" / "alpha", tmp_path) == runner.Location(
+        "katas/alpha/core.py", 12, ""
+    )
+    outcome = runner.TestOutcome("tests/test_alpha.py", "error", "SyntaxError: invalid syntax", details)
+    assert outcome.summary_lines()[0] == "SyntaxError: invalid syntax"
+
+
+def test_a_faulthandler_dump_names_the_innermost_frame_first(tmp_path: Path):
+    kata = tmp_path / "katas" / "alpha" / "timer.py"
+    kata.parent.mkdir(parents=True)
+    kata.write_text(KATA_SOURCE)
+    dump = (
+        "Timeout (0:00:01)!\nCurrent thread 0x00007f (most recent call first):\n"
+        f'  File "{kata}", line 4 in inner\n  File "{kata}", line 5 in measure\n'
+        '  File "/usr/lib/python3/site-packages/_pytest/python.py", line 166 in pytest_pyfunc_call\n'
+    )
+    assert runner.locate(dump, kata.parent, tmp_path) == runner.Location(
+        "katas/alpha/timer.py", 4, "Timer.measure.inner"
+    )
+
+
+def test_a_failure_in_another_modules_kata_points_there(tmp_path: Path):
+    details = (
+        f'  File "{tmp_path}/tests/test_beta.py", line 3, in test_quadruple\n'
+        f'  File "{tmp_path}/katas/beta/__init__.py", line 7, in quadruple\n'
+        f'  File "{tmp_path}/katas/alpha/core.py", line 6, in double\n'
+    )
+    folders = [tmp_path / "katas" / "beta", tmp_path / "katas" / "alpha"]
+    assert runner.locate(details, folders, tmp_path) == runner.Location("katas/alpha/core.py", 6, "double")
+
+
+# --------------------------------------------------------------------------- what a failure says
+
+NUMPY_DETAILS = """\
+Traceback (most recent call last):
+  File "/repo/tests/test_acceleration.py", line 40, in test_matmul
+    np.testing.assert_allclose(got, want)
+AssertionError: \n\
+Not equal to tolerance rtol=1e-07, atol=0
+
+Mismatched elements: 19 / 20 (95%)
+First 5 mismatches are at indices:
+ [1]: 1.0 (ACTUAL), 3.0 (DESIRED)
+ [2]: 2.0 (ACTUAL), 6.0 (DESIRED)
+ [3]: 3.0 (ACTUAL), 9.0 (DESIRED)
+ [4]: 4.0 (ACTUAL), 12.0 (DESIRED)
+ [5]: 5.0 (ACTUAL), 15.0 (DESIRED)
+Max absolute difference among violations: 38.
+Max relative difference among violations: 0.66666667
+ ACTUAL: array([ 0.,  1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11., 12.,
+       13., 14., 15., 16., 17., 18., 19.])
+ DESIRED: array([ 0.,  3.,  6.,  9., 12., 15., 18., 21., 24., 27., 30., 33., 36.,
+       39., 42., 45., 48., 51., 54., 57.])
+(note: 1 other explicit example also failed with this error; use Verbosity.verbose to view)
+Failing explicit example: test_matmul(
+    n=1,
+)
+"""
+# what pytest puts in the JUnit message: the first ten lines, then a marker
+NUMPY_MESSAGE = "\n".join(NUMPY_DETAILS.splitlines()[3:13]) + "\n[+7 more lines; full report in element text]"
+
+
+def test_a_failure_shows_the_assertion_values_even_when_junit_cut_the_message():
+    outcome = runner.TestOutcome(
+        "tests/test_acceleration.py::test_matmul", "failed", NUMPY_MESSAGE, NUMPY_DETAILS
+    )
+    lines = outcome.summary_lines()
+    assert len(lines) <= 12
+    assert lines[0] == "AssertionError: Not equal to tolerance rtol=1e-07, atol=0"
+    assert " [1]: 1.0 (ACTUAL), 3.0 (DESIRED)" in lines
+    assert " ACTUAL: array([ 0.,  1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11., 12.," in lines
+    assert any(line.startswith(" DESIRED: array([ 0.,  3.,") for line in lines)
+    assert "Max absolute difference among violations: 38." in lines
+    assert lines[-3:] == ["Failing explicit example: test_matmul(", "    n=1,", ")"]
+    assert not any("[+7 more lines" in line or "Verbosity" in line for line in lines)
+
+
+def test_a_summary_cut_to_one_line_is_the_exception_never_an_ellipsis():
+    # the first failure of a Hypothesis test with explicit examples: message + a note line
+    message = (
+        "NotImplementedError: matmul_naive (module 16, acceleration): implement it in "
+        "katas/acceleration/matmul.py\n(note: 5 other explicit examples also failed with this error; "
+        "use Verbosity.verbose to view)"
+    )
+    outcome = runner.TestOutcome("t::x", "failed", message)
+    assert outcome.summary_lines(1) == [message.splitlines()[0]]
+    assert outcome.summary_lines(2) == [
+        message.splitlines()[0],
+        "(5 other explicit examples also failed with this error)",
+    ]
+    longer = runner.TestOutcome("t::x", "failed", message + "\nmore\nand more")
+    assert longer.summary_lines(2) == [message.splitlines()[0], "..."]
+    assert longer.summary_lines(0) == [message.splitlines()[0]]
+
+
+# --------------------------------------------------------------------------- the child's plugin, in process
+
+
+def test_the_run_log_survives_a_line_cut_by_a_dying_process(tmp_path: Path):
+    log = tmp_path / "log.jsonl"
+
+    def report(when: str, outcome: str, message: str, details: str) -> str:
+        fields = {"nodeid": "t::a", "when": when, "outcome": outcome, "message": message, "details": details}
+        return json.dumps({"event": "report", **fields}) + "\n"
+
+    log.write_text(
+        '{"event": "session"}\n{"event": "collected", "nodeids": ["t::a", "t::b", "t::c"]}\n'
+        '{"event": "start", "nodeid": "t::a"}\n'
+        + report("setup", "passed", "", "")
+        + report("call", "failed", "E: x", "d")
+        + report("teardown", "failed", "T", "")
+        + '{"event": "finish", "nodeid": "t::a"}\n{"event": "start", "nodeid": "t::b"}\n{"event": "rep'
+    )
+    progress = runner.read_log(log)
+    assert progress.started and progress.collected == ["t::a", "t::b", "t::c"]
+    assert progress.running == "t::b" and progress.finished == ["t::a"]
+    assert runner._merge_reports(progress.reports["t::a"]) == ("failed", "E: x", "d")  # call beats teardown
+    setup_error = [{"when": "setup", "outcome": "failed", "message": "S", "details": "s"}]
+    skipped = [{"when": "setup", "outcome": "skipped", "message": "Skipped: no", "details": ""}]
+    assert runner._merge_reports(setup_error) == ("error", "S", "s")
+    assert runner._merge_reports(skipped) == ("skipped", "Skipped: no", "")
+    assert runner.read_log(tmp_path / "missing.jsonl") == runner.Progress()
+
+
+def test_the_plugin_turns_exits_into_failures_and_logs_each_test(tmp_path: Path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tinytorch import pytest_plugin as plugin
+
+    def drive(wrapper, exc: BaseException):
+        """Run a hook wrapper around an inner hook that raised ``exc``; what it returns or raises."""
+        next(wrapper)
+        try:
+            wrapper.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        raise AssertionError("the wrapper yielded twice")
+
+    for exc, how in [
+        (SystemExit(3), "called sys.exit(3) during the test"),
+        (KeyboardInterrupt(), "raised KeyboardInterrupt during the test"),
+        (plugin._OsExit(0), "called os._exit(0) during the test"),
+    ]:
+        with pytest.raises(plugin.KataExit, match=re.escape(how)):
+            drive(plugin.pytest_runtest_call(None), exc)
+    with pytest.raises(plugin.KataExit, match="in the test's setup"):
+        drive(plugin.pytest_runtest_setup(None), SystemExit(None))
+    with pytest.raises(plugin.KataExit, match="in the test's teardown"):
+        drive(plugin.pytest_runtest_teardown(None, None), SystemExit(0))
+    with pytest.raises(ValueError):  # anything else passes through untouched
+        drive(plugin.pytest_runtest_call(None), ValueError("x"))
+    gen = plugin.pytest_runtest_call(None)
+    next(gen)
+    with pytest.raises(StopIteration) as stop:
+        gen.send("result")
+    assert stop.value.value == "result"
+
+    collect = plugin.pytest_make_collect_report(SimpleNamespace(nodeid="tests/test_alpha.py"))
+    report = drive(collect, SystemExit(3))
+    assert report.failed and report.nodeid == "tests/test_alpha.py"
+    assert "KataExit: the code under test called sys.exit(3) while the tests imported it" in str(
+        report.longrepr
+    )
+
+    # the log: configure, events, os._exit in the main thread raises, elsewhere it exits
+    log = tmp_path / "log.jsonl"
+    exits = []
+    config = SimpleNamespace(
+        getoption=lambda name, default=None: {"tinytorch_log": str(log), "timeout": 5}[name]
+    )
+    monkeypatch.setattr(plugin.os, "_exit", exits.append)
+    plugin.pytest_configure(config)
+    try:
+        assert plugin._log is not None and plugin.os._exit == plugin._log.os_exit
+        plugin.pytest_sessionstart(None)
+        session = SimpleNamespace(config=config, items=[SimpleNamespace(nodeid="t::a")])
+        collection = plugin.pytest_collection(session)
+        next(collection)
+        with pytest.raises(StopIteration):
+            collection.send(None)
+        plugin.pytest_collection_finish(session)
+        plugin.pytest_runtest_logstart("t::a", ())
+        crash = SimpleNamespace(message="AssertionError: no")
+        failed = SimpleNamespace(
+            nodeid="t::a",
+            when="call",
+            outcome="failed",
+            longrepr=SimpleNamespace(reprcrash=crash),
+            longreprtext="Traceback\nAssertionError: no",
+            skipped=False,
+        )
+        skipped = SimpleNamespace(
+            nodeid="t::a",
+            when="teardown",
+            outcome="skipped",
+            longrepr=("f.py", 1, "Skipped: later"),
+            longreprtext="",
+            skipped=True,
+        )
+        for report in (failed, skipped):
+            plugin.pytest_runtest_logreport(report)
+        plugin.pytest_runtest_logfinish("t::a", ())
+        with pytest.raises(SystemExit) as raised:
+            plugin.os._exit(4)
+        assert isinstance(raised.value, plugin._OsExit) and raised.value.code == 4
+        thread = threading.Thread(target=plugin.os._exit, args=(5,))
+        thread.start()
+        thread.join()
+        assert exits == [5]  # pytest-timeout's timer thread still ends the process
+    finally:
+        plugin.pytest_unconfigure(config)
+    assert plugin._log is None and plugin.os._exit == exits.append
+    progress = runner.read_log(log)
+    assert progress.started and progress.collected == ["t::a"] and progress.running is None
+    assert [r["message"] for r in progress.reports["t::a"]] == ["AssertionError: no", "Skipped: later"]
+
+
+# --------------------------------------------------------------------------- hang-proof runs (real children)
+
+
+def write_alpha(root: Path, body: str) -> None:
+    """A kata whose double(x) runs ``body`` for negative x (test_double_negative) and passes otherwise."""
+    source = ALPHA_SOLUTION.replace(
+        "    return factor * x\n",
+        "    if x < 0:\n" + textwrap.indent(body, "        ") + "    return factor * x\n",
+        1,
+    )
+    (root / "katas" / "alpha" / "core.py").write_text(source)
+
+
+def line_of(text: str, source: str) -> int:
+    """The line number of the first line of ``source`` that contains ``text``."""
+    return next(n for n, line in enumerate(source.splitlines(), 1) if text in line)
+
+
+# where a `while True: pass` loop in double() is caught: the `while` line or the `pass` line
+LOOP = [runner.Location("katas/alpha/core.py", line, "double") for line in (7, 8)]
+
+
+def outcomes_of(result: runner.RunResult, module: str) -> dict[str, runner.TestOutcome]:
+    return {o.name: o for o in result[module].outcomes}
+
+
+def test_a_test_stuck_in_an_endless_loop_times_out_and_the_others_still_run(fake_repo: Path):
+    write_alpha(fake_repo, "while True:\n    pass\n")
+    result = runner.run_modules([registry.get("alpha")], test_timeout=1, run_timeout=60)
+    got = outcomes_of(result, "alpha")
+    stuck = got["test_double_negative"]
+    assert (stuck.label, stuck.problem) == ("TIMEOUT", "timeout")
+    assert stuck.message.startswith("Timeout: the test ran longer than 1 s")
+    assert stuck.location in LOOP  # the loop, with its function
+    assert got["test_double"].ok and got["TestDoubler::test_apply"].ok  # run after the restart
+    assert result["alpha"].broken and (result["alpha"].passed, result["alpha"].total) == (2, 3)
+
+
+def test_the_whole_run_is_bounded_even_when_the_test_timeout_is_not(fake_repo: Path):
+    write_alpha(fake_repo, "while True:\n    pass\n")
+    started = time.monotonic()
+    # 5 s: pytest must get to the test on a busy machine before the bound runs out
+    result = runner.run_modules([registry.get("alpha")], test_timeout=120, run_timeout=5)
+    assert time.monotonic() - started < 20
+    got = outcomes_of(result, "alpha")
+    stuck = got["test_double_negative"]
+    assert stuck.problem == "timeout" and "went over its bound of 5 s" in stuck.message
+    assert stuck.location in LOOP  # from the SIGUSR1 stack dump
+    assert got["test_double"].ok
+    assert got["TestDoubler::test_apply"].problem == "not run"
+    assert "its 5 s were used up" in got["TestDoubler::test_apply"].message
+
+
+def test_an_endless_loop_at_import_times_out_with_its_line(fake_repo: Path):
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION + "\nwhile True:\n    pass\n")
+    result = runner.run_modules([registry.get("alpha")], test_timeout=1, run_timeout=60)
+    [error] = result["alpha"].outcomes
+    assert error.collection and error.problem == "timeout"
+    assert error.message.startswith("Timeout: importing the tests took longer than 1 s")
+    assert error.location is not None and error.location.path == "katas/alpha/core.py"
+    assert error.location.line in (len(ALPHA_SOLUTION.splitlines()) + 2, len(ALPHA_SOLUTION.splitlines()) + 3)
+
+
+def test_a_syntax_error_in_a_kata_points_at_its_line(fake_repo: Path):
+    core = fake_repo / "katas" / "alpha" / "core.py"
+    core.write_text(ALPHA_SOLUTION.replace("def apply(self, x: int)", "def apply(self, x: int"))
+    result = runner.run_modules([registry.get("alpha")])
+    [error] = result["alpha"].outcomes
+    assert error.collection and error.message.startswith("SyntaxError: ")
+    assert error.location == runner.Location("katas/alpha/core.py", 12, "")
+    (fake_repo / "katas" / "alpha" / "helper.py").write_text("def f():\n  x = 1\n    return x\n")
+    core.write_text("from .helper import f  # noqa: F401\n" + ALPHA_SOLUTION)
+    [error] = runner.run_modules([registry.get("alpha")])["alpha"].outcomes
+    assert error.message == "IndentationError: unexpected indent"
+    assert error.location == runner.Location("katas/alpha/helper.py", 3, "")
+
+
+INDEPENDENT_BETA = "def quadruple(x: int) -> int:\n    return 4 * x\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "how"),
+    [
+        ("import sys\nsys.exit(3)\n", "called sys.exit(3)"),
+        ("import os\nos._exit(0)\n", "called os._exit(0)"),
+        ("raise KeyboardInterrupt\n", "raised KeyboardInterrupt"),
+    ],
+)
+def test_a_kata_that_exits_at_import_fails_its_own_module_only(fake_repo: Path, code: str, how: str):
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION + "\n" + code)
+    (fake_repo / "katas" / "beta" / "__init__.py").write_text(INDEPENDENT_BETA)
+    result = runner.run_modules([registry.get("alpha"), registry.get("beta")])
+    assert result.report_found
+    [error] = result["alpha"].outcomes
+    assert error.collection and error.problem == "exit" and error.label == "EXIT"
+    assert error.message == (
+        f"KataExit: the code under test {how} while the tests imported it; a kata must return a value "
+        "or raise an exception, never end the test process"
+    )
+    assert error.location is not None and error.location.path == "katas/alpha/core.py"
+    assert error.location.line == len(ALPHA_SOLUTION.splitlines()) + 1 + len(code.splitlines())  # its last
+    assert result["beta"].all_passed and result["beta"].total == 1  # the other module keeps its results
+
+
+EXITING_TESTS = """\
+from tinytorch.perf.alpha import core
+
+
+def test_sys_exit():
+    core.leave("sys")
+
+
+def test_os_exit():
+    core.leave("os")
+
+
+def test_interrupt():
+    core.leave("interrupt")
+
+
+def test_crash():
+    core.leave("kill")
+
+
+def test_fine():
+    assert core.double(2) == 4
+"""
+
+LEAVE = """
+
+def leave(how):
+    import os
+    import signal
+    import sys
+
+    if how == "sys":
+        sys.exit(3)
+    if how == "os":
+        os._exit(0)
+    if how == "interrupt":
+        raise KeyboardInterrupt
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_kata_function_that_exits_fails_its_test_and_the_run_goes_on(fake_repo: Path):
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION + LEAVE)
+    (fake_repo / "tests" / "test_alpha.py").write_text(EXITING_TESTS)
+    result = runner.run_modules([registry.get("alpha")])
+    got = outcomes_of(result, "alpha")
+    assert list(got) == ["test_sys_exit", "test_os_exit", "test_interrupt", "test_crash", "test_fine"]
+    for name, how, line in [
+        ("test_sys_exit", "called sys.exit(3)", line_of("sys.exit(3)", ALPHA_SOLUTION + LEAVE)),
+        ("test_os_exit", "called os._exit(0)", line_of("os._exit(0)", ALPHA_SOLUTION + LEAVE)),
+        (
+            "test_interrupt",
+            "raised KeyboardInterrupt",
+            line_of("raise KeyboardInterrupt", ALPHA_SOLUTION + LEAVE),
+        ),
+    ]:
+        assert got[name].problem == "exit", got[name]
+        assert got[name].message.startswith(f"KataExit: the code under test {how} during the test")
+        assert got[name].location == runner.Location("katas/alpha/core.py", line, "leave")
+    crash = got["test_crash"]
+    assert crash.problem == "crash" and crash.message.startswith(
+        "Crash: the test process ended (exit code -9)"
+    )
+    assert got["test_fine"].ok  # run in a fresh process after the crash
+    assert result["alpha"].broken
+
+
+def test_a_child_that_dies_again_and_again_leaves_the_rest_not_run(fake_repo: Path, monkeypatch):
+    monkeypatch.setattr(runner, "MAX_RESTARTS", 0)
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION + LEAVE)
+    (fake_repo / "tests" / "test_alpha.py").write_text(EXITING_TESTS.replace('"sys"', '"kill"'))
+    got = outcomes_of(runner.run_modules([registry.get("alpha")]), "alpha")
+    assert got["test_sys_exit"].problem == "crash"
+    assert [got[n].problem for n in ("test_os_exit", "test_interrupt", "test_crash", "test_fine")] == [
+        "not run"
+    ] * 4
+    assert got["test_fine"].message == (
+        "Not run: the test process ended in tests/test_alpha.py::test_sys_exit, after 0 restart(s); "
+        "fix that test first"
+    )
+
+
+def test_pytest_that_cannot_start_is_no_report(fake_repo: Path):
+    result = runner.run_modules([registry.get("alpha")], extra_args=["--no-such-option"])
+    assert not result.report_found and "--no-such-option" in result.output
+
+
+def test_timeouts_from_the_environment(monkeypatch):
+    monkeypatch.setenv(runner.TEST_TIMEOUT_ENV, "12.5")
+    assert runner.seconds_from_env(runner.TEST_TIMEOUT_ENV, 30) == 12.5
+    monkeypatch.delenv(runner.TEST_TIMEOUT_ENV)
+    assert runner.seconds_from_env(runner.TEST_TIMEOUT_ENV, 30) == 30
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        monkeypatch.setenv(runner.TEST_TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=f"TINYTORCH_TEST_TIMEOUT={bad!r}: give a positive number"):
+            runner.seconds_from_env(runner.TEST_TIMEOUT_ENV, 30)
+
+
+def test_the_suite_itself_runs_under_a_per_test_timeout(pytestconfig: pytest.Config):
+    # pytest-timeout is configured for every run of the suite (tox, CI, a bare pytest): the thread
+    # method, the one Hypothesis cannot swallow
+    assert float(pytestconfig.getini("timeout")) >= 60
+    assert pytestconfig.getini("timeout_method") == "thread"
+
+
+BARE_PYTEST = """\
+import sys, sysconfig
+sys.path.append(sysconfig.get_paths()["purelib"])  # pytest and numpy, not the editable install's .pth
+try:
+    import tinytorch  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("tinytorch is importable without the checkout: the test proves nothing")
+import pytest
+sys.exit(pytest.console_main())
+"""
+
+
+def test_a_bare_pytest_without_the_venv_finds_tinytorch_in_the_checkout(fake_repo: Path):
+    # `pytest` from a python where tinytorch is not installed: tests/conftest.py must put the
+    # checkout on sys.path before it imports tinytorch (-I -S: no PYTHONPATH, no site .pth files)
+    (fake_repo / "tinytorch").symlink_to(Path(runner.__file__).resolve().parent)
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
+    (fake_repo / "bare_pytest.py").write_text(BARE_PYTEST)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "bare_pytest.py", "-p", "no:cacheprovider", "-q", "tests/test_alpha.py"],
+        cwd=fake_repo,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 passed" in proc.stdout
+
+
+def test_a_run_killed_before_its_session_is_a_timeout_not_a_missing_report(fake_repo: Path):
+    conftest = fake_repo / "tests" / "conftest.py"
+    conftest.write_text(conftest.read_text() + "\nimport time\n\ntime.sleep(60)\n")
+    result = runner.run_modules([registry.get("alpha")], run_timeout=1.5)
+    assert result.report_found
+    [error] = result["alpha"].outcomes
+    assert error.collection and error.problem == "timeout"
+    assert "went over its bound of 1.5 s and was stopped while the tests imported the code" in error.message
