@@ -60,6 +60,7 @@ def test_causal_mask_marks_exactly_the_future():
     np.testing.assert_array_equal(
         causal_mask(2, 4, offset=1), [[False, False, True, True], [False, False, False, True]]
     )
+    np.testing.assert_array_equal(causal_mask(3, 3), np.triu(np.ones((3, 3), bool), k=1))  # no past
 
 
 @given(t=st.integers(2, 6), seed=st.integers(0, 2**32 - 1))

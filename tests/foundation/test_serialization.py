@@ -223,3 +223,21 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_weights(make_model(0), tmp_path / "w.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_npy_format_version_2_loads_and_unknown_versions_are_refused(tmp_path):
+    state = make_model(0).state_dict()
+    entries = {}
+    for name, value in state.items():
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, value, version=(2, 0))  # 4-byte header length
+        entries[f"{name}.npy"] = buffer.getvalue()
+    path = tmp_path / "v2.npz"
+    write_npz(path, entries)
+    model = make_model(1)
+    load_weights(model, path)
+    assert_same_weights(model, make_model(0))
+    first = next(iter(entries))
+    entries[first] = entries[first][:6] + bytes([9, 0]) + entries[first][8:]  # format version 9.0
+    write_npz(path, entries)
+    check_error(make_model(1), path, "version")

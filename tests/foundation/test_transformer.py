@@ -97,6 +97,13 @@ def test_gpt_structure_and_names():
     assert len(gpt.blocks) == LAYERS
     assert gpt.tok_emb.weight.shape == (VOCAB, EMBED) and gpt.pos_emb.weight.shape == (MAX_LEN, EMBED)
     assert gpt.head.weight.shape == (EMBED, VOCAB)
+    sizes = (gpt.vocab_size, gpt.max_seq_len, gpt.embed_dim, gpt.n_heads, gpt.n_layers)
+    assert sizes == (VOCAB, MAX_LEN, EMBED, HEADS, LAYERS)
+    for i, name in enumerate(("vocab_size", "max_seq_len", "embed_dim", "n_heads", "n_layers")):
+        bad = [VOCAB, MAX_LEN, EMBED, HEADS, LAYERS]
+        bad[i] = 0
+        with pytest.raises(ValueError, match=name):
+            GPT(*bad)
 
 
 def test_gpt_forward_shapes_and_present():
