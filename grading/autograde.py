@@ -21,9 +21,10 @@ How a submission is graded
   (``TINYTORCH_IMPL=/stage/katas``): module 20 then depends on the student's 15 to 19.
 * **The student's code runs only in child processes** started by ``grading/sandbox.py`` (read it
   for what the sandbox refuses and for its honest limits), one per module, with a memory limit
-  (``RLIMIT_AS``), a per-test timeout and a time budget per module enforced from this process,
-  which kills the child's whole process group. When a child exits, crashes or hangs, the test it
-  was running fails with the reason and the rest of the module's tests run again in a new child.
+  (``RLIMIT_AS``), a per-test timeout, a time budget per module and one for the whole submission
+  enforced from this process, which kills the child's whole process group. When a child exits,
+  crashes or hangs, the test it was running fails with the reason and the rest of the module's
+  tests run again in a new child.
 * **The results come from this process**: it reads test outcomes from a pipe (each line carries a
   per-run secret), scores them against its own list and writes ``results.json`` itself, always,
   even when every child crashed. A detected attempt to patch pytest, numpy, the tests or the grader
@@ -92,7 +93,8 @@ class Settings:
     """The registry's ``[grading]`` table, with command-line overrides."""
 
     timeout: float = 60.0  # seconds per test
-    module_timeout: float = 900.0  # seconds for all of one module's tests (collection included)
+    module_timeout: float = 300.0  # seconds for all of one module's tests (collection included)
+    total_timeout: float = 1200.0  # seconds for the whole submission (every module)
     collect_timeout: float = 120.0  # seconds to import the module and collect its tests
     memory_mb: int = 4096  # RLIMIT_AS of a child process
     visibility: str = "visible"  # Gradescope visibility of every test
@@ -104,7 +106,15 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     path = Path(path or os.environ.get("TINYTORCH_REGISTRY") or registry.REGISTRY_FILE)
     with open(path, "rb") as f:
         table = tomllib.load(f).get("grading", {})
-    known = {"timeout", "module_timeout", "collect_timeout", "memory_mb", "visibility", "weights"}
+    known = {
+        "timeout",
+        "module_timeout",
+        "total_timeout",
+        "collect_timeout",
+        "memory_mb",
+        "visibility",
+        "weights",
+    }
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"{path}: unknown [grading] setting(s) {sorted(unknown)}; valid: {sorted(known)}")
@@ -215,10 +225,16 @@ class Grade:
                 continue
             lines += ["", f"module {m.module.number} {m.module.name}:"]
             lines += [f"  ! {note}" for note in notes]
-            for t in failing[:8]:
-                lines.append(f"  {t.outcome:<8} {t.name}: {headline(t.message) or t.outcome}")
-            if len(failing) > 8:
-                lines.append(f"  ... and {len(failing) - 8} more failing test(s)")
+            groups: dict[str, list[TestResult]] = {}
+            for t in failing:  # one line per distinct reason, e.g. the stub's NotImplementedError
+                groups.setdefault(headline(t.message) or t.outcome, []).append(t)
+            for reason, tests in list(groups.items())[:8]:
+                first = tests[0]
+                more = f" (and {len(tests) - 1} more)" if len(tests) > 1 else ""
+                lines.append(f"  {first.outcome:<8} {first.name}{more}: {reason}")
+            if len(groups) > 8:
+                rest = sum(len(tests) for tests in list(groups.values())[8:])
+                lines.append(f"  ... and {rest} more failing test(s)")
         if self.notes:
             lines += ["", *[f"! {note}" for note in self.notes]]
         return "\n".join(lines)
@@ -285,7 +301,7 @@ def _round(value: Fraction) -> float | int:
 
 
 def _num(value: Fraction) -> str:
-    return f"{float(value):g}" if value.denominator != 1 else str(value.numerator)
+    return f"{float(value):.2f}".rstrip("0").rstrip(".") if value.denominator != 1 else str(value.numerator)
 
 
 def write_results(grade: Grade, out: Path) -> None:
@@ -620,6 +636,8 @@ def run_child(
                     out.fatal = str(event.get("text", ""))
                 elif kind == "exit":
                     out.ended = "exit"
+            if out.ended == "exit":  # done; a leftover process holding the pipe is killed below
+                break
     finally:
         selector.close()
         os.close(read_fd)
@@ -742,7 +760,9 @@ def _clean(text: str, ctx: Context, limit: int = 4000) -> str:
     return text.strip()
 
 
-def grade_module(ctx: Context, module: registry.Module, nodeids: list[str], strict: bool) -> ModuleGrade:
+def grade_module(
+    ctx: Context, module: registry.Module, nodeids: list[str], strict: bool, limit: float | None = None
+) -> ModuleGrade:
     """Run one module's tests in sandboxed children until every test of the plan has an outcome."""
     grade = ModuleGrade(module)
     share = shares(ctx.settings, module, nodeids)
@@ -750,6 +770,7 @@ def grade_module(ctx: Context, module: registry.Module, nodeids: list[str], stri
     student_dir = ctx.stage / "katas" / module.name
     run_dir = ctx.stage / "runs" / module.name
     began = time.monotonic()
+    limit = ctx.settings.module_timeout if limit is None else min(limit, ctx.settings.module_timeout)
     collect_errors: list[str] = []
     if not any(student_dir.glob("*.py")):
         message = f"no folder katas/{module.name}/ with Python files in the submission"
@@ -758,13 +779,13 @@ def grade_module(ctx: Context, module: registry.Module, nodeids: list[str], stri
     rounds = 0
     while len(done) < len(nodeids):
         rounds += 1
-        budget = ctx.settings.module_timeout - (time.monotonic() - began)
+        budget = limit - (time.monotonic() - began)
         remaining = [n for n in nodeids if n not in done]
         if budget <= 1:
             for n in remaining:
                 done[n] = (
                     "not run",
-                    f"not run: the module's time budget ({ctx.settings.module_timeout:g} s) ran out",
+                    f"not run: the time budget of this module ({limit:.0f} s) ran out",
                 )
             break
         if run_dir.exists():
@@ -827,8 +848,7 @@ def grade_module(ctx: Context, module: registry.Module, nodeids: list[str], stri
             elif out.ended == "budget":
                 done[out.running] = (
                     "timeout",
-                    f"timed out: the module's time budget ({ctx.settings.module_timeout:g} s) ran out "
-                    "during this test",
+                    f"timed out: the time budget of this module ({limit:.0f} s) ran out during this test",
                 )
             else:
                 done[out.running] = (
@@ -841,7 +861,7 @@ def grade_module(ctx: Context, module: registry.Module, nodeids: list[str], stri
                 limit = ctx.settings.collect_timeout
                 reason = f"importing the module and collecting its tests took longer than {limit:g} s"
             elif out.ended == "budget":
-                reason = f"the module's time budget ({ctx.settings.module_timeout:g} s) ran out"
+                reason = f"the time budget of this module ({limit:.0f} s) ran out"
             elif collect_errors:
                 reason = "collection failed:\n" + _clean("\n".join(collect_errors), ctx)
             else:
@@ -897,7 +917,7 @@ def grade(
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix="grade-", dir=parent)).resolve()
     try:
-        deny = [str(root), str(submission.resolve().parent), *(deny or [])]
+        deny = [str(root), *(deny or [])]  # the checkout (solutions/, grading/) and, in a batch, the class
         ctx = Context(root, stage, settings, ready, deny, plan_file=Path(plan_file) if plan_file else None)
         _copy_tests(root, stage, modules)
         plan = collect_plan(ctx)
@@ -917,7 +937,8 @@ def grade(
                 ]
                 result.modules.append(grade_)
                 continue
-            result.modules.append(grade_module(ctx, module, plan[module.name], strict))
+            left = settings.total_timeout - (time.monotonic() - began)
+            result.modules.append(grade_module(ctx, module, plan[module.name], strict, limit=left))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         result.execution_time = time.monotonic() - began
