@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 BAR_WIDTH = 20
 SHOWN_FAILURES = 5
 HINTS_FILE = Path(".tinytorch") / "hints.json"
+HINT_WIDTH = 100  # hints are wrapped to this many columns
 
 # Waits between polls of `watch`; a module attribute so tests can replace it.
 _sleep: Callable[[float], None] = time.sleep
@@ -344,21 +346,74 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         return OK
+    name, again = _test_name(first.nodeid), f"tinytorch hint {module.name}"
     shown = set(progress.get(module.name, []))
-    fresh = [i for i in matching if i not in shown]
+    taken = [k for k, i in enumerate(matching, 1) if i in shown]
+    if args.shown:
+        if not taken:
+            print(f"\nNo hint taken for {name} yet: `{again}` shows the first of {len(matching)}.", file=out)
+            return OK
+        print(f"\nHints taken for {name} ({len(taken)} of {len(matching)}):", file=out)
+        for k in taken:
+            _print_hint(f"{k}.", module.hints[matching[k - 1]].text, out)
+        left = len(matching) - len(taken)
+        print(f"({left} more: run `{again}`)" if left else "(that is every hint for this test)", file=out)
+        return OK
+    fresh = [k for k, i in enumerate(matching, 1) if i not in shown]
     if not fresh:
         print(f"\nEvery hint for this test ({len(matching)}) is shown already:", file=out)
         for k, i in enumerate(matching, 1):
-            print(f"  {k}. {module.hints[i].text}", file=out)
-        print(f"(`tinytorch hint {module.name} --reset` starts over)", file=out)
+            _print_hint(f"{k}.", module.hints[i].text, out)
+        print(f"(`{again} --reset` starts over)", file=out)
         return OK
-    i = fresh[0]
-    print(f"\nHint {matching.index(i) + 1} of {len(matching)}: {module.hints[i].text}", file=out)
-    progress[module.name] = sorted(shown | {i})
+    k = fresh[0]
+    print(f"\nHint {k} of {len(matching)} for {name}:", file=out)
+    _print_hint("", module.hints[matching[k - 1]].text, out)
+    progress[module.name] = sorted(shown | {matching[k - 1]})
     _save_progress(progress)
-    if len(fresh) > 1:
-        print(f"(run `tinytorch hint {module.name}` again for the next one)", file=out)
+    left = len(fresh) - 1
+    if left:
+        print(f"{left} more for this test, each more explicit: run `{again}` again.", file=out)
+    else:
+        print("That was the last hint for this test.", file=out)
+    earlier = taken + [k]
+    print(
+        f"Taken: {_levels(earlier)} of {len(matching)}; `{again} --shown` shows them again, "
+        f"`{again} --reset` forgets them.",
+        file=out,
+    )
     return OK
+
+
+def _test_name(nodeid: str) -> str:
+    """``tests/test_x.py::TestA::test_b[1]`` -> ``test_b[1]``: the name a student sees in the test file."""
+    return nodeid.rpartition("::")[2] or nodeid
+
+
+def _levels(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> ``hints 1-3, 5``; [2] -> ``hint 2``."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    return ("hints " if len(numbers) > 1 else "hint ") + text
+
+
+def _print_hint(label: str, text: str, out: TextIO) -> None:
+    """A hint wrapped to the terminal's usual width, indented under its label."""
+    prefix = f"  {label} " if label else "  "
+    print(
+        textwrap.fill(
+            " ".join(text.split()),
+            width=HINT_WIDTH,
+            initial_indent=prefix,
+            subsequent_indent=" " * len(prefix),
+        ),
+        file=out,
+    )
 
 
 # --------------------------------------------------------------------------- watch
@@ -476,7 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("test", "run one module's tests against your code")
     p.add_argument("--all", action="store_true", help="show every failure, not only the first few")
     p = add("hint", "the next hint for the module's first failing test")
-    p.add_argument("--reset", action="store_true", help="forget which hints were shown")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--shown", action="store_true", help="show again the hints taken for the failing test")
+    which.add_argument("--reset", action="store_true", help="forget which hints of the module were taken")
     p = add("watch", "rerun one module's tests whenever a kata file is saved")
     p.add_argument(
         "--interval", type=positive_number(float), default=0.5, help="seconds between checks (default 0.5)"

@@ -233,7 +233,8 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
     code, out = run("hint", "alpha")  # test_double fails first; only the "" hint matches it
     assert code == 0
     assert "First failing test: tests/test_alpha.py::test_double\n  at katas/alpha/core.py:6 in double" in out
-    assert "Hint 1 of 1: Return 2 * x." in out
+    assert "Hint 1 of 1 for test_double:\n  Return 2 * x.\nThat was the last hint for this test.\n" in out
+    assert "Taken: hint 1 of 1; `tinytorch hint alpha --shown` shows them again" in out
     progress = fake_repo / ".tinytorch" / "hints.json"
     assert json.loads(progress.read_text()) == {"alpha": [1]}
 
@@ -241,8 +242,9 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
         "alpha", runner.TestOutcome("t::a", "passed"), failing("tests/test_alpha.py::test_double_negative")
     )
     monkeypatch.setattr(cli, "_run", lambda modules, impl: negative)
-    code, out = run("hint", "alpha")  # two hints match; the "" one is shown already
-    assert "Hint 1 of 2: Negative numbers double too." in out
+    code, out = run("hint", "alpha")  # two hints match; the "" one (level 2) is shown already
+    assert "Hint 1 of 2 for test_double_negative:\n  Negative numbers double too.\n" in out
+    assert "Taken: hints 1-2 of 2" in out
     assert json.loads(progress.read_text()) == {"alpha": [0, 1]}
     code, out = run("hint", "alpha")
     assert code == 0 and "Every hint for this test (2) is shown already:" in out
@@ -251,7 +253,90 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
     assert run("hint", "alpha", "--reset") == (0, "hints of module 15 alpha reset\n")
     assert json.loads(progress.read_text()) == {}
     code, out = run("hint", "alpha")
-    assert "Hint 1 of 2: Negative numbers double too." in out and "again for the next one" in out
+    assert "Hint 1 of 2 for test_double_negative" in out
+    assert "1 more for this test, each more explicit: run `tinytorch hint alpha` again." in out
+
+
+LEVELS = """\
+[[module]]
+number = 15
+name = "alpha"
+title = "Alpha: doubling"
+kata = "katas/alpha"
+solution = "solutions/alpha"
+tests = "tests/test_alpha.py"
+points = 10
+status = "ready"
+
+[[module.hint]]
+tests = "test_double"
+text = "A nudge: what does doubling do to a sign?"
+
+[[module.hint]]
+tests = "negative"
+text = "Negative numbers double too."
+
+[[module.hint]]
+tests = "test_double"
+text = \"\"\"The recipe: return factor * x,
+with the factor you were given.\"\"\"
+"""
+
+
+def test_hint_levels_go_from_a_nudge_to_the_recipe_and_can_be_shown_again(fake_repo: Path, monkeypatch):
+    (fake_repo / "modules.toml").write_text(LEVELS)
+    registry._load.cache_clear()
+    monkeypatch.setattr(
+        cli,
+        "_run",
+        lambda modules, impl: canned("alpha", failing("tests/test_alpha.py::test_double_negative")),
+    )
+    code, out = run("hint", "alpha", "--shown")  # nothing taken yet: nothing revealed either
+    assert (
+        code == 0
+        and "No hint taken for test_double_negative yet: `tinytorch hint alpha` shows the first of 3." in out
+    )
+    assert "nudge" not in out and not (fake_repo / ".tinytorch" / "hints.json").exists()
+
+    outs = [run("hint", "alpha")[1] for _ in range(4)]
+    assert "Hint 1 of 3 for test_double_negative:\n  A nudge: what does doubling do to a sign?\n" in outs[0]
+    assert "2 more for this test, each more explicit: run `tinytorch hint alpha` again." in outs[0]
+    assert "Hint 2 of 3 for test_double_negative:\n  Negative numbers double too.\n1 more" in outs[1]
+    # a hint written over several lines of the registry is one paragraph
+    assert (
+        "Hint 3 of 3 for test_double_negative:\n"
+        "  The recipe: return factor * x, with the factor you were given." in outs[2]
+    )
+    assert "That was the last hint for this test.\nTaken: hints 1-3 of 3;" in outs[2]
+    assert "Every hint for this test (3) is shown already:" in outs[3]
+
+    run("hint", "alpha", "--reset")
+    run("hint", "alpha")
+    code, out = run("hint", "alpha", "--shown")
+    assert (
+        "Hints taken for test_double_negative (1 of 3):\n  1. A nudge: what does doubling do to a sign?\n"
+        in out
+    )
+    assert "(2 more: run `tinytorch hint alpha`)" in out and "Negative numbers" not in out
+    run("hint", "alpha")
+    run("hint", "alpha")
+    code, out = run("hint", "alpha", "--shown")
+    assert (
+        "Hints taken for test_double_negative (3 of 3):" in out
+        and "(that is every hint for this test)" in out
+    )
+
+    # another test shares the first and last levels: they count as taken there too
+    monkeypatch.setattr(
+        cli,
+        "_run",
+        lambda modules, impl: canned("alpha", failing("tests/test_alpha.py::TestDoubler::test_double_x[1]")),
+    )
+    code, out = run("hint", "alpha", "--shown")
+    assert "Hints taken for test_double_x[1] (2 of 2):" in out
+    assert run("hint", "alpha", "--shown", "--reset")[0] == 2  # argparse: one or the other
+    assert cli._levels([1, 2, 3, 5]) == "hints 1-3, 5" and cli._levels([4]) == "hint 4"
+    registry._load.cache_clear()
 
 
 def test_hint_without_a_matching_hint_or_when_all_pass(fake_repo: Path, monkeypatch):
@@ -274,7 +359,7 @@ def test_hint_survives_a_corrupt_progress_file(fake_repo: Path, monkeypatch):
         cli, "_run", lambda modules, impl: canned("alpha", failing("tests/test_alpha.py::test_x"))
     )
     code, out = run("hint", "alpha")
-    assert "Hint 1 of 1: Return 2 * x." in out
+    assert "Hint 1 of 1 for test_x:\n  Return 2 * x." in out
     (fake_repo / ".tinytorch" / "hints.json").write_text("[1, 2]")
     assert "Hint 1 of 1" in run("hint", "alpha")[1]
 
@@ -623,20 +708,33 @@ def test_ctrl_c_on_a_hanging_kata_stops_the_cli_and_its_pytest_child(fake_repo: 
         1,
     )
     (fake_repo / "katas" / "alpha" / "core.py").write_text(source)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tinytorch", "test", "alpha", "--timeout", "120"],
-        env=runner.pytest_env("katas"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+
+    def start_and_wait() -> tuple[subprocess.Popen, int]:
+        """The CLI, once its pytest child is spinning in the kata: (CLI process, child's pid)."""
+        marker.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tinytorch", "test", "alpha", "--timeout", "120"],
+            env=runner.pytest_env("katas"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while not (marker.is_file() and marker.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         child = int(marker.read_text())
         assert _alive(child)
+        return proc, child
+
+    def gone(pid: int) -> bool:
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not _alive(pid)
+
+    proc, child = start_and_wait()
+    try:
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -645,7 +743,9 @@ def test_ctrl_c_on_a_hanging_kata_stops_the_cli_and_its_pytest_child(fake_repo: 
     assert proc.returncode == 130, out + err
     assert out.endswith("interrupted (Ctrl-C): the run was stopped\n")
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
-    deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child)  # the pytest child is gone, not left spinning
+    assert gone(child)  # the pytest child is gone, not left spinning
+
+    proc, child = start_and_wait()  # the CLI killed outright (a closed terminal): its child ends too
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert gone(child)
