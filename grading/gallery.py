@@ -446,6 +446,8 @@ def _serve() -> None:
     for name in _PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
+    for name in [n for n in sys.modules if n.startswith("tinytorch.perf.")]:
+        del sys.modules[name]  # a kata module the foundation imported: each child imports its own
     children: dict[int, int] = {}  # pid -> request id
     pending = b""  # what was read of stdin and is not a whole line yet (no buffered readline: a
     stdin_open = True  # line left in a buffer would be invisible to select and never answered)
