@@ -40,7 +40,7 @@ the ``caught_by`` tests on an unpatched copy first, for a run on its own.
 Speed: ``caught_by`` runs first (``-k``), the whole file only when it does not catch the variant;
 variants run in parallel (``--jobs``, default: the number of CPUs), each in a fresh pytest process
 forked from a server that imported numpy, hypothesis, pytest and the foundation once (a plain
-subprocess where there is no forkserver), with ``--assert=plain`` (no assertion rewriting); every
+subprocess where there is no ``os.fork``), with ``--assert=plain`` (no assertion rewriting); every
 run has a per-test timeout (pytest-timeout, when installed) and a hard process timeout. The
 summary line gives the wall time and the CPU seconds the pytest processes used.
 """
