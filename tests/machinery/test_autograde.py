@@ -556,3 +556,10 @@ def test_a_zip_is_unpacked_without_escaping_links_or_bombs(tmp_path):
         z.writestr("katas/alpha/big.py", b"0" * (autograde.MAX_FILE_BYTES + 1))
     with pytest.raises(autograde.SubmissionError, match="too large"):
         autograde.unpack_zip(bomb, tmp_path / "bomb")
+
+
+def test_a_spent_time_budget_leaves_the_remaining_tests_unrun(repo):
+    settings = autograde.Settings(timeout=4, module_timeout=60, total_timeout=0.5, collect_timeout=30)
+    grade = autograde.grade(repo / "solutions", settings=settings)
+    assert grade.score == 0 and grade.max_score == 30
+    assert all(t.outcome == "not run" and "time budget" in t.message for m in grade.modules for t in m.tests)
