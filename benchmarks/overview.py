@@ -658,6 +658,17 @@ def collect(
         except AssertionError as error:
             entry["error"] = f"a wrong result, not timed: {error}"
             status = "wrong result"
+        except RuntimeError as error:  # acceleration's pinned subprocess failed; its stderr says why
+            message = str(error)
+            if "not implemented yet: " in message:
+                status = "not implemented"
+                entry["error"] = "not implemented yet: " + message.split("not implemented yet: ", 1)[1]
+            elif "wrong result: " in message:
+                status = "wrong result"
+                entry["error"] = "a wrong result, not timed: " + message.split("wrong result: ", 1)[1]
+            else:
+                status, entry["error"] = "crashed", f"RuntimeError: {message}"
+                entry["traceback"] = traceback.format_exc()
         except (ImportError, AttributeError) as error:  # a module not built, a figure function missing
             entry["error"] = f"its benchmark could not run: {type(error).__name__}: {error}"
             status = "could not run"
@@ -713,7 +724,7 @@ def summary(claims: list[Claim]) -> str:
     judged = [c for c in claims if c.verdict in (HOLDS, FAILS)]
     held = sum(c.verdict == HOLDS for c in judged)
     missing = sum(c.verdict == MISSING for c in claims)
-    text = f"{held} of {len(judged)} claims hold on this machine"
+    text = f"{held} of {len(judged)} claims hold on this machine" if judged else "no claim could be measured"
     if missing:
         text += f"; {missing} not measured"
     return text

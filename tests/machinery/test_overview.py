@@ -330,6 +330,22 @@ def test_collect_keeps_going_past_a_module_that_cannot_run():
     assert "implement it" in missing[0].reason
 
 
+def test_a_failed_pinned_subprocess_is_reported_by_what_its_benchmark_said():
+    failed = "the pinned benchmark run failed: "
+    errors = {
+        "acceleration": RuntimeError(failed + "not implemented yet: matmul_naive (module 16, acceleration)"),
+        "quantization": RuntimeError(failed + "wrong result: matmul_blocked gives a wrong product"),
+        "compression": RuntimeError("something else"),
+    }
+    results = ov.collect(True, canned_modules(errors)[:3])
+    assert results["acceleration"]["error"] == "not implemented yet: matmul_naive (module 16, acceleration)"
+    assert (
+        results["quantization"]["error"] == "a wrong result, not timed: matmul_blocked gives a wrong product"
+    )
+    assert results["compression"]["error"] == "RuntimeError: something else"
+    assert ov.summary(ov.evaluate(results, quick=True)) == "no claim could be measured; 3 not measured"
+
+
 def test_figures_of_an_unexpected_shape_are_not_measured_rather_than_a_crash():
     (claim,) = ov.module_claims(ov.MODULES[4], {"figures": {"score": {}}}, quick=False)
     assert claim.verdict == ov.MISSING and "unexpected shape (KeyError" in claim.reason
