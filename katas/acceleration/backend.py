@@ -69,10 +69,9 @@ def operand_kind(x: Any) -> str:
     else (object, string or complex arrays, lists, scalars, None) is a ``TypeError`` that lists
     the kinds.
 
-    Task: the four checks above, in that order. Hints: ``getattr(x, "kind", None)`` reads an
-    optional attribute; ``x.dtype.kind in "biuf"`` is true for every bool, integer and floating
-    dtype (test int8 before it); the error
-    message can end with ``_KINDS_HELP``.
+    Examples: ``np.ones(3, np.float32)`` -> ``"dense"``, ``np.ones(3, np.int8)`` -> ``"int8"``,
+    ``np.ones(3, np.int64)`` -> ``"dense"``, a scipy ``csr_matrix`` -> ``"sparse"``, an object
+    with ``kind = "fancy"`` -> ``"fancy"``, ``[1, 2]`` -> ``TypeError``.
     """
     raise NotImplementedError(
         "operand_kind (module 16, acceleration): implement it in katas/acceleration/backend.py"
@@ -83,11 +82,8 @@ def call_kind(*operands: Any) -> str:
     """The kind of a call: ``"dense"`` if every operand is dense, else the one non-dense kind.
 
     ``call_kind(float_array, int8_array) == "int8"``. Two different non-dense kinds (an int8 and
-    a sparse operand) are a ``ValueError``: no kernel is defined for such a mix.
-
-    Task: classify every operand with :func:`operand_kind`; take the set of kinds minus
-    ``"dense"``; none left -> ``"dense"``, one -> that kind, more -> the ``ValueError``
-    (say "operands of different kinds" and list them).
+    a sparse operand) are a ``ValueError``: no kernel is defined for such a mix. Its message
+    says "operands of different kinds" and names them.
     """
     raise NotImplementedError(
         "call_kind (module 16, acceleration): implement it in katas/acceleration/backend.py"
@@ -118,11 +114,8 @@ class OptimizedBackend:
         ``op`` and ``kind`` are non-empty strings and ``kernel`` a callable taking the op's
         arguments (``TypeError`` / ``ValueError`` otherwise).
 
-        Task: after the given checks, store the kernel in the registry dict ``self._kernels``
-        under the key ``(op, kind)``. That is the whole trick: a new kernel is a new key, not a
-        new branch in an ``if`` chain. Thread safety (module docstring): do not change the
-        published dict in place; inside ``with self._lock:`` assign ``self._kernels`` a new dict,
-        the old entries plus the new one.
+        Thread safe as the module docstring says: a registration never changes the table that
+        a lookup may be reading, and two registrations at once both stay registered.
         """
         for name, value in (("op", op), ("kind", kind)):
             if not isinstance(value, str):
@@ -158,14 +151,10 @@ class OptimizedBackend:
         """The kernel that ``dispatch(op, *operands)`` would run: a lookup in the registry.
 
         ``ValueError`` listing the supported pairs for an unknown op or an unregistered kind.
-
-        Task, in this order (read ``self._kernels`` once into a local and use that, so a
-        registration in another thread cannot change the table under you):
-        1. no registered pair has this ``op``: ``raise self._unsupported(op)``;
-        2. ``kind = call_kind(*operands)``;
-        3. look ``(op, kind)`` up in the registry (``dict.get``); missing:
-           ``raise self._unsupported(op, kind)``; found: return it.
-        No ``if op == "matmul"`` anywhere: the dict is the routing table.
+        (:meth:`_unsupported` builds both errors; an unknown op is reported as such, before
+        the operands are classified). No ``if op == "matmul"`` anywhere: the registry is the
+        routing table, and a registration in another thread never changes it half way through
+        a lookup.
         """
         if not isinstance(op, str):
             raise TypeError(f"op must be a string, got {type(op).__name__}")
@@ -178,10 +167,7 @@ class OptimizedBackend:
         """Run ``op`` with the kernel chosen by its operands: ``kernel_for(op, *args[:2])(*args)``.
 
         ``dispatch("matmul", A, B)``; ``dispatch("conv2d", x, weight, bias, stride, padding)``.
-
-        Task: choose the kernel with :meth:`kernel_for` from the op and the first
-        ``self.n_operands`` arguments, then call it with *all* the arguments (and keywords)
-        and return what it returns.
+        The kernel gets every argument and keyword, and its result is returned unchanged.
         """
         if len(args) < self.n_operands:
             raise ValueError(f"dispatch({op!r}, ...) needs {self.n_operands} operands, got {len(args)}")

@@ -61,14 +61,11 @@ def conv2d_im2col(
     Shapes: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) -> y (N, F, H_out, W_out).
     ``matmul(a, b)`` computes the single 2-D product: the backend passes its dispatched matmul;
     ``None`` means :func:`matmul_numpy`.
+    Task: the pipeline of the module docstring, with exactly one call of ``matmul`` (so that
+    the backend can route the product).
 
-    Task: ``cols = im2col(x, weight.shape[2:], stride, padding)``; multiply it by the filters
-    laid out as columns, ``weight.reshape(F, -1).T``, **with the given ``matmul``** (or
-    ``matmul_numpy`` when it is None; exactly one call); add the bias; reshape the
-    (N * H_out * W_out, F) rows to (N, H_out, W_out, F) and move F to axis 1.
-
-    Hint: rows of ``cols`` are ordered (n, i, j) and its columns (c, di, dj), the same order as
-    ``weight.reshape(F, -1)``, so no other reordering is needed.
+    Example: x = ``np.arange(9.0).reshape(1, 1, 3, 3)`` and one 2 x 2 filter of ones, stride 1,
+    no padding: y = ``[[[[8, 12], [20, 24]]]]`` (each output sums a 2 x 2 window), shape (1, 1, 2, 2).
     """
     h_out, w_out = check_conv2d_args(x, weight, bias, stride, padding)
     raise NotImplementedError(

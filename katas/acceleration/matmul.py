@@ -69,14 +69,12 @@ def matmul_naive(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
         C[i, j] = sum_k A[i, k] * B[k, j]
 
-    Task: after the given check, allocate ``C = np.zeros((M, N), dtype=np.result_type(A, B))``
-    and fill it with three nested Python loops (i over rows, j over columns, k over the inner
-    dimension), accumulating each C[i, j] in a local variable *of the result's dtype*
-    (``dtype.type(0)``, operands cast with ``astype(dtype)``): a Python float ``0.0`` rounds
-    integers past 2^53 and cannot wrap int8 overflow the way numpy's ``@`` does. Integer
-    overflow warns unless the loops run inside ``with np.errstate(over="ignore"):``.
+    Task: the sum above, one term at a time, computed in the result's dtype: integers are
+    exact however large and wrap around on overflow as with numpy's ``@``, without a warning.
+    No ``@``, ``np.dot`` or ``np.sum`` here: this is the baseline, and its slowness is the point.
 
-    Hint: no ``@``, ``np.dot`` or ``np.sum`` here: this is the baseline, and its slowness is the point.
+    Example: ``[[1, 2], [3, 4]] @ [[5], [6]]`` is ``[[17], [39]]``; two int8 matrices whose
+    product is 200 give -56 (200 - 256), as ``A @ B`` does.
     """
     A, B = check_matmul_operands(A, B)
     raise NotImplementedError(
@@ -94,15 +92,11 @@ def matmul_blocked(A: np.ndarray, B: np.ndarray, block_size: int = 64) -> np.nda
     every shape: sizes need not be multiples of the block, and a block larger than the matrix is
     a single tile. Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
 
-    Task: three loops over tile starts, ``for i in range(0, M, bs)`` (likewise j over N and k
-    over K); inside, add the product of the tile of A at (i, k) and the tile of B at (k, j)
-    into the tile of C at (i, j).
+    Task: the loops over tiles; each tile product is numpy's ``@``, never a product of whole
+    matrices (unless one tile covers them).
 
-    Hints:
-    * a slice that runs past the end of an axis stops at the end: ``A[i : i + bs, k : k + bs]``
-      is already the smaller edge tile, no ``min`` needed;
-    * ``C[i : i + bs, j : j + bs]`` is a view: ``+=`` on it writes into C;
-    * the tile product itself is numpy's ``@``; the lesson is the loop order around it.
+    Example: M = N = K = 5 with ``block_size=2`` gives tiles of sizes 2, 2, 1 along each axis:
+    C's tile (rows 4, cols 0-1) sums three tile products, over inner indices 0-1, 2-3 and 4.
     """
     A, B = check_matmul_operands(A, B)
     bs = check_block_size(block_size)  # noqa: F841 (the tile size your loops will use)

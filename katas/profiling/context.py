@@ -137,21 +137,17 @@ class ProfilerContext:
 
     # -- per-layer bookkeeping (called by the instrumented forwards) ------------------------
     def _on_enter(self, name: str, module: Module) -> None:
-        # TODO: push [self.clock(), 0.0] on self._stack: this call's start time and the
-        #   inclusive time of the child calls it will make (0 so far).
+        """Runs just before a layer's forward: a call of ``name`` begins now."""
         raise NotImplementedError(
             "ProfilerContext._on_enter (module 15, profiling): implement it in katas/profiling/context.py"
         )
 
     def _on_exit(self, name: str, module: Module, args: tuple, output: Any) -> None:
-        # TODO:
-        #   1. pop (start, children) from self._stack; inclusive = _elapsed(start, self.clock());
-        #   2. add inclusive to the children time of the caller (the new top of the stack, if any);
-        #   3. flops = layer_flops(module, args, output); a container (flops is None and
-        #      module.children() is non-empty) gets no row: its work is its children's;
-        #   4. otherwise update self.layers[name] (create LayerStats(name, type(module).__name__)
-        #      on first sight): calls += 1, time += inclusive - children (the self time),
-        #      flops summed over calls (left None for a layer without a FLOP rule).
+        """Runs just after a layer's forward: record the call in ``self.layers[name]`` (a
+        :class:`LayerStats`): one more call, its *self* time (the module docstring's formula)
+        and its FLOPs (:func:`layer_flops` of ``args`` and ``output``, summed over calls; None
+        for a layer without a rule). A container (no FLOP rule, and sublayers) gets no row.
+        The call's inclusive time is its caller's child time."""
         raise NotImplementedError(
             "ProfilerContext._on_exit (module 15, profiling): implement it in katas/profiling/context.py"
         )
@@ -170,25 +166,19 @@ class ProfilerContext:
                 self.memory = self._memory.stop()
 
     def __enter__(self) -> ProfilerContext:
-        # TODO:
-        #   1. reset the results: wall_time and memory None, layers {}, _stack [];
-        #   2. start self._memory if self.track_memory, and set self._memory_started = True;
-        #   3. given a model, self._undo = instrument(self.model, self._on_enter, self._on_exit);
-        #   4. read the clock last (self._start), so the setup is not timed; return self.
-        #   If step 3 or 4 raises, call self._clean_up() before re-raising: Python does not call
-        #   __exit__ when __enter__ fails.
+        """Start afresh (results of an earlier block are dropped): memory tracking if
+        ``track_memory``, the model's instrumentation if a model was given, and the clock,
+        read last so that the setup is not timed. If entering fails half way, the model and
+        tracemalloc are left as they were found."""
         raise NotImplementedError(
             "ProfilerContext.__enter__ (module 15, profiling): implement it in katas/profiling/context.py"
         )
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        # TODO, in this order, and also when the block raised (exc_type is not None):
-        #   1. wall_time = _elapsed(self._start, self.clock()) (first, so the clean-up is not
-        #      timed; _elapsed refuses a clock that ran backwards);
-        #   2. self._clean_up() in a `finally`, so the model and tracemalloc are restored even
-        #      when the clock raises (if the block raised too, let the block's exception win);
-        #   3. print(self.report()) if the block did not raise and self.verbose;
-        #   4. return False: never swallow the block's exception.
+        """Stop: ``wall_time`` (the clock read first, so the clean-up is not timed), then the
+        model and tracemalloc restored whatever happens, even when the clock fails; print the
+        report if the block did not raise and ``verbose``. Never swallows the block's exception,
+        and when both the block and the clock fail, the block's exception is the one raised."""
         raise NotImplementedError(
             "ProfilerContext.__exit__ (module 15, profiling): implement it in katas/profiling/context.py"
         )
@@ -197,8 +187,6 @@ class ProfilerContext:
     @property
     def most_expensive(self) -> str | None:
         """The name of the layer with the largest self time (the first on a tie), or None."""
-        # TODO: None when no layer was recorded; else the name of the LayerStats with the largest
-        #   .time (max over self.layers.values() with a key; max keeps the first on a tie).
         raise NotImplementedError(
             "ProfilerContext.most_expensive (module 15, profiling): "
             "implement it in katas/profiling/context.py"

@@ -78,39 +78,33 @@ class MemoryProfiler:
         """Start measuring: start tracemalloc if it is off, reset its peak, note ``before``."""
         if self.running:
             raise RuntimeError("MemoryProfiler.start(): this profiler is already running")
-        # TODO:
-        #   1. if tracemalloc is not tracing, start it and remember that *you* started it
-        #      (self._started_tracing): stop() must never stop tracing someone else started;
-        #   2. _reset_peak() (not tracemalloc.reset_peak(): see the module docstring);
-        #   3. self._before = the current traced bytes (tracemalloc.get_traced_memory()[0]);
-        #   4. self._mark = _Watermark(self._before) and append it to _open.
         raise NotImplementedError(
             "MemoryProfiler.start (module 15, profiling): implement it in katas/profiling/memory.py"
         )
 
     def stop(self, result: Any = None) -> MemoryResult:
-        """Stop measuring and return peak and net bytes since :meth:`start`."""
+        """Stop measuring and return peak and net bytes since :meth:`start`.
+
+        The peak is the highest level since :meth:`start`, also when a profiler nested inside
+        this one has reset tracemalloc's peak meanwhile; tracing is stopped only if
+        :meth:`start` started it. Example: a function that allocates 8 MB and frees it gives
+        ``peak_bytes`` about 8 MB and ``net_bytes`` about 0.
+        """
         if not self.running:
             raise RuntimeError("MemoryProfiler.stop(): call start() first")
-        # TODO:
-        #   1. read (current, peak) from tracemalloc.get_traced_memory() first, before anything else;
-        #   2. the high-water mark is the larger of peak and self._mark.level (nested profilers
-        #      may have reset the peak meanwhile, folding it into your watermark);
-        #   3. remove self._mark from _open, set self._mark = None, and stop tracemalloc only if
-        #      start() started it;
-        #   4. return MemoryResult(peak_bytes=high - before, net_bytes=current - before, result=result).
         raise NotImplementedError(
             "MemoryProfiler.stop (module 15, profiling): implement it in katas/profiling/memory.py"
         )
 
     def profile(self, func: Callable[[], Any]) -> MemoryResult:
-        """Call ``func()`` once and return its peak and net bytes (and its return value)."""
+        """Call ``func()`` once and return its peak and net bytes (and its return value).
+
+        ``result`` is ``func``'s return value, and the memory it holds counts in ``net_bytes``.
+        If ``func`` raises, the profiler is stopped all the same and the exception reaches the
+        caller.
+        """
         if not callable(func):
             raise TypeError(f"func must be callable, got {type(func).__name__}")
-        # TODO: start(); call func(); stop() (in a `finally`, so that an exception still stops
-        #   the profiler) while you still hold func's result, so memory it keeps counts in
-        #   net_bytes; return the MemoryResult with result=func's return value
-        #   (dataclasses.replace(measured, result=result)).
         raise NotImplementedError(
             "MemoryProfiler.profile (module 15, profiling): implement it in katas/profiling/memory.py"
         )

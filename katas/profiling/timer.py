@@ -87,18 +87,13 @@ def summarize(samples: Sequence[float] | np.ndarray) -> TimingResult:
     min, mean and max as usual; p50, p95, p99 with linear interpolation between order
     statistics (Hyndman & Fan type 7, numpy's default). The samples are kept in their order.
     Every statistic lies in [min, max], the mean included: a float sum can round a mean of
-    equal samples above them (``np.mean([0.1] * 3) > 0.1``), so it is clamped.
+    equal samples above them (``np.mean([0.1] * 3) > 0.1``), so it is clamped. The statistics
+    are plain Python floats; ``samples`` is the validated copy, unsorted.
 
     Example: summarize([3, 1, 2]) has min 1, mean 2, p50 2, p95 2.9, p99 2.98, max 3
     (n = 3, so p95 sits at index h = 2 * 0.95 = 1.9, between x[1] = 2 and x[2] = 3).
     """
     x = _as_samples(samples)  # noqa: F841  (a validated float64 copy, shape (n,): yours to use)
-    # TODO: return TimingResult(samples=x, min=..., mean=..., p50=..., p95=..., p99=..., max=...)
-    #   with plain Python floats (float(...)). Either call
-    #       np.percentile(x, [50, 95, 99], method="linear")
-    #   or sort a copy and interpolate by hand as in the module docstring, as
-    #       lo + frac * (hi - lo)    (never (1 - frac) * lo + frac * hi, which can step outside [lo, hi]).
-    #   Do not sort x in place: samples keep their measurement order.
     raise NotImplementedError("summarize (module 15, profiling): implement it in katas/profiling/timer.py")
 
 
@@ -121,11 +116,6 @@ class Timer:
         so only ``func`` itself sits between the two readings.
         """
         _check_measure_args(func, warmup, runs)
-        # TODO:
-        #   1. call func() `warmup` times; do not time these calls (cold caches, lazy allocation);
-        #   2. `runs` times: read self.clock(), call func(), read self.clock() again; the
-        #      difference is one sample (seconds). Keep nothing but func() between the readings;
-        #   3. return summarize(samples).
         raise NotImplementedError(
             "Timer.measure (module 15, profiling): implement it in katas/profiling/timer.py"
         )
