@@ -389,6 +389,8 @@ def claims_caching(fig: dict[str, Any], quick: bool = False) -> list[Claim]:
         (s["recompute"]["min"], s["recompute"]["max"]), (s["prealloc"]["min"], s["prealloc"]["max"])
     )
     vs_concat = f"over the concatenating cache {_x(last['speedup']['prealloc_over_concat'])}"
+    if last.get("model") and last.get("model") != cases[0].get("model"):
+        vs_concat += f"; {last['total']} tokens: {last['model']}"
     if value >= KV_MIN:
         verdict = HOLDS
         reason = ("beyond the range; " if value > KV_MAX else "") + vs_concat
