@@ -378,8 +378,8 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
         print("That was the last hint for this test.", file=out)
     earlier = taken + [k]
     print(
-        f"Taken: {_levels(earlier)} of {len(matching)}; `{again} --shown` shows them again, "
-        f"`{again} --reset` forgets them.",
+        f"Taken: {_levels(earlier)} of {len(matching)}; "
+        f"`{again} --shown` repeats them, `--reset` forgets them.",
         file=out,
     )
     return OK

@@ -234,7 +234,7 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
     assert code == 0
     assert "First failing test: tests/test_alpha.py::test_double\n  at katas/alpha/core.py:6 in double" in out
     assert "Hint 1 of 1 for test_double:\n  Return 2 * x.\nThat was the last hint for this test.\n" in out
-    assert "Taken: hint 1 of 1; `tinytorch hint alpha --shown` shows them again" in out
+    assert "Taken: hint 1 of 1; `tinytorch hint alpha --shown` repeats them, `--reset` forgets them." in out
     progress = fake_repo / ".tinytorch" / "hints.json"
     assert json.loads(progress.read_text()) == {"alpha": [1]}
 
