@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -78,6 +79,14 @@ class RunLog:
         os._exit = self.os_exit
         if hasattr(signal, "SIGUSR1"):  # the runner asks for the stack before it kills a hung run
             faulthandler.register(signal.SIGUSR1, file=self.stack, all_threads=True)
+        # the runner killed (a closed terminal, an IDE's stop button): end too, never linger
+        threading.Thread(target=self.watch_parent, args=(os.getppid(),), daemon=True).start()
+
+    def watch_parent(self, parent: int, poll: float = 1.0) -> None:
+        """End this process when its parent is gone (it is reparented: the parent id changes)."""
+        while os.getppid() == parent:
+            time.sleep(poll)
+        self._os_exit(1)
 
     def close(self) -> None:
         os._exit = self._os_exit

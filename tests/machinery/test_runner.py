@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -278,6 +280,7 @@ Max relative difference among violations: 0.66666667
  DESIRED: array([ 0.,  3.,  6.,  9., 12., 15., 18., 21., 24., 27., 30., 33., 36.,
        39., 42., 45., 48., 51., 54., 57.])
 (note: 1 other explicit example also failed with this error; use Verbosity.verbose to view)
+You can reproduce this example by temporarily adding @reproduce_failure('6.1', b'AA') as a decorator
 Failing explicit example: test_matmul(
     n=1,
 )
@@ -433,6 +436,8 @@ def test_the_plugin_turns_exits_into_failures_and_logs_each_test(tmp_path: Path,
         thread.start()
         thread.join()
         assert exits == [5]  # pytest-timeout's timer thread still ends the process
+        plugin._log.watch_parent(-1)  # its parent is gone: the child ends itself
+        assert exits == [5, 1]
     finally:
         plugin.pytest_unconfigure(config)
     assert plugin._log is None and plugin.os._exit == exits.append
@@ -688,3 +693,44 @@ def test_a_run_killed_before_its_session_is_a_timeout_not_a_missing_report(fake_
     [error] = result["alpha"].outcomes
     assert error.collection and error.problem == "timeout"
     assert "went over its bound of 1.5 s and was stopped while the tests imported the code" in error.message
+
+
+def _interrupt_when_spinning(marker: Path) -> threading.Thread:
+    """Ctrl-C (a real SIGINT to this process) once the kata below is spinning."""
+
+    def wait_then_interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while not (marker.is_file() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=wait_then_interrupt, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["run_module", "run_modules"])
+def test_ctrl_c_in_the_parent_kills_the_child_and_is_raised(fake_repo: Path, tmp_path: Path, parallel: bool):
+    marker = tmp_path / "spinning.pid"
+    write_alpha(
+        fake_repo, f"import os\n\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    pass\n"
+    )
+    waiter = _interrupt_when_spinning(marker)
+    with pytest.raises(KeyboardInterrupt):
+        if parallel:
+            runner.run_modules([registry.get("alpha")], test_timeout=120, run_timeout=120)
+        else:
+            runner.run_module(registry.get("alpha"), test_timeout=120, run_timeout=120)
+    waiter.join()
+    child = int(marker.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (
+        not Path(f"/proc/{child}").exists()
+        or "Z" in Path(f"/proc/{child}/stat").read_text().split(")")[-1][:3]
+    )
+    if parallel:
+        with pytest.raises(KeyboardInterrupt):  # no new child may start after Ctrl-C, until the next run
+            runner._attempt(["true"], fake_repo, {}, tmp_path, 9, 1.0)
+        runner._stopping.clear()
