@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -156,11 +157,32 @@ class TestOutcome:
         if len(lines) > 1 and re.fullmatch(r"[\w.]+:", lines[0].strip()):
             # "AssertionError:" alone on its line, as numpy writes it: join it with what follows
             lines[:2] = [f"{lines[0].strip()} {lines[1].strip()}"]
+        if lines and _SYNTAX_ERROR.match(lines[0]):
+            lines[1:1] = _syntax_error_source(self.details)
         example = _example_lines(self.details)
         if example and max_lines >= 4:
             example = _excerpt(example, max(2, min(len(example), max_lines // 3)))
             return _excerpt(lines, max_lines - len(example)) + example
         return _excerpt(lines, max_lines)
+
+
+_SYNTAX_ERROR = re.compile(r"(SyntaxError|IndentationError|TabError)\b")
+# the offending line and its caret, as Python prints them after the error's `File "...", line N`
+# (pytest prefixes them with "E" in a collection error)
+_SYNTAX_SOURCE = re.compile(
+    r'^E?[ \t]*File "[^"]+", line \d+\n((?:E?[ \t]+.*\n){1,3}?)'
+    r"E?[ \t]*(SyntaxError|IndentationError|TabError)\b",
+    re.MULTILINE,
+)
+
+
+def _syntax_error_source(details: str) -> list[str]:
+    """The source line of a SyntaxError and the caret under it, from the traceback."""
+    matches = list(_SYNTAX_SOURCE.finditer(details))
+    if not matches:
+        return []
+    lines = [line[1:] if line.startswith("E") else line for line in matches[-1].group(1).splitlines()]
+    return textwrap.indent(textwrap.dedent("\n".join(lines)), "    ").splitlines()
 
 
 def _full_message(message: str, details: str) -> str:

@@ -230,7 +230,11 @@ def test_a_syntax_error_is_blamed_on_its_file_and_line_not_on_the_import(tmp_pat
         "katas/alpha/core.py", 12, ""
     )
     outcome = runner.TestOutcome("tests/test_alpha.py", "error", "SyntaxError: invalid syntax", details)
-    assert outcome.summary_lines()[0] == "SyntaxError: invalid syntax"
+    assert outcome.summary_lines() == [  # with the line and the caret that points into it
+        "SyntaxError: invalid syntax",
+        "    def apply(self, x: int:",
+        "                          ^",
+    ]
 
 
 def test_a_faulthandler_dump_names_the_innermost_frame_first(tmp_path: Path):
