@@ -9,35 +9,43 @@ site-packages (``usercustomize``) and the current folder, so nothing in a submis
 before this file runs; ``-B`` writes no bytecode. This file imports only the standard library
 and pytest, and does, in order:
 
-1. reads its configuration (written by the grader into the staging folder) and deletes it;
+1. reads its configuration (written by the grader into the staging folder) and deletes it, so
+   the run's secret is only in this process's memory;
 2. sets the switch (``TINYTORCH_IMPL``) to the student's folder for the graded module and, in
    isolation mode, to a staged copy of the reference for the other modules;
 3. in isolation mode, imports every other module's reference (and its submodules) *before* any
    student code runs, then deletes those staged reference files, so the student's process holds
    the reference it needs in memory but cannot open a reference source file;
-4. installs an audit hook (``sys.addaudithook``; it cannot be removed) that refuses: opening files
-   of the grader's checkout (reference solutions, grading files, other submissions), writing,
-   renaming or deleting anything outside the scratch folder (and ``/dev/shm``), and, from the
-   student's code, starting processes, loading native code through ``ctypes``, signalling other
-   processes, and patching pytest, numpy, hypothesis,
-   the tests or the grader (attributes of their classes or the code of their functions) from the
-   student's code. A refused action raises ``PermissionError`` in the student's code and, for a
-   patch, also reports tampering to the grader at once;
+4. imports what the tests import (numpy, hypothesis, the foundation), with every kata module
+   kept out, then arms an audit hook (``sys.addaudithook``; it cannot be removed) that refuses:
+   opening files of the grader's checkout (reference solutions, grading files) and of other
+   submissions; writing, renaming or deleting anything outside the scratch folder (``/dev/shm``
+   and ``/dev/null`` aside); signalling the grader; and, from the student's code (one of its
+   frames on the stack), starting processes, loading native code through ``ctypes``, signalling
+   other processes and setting the code, defaults or special attributes of functions and classes
+   of pytest, numpy, hypothesis, the foundation or the tests. A refused action raises
+   ``PermissionError`` where it was tried; what the student's code tried is reported to the
+   grader (a patch as tampering, at once);
 5. runs pytest with a reporting plugin that streams one JSON line per event (tests collected, a
    test started, a test's outcome, collection errors, tampering) to a pipe the grader reads. Each
-   line carries a per-run secret, so a line written by anything else is detected. After every
-   test the plugin checks that no module-level function or class of pytest, numpy, hypothesis,
-   the standard library or the tests was replaced.
+   line carries a per-run secret, so a line written by anything else is detected. After the
+   collection and after every test the plugin checks that no module-level function or class, and
+   no method or property of a class, of the modules loaded before the student's code (pytest,
+   numpy, hypothesis, the standard library, the tests) was replaced, added or removed: ordinary
+   attribute assignment is invisible to audit hooks, so this comparison is what catches it.
 
 The grader, not this process, decides what a test is worth: it holds the list of tests (collected
 from the reference), enforces the per-test timeout and the memory limit, and treats a missing
 outcome (the process exited, was killed or hung) as a failure of the test that was running.
 
 Limits, honestly: code that runs inside this process could, with deliberate effort (reaching the
-hook's private state through the garbage collector, say, or disassembling the reference bytecode
-loaded in memory), still get around in-process checks. The checks make every casual or accidental
-way of changing a score fail loudly; the process boundary, the limits and the grader-side
-bookkeeping are what cannot be bypassed from here.
+hook's private state through the garbage collector, patching from a thread and restoring before
+the next check, disassembling the reference bytecode loaded in memory), still get around
+in-process checks; and the child runs as the grader's OS user, so the file rules are the hook's,
+not the kernel's. The checks make every casual or accidental way of changing a score fail
+loudly; the process boundary, the limits and the grader-side bookkeeping cannot be bypassed from
+here. For a kernel-enforced boundary run each grading in its own container (Gradescope does) or
+as a user that cannot read ``solutions/``.
 """
 
 from __future__ import annotations
