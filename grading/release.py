@@ -15,6 +15,9 @@ Builds the repository a class receives from the instructor's checkout:
 * ``README.md`` with its instructor-only blocks (between ``<!-- instructor-only -->`` and
   ``<!-- end instructor-only -->``) removed and its student-only blocks (an HTML comment that
   starts ``<!-- student-only``) shown;
+* the gallery's notes without its patches: ``grading/mistakes/<module>.toml`` keeps each mistake's
+  ``name``, ``why`` and ``caught_by`` only, so ``tinytorch hint`` can still name the likely mistake
+  behind a failing test;
 * a fresh git repository with a single commit (no history, so no earlier reference code), unless
   ``--no-git``.
 
@@ -27,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +56,7 @@ EXCLUDED_DIRS = ("solutions/", "grading/", ".ci/", ".github/")
 INSTRUCTOR_BLOCK = re.compile(r"<!-- instructor-only -->.*?<!-- end instructor-only -->\n?", re.DOTALL)
 STUDENT_BLOCK = re.compile(r"<!-- student-only\n(.*?)-->\n?", re.DOTALL)
 WINDOW = 3  # consecutive reference statements that count as a leak
+NOTE_KEYS = ("name", "why", "caught_by")  # what a student release keeps of the gallery
 
 
 class ReleaseError(RuntimeError):
@@ -107,6 +113,15 @@ def released(path: str, root: Path, hidden: set[str]) -> bool:
     if path.startswith("tests/") and path.endswith(".py"):
         return not imports_instructor_code((root / path).read_text(encoding="utf-8"))
     return True
+
+
+def mistake_notes(toml_text: str) -> str:
+    """A gallery file without its patches: each mistake's name, why and caught_by, as TOML."""
+    notes = ["# Classic mistakes of this module: what tinytorch hint names when a test catches one."]
+    for entry in tomllib.loads(toml_text).get("mistake", []):
+        notes.append("\n[[mistake]]")
+        notes += [f"{key} = {json.dumps(entry[key])}" for key in NOTE_KEYS if isinstance(entry.get(key), str)]
+    return "\n".join(notes) + "\n"
 
 
 def student_readme(text: str) -> str:
@@ -245,6 +260,12 @@ def build(dest: Path, root: Path | None = None, git: bool = True) -> list[str]:
                 target.write_text(student_readme((root / path).read_text(encoding="utf-8")), encoding="utf-8")
             else:
                 shutil.copy2(root / path, target)
+            written.append(path)
+        for gallery in sorted((root / registry.MISTAKES_DIR).glob("*.toml")):
+            path = (registry.MISTAKES_DIR / gallery.name).as_posix()
+            target = staged / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(mistake_notes(gallery.read_text(encoding="utf-8")), encoding="utf-8")
             written.append(path)
         for path, template in STUDENT_FILES.items():
             source = CLASSROOM / template

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,11 @@ def test_no_solutions_and_no_instructor_tools(built):
     dest, written = built
     files = files_of(dest)
     assert files == written
-    assert not [f for f in files if f.startswith(("solutions/", "grading/"))]
+    assert not [f for f in files if f.startswith("solutions/")]
+    # of the instructor tools only the gallery's notes come along (name, why, caught_by: no patch)
+    assert {f for f in files if f.startswith("grading/")} == {
+        f"grading/mistakes/{p.name}" for p in (ROOT / "grading" / "mistakes").glob("*.toml")
+    }
     for path in files:
         if path.startswith("tests/") and path.endswith(".py"):
             assert not release.imports_instructor_code((dest / path).read_text()), path
@@ -151,3 +156,19 @@ def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert not (tmp_path / "r" / ".git").exists()
     assert release.main([str(tmp_path / "r")]) == 1  # not empty now
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_the_gallery_notes_come_without_their_patches(built):
+    dest, _ = built
+    for gallery in sorted((ROOT / "grading" / "mistakes").glob("*.toml")):
+        full = tomllib.loads(gallery.read_text())["mistake"]
+        notes = tomllib.loads((dest / "grading" / "mistakes" / gallery.name).read_text())["mistake"]
+        assert notes == [{k: m[k] for k in release.NOTE_KEYS if k in m} for m in full]
+        assert all(set(note) <= set(release.NOTE_KEYS) for note in notes)
+    # and the release's registry reads them, as `tinytorch hint` does there
+    env = {**os.environ, "TINYTORCH_ROOT": str(dest)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from tinytorch import registry; print(len(registry.mistakes('profiling')))"],
+        cwd=dest, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0 and int(proc.stdout) > 0, proc.stderr
