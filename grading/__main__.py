@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unsolved": ("integrity", "every test of every ready module fails on the untouched stubs"),
     "parity": ("integrity", "stubs and solutions expose the same names, signatures and plumbing"),
     "mistakes": ("gallery", "every classic mistake of grading/mistakes/ is caught by a test"),
+    "gradescope": ("gradescope", "build the Gradescope autograder zip (setup.sh, run_autograder, this repo)"),
     "release": ("release", "build the student release: no solutions, no instructor tools, one commit"),
     "grade": ("autograde", "grade one submission (folder or zip): results.json for Gradescope + summary"),
     "batch": ("batch", "grade a folder of submissions in parallel: gradebook.csv + summary.json, resumable"),

@@ -62,6 +62,13 @@ from pathlib import Path
 from tinytorch import registry
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
+# Gradescope visibility of the tests in a module's instructor-only files (the registry's `hidden`)
+HIDDEN_VISIBILITY = "after_published"
+
+
+def test_files(module: registry.Module) -> list[str]:
+    """The test files the grader runs for a module: its suite, then its instructor-only files."""
+    return [module.tests, *module.hidden]
 
 # files of a submission that are never staged: they would configure pytest or Python itself
 DROPPED_NAMES = {
@@ -252,7 +259,9 @@ class Grade:
                         "max_score": _round(t.max_score),
                         "status": "passed" if t.score == t.max_score and t.outcome == "passed" else "failed",
                         "output": output,
-                        "visibility": self.visibility,
+                        "visibility": HIDDEN_VISIBILITY
+                        if t.nodeid.split("::", 1)[0] in m.module.hidden
+                        else self.visibility,
                     }
                 )
         return {
@@ -703,8 +712,9 @@ _PLANS: dict[tuple, dict[str, list[str]]] = {}
 def collect_plan(ctx: Context) -> dict[str, list[str]]:
     """The grader's list of tests per module, collected from the reference (cached per checkout)."""
     stamp = tuple(
-        (m.name, (ctx.root / m.tests).stat().st_mtime_ns if (ctx.root / m.tests).is_file() else 0)
+        (f, (ctx.root / f).stat().st_mtime_ns if (ctx.root / f).is_file() else 0)
         for m in ctx.modules
+        for f in test_files(m)
     )
     key = (str(ctx.root), (ctx.stage / "modules.toml").read_text(encoding="utf-8"), stamp)
     if key in _PLANS:
@@ -722,7 +732,7 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
     ref = run_dir / "ref"
     for m in ctx.modules:
         shutil.copytree(ctx.root / m.solution, ref / m.name, ignore=shutil.ignore_patterns("__pycache__"))
-    files = [m.tests for m in ctx.modules if (ctx.stage / m.tests).is_file()]
+    files = [f for m in ctx.modules for f in test_files(m) if (ctx.stage / f).is_file()]
     # the grader's own code: a generous bound, whatever the students' limits are
     budget = max(ctx.settings.collect_timeout, 300.0)
     out = run_child(
@@ -737,7 +747,7 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
         raise RuntimeError(
             "the grader's tests do not collect on the reference:\n" + "\n".join(out.collect_errors)
         )
-    plan = {m.name: [i for i in out.collected if i.split("::", 1)[0] == m.tests] for m in ctx.modules}
+    plan = {m.name: [i for i in out.collected if i.split("::", 1)[0] in test_files(m)] for m in ctx.modules}
     _PLANS[key] = plan
     if ctx.plan_file:  # shared by the graders of one batch: written once, atomically
         tmp = ctx.plan_file.with_name(f".{ctx.plan_file.name}.{os.getpid()}.tmp")
@@ -811,7 +821,7 @@ def grade_module(
             module.name,
             run_dir,
             impl,
-            [module.tests],
+            [f for f in test_files(module) if (ctx.stage / f).is_file()],
             preload,
             [str(ctx.stage / "katas")],
             sorted(done),

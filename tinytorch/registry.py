@@ -33,6 +33,8 @@ class Module:
     points: int
     status: str
     hints: tuple[Hint, ...] = field(default=())
+    # instructor-only test files of the module (relative to the root): graded, never released
+    hidden: tuple[str, ...] = field(default=())
 
     @property
     def marker(self) -> str:
@@ -118,12 +120,15 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
     for i, entry in enumerate(entries, 1):
         label = entry.get("name") if isinstance(entry, dict) else None
         where = f"{path}: [[module]] number {i}" + (f" ({label!r})" if isinstance(label, str) else "")
-        entry = dict(_check_table(entry, FIELDS | {"hint": list}, set(FIELDS), where))
+        entry = dict(_check_table(entry, FIELDS | {"hint": list, "hidden": list}, set(FIELDS), where))
+        hidden = entry.pop("hidden", [])
+        if not all(isinstance(path, str) and path.strip() for path in hidden):
+            raise RegistryError(f"{where}: hidden must be a list of test file paths, got {hidden!r}")
         hints = []
         for j, hint in enumerate(entry.pop("hint", []), 1):
             hint = _check_table(hint, HINT_FIELDS, {"text"}, f"{where}, hint {j}", frozenset({"tests"}))
             hints.append(Hint(tests=hint.get("tests", ""), text=hint["text"]))
-        module = Module(hints=tuple(hints), **entry)
+        module = Module(hints=tuple(hints), hidden=tuple(hidden), **entry)
         if module.status not in STATUSES:
             raise RegistryError(f"{where}: status must be one of {STATUSES}, got {module.status!r}")
         modules.append(module)

@@ -104,6 +104,30 @@ def test_a_partly_solved_submission_gets_exactly_its_share(tmp_path):
     assert "alpha" in results["output"] and "6.67/10" in results["output"]
 
 
+def test_hidden_tests_are_graded_and_shown_after_publication(tmp_path, monkeypatch):
+    """A module's instructor-only files (the registry's ``hidden``) count like its suite; Gradescope
+    shows their results only once grades are published."""
+    repo = make_repo(tmp_path / "repo")
+    text = (repo / "modules.toml").read_text(encoding="utf-8")
+    (repo / "modules.toml").write_text(
+        text.replace('status = "ready"', 'status = "ready"\nhidden = ["tests/hidden/test_alpha_more.py"]', 1),
+        encoding="utf-8",
+    )
+    (repo / "tests" / "hidden").mkdir()
+    (repo / "tests" / "hidden" / "test_alpha_more.py").write_text(
+        "from tinytorch.perf.alpha import double\n\n\ndef test_double_zero():\n    assert double(0) == 0\n"
+    )
+    monkeypatch.setenv("TINYTORCH_ROOT", str(repo))
+    monkeypatch.setenv("TINYTORCH_REGISTRY", str(repo / "modules.toml"))
+    grade = autograde.grade(submission(tmp_path, ALPHA_SOLUTION), settings=FAST, only=["alpha"])
+    results = grade.to_gradescope()
+    by_name = {t["name"]: t for t in results["tests"]}
+    hidden = by_name["15 alpha: test_double_zero"]
+    assert hidden["visibility"] == autograde.HIDDEN_VISIBILITY and hidden["score"] == 2.5
+    assert by_name["15 alpha: test_double"]["visibility"] == "visible"
+    assert results["score"] == 10 and len(results["tests"]) == 4  # 10 points over 3 + 1 tests
+
+
 def test_weights_from_the_registry_split_a_module_unevenly(repo, tmp_path, monkeypatch):
     registry_file = tmp_path / "modules.toml"
     text = (repo / "modules.toml").read_text(encoding="utf-8")

@@ -109,6 +109,17 @@ def test_invalid_registries(tmp_path: Path, entries: tuple[str, ...], error: str
         registry.modules(write_registry(tmp_path, *entries))
 
 
+def test_hidden_tests_are_a_list_of_files(tmp_path: Path):
+    entry = ENTRY.format(number=1, name="a", status="ready")
+    path = write_registry(tmp_path, entry + 'hidden = ["tests/hidden/test_a_more.py"]\n')
+    assert registry.modules(path)[0].hidden == ("tests/hidden/test_a_more.py",)
+    (tmp_path / "b").mkdir()
+    assert registry.modules(write_registry(tmp_path / "b", entry))[0].hidden == ()
+    (tmp_path / "c").mkdir()
+    with pytest.raises(registry.RegistryError, match="hidden must be a list of test file paths"):
+        registry.modules(write_registry(tmp_path / "c", entry + 'hidden = ["", 3]\n'))
+
+
 def test_unknown_field_is_an_error(tmp_path: Path):
     with pytest.raises(
         registry.RegistryError, match=r"\[\[module\]\] number 1 \('a'\): unknown field\(s\) colour"

@@ -172,3 +172,12 @@ def test_the_gallery_notes_come_without_their_patches(built):
         cwd=dest, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0 and int(proc.stdout) > 0, proc.stderr
+
+
+def test_hidden_tests_stay_with_the_instructor(tmp_path: Path):
+    (tmp_path / "tests" / "hidden").mkdir(parents=True)
+    (tmp_path / "tests" / "hidden" / "test_more.py").write_text("def test_x():\n    pass\n")
+    (tmp_path / "tests" / "test_open.py").write_text("def test_y():\n    pass\n")
+    hidden = {"tests/hidden/test_more.py"}
+    assert not release.released("tests/hidden/test_more.py", tmp_path, hidden)
+    assert release.released("tests/test_open.py", tmp_path, hidden)
