@@ -587,6 +587,24 @@ def test_filter_pruned_model_is_smaller_and_computes_the_same_function(amount: f
         expected, got = zeroed(Tensor(x)).data, pruned(Tensor(x)).data
     assert got.shape == (4, 4)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # The pruned model shares no array with the original (not even its unpruned last Linear):
+    # fine-tuning it must leave the original's weights alone.
+    for param in pruned.parameters():
+        param.data += 1.0
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=f"{name} is shared with the pruned model")
+
+
+def test_filters_are_ranked_by_their_l2_norm() -> None:
+    # ||w_f||_2 = sqrt(sum w^2), not the L1 norm sum |w|: filter 0 = [3, 0, 0, 0] has L2 norm 3
+    # and L1 norm 3, filter 1 = [1, 1, 1, 1] has L2 norm 2 and L1 norm 4. The two norms rank
+    # them in opposite orders: removing half of the filters by L2 keeps filter 0.
+    model = Sequential(Conv2d(1, 2, 2, rng=np.random.default_rng(0)), ReLU(), Conv2d(2, 1, 1))
+    model[0].weight.data[...] = np.array([[[[3, 0], [0, 0]]], [[[1, 1], [1, 1]]]], np.float32)
+    np.testing.assert_allclose(filter_norms(model[0]), [3.0, 2.0], rtol=1e-12)
+    pruned = prune_filters(model, 0.5)
+    np.testing.assert_array_equal(pruned[0].weight.data, model[0].weight.data[:1])
+    np.testing.assert_array_equal(pruned[2].weight.data, model[2].weight.data[:, :1])
 
 
 def test_zoo_cnn_with_half_its_filters_removed() -> None:
@@ -864,6 +882,11 @@ def test_csr_structure_checks_and_properties() -> None:
     np.testing.assert_array_equal(
         csr_matmul(csr, np.eye(4, dtype=np.float32)[:, :2]), [[0, 5], [0, 0], [1, 0]]
     )
+    # A hand-built CSR may repeat a column within a row: the entries add up (scipy's convention),
+    # in to_dense as in the product.
+    dup = CSRMatrix(np.array([1.0, 2.0, 4.0], np.float32), np.array([1, 1, 0]), np.array([0, 2, 3]), (2, 2))
+    np.testing.assert_array_equal(dup.to_dense(), [[0, 3], [4, 0]])
+    np.testing.assert_array_equal(csr_matmul(dup, np.eye(2, dtype=np.float32)), dup.to_dense())
     empty = CSRMatrix.from_dense(np.zeros((0, 3), np.float32))
     assert empty.nnz == 0 and empty.density == 0.0 and empty.to_dense().shape == (0, 3)
     bad = [

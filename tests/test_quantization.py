@@ -339,6 +339,20 @@ def test_int8_matmul_refuses_k_beyond_the_int32_bound() -> None:
         int8_matmul(too_long, np.zeros((MAX_K + 1, 1), np.int8))
 
 
+def test_int8_matmul_is_exact_where_float32_is_not() -> None:
+    # float32 holds every integer only up to 2**24; between 2**25 and 2**26 its spacing is 4. Row
+    # sums of K = 4096 products near 127 * 127 reach 6.6e7, so a float32 accumulator (the operands
+    # cast to float32 for BLAS) rounds the odd sum below; int32 is exact (K * 2**14 < 2**31).
+    K = 4096
+    A = np.full((2, K), 127, np.int8)
+    B = np.full((K, 3), 127, np.int8)
+    B[::2, 1] = -127
+    B[1::3, 2] = 126
+    expected = A.astype(np.int64) @ B.astype(np.int64)
+    assert expected[0, 2] == 65_891_029 and expected[0, 2] % 4 == 1  # not a float32 number
+    np.testing.assert_array_equal(int8_matmul(A, B), expected)
+
+
 def test_int8_matmul_rejects_bad_operands() -> None:
     A = np.ones((2, 3), np.int8)
     np.testing.assert_array_equal(int8_matmul(A, A.T), np.full((2, 2), 3))
@@ -450,6 +464,23 @@ def test_quantized_linear_dispatches_one_int8_product() -> None:
     np.testing.assert_allclose(y, x @ w, atol=0.1)
 
 
+def test_quantized_layers_use_the_calibrated_input_parameters() -> None:
+    # Static quantization: (s_x, z_x) are fixed at calibration, here [0, 1]. An input beyond that
+    # range clamps to its ends, so the layer gives exactly (bit for bit: the same integers) what
+    # it gives on the clipped input. Quantizing each input with its own min / max (dynamic
+    # quantization) would use another grid and give another output.
+    from tinytorch.conv import Conv2d
+
+    rng = np.random.default_rng(14)
+    params = choose_qparams(0.0, 1.0)
+    x = rng.uniform(-0.5, 3.0, (4, 6)).astype(np.float32)
+    lin = QuantizedLinear.from_float(_linear(rng.standard_normal((6, 3)).astype(np.float32), None), params)
+    np.testing.assert_array_equal(lin(x).data, lin(np.clip(x, 0.0, 1.0)).data)
+    conv = QuantizedConv2d.from_float(Conv2d(2, 3, 3, padding=1, rng=rng), params)
+    images = rng.uniform(-0.5, 3.0, (2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(conv(images).data, conv(np.clip(images, 0.0, 1.0)).data)
+
+
 def _conv_arrays(case: ConvCase, fill: str, bias: bool):
     rng = np.random.default_rng(case.seed)
     x = fill_quant_array(rng, (case.n, case.c_in, case.h, case.w), fill)
@@ -550,6 +581,19 @@ def test_percentile_observer_ignores_an_outlier() -> None:
     assert err["percentile"] * 20 < err["minmax"], err
 
 
+@pytest.mark.parametrize("order", [1, -1], ids=["low-first", "high-first"])
+def test_percentile_observer_covers_every_batch(order) -> None:
+    # Like min/max, the range widens over the batches: the running min of the low percentiles and
+    # the running max of the high ones. A later batch must not replace an earlier one.
+    low = np.linspace(-2.0, 0.0, 101, dtype=np.float32)
+    high = np.linspace(5.0, 6.0, 101, dtype=np.float32)
+    pc = PercentileObserver(99.0)
+    for batch in (low, high)[::order]:
+        pc.observe(batch)
+    assert pc.range() == pytest.approx((np.percentile(low, 1.0), np.percentile(high, 99.0)))  # -1.98, 5.99
+    assert pc.batches == 2
+
+
 def test_calibrate_observes_the_input_of_every_linear_and_conv() -> None:
     from tinytorch.conv import Conv2d, MaxPool2d
     from tinytorch.layers import Flatten, Linear, ReLU, Sequential
@@ -596,6 +640,22 @@ def test_calibrate_removes_its_hooks_and_leaves_the_model_unchanged() -> None:
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     assert model.training  # calibration ran in eval mode and restored the mode
+
+
+def test_calibrate_observes_the_model_in_eval_mode() -> None:
+    # Dropout is the identity at inference. In training mode it zeroes half of the activations and
+    # doubles the others, so the next layer's range would come out about twice too wide.
+    from tinytorch.layers import Dropout, Linear, Sequential
+
+    rng = np.random.default_rng(6)
+    dropout = Dropout(0.5, rng=np.random.default_rng(0))
+    model = Sequential(Linear(3, 8, rng=rng), dropout, Linear(8, 2, rng=rng))
+    data = rng.standard_normal((6, 3)).astype(np.float32)
+    observers = calibrate(model, data)
+    hidden = model[0](data).data  # what the last Linear sees at inference
+    expected = (float(hidden.min()), float(hidden.max()))
+    assert observers["layers.2"].range() == pytest.approx(expected, abs=1e-6)
+    assert model.training
 
 
 @pytest.mark.parametrize(
@@ -703,6 +763,25 @@ def test_quantize_model_rejects_a_layer_without_a_rule() -> None:
         quantize_model(Sequential(Linear(3, 3, rng=rng), LayerNorm(3)), data)
     with pytest.raises(TypeError, match="quantize_model.*float"):
         quantize_model(Sequential(Linear(3, 3, rng=rng)), np.ones((4, 3), np.int64))
+
+
+def test_quantize_model_gives_each_layer_the_affine_parameters_of_its_observer() -> None:
+    # Activations are quantized affine (asymmetric): after a ReLU every value is >= 0 and a
+    # symmetric grid would leave the 128 negative levels unused (a step twice as large). Each
+    # quantized layer takes the parameters of the observer of the float layer at its place.
+    from tinytorch.layers import Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(15)
+    model = Sequential(Linear(4, 6, rng=rng), ReLU(), Linear(6, 3, rng=rng))
+    data = rng.uniform(-1, 2, (20, 4)).astype(np.float32)
+    observers = calibrate(model, data)
+    quantized = quantize_model(model, data)
+    for name in ("layers.0", "layers.2"):
+        got, expected = dict(quantized.named_modules())[name].input_params, observers[name].qparams()
+        assert not got.symmetric, f"{name}: activations are quantized affine, not symmetric"
+        np.testing.assert_array_equal(got.scale, expected.scale)
+        np.testing.assert_array_equal(got.zero_point, expected.zero_point)
+    assert int(quantized[2].input_params.zero_point) == QMIN  # after the ReLU the range starts at 0
 
 
 def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:

@@ -68,6 +68,8 @@ def quantize_model(
     ``calibration_data`` float (N, ...) representative inputs (e.g. a few hundred training
     images); ``observer`` ``"minmax"``, ``"percentile"`` or an observer factory; ``backend`` the
     one backend every quantized layer dispatches to (default: a fresh :func:`int8_backend`).
+    Each quantized layer's input parameters are its observer's affine (asymmetric) ones: after a
+    ReLU every activation is >= 0, and a symmetric grid would leave half of the levels unused.
     The result runs end to end on float inputs, in eval mode. A model that is a single Linear or
     Conv2d gives its quantized layer.
     """
