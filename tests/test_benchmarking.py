@@ -170,6 +170,16 @@ def test_event_below_its_target_scores_nothing_and_says_why(speedups: list[float
     assert "accuracy" in card.reasons[f"E{i}"] and "0.95" in card.reasons[f"E{i}"]
 
 
+def test_a_nan_quality_never_passes_the_gate() -> None:
+    # A model whose quality came out NaN (a metric over no outputs, a NaN loss) has not shown
+    # that it reaches its target: every comparison with NaN is False, so "value < target" does
+    # not flag it; the gate is "value >= target" (QualityCheck.passed).
+    nan = QualityCheck(metric="accuracy", value=math.nan, target=0.95)
+    card = score_events([EventScore("E0", 4.0, PASS), EventScore("E1", 9.0, nan)])
+    assert card.counted == {"E0": 4.0, "E1": 1.0} and set(card.reasons) == {"E1"}
+    assert card.score == pytest.approx(2.0, rel=RTOL)
+
+
 def test_score_rejects_nothing_to_score() -> None:
     with pytest.raises(ValueError, match="empty"):
         score_events([])
@@ -346,10 +356,12 @@ def test_quality_gate_rejects_a_broken_model(mlp) -> None:
     assert card.score == 1.0 and "accuracy" in card.reasons["MLP_SPRINT"]
 
 
-def test_generation_quality_is_identical_tokens() -> None:
+def test_generation_quality_is_identical_tokens_and_throughput_counts_tokens() -> None:
     gpt = zoo.load_model(TRANSFORMER_DECATHLON.model)
     good = benchmark_model(FullRecomputeGenerator(gpt), QUICK_GEN, ticking_profiler())
     assert good.quality.passed and good.quality.value == 1.0
+    # throughput counts generated tokens (every sequence of the batch), not sequences: 1 s per call
+    assert good.throughput == pytest.approx(QUICK_GEN.batch_size * QUICK_GEN.max_new_tokens / 1.0)
 
     class OffByOne:
         model = gpt
@@ -390,6 +402,20 @@ def test_tinymlperf_times_baseline_and_candidate_in_the_same_run(mlp_logits) -> 
     assert sorted(result.candidate.latency.samples) == [1.0] * 4 + [2.0] * 4
     assert result.candidate.quality.passed
     assert bench.score({"MLP_SPRINT": result}).score == pytest.approx(3.0, rel=RTOL)
+
+
+def test_tinymlperf_speedup_is_the_ratio_of_medians(mlp_logits) -> None:
+    # One hiccup: the 6th timed call (b c | c b | b c: the candidate's last) costs 10x. The median
+    # ignores it (speedup 3 / 1 = 3); a mean would count it (3 / 4 = 0.75: a "slowdown").
+    machine = Machine(slow_after=5, factor=10.0)
+    bench = TinyMLPerf(
+        events=[dataclasses.replace(MLP_SPRINT, warmup=0, runs=3)],
+        profiler=Profiler(timer=Timer(clock=machine.clock)),
+        baselines={"MLP_SPRINT": FakeClassifier(machine, "baseline", 3.0, mlp_logits)},
+    )
+    result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
+    assert sorted(result.candidate.latency.samples) == [1.0, 1.0, 10.0]
+    assert result.speedup == pytest.approx(3.0, rel=RTOL)
 
 
 def test_tinymlperf_gate_fails_a_fast_broken_candidate(mlp_logits) -> None:
@@ -477,6 +503,8 @@ def bad_weights(tmp_path: Path) -> dict[str, Path]:
     np.savez(nan, w=np.array([1.0, np.nan]))
     text = tmp_path / "text.npz"
     np.savez(text, w=np.array(["a", "b"]))
+    complex_ = tmp_path / "complex.npz"
+    np.savez(complex_, w=np.ones(2, np.float32), phase=np.array([1 + 2j]))
     truncated = write_bytes(tmp_path / "truncated.npz", good.read_bytes()[:40])
     pickled = write_bytes(tmp_path / "pickled.npz", pickle.dumps({"w": [1.0]}))
     not_zip = write_bytes(tmp_path / "random.npz", b"\x00\x01 definitely not a zip archive")
@@ -486,6 +514,7 @@ def bad_weights(tmp_path: Path) -> dict[str, Path]:
         "no arrays": empty,
         "NaN": nan,
         "non-numeric": text,
+        "complex": complex_,
         "truncated": truncated,
         "pickle": pickled,
         "not a zip": not_zip,

@@ -301,6 +301,24 @@ def test_sampling_follows_the_softmax_of_the_tempered_logits() -> None:
         assert np.all(np.abs(counts - 20_000 * p) <= 5 * np.sqrt(20_000 * p * (1 - p)) + 1e-9), (counts, p)
 
 
+def test_top_k_keeps_every_logit_tied_with_the_kth_largest() -> None:
+    # Row 0: four equal logits, top_k=1; row 1: 3.0 then three logits tied at the 2nd largest,
+    # top_k=2. "The k largest" is then a set of more than k tokens, all kept with equal weight
+    # (sample_next's docstring): a top-k that keeps exactly k indices (argpartition, argsort)
+    # silently drops tied tokens and always draws the same one of them.
+    logits = np.array([[1.0, 1.0, 1.0, 1.0, -2.0], [3.0, 1.0, 1.0, 1.0, 0.0]], dtype=np.float32)
+    rows = [np.repeat(logits[row : row + 1], 4000, axis=0) for row in range(2)]
+    counts = [
+        np.bincount(sample_next(rows[row], 1.0, k, np.random.default_rng(row)), minlength=5)
+        for row, k in ((0, 1), (1, 2))
+    ]
+    # 4,000 draws of p = 1/4: a count's standard deviation is sqrt(4000 * 1/4 * 3/4) ~ 27; 5 of them
+    assert np.all(np.abs(counts[0][:4] - 1000) <= 5 * 27.4) and counts[0][4] == 0, counts[0]
+    p = np.exp([3.0, 1.0, 1.0, 1.0]) / np.exp([3.0, 1.0, 1.0, 1.0]).sum()
+    assert np.all(np.abs(counts[1][:4] - 4000 * p) <= 5 * np.sqrt(4000 * p * (1 - p))), (counts[1], p)
+    assert counts[1][4] == 0, counts[1]
+
+
 def test_greedy_picks_the_first_maximum() -> None:
     logits = np.array([[0.0, 3.0, 3.0, 1.0], [5.0, 5.0, 5.0, 5.0]], dtype=np.float32)
     np.testing.assert_array_equal(sample_next(logits), [1, 0])

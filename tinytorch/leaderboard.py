@@ -177,6 +177,11 @@ class Entry:
         for name in ("impl", "machine", "notes"):
             if not isinstance(getattr(self, name), str):
                 found.append(f"{name} must be a string")
+        created = self.created_at
+        if created is not None and (not _is_real(created) or not math.isfinite(created) or created < 0):
+            found.append(f"created_at must be absent or a time in seconds since the epoch, got {created!r}")
+        if self.id is not None and (isinstance(self.id, bool) or not isinstance(self.id, int)):
+            found.append(f"id must be absent or an int, got {self.id!r}")
         optimizations = self.optimizations
         if isinstance(optimizations, str) or not isinstance(optimizations, Sequence) or not optimizations:
             found.append("missing field 'optimizations': name at least one, e.g. 'kv-cache'")

@@ -97,6 +97,9 @@ def test_entries_best_first_and_limited(board: Leaderboard) -> None:
         board.add(entry(name, events=[record(cand=cand)]))
     assert [e.name for e in board.entries()] == ["fastest", "middle", "slow"]
     assert [e.name for e in board.entries(limit=1)] == ["fastest"]
+    for name, created in (("tie later", 2.0e9), ("tie earlier", 1.0e9)):  # equal scores: earlier first
+        board.add(entry(name, events=[record(cand=0.2)], created_at=created))
+    assert [e.name for e in board.entries()][2:4] == ["tie earlier", "tie later"]
     with pytest.raises(ValueError, match="limit"):
         board.entries(limit=0)
 
@@ -120,6 +123,9 @@ MALFORMED = {
     "score not the mean": (dict(score=99.0), "geometric mean"),
     "NaN score": (dict(score=math.nan), "score"),
     "no metric": (dict(events=(record(quality_metric=""),)), "quality_metric"),
+    "text created_at": (dict(created_at="yesterday"), "created_at"),  # from a hand-written JSON entry
+    "NaN created_at": (dict(created_at=math.nan), "created_at"),
+    "text id": (dict(id="7"), "id must be"),
 }
 
 
@@ -161,7 +167,7 @@ def test_a_crash_mid_transaction_rolls_back(board: Leaderboard) -> None:
 
 CHILD = """
 import os, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {package_root!r}]  # the same tinytorch as the parent's
 from test_leaderboard import entry
 from tinytorch.leaderboard import Leaderboard
 board = Leaderboard({path!r})
@@ -172,7 +178,10 @@ board = Leaderboard({path!r})
 def run_child(tmp_path: Path, board: Leaderboard, body: str, name: str) -> subprocess.Popen:
     script = tmp_path / f"{name}.py"
     tests = str(Path(__file__).parent)
-    script.write_text(CHILD.format(tests=tests, path=str(board.path), body=textwrap.dedent(body)))
+    package_root = str(Path(leaderboard.__file__).resolve().parents[1])
+    script.write_text(
+        CHILD.format(tests=tests, package_root=package_root, path=str(board.path), body=textwrap.dedent(body))
+    )
     return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -188,13 +197,15 @@ def test_a_process_killed_mid_submission_leaves_the_database_consistent(board: L
 
 def test_two_processes_adding_at_once_both_land(board: Leaderboard, tmp_path: Path) -> None:
     # Both wait for a start file, then add 10 entries each: every one must land, none twice.
+    # Each add holds the write lock for 20 ms (its _fault hook sleeps between the submission row
+    # and its events), so the other process surely finds the database locked and must wait.
     go = tmp_path / "go"
     body = f"""
     import time
     while not os.path.exists({str(go)!r}):
         time.sleep(0.005)
     for i in range(10):
-        board.add(entry(f"{{sys.argv[0][-4]}}{{i}}"))
+        board.add(entry(f"{{sys.argv[0][-4]}}{{i}}"), _fault=lambda: time.sleep(0.02))
     """
     children = [run_child(tmp_path, board, body, f"proc{k}") for k in "ab"]
     go.touch()
@@ -235,6 +246,26 @@ def test_markdown_and_html_render_and_escape(board: Leaderboard) -> None:
     assert page.startswith("<!DOCTYPE html>") and "<script>" not in page
     assert "&lt;script&gt;" in page and "Zoë &amp; co" in page
     assert "http" not in page and "<link" not in page  # self-contained
+
+
+def test_hostile_text_is_stored_as_data_and_rendered_inert(board: Leaderboard) -> None:
+    # Every string of an entry comes from a submitter: SQL must take it as a parameter (a quote
+    # ends a literal built by string formatting), and HTML must escape it everywhere it appears:
+    # the cells, the column headers (event names) and the title attribute of a failed event.
+    name = "Robert'); DROP TABLE submissions; --"
+    hostile_event = '<img src=x onerror="alert(1)">'
+    reason = '" onmouseover="alert(2)"><script>alert(3)</script>'
+    events = (record("MLP_SPRINT"), record(hostile_event, passed=False, reason=reason))
+    board.add(entry(name, events=events, author="O'Brien", notes="'; DELETE FROM events; --"))
+    (got,) = board.entries()
+    assert (got.name, got.author, got.notes) == (name, "O'Brien", "'; DELETE FROM events; --")
+    assert [e.event for e in got.events] == ["MLP_SPRINT", hostile_event] and got.events[1].reason == reason
+    page = board.to_html()
+    for raw in ("<script", "<img", 'onmouseover="', 'onerror="'):
+        assert raw not in page, f"{raw!r} reached the page unescaped"
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert 'title="&quot; onmouseover=&quot;alert(2)&quot;&gt;&lt;script&gt;' in page
+    assert "Robert&#x27;); DROP TABLE submissions; --" in page
 
 
 def test_json_round_trip_and_malformed_json(tmp_path: Path) -> None:
