@@ -586,6 +586,9 @@ def test_filter_pruned_model_is_smaller_and_computes_the_same_function(amount: f
     with no_grad():
         expected, got = zeroed(Tensor(x)).data, pruned(Tensor(x)).data
     assert got.shape == (4, 4)
+    # The same nonzero terms (a zero term adds exactly 0), summed in another order: each dot
+    # product of K <= 54 terms is within K eps sum|terms| <= 6.4e-6 sum|terms| of the exact one
+    # (module 16's bound), the values here are O(1); 1e-5 covers the two models and the layers.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     # The pruned model shares no array with the original (not even its unpruned last Linear):
     # fine-tuning it must leave the original's weights alone.
@@ -636,6 +639,8 @@ def test_neuron_pruned_mlp_is_smaller_and_computes_the_same_function() -> None:
     zero_units(zeroed, 3, keep2)
     x, _ = zoo.eval_data("mlp_digits")
     with no_grad():
+        # the same nonzero terms in another summation order (K <= 64 kept terms per dot product,
+        # K eps = 7.6e-6 of sum|terms| at worst; the logits are O(10) with O(10) sums of |terms|)
         np.testing.assert_allclose(pruned(Tensor(x)).data, zeroed(Tensor(x)).data, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
         unit_norms(mlp[1]), np.linalg.norm(mlp[1].weight.data.astype(np.float64), axis=0)
@@ -887,6 +892,10 @@ def test_csr_structure_checks_and_properties() -> None:
     dup = CSRMatrix(np.array([1.0, 2.0, 4.0], np.float32), np.array([1, 1, 0]), np.array([0, 2, 3]), (2, 2))
     np.testing.assert_array_equal(dup.to_dense(), [[0, 3], [4, 0]])
     np.testing.assert_array_equal(csr_matmul(dup, np.eye(2, dtype=np.float32)), dup.to_dense())
+    # "Nonzero" means != 0, with no tolerance: a tiny weight (even a float32 subnormal) is stored.
+    tiny = np.array([[1e-30, 0.0], [0.0, 1e-45]], np.float32)
+    assert CSRMatrix.from_dense(tiny).nnz == 2
+    np.testing.assert_array_equal(CSRMatrix.from_dense(tiny).to_dense(), tiny)
     empty = CSRMatrix.from_dense(np.zeros((0, 3), np.float32))
     assert empty.nnz == 0 and empty.density == 0.0 and empty.to_dense().shape == (0, 3)
     bad = [

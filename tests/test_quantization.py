@@ -456,12 +456,14 @@ def test_quantized_linear_dispatches_one_int8_product() -> None:
     backend.register("matmul", "dense", dense_spy)
     rng = np.random.default_rng(1)
     w = rng.standard_normal((6, 4)).astype(np.float32)
-    layer = QuantizedLinear.from_float(_linear(w, None), choose_qparams(-2.0, 2.0), backend=backend)
+    params = choose_qparams(-2.0, 2.0)
+    layer = QuantizedLinear.from_float(_linear(w, None), params, backend=backend)
     x = rng.uniform(-2, 2, (3, 6)).astype(np.float32)
     y = layer(x).data
     assert int8_spy.calls == 1 and dense_spy.calls == 0
     assert int8_spy.kinds == [("int8", "int8")]  # both operands are quantized tensors
-    np.testing.assert_allclose(y, x @ w, atol=0.1)
+    bound, exact = quantized_product_bound(x, w, None, params, layer.weight.params.scale)
+    assert np.all(np.abs(y - exact) <= bound)  # x lies inside the calibrated [-2, 2]
 
 
 def test_quantized_layers_use_the_calibrated_input_parameters() -> None:
@@ -640,6 +642,12 @@ def test_calibrate_removes_its_hooks_and_leaves_the_model_unchanged() -> None:
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     assert model.training  # calibration ran in eval mode and restored the mode
+    # ... even when the model raises (the first Linear refuses rows of width 5), the mode
+    # restored too
+    with pytest.raises(ValueError):
+        calibrate(model, np.ones((6, 5), np.float32))
+    assert all(not m._forward_hooks for m in model.modules()), "a failed calibration left its hooks"
+    assert model.training
 
 
 def test_calibrate_observes_the_model_in_eval_mode() -> None:
@@ -791,7 +799,10 @@ def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
     data = np.random.default_rng(11).uniform(0, 1, (5, 4)).astype(np.float32)
     quantized = quantize_model(layer, data)
     assert isinstance(quantized, QuantizedLinear) and "int8" in repr(quantized)
-    np.testing.assert_allclose(quantized(data).data, layer(data).data, atol=0.05)
+    # calibrated on this very data (min / max), so every input lies inside its range
+    params, b = quantized.input_params, layer.bias.data
+    bound, exact = quantized_product_bound(data, layer.weight.data, b, params, quantized.weight.params.scale)
+    assert np.all(np.abs(quantized(data).data - exact) <= bound)
 
 
 # --------------------------------------------------------------------------------------------
