@@ -861,6 +861,11 @@ def _bad_calls():
         "tensor-params": (lambda: QuantizedTensor(i8, 0.5), TypeError, "QuantParams"),
         "tensor-axis": (lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=2), ValueError,
                         "quantize_tensor: axis 2"),
+        "tensor-axis-type": (lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=1.0), TypeError,
+                             "quantize_tensor: axis must be an int"),
+        "quantize-params": (lambda: quantize(np.ones(2, np.float32), (0.5, 0)), TypeError,
+                            "quantize: params must be QuantParams"),
+        "dequantize-params": (lambda: dequantize(i8, None), TypeError, "dequantize: params must be Quant"),
     }
 
 

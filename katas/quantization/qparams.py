@@ -124,6 +124,12 @@ class QuantParams:
             )
 
 
+def _check_params(params: Any, name: str) -> None:
+    """``TypeError`` naming ``name`` unless ``params`` is a :class:`QuantParams`."""
+    if not isinstance(params, QuantParams):
+        raise TypeError(f"{name}: params must be QuantParams (choose_qparams), not {type(params).__name__}")
+
+
 def _check_range(min_val: Any, max_val: Any) -> tuple[np.ndarray, np.ndarray]:
     """The observed range as float64 arrays of one shape; errors name ``choose_qparams`` and the values."""
     lo = np.asarray(min_val, dtype=np.float64)
@@ -171,6 +177,7 @@ def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
     gives [-128, -64, 127, 127]: -1 / s = -63.75 rounds to -64; 9.0 lies outside and clamps.
     """
     x = check_float_data(x, "quantize: x")
+    _check_params(params, "quantize")
     params.check_fits(x.shape, "quantize")
     raise NotImplementedError(
         "quantize (module 17, quantization): "
@@ -186,6 +193,7 @@ def dequantize(q: np.ndarray, params: QuantParams) -> np.ndarray:
     q = np.asarray(q)
     if q.dtype != np.int8:
         raise TypeError(f"dequantize: q must be an int8 array, got dtype {q.dtype}")
+    _check_params(params, "dequantize")
     params.check_fits(q.shape, "dequantize")
     raise NotImplementedError(
         "dequantize (module 17, quantization): "
@@ -243,6 +251,8 @@ def quantize_tensor(x: np.ndarray, symmetric: bool = False, axis: int | None = N
     ``quantize_tensor(w, symmetric=True, axis=1)``: ``out`` scales, each from one column.
     """
     x = check_float_data(x, "quantize_tensor: x")
+    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
+        raise TypeError(f"quantize_tensor: axis must be an int or None, got {type(axis).__name__} {axis!r}")
     raise NotImplementedError(
         "quantize_tensor (module 17, quantization): "
         "implement it in katas/quantization/qparams.py"

@@ -124,6 +124,12 @@ class QuantParams:
             )
 
 
+def _check_params(params: Any, name: str) -> None:
+    """``TypeError`` naming ``name`` unless ``params`` is a :class:`QuantParams`."""
+    if not isinstance(params, QuantParams):
+        raise TypeError(f"{name}: params must be QuantParams (choose_qparams), not {type(params).__name__}")
+
+
 def _check_range(min_val: Any, max_val: Any) -> tuple[np.ndarray, np.ndarray]:
     """The observed range as float64 arrays of one shape; errors name ``choose_qparams`` and the values."""
     lo = np.asarray(min_val, dtype=np.float64)
@@ -175,6 +181,7 @@ def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
     gives [-128, -64, 127, 127]: -1 / s = -63.75 rounds to -64; 9.0 lies outside and clamps.
     """
     x = check_float_data(x, "quantize: x")
+    _check_params(params, "quantize")
     params.check_fits(x.shape, "quantize")
     scale, zero_point = params.shaped(x.ndim)
     with np.errstate(over="ignore"):  # far outside the range x / s may overflow to inf: it clamps
@@ -190,6 +197,7 @@ def dequantize(q: np.ndarray, params: QuantParams) -> np.ndarray:
     q = np.asarray(q)
     if q.dtype != np.int8:
         raise TypeError(f"dequantize: q must be an int8 array, got dtype {q.dtype}")
+    _check_params(params, "dequantize")
     params.check_fits(q.shape, "dequantize")
     scale, zero_point = params.shaped(q.ndim)
     return ((q.astype(np.int32) - zero_point).astype(np.float32) * scale).astype(np.float32)
@@ -245,6 +253,8 @@ def quantize_tensor(x: np.ndarray, symmetric: bool = False, axis: int | None = N
     ``quantize_tensor(w, symmetric=True, axis=1)``: ``out`` scales, each from one column.
     """
     x = check_float_data(x, "quantize_tensor: x")
+    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
+        raise TypeError(f"quantize_tensor: axis must be an int or None, got {type(axis).__name__} {axis!r}")
     if axis is None:
         params = choose_qparams(x.min(), x.max(), symmetric)
     else:
