@@ -170,14 +170,33 @@ def _meaningful(line: str) -> bool:
     return any(c.isalnum() for c in line)
 
 
-def _statements(function: ast.FunctionDef | ast.AsyncFunctionDef, source: str) -> list[str]:
-    """The body's source lines, folded, the docstring and trivial lines left out."""
+def _source_lines(source: str) -> list[str]:
+    """The source's lines with their ends, split as ``ast`` splits them (on \\r\\n, \\r, \\n only)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", source)
+
+
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    """``ast.get_source_segment(source, node)`` from the source split once (that function splits
+    the whole source again for every node: quadratic in the file, seconds for the solutions).
+    Column offsets are UTF-8 byte offsets, as in ``ast``."""
+    first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return head + "".join(lines[first + 1 : last]) + tail
+
+
+def _statements(function: ast.FunctionDef | ast.AsyncFunctionDef, source: str | list[str]) -> list[str]:
+    """The body's source lines, folded, the docstring and trivial lines left out (``source``: the
+    text, or its :func:`_source_lines`)."""
+    source_lines = _source_lines(source) if isinstance(source, str) else source
     body = function.body
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         body = body[1:]
     lines: list[str] = []
     for statement in body:
-        segment = ast.get_source_segment(source, statement) or ""
+        segment = _segment(source_lines, statement)
         lines += [folded for folded in map(_fold, segment.splitlines()) if _meaningful(folded)]
     return lines
 
@@ -199,13 +218,15 @@ def reference_windows(root: Path) -> dict[str, str]:
         solution, kata = root / m.solution, root / m.kata
         for file in sorted(kata.rglob("*.py")) if kata.is_dir() else ():
             source = file.read_text(encoding="utf-8")
+            lines = _source_lines(source)
             for _, function in _functions(ast.parse(source)):
-                given.update(_windows(_statements(function, source)))
+                given.update(_windows(_statements(function, lines)))
         for file in sorted(solution.rglob("*.py")) if solution.is_dir() else ():
             relative = file.relative_to(solution).as_posix()
             source = file.read_text(encoding="utf-8")
+            lines = _source_lines(source)
             for name, function in _functions(ast.parse(source)):
-                for window in _windows(_statements(function, source)):
+                for window in _windows(_statements(function, lines)):
                     if window not in given:
                         windows.setdefault(window, f"{m.solution}/{relative}:{name}")
     return windows
