@@ -133,6 +133,16 @@ def test_rounding_is_to_nearest_half_to_even(x, expected) -> None:
     np.testing.assert_array_equal(quantize(np.array(x, np.float32), p), np.array(expected, np.int8))
 
 
+def test_the_zero_point_is_added_after_rounding() -> None:
+    # q = round(x / s) + z: the tie goes to the even neighbour of x / s, whatever z is. The range
+    # [-127, 128] gives s = 1 and an odd zero point, z = -128 - round(-127) = -1; rounding
+    # x / s + z instead would send each tie to the odd neighbour of x / s.
+    p = choose_qparams(-127.0, 128.0)
+    assert float(p.scale) == 1.0 and int(p.zero_point) == -1
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 100.5], np.float32)
+    np.testing.assert_array_equal(quantize(x, p), np.array([0, 2, 2, 0, -2, 100], np.int8) - 1)
+
+
 # --------------------------------------------------------------------------------------------
 # quantize / dequantize: round trip, monotone, clamping, int8 storage
 # --------------------------------------------------------------------------------------------
@@ -790,6 +800,12 @@ def test_quantize_model_gives_each_layer_the_affine_parameters_of_its_observer()
         np.testing.assert_array_equal(got.scale, expected.scale)
         np.testing.assert_array_equal(got.zero_point, expected.zero_point)
     assert int(quantized[2].input_params.zero_point) == QMIN  # after the ReLU the range starts at 0
+    # the observer asked for is the one used
+    percentile = calibrate(model, data, observer="percentile")
+    by_percentile = quantize_model(model, data, observer="percentile")
+    for name in ("layers.0", "layers.2"):
+        got, expected = dict(by_percentile.named_modules())[name].input_params, percentile[name].qparams()
+        np.testing.assert_array_equal(got.scale, expected.scale)
 
 
 def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
