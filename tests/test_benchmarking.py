@@ -340,10 +340,21 @@ def test_benchmark_model_measures_with_module_15(mlp) -> None:
 
 
 def test_benchmark_model_keeps_a_latency_measured_side_by_side(mlp) -> None:
-    latency = summarize([0.25, 0.5, 0.75])
+    latency = summarize([0.25, 0.5, 2.0])  # median 0.5, mean 0.917: throughput is at the median
     result = benchmark_model(mlp, QUICK_MLP, ticking_profiler(), latency=latency)
     assert result.latency is latency
     assert result.throughput == pytest.approx(MLP_SPRINT.batch_size / 0.5)
+
+
+def test_benchmark_model_warms_up_before_timing(mlp_logits) -> None:
+    # The first 2 calls of the model are cold (100x slower): the event's 2 warmup calls absorb
+    # them, so every one of the 3 timed samples is the warm cost.
+    machine = Machine(cold=2)
+    model = FakeClassifier(machine, "model", 1.0, mlp_logits)
+    event = dataclasses.replace(MLP_SPRINT, warmup=2, runs=3)
+    result = benchmark_model(model, event, Profiler(timer=Timer(clock=machine.clock)))
+    assert list(result.latency.samples) == [1.0, 1.0, 1.0]
+    assert result.flops is None and result.train_step is None  # not a tinytorch network
 
 
 def test_quality_gate_rejects_a_broken_model(mlp) -> None:
@@ -733,6 +744,15 @@ def test_fused_inference_computes_the_network(reference) -> None:
     v = np.arange(8, dtype=np.float32).reshape(2, 4)
     with no_grad():
         np.testing.assert_allclose(FusedInference(no_bias)(v), no_bias(Tensor(v)).data, rtol=1e-6)
+    # The event's inputs are cached and shared by every call: fused inference must never write
+    # into its input (a ReLU done in place on it, or on a Flatten view of it, would).
+    first_relu = Sequential(ReLU(), Linear(4, 3))
+    signed = v - 3.5
+    before = signed.copy()
+    with no_grad():
+        expected = first_relu(Tensor(signed)).data
+    np.testing.assert_allclose(FusedInference(first_relu)(signed), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(signed, before)
     with pytest.raises(TypeError, match="Sequential"):
         FusedInference(Linear(2, 2))
     from tinytorch.layers import GELU

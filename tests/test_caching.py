@@ -46,7 +46,9 @@ from tinytorch.transformer import GPT
 EPS32 = float(np.finfo(np.float32).eps)
 ZOO_GPTS = ["transformer_sort", "transformer_pydoc"]
 PYDOC_PROMPT = 'The "assert" statement\n'
-SLOW = settings(max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+# 8 random splits per zoo model (the 256-position one costs ~0.3 s each); the whole 256-token context
+# in uneven chunks has its own test below.
+SLOW = settings(max_examples=8, suppress_health_check=[HealthCheck.too_slow])
 
 
 @functools.cache
@@ -159,7 +161,7 @@ def test_cached_attention_equals_the_rows_of_full_attention(
     assert_logits_close(got.data, expected, 1)
     with no_grad():  # the new keys and values are in the cache, at their absolute positions
         k = attn.k_proj(Tensor(x)).data.reshape(2, past + new, 2, 4).transpose(0, 2, 1, 3)
-    np.testing.assert_allclose(cache.keys[0], k, rtol=1e-6, atol=1e-6)
+    assert_logits_close(cache.keys[0], k, 1)  # same rounding argument; a misplaced key is O(1) off
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,8 +233,10 @@ def test_the_prompt_keys_and_values_are_written_during_prefill() -> None:
     generate(model, prompt, 4, cache=cache)
     assert cache.length == 5 + 4 - 1  # the prompt and the new tokens except the last one
     for layer, (k, v) in enumerate(present):
-        np.testing.assert_allclose(cache.keys[layer, :, :, :5], k.data, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(cache.values[layer, :, :, :5], v.data, rtol=1e-5, atol=1e-6)
+        # the full forward's keys and values, to the rounding bound of the module docstring;
+        # a prompt that was not written leaves zeros, O(1) off
+        assert_logits_close(cache.keys[layer, :, :, :5], k.data, model.n_layers)
+        assert_logits_close(cache.values[layer, :, :, :5], v.data, model.n_layers)
 
 
 @pytest.mark.parametrize(("prompt_len", "new"), [(1, 1), (1, 11), (4, 6), (12, 0)])

@@ -472,7 +472,7 @@ class Leaderboard:
         if not entries:
             return "_The leaderboard is empty: submit with `tinytorch submit`._\n"
         events = self.event_names(entries)
-        header = ["#", "submission", "author", "score", *events, "optimizations"]
+        header = ["#", "submission", "author", "score", *map(_md, events), "optimizations"]
         lines = [
             "| " + " | ".join(header) + " |",
             "|" + "|".join(["---:"] + ["---"] * 2 + ["---:"] * (1 + len(events)) + ["---"]) + "|",

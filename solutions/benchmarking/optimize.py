@@ -55,8 +55,8 @@ class FusedInference:
 
     ``model`` keeps the tinytorch layers (for FLOP counts, saving weights, training); calling
     this object computes the same function without Tensors or a graph: Linear ``x @ W + b``,
-    ReLU in place, Conv2d with module 16's ``conv2d_im2col``, non-overlapping max pooling as
-    ``reshape`` + ``max``.
+    ReLU in place (on its own arrays, never the caller's), Conv2d with module 16's
+    ``conv2d_im2col``, non-overlapping max pooling as ``reshape`` + ``max``.
     """
 
     SUPPORTED = (Linear, ReLU, Flatten, Conv2d, MaxPool2d)
@@ -75,13 +75,16 @@ class FusedInference:
         from tinytorch.perf.acceleration import conv2d_im2col
 
         x = np.asarray(getattr(x, "data", x), dtype=np.float32)
+        owned = False  # x is still the caller's array (or a view of it): never write into it
         for layer in self.model.layers:
+            owned = owned or not isinstance(layer, (ReLU, Flatten))  # Linear, Conv2d, MaxPool2d: new arrays
             if isinstance(layer, Linear):
                 x = x @ layer.weight.data
                 if layer.bias is not None:
                     x += layer.bias.data
             elif isinstance(layer, ReLU):
-                x = np.maximum(x, 0, out=x if x.flags.writeable and x.flags.c_contiguous else None)
+                x = np.maximum(x, 0, out=x if owned and x.flags.writeable else None)
+                owned = True
             elif isinstance(layer, Flatten):
                 x = x.reshape(x.shape[0], -1)
             elif isinstance(layer, Conv2d):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -253,7 +254,7 @@ def test_hostile_text_is_stored_as_data_and_rendered_inert(board: Leaderboard) -
     # ends a literal built by string formatting), and HTML must escape it everywhere it appears:
     # the cells, the column headers (event names) and the title attribute of a failed event.
     name = "Robert'); DROP TABLE submissions; --"
-    hostile_event = '<img src=x onerror="alert(1)">'
+    hostile_event = '<img src=x onerror="alert(1)"> | x'
     reason = '" onmouseover="alert(2)"><script>alert(3)</script>'
     events = (record("MLP_SPRINT"), record(hostile_event, passed=False, reason=reason))
     board.add(entry(name, events=events, author="O'Brien", notes="'; DELETE FROM events; --"))
@@ -263,7 +264,10 @@ def test_hostile_text_is_stored_as_data_and_rendered_inert(board: Leaderboard) -
     page = board.to_html()
     for raw in ("<script", "<img", 'onmouseover="', 'onerror="'):
         assert raw not in page, f"{raw!r} reached the page unescaped"
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; | x" in page
+    table = [line for line in board.to_markdown().splitlines() if line.startswith("|")]
+    cells = {len(re.split(r"(?<!\\)\|", line)) for line in table}  # unescaped pipes
+    assert len(table) == 3 and len(cells) == 1, table  # header, rule, one row: same columns
     assert 'title="&quot; onmouseover=&quot;alert(2)&quot;&gt;&lt;script&gt;' in page
     assert "Robert&#x27;); DROP TABLE submissions; --" in page
 
