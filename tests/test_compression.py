@@ -402,6 +402,7 @@ def test_masked_optimizer_reapplies_the_masks_after_every_step() -> None:
             if name in masks:
                 assert np.all(p.data[~masks[name]] == 0), f"step {step}: pruned weights of {name} moved"
                 moved = after_pruning[name][masks[name]] + 0.5 * step
+                # two float32 additions of 0.5, each rounded to within u = 6e-8 of its |result| (< 4)
                 np.testing.assert_allclose(p.data[masks[name]], moved, rtol=1e-6, atol=1e-6)
             else:
                 np.testing.assert_allclose(p.data, after_pruning[name] + 0.5 * step, rtol=1e-6, atol=1e-6)
@@ -774,6 +775,7 @@ def test_csr_is_vectorised_no_python_loop_per_row_or_nonzero() -> None:
 def test_csr_bad_input() -> None:
     A, B = SparseCase(3, 4, 2, density=0.5, seed=1).operands()
     csr = CSRMatrix.from_dense(A)
+    # K = 4 terms per entry in another order: K eps sum|terms| = 4.8e-7 sum|terms|, values O(1)
     np.testing.assert_allclose(csr_matmul(csr, B), A @ B, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match=r"inner dimensions.*\(3, 4\).*\(3, 2\)"):
         csr_matmul(csr, B[:3])
@@ -833,6 +835,8 @@ def test_sparse_linear_runs_its_forward_through_dispatch(x_shape) -> None:
     assert spy.calls == 1, "the forward must be one dispatch('matmul', ...) on the active backend"
     assert operand_kind(spy.last_args[0]) == "sparse" or operand_kind(spy.last_args[1]) == "sparse"
     assert isinstance(y, Tensor) and y.shape == expected.shape and y.dtype == np.float32
+    # the same K <= 16 nonzero products summed in another order: K eps = 1.9e-6 of sum|terms|,
+    # which is at most 3.2 here (16 N(0, 1) inputs, the weights of a pruned Linear(16, 6) init)
     np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-5)
     # with no backend installed it still computes the same (on a sparse backend of its own)
     np.testing.assert_allclose(sparse(x).data, expected, rtol=1e-5, atol=1e-5)
@@ -872,6 +876,8 @@ def test_sparsify_a_pruned_mlp_gives_the_same_predictions() -> None:
     x, _ = zoo.eval_data("mlp_digits")
     with no_grad():
         dense_logits = mlp(Tensor(x)).data
+    # three layers of dot products of K <= 128 terms in another order (K eps = 1.5e-5 of
+    # sum|terms| per layer, carried through the next ones); the logits and their sums are O(10)
     np.testing.assert_allclose(sparse(x).data, dense_logits, rtol=1e-4, atol=1e-4)
     assert isinstance(sparsify(mlp[1]), SparseLinear)
     with pytest.raises(TypeError, match="Sequential"):
