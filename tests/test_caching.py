@@ -378,7 +378,7 @@ def test_appends_write_in_place_and_return_views(chunks) -> None:
         assert cache.keys is keys and cache.values is values  # the same buffers: no copy, no growth
         assert (cache.keys.ctypes.data, cache.values.ctypes.data) == pointers
     np.testing.assert_array_equal(cache.keys[:, :, :, :total], written_k)
-    np.testing.assert_array_equal(cache.keys[:, :, :, total:], 0.0)  # the spare position is untouched
+    np.testing.assert_array_equal(cache.keys[:, :, :, total:], 0.0)  # the spare position: still zeros
 
 
 def test_generation_keeps_the_same_buffers() -> None:
@@ -487,6 +487,13 @@ def test_bad_generation_arguments() -> None:
         generate(model, prompt, 2, temperature="hot")
     with pytest.raises(ValueError, match="logits"):
         sample_next(np.zeros(5, np.float32))
+    for bad in (np.nan, np.inf):  # a diverged model: no token is "most likely", say so
+        with pytest.raises(ValueError, match="NaN or \\+inf"):
+            sample_next(np.array([[0.0, bad, 1.0]], np.float32), 1.0, None, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="finite logit"):
+        sample_next(np.full((2, 3), -np.inf, np.float32))
+    masked = np.array([[-np.inf, 2.0, -np.inf]], np.float32)  # -inf: a token ruled out, allowed
+    assert sample_next(masked, 1.0, None, np.random.default_rng(0))[0] == 1
     with pytest.raises(TypeError, match="cache must be a KVCache"):
         generate(model, prompt, 2, cache=np.zeros((1, 1, 2, 8, 4)))
     with pytest.raises(TypeError, match="cache must be a KVCache"):

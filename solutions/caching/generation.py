@@ -140,6 +140,8 @@ def sample_next(
     z = np.asarray(logits)
     if z.ndim != 2 or z.shape[1] < 1 or z.dtype.kind != "f":
         raise ValueError(f"sample_next: logits must be a float (B, V) array, got {z.dtype} {z.shape}")
+    if np.isnan(z).any() or np.isposinf(z).any() or np.isneginf(z).all(axis=-1).any():
+        raise ValueError("sample_next: logits must not hold NaN or +inf, and each row needs a finite logit")
     temperature, top_k = check_sampling(temperature, top_k)
     if temperature == 0.0:
         return z.argmax(axis=-1).astype(np.int64)

@@ -38,9 +38,10 @@ __all__ = ["KVCache"]
 class KVCache:
     """Keys and values of up to ``max_seq_len`` positions for every layer of a transformer.
 
-    Attributes: ``keys``, ``values`` (the preallocated buffers, shape ``shape``), ``shape`` =
-    (n_layers, batch_size, n_heads, max_seq_len, head_dim), ``dtype``, and the sizes under
-    their own names. ``length`` is the number of positions already cached (0 .. max_seq_len).
+    Attributes: ``keys``, ``values`` (the preallocated buffers, shape ``shape``, zeros until
+    written), ``shape`` = (n_layers, batch_size, n_heads, max_seq_len, head_dim), ``dtype``,
+    and the sizes under their own names. ``length`` is the number of positions already cached
+    (0 .. max_seq_len).
     """
 
     def __init__(
