@@ -476,7 +476,7 @@ def test_quantized_linear_dispatches_one_int8_product() -> None:
     assert np.all(np.abs(y - exact) <= bound)  # x lies inside the calibrated [-2, 2]
 
 
-def test_quantized_layers_use_the_calibrated_input_parameters() -> None:
+def test_quantized_layers_keep_their_fixed_input_parameters() -> None:
     # Static quantization: (s_x, z_x) are fixed at calibration, here [0, 1]. An input beyond that
     # range clamps to its ends, so the layer gives exactly (bit for bit: the same integers) what
     # it gives on the clipped input. Quantizing each input with its own min / max (dynamic
@@ -783,7 +783,7 @@ def test_quantize_model_rejects_a_layer_without_a_rule() -> None:
         quantize_model(Sequential(Linear(3, 3, rng=rng)), np.ones((4, 3), np.int64))
 
 
-def test_quantize_model_gives_each_layer_the_affine_parameters_of_its_observer() -> None:
+def test_quantize_model_uses_affine_input_parameters_from_calibration() -> None:
     # Activations are quantized affine (asymmetric): after a ReLU every value is >= 0 and a
     # symmetric grid would leave the 128 negative levels unused (a step twice as large). Each
     # quantized layer takes the parameters of the observer of the float layer at its place.
