@@ -170,7 +170,7 @@ def test_event_below_its_target_scores_nothing_and_says_why(speedups: list[float
     assert "accuracy" in card.reasons[f"E{i}"] and "0.95" in card.reasons[f"E{i}"]
 
 
-def test_a_nan_quality_never_passes_the_gate() -> None:
+def test_score_counts_a_nan_gate_value_as_failed() -> None:
     # A model whose quality came out NaN (a metric over no outputs, a NaN loss) has not shown
     # that it reaches its target: every comparison with NaN is False, so "value < target" does
     # not flag it; the gate is "value >= target" (QualityCheck.passed).
