@@ -1,4 +1,4 @@
-"""The student CLI: ``tinytorch status | test | hint | watch | list | bench``.
+"""The student CLI: ``tinytorch status | test | hint | watch | list | bench | leaderboard | submit``.
 
 Everything comes from the registry (``tinytorch/modules.toml``); tests run in a pytest
 subprocess (``tinytorch.runner``) against the student's code (``katas``), or against what
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from tinytorch import perf, registry, runner
+from tinytorch import leaderboard, perf, registry, runner
 
 OK, FAILING, USAGE, BROKEN = 0, 1, 2, 3
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -551,7 +551,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="overview: folder of the JSON and the plots")
     p.add_argument("--no-plots", action="store_true", help="overview: the table and the JSON only")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the module's benchmark")
+    p = add("leaderboard", "the TinyMLPerf leaderboard (module 20) as a table", module=False, impl=False)
+    leaderboard.add_leaderboard_arguments(p)
+    p = add("submit", "run your TinyMLPerf submission (module 20), add it to the leaderboard", module=False)
+    leaderboard.add_submit_arguments(p)
     return parser
+
+
+def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
+    return leaderboard.cli_leaderboard(args, out)
+
+
+def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
+    return leaderboard.cli_submit(args, out, impl=_check_impl(args.impl))
 
 
 COMMANDS = {
@@ -561,6 +573,8 @@ COMMANDS = {
     "watch": cmd_watch,
     "list": cmd_list,
     "bench": cmd_bench,
+    "leaderboard": cmd_leaderboard,
+    "submit": cmd_submit,
 }
 
 
