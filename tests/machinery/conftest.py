@@ -14,6 +14,7 @@ registry, so the tests are fast (one-function katas) and do not depend on the re
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -211,3 +212,13 @@ def fake_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     forget_fake_modules()
     yield root
     forget_fake_modules()
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_is_not_ignored():
+    """Ctrl-C behaves as in a terminal, even when the suite itself was started with SIGINT ignored
+    (a shell's background job `pytest &` is): the Ctrl-C tests send SIGINT to this process and to
+    children, which inherit an ignored SIGINT but not a handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
