@@ -80,6 +80,11 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/acceleration.py` from a clone, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import markdown_table  # noqa: E402
+
 DEFAULT_SIZES = (32, 64, 128, 256, 512, 1024)
 QUICK_SIZES = (32, 64, 128)
 DEFAULT_BLOCK_SIZES = (16, 32, 64, 128, 256, 512)
@@ -214,8 +219,6 @@ def load_average() -> float | None:
 
 
 def _load_kernels():
-    if str(ROOT) not in sys.path:  # `python benchmarks/acceleration.py` from a clone, not installed
-        sys.path.insert(0, str(ROOT))
     from tinytorch.perf.acceleration import matmul_blocked, matmul_naive, matmul_numpy
 
     from tinytorch.perf import impl_for
@@ -366,16 +369,6 @@ def figures(
     return result
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
 def _ms(s: dict[str, float]) -> tuple[str, str]:
     """The median and its spread as text: ``1.234`` and ``1.200-1.300 (1.1-1.9)`` (IQR, min-max)."""
     return (
@@ -422,7 +415,7 @@ def report(fig: dict[str, Any]) -> str:
             )
     if rows:
         out += [
-            _table(
+            markdown_table(
                 [
                     "n",
                     "kernel",
@@ -451,7 +444,7 @@ def report(fig: dict[str, Any]) -> str:
                 [str(n), name + flag, median, band, f"{s['gflops']:,.2f}", f"{s['of_blas']:.1%}", mark]
             )
         out += [
-            _table(
+            markdown_table(
                 ["n", "block_size", "median (ms)", "IQR (min-max) ms", "GFLOP/s", "of BLAS rate", ""], rows
             ),
             "",

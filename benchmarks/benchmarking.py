@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/benchmarking.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import markdown_table  # noqa: E402
+
 
 def _state_bytes(model: Any) -> int | None:
     """Bytes of a model's weights (its tinytorch network's state_dict), None without one."""
@@ -150,16 +152,6 @@ def int8_figures(runs: int = 7) -> dict[str, Any] | None:
     return result
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
 def report(fig: dict[str, Any]) -> str:
     """The figures as Markdown: one row per event, then the overall score."""
     rows = []
@@ -203,7 +195,7 @@ def report(fig: dict[str, Any]) -> str:
             f"optimizations: {', '.join(fig['optimizations'])}; {len(score['runs'])} competition(s), "
             f"{fig['seconds']:.1f} s; environment: {fig['environment']}",
             "",
-            _table(headers, rows),
+            markdown_table(headers, rows),
             "",
             f"overall score (geometric mean of the speedups): {score['median']:.2f}x "
             f"(range {score['min']:.2f}-{score['max']:.2f})",

@@ -53,6 +53,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/caching.py` from a clone, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import markdown_table  # noqa: E402
+
 STRATEGIES = ("recompute", "concat", "prealloc")
 ZOO_MODEL = "transformer_pydoc"
 # (model, prompt length, new tokens): the zoo model at its three lengths, then a longer untrained GPT
@@ -63,8 +68,6 @@ BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # pin
 
 
 def _load():
-    if str(ROOT) not in sys.path:  # `python benchmarks/caching.py` from a clone, not installed
-        sys.path.insert(0, str(ROOT))
     from tinytorch.perf.caching import generate, new_cache
 
     from tinytorch.perf import impl_for
@@ -180,16 +183,6 @@ def figures(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
     }
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
 def report(result: dict[str, Any]) -> str:
     """The figures as a text report with one markdown table."""
     load = result["load_average"]
@@ -229,7 +222,7 @@ def report(result: dict[str, Any]) -> str:
         "cache",
         "concat copies",
     ]
-    out.append(_table(headers, rows))
+    out.append(markdown_table(headers, rows))
     return "\n".join(out)
 
 

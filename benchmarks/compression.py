@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/compression.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import markdown_table  # noqa: E402
+
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -269,16 +271,6 @@ def measure(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     return figures
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
 def _ms(median_ms: float, iqr_ms: float, digits: int = 3) -> str:
     return f"{median_ms:.{digits}f} ± {iqr_ms / 2:.{digits}f}"
 
@@ -301,7 +293,9 @@ def _csr_report(result: dict[str, Any]) -> list[str]:
     return [
         f"## Dense (BLAS) vs CSR: weight ({shape[0]}, {shape[1]}) float32 @ x ({shape[1]}, {batch})",
         "",
-        _table(["sparsity", "nnz", "dense (ms)", "CSR (ms)", "CSR speedup", "dense KB", "CSR KB"], rows),
+        markdown_table(
+            ["sparsity", "nnz", "dense (ms)", "CSR (ms)", "CSR speedup", "dense KB", "CSR KB"], rows
+        ),
         "",
         f"break-even (batch {batch}): CSR is faster from about {be:.1%} sparsity"
         if be is not None
@@ -336,7 +330,7 @@ def report(figures: dict[str, Any]) -> str:
         for r in figures["accuracy"]
     ]
     headers = ["model", "sparsity", "achieved", "pruned", "fine-tuned", "vs dense (pp)", "fine-tune (s)"]
-    out += [_table(headers, rows), ""]
+    out += [markdown_table(headers, rows), ""]
     for result in figures["csr"]:
         out += _csr_report(result)
     rows = [
@@ -357,7 +351,7 @@ def report(figures: dict[str, Any]) -> str:
     out += [
         "## Structured pruning: a genuinely smaller model",
         "",
-        _table([*headers, "pruned", "fine-tuned"], rows),
+        markdown_table([*headers, "pruned", "fine-tuned"], rows),
         f"(forward: all {figures['structured'][0]['batch']} test images in one batch, no grad)",
         "",
         f"total: {figures['seconds']:.0f} s",

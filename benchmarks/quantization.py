@@ -50,6 +50,8 @@ if str(ROOT) not in sys.path:  # `python benchmarks/quantization.py` from a clon
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import markdown_table  # noqa: E402
+
 MODELS = ("mlp_digits", "cnn_digits")
 CALIBRATION_SIZE = 512  # the first 512 training images, as in tests/test_quantization.py
 OBSERVERS = ("minmax", "percentile")
@@ -207,16 +209,6 @@ def figures(rounds: int = 15) -> dict[str, Any]:
     }
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
 def report(fig: dict[str, Any]) -> str:
     """The figures as Markdown tables: accuracy and size, latency, the products alone."""
     env = fig["environment"]
@@ -238,7 +230,7 @@ def report(fig: dict[str, Any]) -> str:
                 name, obs, f"{m['float32_accuracy']:.2%}", f"{m['int8_accuracy'][obs]:.2%}",
                 f"{drop:+.2f} pp", f"{m['changed_predictions'][obs]} / {n}",
             ])
-    out += [_table(["model", "observer", "float32 acc", "int8 acc", "drop", "changed"], rows), ""]
+    out += [markdown_table(["model", "observer", "float32 acc", "int8 acc", "drop", "changed"], rows), ""]
     rows = []
     for name, m in fig["models"].items():
         w, t = m["weight_bytes"], m["model_bytes"]
@@ -246,7 +238,7 @@ def report(fig: dict[str, Any]) -> str:
             name, f"{w['float32']:,}", f"{w['int8']:,}", f"{w['float32'] / w['int8']:.2f}x",
             f"{t['float32']:,}", f"{t['int8']:,}", f"{t['float32'] / t['int8']:.2f}x",
         ])
-    out += [_table(["model", "weights f32 (B)", "weights int8 (B)", "ratio", "model f32 (B)",
+    out += [markdown_table(["model", "weights f32 (B)", "weights int8 (B)", "ratio", "model f32 (B)",
                     "model int8 (B)", "ratio"], rows), ""]
     rows = []
     for name, m in fig["models"].items():
@@ -256,7 +248,7 @@ def report(fig: dict[str, Any]) -> str:
                 name, batch.replace("batch_", ""), f"{f['median']:.3f} ({f['min']:.3f}-{f['max']:.3f})",
                 f"{q['median']:.3f} ({q['min']:.3f}-{q['max']:.3f})", f"{q['median'] / f['median']:.2f}x",
             ])
-    out += [_table(["model", "batch", "float32 ms", "int8 ms", "int8 / float32"], rows), ""]
+    out += [markdown_table(["model", "batch", "float32 ms", "int8 ms", "int8 / float32"], rows), ""]
     rows = []
     for name, m in fig["models"].items():
         for p in m["products"]:
@@ -267,7 +259,7 @@ def report(fig: dict[str, Any]) -> str:
             ])
     headers = ["model", "layer", "product (batch 359)", "sgemm ms", "int8->int32 ms", "int8 / f32",
                "int8 values via sgemm ms"]
-    out += [_table(headers, rows)]
+    out += [markdown_table(headers, rows)]
     out += [
         "",
         "numpy has no INT8 GEMM: int8 -> int32 products run numpy's generic integer loops, not BLAS,",
