@@ -604,3 +604,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         if out is sys.stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+if __name__ == "__main__":  # python -m tinytorch.cli works like python -m tinytorch
+    sys.exit(main())

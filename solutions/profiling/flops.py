@@ -19,8 +19,9 @@ matrix products, which dominate every model in this course, and the bias adds:
   (the whole score matrix is computed even when causal; the mask, scale and softmax count 0).
 * Elementwise, normalisation, pooling, lookup and reshaping layers (ReLU, GELU, Softmax, Dropout,
   Flatten, MaxPool2d, LayerNorm, Embedding) count 0: they are cheap next to the products.
-* Any other leaf layer (a Module without submodules) has no rule: it counts 0 and its name is
-  listed in ``FLOPResult.unsupported``, so nothing is silently treated as free.
+* Any other leaf layer (a Module without submodules) has no rule: it adds 0 to the total, gets
+  no ``per_layer`` entry, and its name is listed in ``FLOPResult.unsupported``, so nothing is
+  silently treated as free.
 
 Containers (Sequential, TransformerBlock, GPT, ...) are not counted themselves: their leaves are.
 Counting is done with forward hooks, so it follows whatever path the model's forward takes.

@@ -75,7 +75,12 @@ class MemoryProfiler:
         return self._mark is not None
 
     def start(self) -> None:
-        """Start measuring: start tracemalloc if it is off, reset its peak, note ``before``."""
+        """Start measuring: start tracemalloc if it is off, reset its peak, note ``before``.
+
+        While it runs, the profiler's :class:`_Watermark` (starting at ``before``) stands in
+        ``_open``, so that a nested profiler's peak reset cannot lose this one's peak; :meth:`stop`
+        takes it out again.
+        """
         if self.running:
             raise RuntimeError("MemoryProfiler.start(): this profiler is already running")
         self._started_tracing = not tracemalloc.is_tracing()

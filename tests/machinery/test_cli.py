@@ -427,6 +427,13 @@ def test_python_dash_m_tinytorch(fake_repo: Path, monkeypatch, capsys: pytest.Ca
     assert "alpha" in capsys.readouterr().out
 
 
+def test_python_dash_m_tinytorch_dot_cli(fake_repo: Path):
+    """`python -m tinytorch.cli` runs the CLI too: it once exited 0 silently, which a student read
+    as "every test passes"."""
+    proc = subprocess.run([sys.executable, "-m", "tinytorch.cli", "list"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "alpha" in proc.stdout, proc.stderr
+
+
 class _ClosedPipe(io.StringIO):
     def write(self, text: str) -> int:
         raise BrokenPipeError
