@@ -125,8 +125,7 @@ def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest
 
 
 def test_a_test_that_hangs_is_ended_by_pytest_timeout(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch):
-    pytest.importorskip("pytest_timeout")
-    monkeypatch.setattr(gallery, "TEST_TIMEOUT", 1)
+    monkeypatch.setattr(gallery, "TEST_TIMEOUT", 1)  # pytest-timeout is a test dependency (pyproject)
     (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
         ALPHA_MISTAKES.replace("return factor * abs(x)", "while True:\n        pass")
     )
