@@ -70,9 +70,7 @@ _PINNED = (
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -83,7 +81,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/acceleration.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Timer,
+    blas_description,
+    interleaved_times,
+    load_average,
+    machine_description,
+    markdown_table,
+    perf_timer,
+)
 
 DEFAULT_SIZES = (32, 64, 128, 256, 512, 1024)
 QUICK_SIZES = (32, 64, 128)
@@ -94,33 +100,6 @@ QUICK_SWEEP_SIZES = (128,)
 BLAS_ENV = ("OPENBLAS_CORETYPE", *BLAS_THREAD_VARS)
 MARGIN = 0.10  # "faster beyond the noise": quartiles apart *and* medians more than 10 % apart
 RETRIES = 2  # re-measurements of an implausible result, each with twice the repeats
-
-# A timer runs fn once and returns its duration in seconds; tests inject a scripted one.
-Timer = Callable[[str, Callable[[], object]], float]
-
-
-def perf_timer(name: str, fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def interleaved_times(
-    fns: dict[str, Callable[[], object]], repeats: dict[str, int], timer: Timer = perf_timer
-) -> dict[str, list[float]]:
-    """``repeats[name]`` durations of each ``fn()``, measured side by side.
-
-    Round r times every function that still needs runs once, starting from the r-th one in a
-    rotating order, so a burst of load hits all of them alike and none is always first.
-    """
-    names = list(fns)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(max(repeats.values())):
-        order = names[round_ % len(names) :] + names[: round_ % len(names)]
-        for name in order:
-            if round_ < repeats[name]:
-                times[name].append(timer(name, fns[name]))
-    return times
 
 
 def spread(samples: list[float]) -> dict[str, float]:
@@ -199,25 +178,6 @@ def gflops(n: int, seconds: float) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def blas_description() -> str:
-    """numpy's BLAS (name and version, from ``np.show_config``) and the BLAS environment variables."""
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older numpy or an unusual build: the config is informative only
-        name = "unknown"
-    env = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in BLAS_ENV)
-    return f"numpy {np.__version__}, BLAS {name}; {env}"
-
-
-def load_average() -> float | None:
-    """The 1-minute load average, or None where the platform has none."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
 def _load_kernels():
     from tinytorch.perf.acceleration import matmul_blocked, matmul_naive, matmul_numpy
 
@@ -294,8 +254,8 @@ def figures(
     rng = np.random.default_rng(0)
     result: dict[str, Any] = {
         "impl": impl,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "blas": blas_description(),
+        "machine": machine_description(),
+        "blas": blas_description(BLAS_ENV),
         "threads": threads,
         "pinned": _PINNED and os.environ.get(BLAS_THREAD_VARS[0]) == str(threads),
         "load_before": load_average(),

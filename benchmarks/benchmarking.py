@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/benchmarking.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import load_average, markdown_table  # noqa: E402
 
 
 def _state_bytes(model: Any) -> int | None:
@@ -108,7 +108,7 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
             "machine": platform.machine(),
             "cpu_count": os.cpu_count(),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "load_average_1min": load_average(),
         },
         "seconds": time.perf_counter() - start,
     }

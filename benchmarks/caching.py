@@ -37,11 +37,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/caching.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    interleaved_times,
+    load_average,
+    machine_description,
+    markdown_table,
+)
 
 STRATEGIES = ("recompute", "concat", "prealloc")
 ZOO_MODEL = "transformer_pydoc"
@@ -92,19 +94,6 @@ def _models() -> dict[str, Any]:
         rng=np.random.default_rng(0),
     ).eval()
     return {"zoo": model, "long": long}
-
-
-def interleaved_seconds(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Wall times of each ``fn()``: ``rounds`` rounds, each timing every function once, in an order
-    rotated by one every round (so no function always runs first, after the others, or alone)."""
-    names = list(fns)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def concat_bytes_copied(model: Any, prompt_len: int, new_tokens: int, itemsize: int = 4) -> int:
@@ -147,7 +136,7 @@ def figures(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
                     f"{name} generates other tokens than recompute for {which} {prompt_len}+{new}: "
                     "fix it before timing it"
                 )
-        times = interleaved_seconds(fns, rounds)
+        times = interleaved_times(fns, dict.fromkeys(fns, rounds))
         medians = {name: statistics.median(t) for name, t in times.items()}
         cases.append(
             {
@@ -168,17 +157,13 @@ def figures(quick: bool = False, rounds: int | None = None) -> dict[str, Any]:
                 "concat_bytes_copied": concat_bytes_copied(model, prompt_len, new),
             }
         )
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = None
     return {
         "impl": impl,
         "rounds": rounds,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine_description(),
         "numpy": np.__version__,
         "blas_env": {k: os.environ.get(k) for k in BLAS_ENV},
-        "load_average": load,
+        "load_average": load_average(),
         "cases": cases,
     }
 

@@ -1,6 +1,20 @@
-"""What every module benchmark shares: the text table its report prints."""
+"""What every module benchmark shares: the text table its report prints, the machine and BLAS it
+ran on, the load around it, and interleaved timing.
+
+Every script imports this module after it has pinned its BLAS threads and imported numpy.
+"""
 
 from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+# A timer runs fn once and returns its duration in seconds; tests inject a scripted one.
+Timer = Callable[[str, Callable[[], object]], float]
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -12,3 +26,52 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
     rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def machine_description() -> str:
+    """Architecture, core count and Python version, on one line."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def blas_description(env_vars: tuple[str, ...]) -> str:
+    """numpy's BLAS (name and version, from ``np.show_config``) and the variables ``env_vars``."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older numpy or an unusual build: the config is informative only
+        name = "unknown"
+    env = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in env_vars)
+    return f"numpy {np.__version__}, BLAS {name}; {env}"
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the platform has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def perf_timer(name: str, fn: Callable[[], object]) -> float:
+    """The wall time of one ``fn()`` in seconds (``name`` is for scripted test timers)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], repeats: dict[str, int], timer: Timer = perf_timer
+) -> dict[str, list[float]]:
+    """``repeats[name]`` durations of each ``fn()``, measured side by side.
+
+    Round r times every function that still needs runs once, starting from the r-th one in a
+    rotating order, so a burst of load hits all of them alike and none is always first.
+    """
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(max(repeats.values())):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            if round_ < repeats[name]:
+                times[name].append(timer(name, fns[name]))
+    return times

@@ -30,7 +30,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: one BL
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -43,27 +42,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/compression.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    blas_description,
+    load_average,
+    machine_description,
+    markdown_table,
+)
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def blas_description() -> str:
-    """numpy's BLAS (from ``np.show_config``) and the thread variables that govern it."""
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older numpy or an unusual build: informative only
-        name = "unknown"
-    env = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in BLAS_ENV)
-    return f"numpy {np.__version__}, BLAS {name}; {env}"
-
-
 def load_description() -> str:
     """The 1-minute load average: other processes on the cores distort every timing."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on every platform
+    load = load_average()
+    if load is None:  # not available on every platform
         return "load average: unknown"
     busy = " (busy: rerun on a quiet machine)" if load > 0.5 * (os.cpu_count() or 1) else ""
     return f"load average (1 min): {load:.2f} on {os.cpu_count()} cores{busy}"
@@ -259,8 +251,8 @@ def measure(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     figures = {
         "module": "compression",
         "impl": _impl(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "blas": blas_description(),
+        "machine": machine_description(),
+        "blas": blas_description(BLAS_ENV),
         "load": load_description(),
         "repeats": repeats,
         "accuracy": accuracy_vs_sparsity(QUICK_SPARSITIES if quick else SPARSITIES),

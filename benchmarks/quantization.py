@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/quantization.py` from a clon
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import markdown_table  # noqa: E402
+from benchmarks.common import load_average, markdown_table  # noqa: E402
 
 MODELS = ("mlp_digits", "cnn_digits")
 CALIBRATION_SIZE = 512  # the first 512 training images, as in tests/test_quantization.py
@@ -202,7 +202,7 @@ def figures(rounds: int = 15) -> dict[str, Any]:
             "machine": platform.machine(),
             "cpu_count": os.cpu_count(),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "load_average_1min": load_average(),
         },
         "rounds": rounds,
         "seconds": time.perf_counter() - start,
