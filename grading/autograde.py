@@ -422,7 +422,7 @@ def stage_tree(src: Path, dest: Path, dropped: list[str], label: str) -> None:
 # --------------------------------------------------------------------------- staging the grader's side
 
 
-def _copy_tests(root: Path, stage: Path, modules: list[registry.Module]) -> None:
+def _copy_tests(root: Path, stage: Path) -> None:
     """The grader's pristine tests (not its machinery or foundation suites) and pytest config."""
     tests = stage / "tests"
     src = root / "tests"
@@ -929,7 +929,7 @@ def grade(
     try:
         deny = [str(root), *(deny or [])]  # the checkout (solutions/, grading/) and, in a batch, the class
         ctx = Context(root, stage, settings, ready, deny, plan_file=Path(plan_file) if plan_file else None)
-        _copy_tests(root, stage, modules)
+        _copy_tests(root, stage)
         plan = collect_plan(ctx)
         try:
             katas = _stage_submission(submission, stage, ready, result)
