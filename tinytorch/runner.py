@@ -138,7 +138,7 @@ class TestOutcome:
     @property
     def label(self) -> str:
         """``FAILED``, ``ERROR``, ``SKIPPED``, ``TIMEOUT``, ``CRASH``, ``NOT RUN`` or ``EXIT``."""
-        return (self.problem or {"failed": "failed"}.get(self.outcome, self.outcome)).upper()
+        return (self.problem or self.outcome).upper()
 
     def summary_lines(self, max_lines: int = 12) -> list[str]:
         """At most ``max_lines`` lines that say what went wrong, for a terminal.
