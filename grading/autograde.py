@@ -55,7 +55,7 @@ import time
 import tomllib
 import traceback
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -113,15 +113,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     path = Path(path or os.environ.get("TINYTORCH_REGISTRY") or registry.REGISTRY_FILE)
     with open(path, "rb") as f:
         table = tomllib.load(f).get("grading", {})
-    known = {
-        "timeout",
-        "module_timeout",
-        "total_timeout",
-        "collect_timeout",
-        "memory_mb",
-        "visibility",
-        "weights",
-    }
+    known = {f.name for f in fields(Settings)}
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"{path}: unknown [grading] setting(s) {sorted(unknown)}; valid: {sorted(known)}")
@@ -1028,7 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.memory_mb:
             overrides["memory_mb"] = args.memory_mb
         if overrides:
-            settings = Settings(**{**settings.__dict__, **overrides})
+            settings = replace(settings, **overrides)
         result = grade(
             args.submission,
             strict=args.strict,
