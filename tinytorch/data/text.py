@@ -7,7 +7,7 @@ licence, the PSF licence, and the checksums), so the data does not change with t
 version that runs the course.
 
 The alphabet is fixed: the newline and the 95 printable ASCII characters (space .. ``~``),
-``VOCAB_SIZE = 96`` tokens, token id = position in :data:`CHARS`. The extraction already
+``TEXT_VOCAB_SIZE = 96`` tokens, token id = position in :data:`CHARS`. The extraction already
 mapped the few typographic characters of the source to ASCII (curly quotes to straight ones,
 dashes to ``-``, the ellipsis to ``...``), so every shipped character has a token.
 
