@@ -58,7 +58,7 @@ class Module:
         return [h for h in self.hints if h.tests in test_id]
 
     def mistakes_for(self, test_id: str) -> list[MistakeNote]:
-        """The classic mistakes of this module whose ``caught_by`` test is ``test_id``."""
+        """The classic mistakes of this module whose ``caught_by`` is a substring of ``test_id``."""
         return [m for m in mistakes(self.name) if m.caught_by in test_id]
 
 
@@ -122,7 +122,7 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
         where = f"{path}: [[module]] number {i}" + (f" ({label!r})" if isinstance(label, str) else "")
         entry = dict(_check_table(entry, FIELDS | {"hint": list, "hidden": list}, set(FIELDS), where))
         hidden = entry.pop("hidden", [])
-        if not all(isinstance(path, str) and path.strip() for path in hidden):
+        if not all(isinstance(test_file, str) and test_file.strip() for test_file in hidden):
             raise RegistryError(f"{where}: hidden must be a list of test file paths, got {hidden!r}")
         hints = []
         for j, hint in enumerate(entry.pop("hint", []), 1):
