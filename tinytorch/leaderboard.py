@@ -39,7 +39,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -233,10 +233,10 @@ class Entry:
         field (the values are checked by :meth:`check`)."""
         if not isinstance(record, Mapping):
             raise InvalidEntry([f"a submission must be a JSON object, got {type(record).__name__}"])
-        fields = {"name", "author", "score", "optimizations", "events"}
-        optional = {"impl", "machine", "notes", "id", "created_at"}
-        reasons = [f"missing field {k!r}" for k in sorted(fields - set(record))]
-        reasons += [f"unknown field {k!r}" for k in sorted(set(record) - fields - optional)]
+        known = {f.name: f for f in fields(cls)}
+        required = {name for name, f in known.items() if f.default is MISSING}
+        reasons = [f"missing field {k!r}" for k in sorted(required - set(record))]
+        reasons += [f"unknown field {k!r}" for k in sorted(set(record) - set(known))]
         events = record.get("events", [])
         if not isinstance(events, list):
             reasons.append("events must be a list")
