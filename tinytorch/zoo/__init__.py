@@ -352,8 +352,8 @@ def eval_data(name: str) -> tuple[np.ndarray, np.ndarray]:
         return load_digits("test")
     if task == "text":
         return text_windows("test", TEXT_CONTEXT, limit=TEXT_TEST_WINDOWS)
-    task = _sort_test_task()
-    return task.prompts, task.answers
+    sort_task = _sort_test_task()
+    return sort_task.prompts, sort_task.answers
 
 
 def sort_predictions(model: GPT, prompts: np.ndarray) -> np.ndarray:
