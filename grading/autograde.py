@@ -532,7 +532,6 @@ def run_child(
         "nonce": nonce,
         "module": name,
         "scratch": str(scratch),
-        "env": {},
         "syspath": [_tinytorch_parent()],
         "preload": preload,
         "args": args,

@@ -11,8 +11,9 @@ and pytest, and does, in order:
 
 1. reads its configuration (written by the grader into the staging folder) and deletes it, so
    the run's secret is only in this process's memory;
-2. sets the switch (``TINYTORCH_IMPL``) to the student's folder for the graded module and, in
-   isolation mode, to a staged copy of the reference for the other modules;
+2. runs under the switch (``TINYTORCH_IMPL``, set by the grader in this process's environment):
+   the student's folder for the graded module and, in isolation mode, a staged copy of the
+   reference for the other modules;
 3. in isolation mode, imports every other module's reference (and its submodules) *before* any
    student code runs, then deletes those staged reference files, so the student's process holds
    the reference it needs in memory but cannot open a reference source file;
@@ -55,9 +56,6 @@ import importlib.util
 import json
 import os
 import sys
-
-CONFIG = None  # the parsed configuration; set by main()
-
 
 # --------------------------------------------------------------------------- the channel
 
@@ -401,13 +399,10 @@ def preload(config: dict, channel: Channel) -> None:
 
 
 def main(argv: list[str]) -> int:
-    global CONFIG
     with open(argv[0], encoding="utf-8") as f:
         config = json.load(f)
     os.remove(argv[0])
-    CONFIG = config
     channel = Channel(config["fd"], config.pop("nonce"))
-    os.environ.update(config["env"])
     os.chdir(config["scratch"])
     if importlib.util.find_spec("tinytorch") is None:  # the grader's tinytorch is not installed
         sys.path.extend(p for p in config.get("syspath", []) if p not in sys.path)
