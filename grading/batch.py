@@ -8,7 +8,7 @@ Each submission is graded by its own ``python -m grading grade`` process (at mos
 a time), which writes ``<out>/<student>/results.json`` atomically when it is done. A finished
 student is never graded again: a rerun after an interruption (Ctrl-C, a reboot) grades only the
 students without a finished results file, or whose submission changed since (its fingerprint, a
-hash of its files' names, sizes and contents, is kept in ``<out>/<student>/fingerprint``).
+hash of its files' names and contents, is kept in ``<out>/<student>/fingerprint``).
 ``--force`` regrades everyone.
 
 At the end (also after a partial run) it writes ``<out>/gradebook.csv`` (one row per student:
@@ -48,7 +48,7 @@ def submissions(folder: Path) -> dict[str, Path]:
 
 
 def fingerprint(path: Path) -> str:
-    """A hash of a submission's content: file names, sizes and bytes (a zip: its bytes)."""
+    """A hash of a submission's content: its files' relative names and bytes (a zip: its name and bytes)."""
     digest = hashlib.sha256()
     files = (
         [path]
@@ -192,18 +192,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     began = time.monotonic()
     problems = []
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [
-                pool.submit(grade_one, s, p, out / s, options, [str(folder), str(out)])
-                for s, p in todo.items()
-            ]
-            for future in as_completed(futures):
-                student, seconds, problem = future.result()
-                print(f"  {student}: {'done' if not problem else problem} ({seconds:.1f} s)", flush=True)
-                if problem:
-                    problems.append(student)
+        futures = [
+            pool.submit(grade_one, s, p, out / s, options, [str(folder), str(out)]) for s, p in todo.items()
+        ]
+        for future in as_completed(futures):
+            student, seconds, problem = future.result()
+            print(f"  {student}: {'done' if not problem else problem} ({seconds:.1f} s)", flush=True)
+            if problem:
+                problems.append(student)
+    except KeyboardInterrupt:
+        # Ctrl-C: the graders in flight got it too (one process group); start no new one, so a
+        # rerun resumes where this one stopped (a `with` block would grade every queued student)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         summary = gradebook(folder, out)
     print(
         f"graded {summary['graded']}/{summary['total']} in {time.monotonic() - began:.1f} s; "
