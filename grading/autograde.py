@@ -59,6 +59,7 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
+from grading.release import absolute_imports
 from tinytorch import registry
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
@@ -438,19 +439,12 @@ def _copy_tests(root: Path, stage: Path) -> None:
 
 def _test_imports(stage: Path, files: list[str]) -> list[str]:
     """Absolute imports of the test files, conftest and helpers: pre-imported before student code."""
-    import ast
-
     names = set()
     for path in [stage / f for f in files] + list((stage / "tests").glob("*.py")):
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names |= absolute_imports(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module)
     return sorted(n for n in names if not n.startswith("tinytorch.perf"))
 
 

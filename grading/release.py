@@ -83,22 +83,27 @@ def source_files(root: Path) -> list[str]:
     )
 
 
+def absolute_imports(text: str) -> set[str]:
+    """The modules Python source imports absolutely (``import a.b``, ``from a.b import c``: ``a.b``).
+
+    ``SyntaxError`` when ``text`` is not Python.
+    """
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
 def imports_instructor_code(text: str) -> bool:
     """True when Python source imports ``grading`` or ``solutions`` (instructor-only code)."""
     try:
-        tree = ast.parse(text)
+        names = absolute_imports(text)
     except SyntaxError:
         return False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        if any(name.split(".")[0] in ("grading", "solutions") for name in names):
-            return True
-    return False
+    return any(name.split(".")[0] in ("grading", "solutions") for name in names)
 
 
 def hidden_tests(modules: Iterable[registry.Module]) -> set[str]:
