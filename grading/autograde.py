@@ -306,13 +306,18 @@ def _num(value: Fraction) -> str:
     return f"{float(value):.2f}".rstrip("0").rstrip(".") if value.denominator != 1 else str(value.numerator)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then rename it: never half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_results(grade: Grade, out: Path) -> None:
     """Write ``results.json`` atomically (a temporary file, then a rename)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(grade.to_gradescope(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    _write_atomically(out, json.dumps(grade.to_gradescope(), indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- the submission
@@ -735,9 +740,7 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
     plan = {m.name: [i for i in out.collected if i.split("::", 1)[0] in test_files(m)] for m in ctx.modules}
     _PLANS[key] = plan
     if ctx.plan_file:  # shared by the graders of one batch: written once, atomically
-        tmp = ctx.plan_file.with_name(f".{ctx.plan_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": stamp_text, "plan": plan}), encoding="utf-8")
-        os.replace(tmp, ctx.plan_file)
+        _write_atomically(ctx.plan_file, json.dumps({"key": stamp_text, "plan": plan}))
     return plan
 
 
