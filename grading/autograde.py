@@ -192,7 +192,7 @@ class Grade:
     mode: str
     modules: list[ModuleGrade] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    status: str = STATUS_OK  # graded, no-katas, broken-zip, grader-error
+    status: str = STATUS_OK  # graded, missing, broken-zip, no-katas, too-large, grader-error
     execution_time: float = 0.0
     visibility: str = "visible"
 
