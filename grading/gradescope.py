@@ -6,8 +6,8 @@ submission puts the student's files in ``/autograder/submission``, runs ``run_au
 reads ``/autograder/results/results.json``.
 
 The zip holds this repository as git sees it (tracked files and new ones not ignored: the tests,
-the reference solutions, the grader, the package) plus the two scripts from
-``grading/classroom/gradescope/``. ``setup.sh`` installs the package into ``/autograder/venv``;
+the reference solutions, the grader, the package; not ``.ci/`` and ``.github/``) plus the two
+scripts from ``grading/classroom/gradescope/``. ``setup.sh`` installs the package into ``/autograder/venv``;
 ``run_autograder`` calls ``python -m grading grade /autograder/submission --out
 /autograder/results/results.json``. Both honour ``AUTOGRADER_ROOT`` (default ``/autograder``) and
 ``run_autograder`` also ``AUTOGRADER_PYTHON``, so the pair can be tried in a scratch folder laid
