@@ -4,7 +4,9 @@
 
     python -I -B grading/sandbox.py <config.json>
 
-``-I`` (isolated mode) ignores ``PYTHONPATH`` and every other ``PYTHON*`` variable, the user's
+(on Linux, as a child forked from a server started the same way, ``python -I -B``, that imported
+ctypes, numpy, hypothesis and pytest and nothing else; see ``tinytorch/forkserver.py``). ``-I``
+(isolated mode) ignores ``PYTHONPATH`` and every other ``PYTHON*`` variable, the user's
 site-packages (``usercustomize``) and the current folder, so nothing in a submission is imported
 before this file runs; ``-B`` writes no bytecode. This file imports only the standard library
 and pytest, and does, in order:
@@ -91,7 +93,7 @@ def make(os_write, realpath, fspath, getpid, getpgrp, getframe, O_WRITE):
     STUDENT = __STUDENT__
     TRUSTED = __TRUSTED__
     PREFIX = __PREFIX__
-    PARENT = __PARENT__
+    PARENTS = __PARENTS__  # the process that started this one, and the grader
     SUFFIX = b'"}\n'
     PROCESS = frozenset(("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
                          "subprocess.Popen", "os.startfile", "ctypes.dlopen", "ctypes.dlsym",
@@ -175,7 +177,7 @@ def make(os_write, realpath, fspath, getpid, getpgrp, getframe, O_WRITE):
             return
         if event == "os.kill":
             # the grader never; a process a test started (multiprocessing's terminate) may be
-            if args[0] == PARENT or (args[0] != getpid() and student_on_stack()):
+            if args[0] in PARENTS or (args[0] != getpid() and student_on_stack()):
                 refuse("refused", "os.kill of another process")
             return
         if event == "os.killpg":
@@ -209,7 +211,7 @@ def install_hook(config: dict, channel: Channel):
         .replace("__STUDENT__", repr(tuple(config["student"])))
         .replace("__TRUSTED__", repr(tuple(config["trusted"])))
         .replace("__FD__", repr(channel.fd))
-        .replace("__PARENT__", repr(os.getppid()))
+        .replace("__PARENTS__", repr((os.getppid(), config.get("grader", os.getppid()))))
         .replace("__PREFIX__", repr((f'{{"n": "{channel.nonce}", ' + prefix[1:]).encode()))
     )
     import builtins
@@ -255,7 +257,7 @@ def snapshot(student: tuple[str, ...]) -> tuple[list, list]:
             own = getattr(value, "__module__", None) == name
             if isinstance(value, type) and value.__flags__ & heap and own:
                 members = value.__dict__
-                sizes.append((f"{name}.{key}", members, _public(members)))
+                sizes.append((f"{name}.{key}", members, _public(members), frozenset(members)))
                 for attr, member in list(members.items()):
                     if not attr.startswith("__") and (callable(member) or hasattr(member, "__get__")):
                         entries.append((f"{name}.{key}", members, attr, member))
@@ -271,8 +273,10 @@ def changed(snap) -> str:
     for name, namespace, key, value in entries:
         if namespace.get(key) is not value:
             return f"{name}.{key} was replaced"
-    for name, members, size in sizes:
-        if _public(members) != size:
+    for name, members, size, keys in sizes:
+        # the same keys (compared in C): nothing added or removed; else count the public ones (a
+        # private cache a library fills in is not a change)
+        if members.keys() != keys and _public(members) != size:
             return f"{name} gained or lost an attribute"
     return ""
 

@@ -222,3 +222,14 @@ def ctrl_c_is_not_ignored():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(params=["forked", "subprocess"])
+def start_children(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the runner and the grader start their children: forked from the fork server
+    (tinytorch/forkserver.py, the default on Linux) and as plain subprocesses (elsewhere)."""
+    if request.param == "subprocess":
+        monkeypatch.setenv("TINYTORCH_FORKSERVER", "0")
+    elif not sys.platform.startswith("linux"):
+        pytest.skip("the fork server runs on Linux only")
+    return request.param

@@ -112,12 +112,17 @@ def test_a_variant_that_cannot_be_collected_is_a_problem_not_a_catch(gallery_rep
     assert not verdict.ok and verdict.problem.startswith("the variant cannot be collected (SyntaxError")
 
 
+# An endless loop that sleeps: it hangs like `while True: pass` without taking a core from the tests
+# running beside this one while the timeout runs out.
+HANG = "while True:\n        __import__('time').sleep(0.05)"
+
+
 @pytest.mark.parametrize("forkserver", [True, False], ids=["forked", "subprocess"])
 def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch, forkserver):
     monkeypatch.setattr(gallery, "USE_FORKSERVER", forkserver and gallery.USE_FORKSERVER)
     monkeypatch.setattr(gallery, "_timeout_args", lambda seconds: [])  # only the process timeout
     (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
-        ALPHA_MISTAKES.replace("return factor * abs(x)", "while True:\n        pass")
+        ALPHA_MISTAKES.replace("return factor * abs(x)", HANG)
     )
     [mistake] = gallery.load(gallery_repo, ["alpha"])[0]
     verdict = gallery.run_variant(mistake, timeout=2)
@@ -127,7 +132,7 @@ def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest
 def test_a_test_that_hangs_is_ended_by_pytest_timeout(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(gallery, "TEST_TIMEOUT", 1)  # pytest-timeout is a test dependency (pyproject)
     (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
-        ALPHA_MISTAKES.replace("return factor * abs(x)", "while True:\n        pass")
+        ALPHA_MISTAKES.replace("return factor * abs(x)", HANG)
     )
     [mistake] = gallery.load(gallery_repo, ["alpha"])[0]
     verdict = gallery.run_variant(mistake, timeout=30)

@@ -476,7 +476,7 @@ def outcomes_of(result: runner.RunResult, module: str) -> dict[str, runner.TestO
     return {o.name: o for o in result[module].outcomes}
 
 
-def test_a_test_stuck_in_an_endless_loop_times_out_and_the_others_still_run(fake_repo: Path):
+def test_a_test_stuck_in_an_endless_loop_times_out_and_the_others_still_run(fake_repo: Path, start_children):
     write_alpha(fake_repo, "while True:\n    pass\n")
     result = runner.run_modules([registry.get("alpha")], test_timeout=1, run_timeout=60)
     got = outcomes_of(result, "alpha")
@@ -489,7 +489,9 @@ def test_a_test_stuck_in_an_endless_loop_times_out_and_the_others_still_run(fake
 
 
 def test_the_whole_run_is_bounded_even_when_the_test_timeout_is_not(fake_repo: Path):
-    write_alpha(fake_repo, "while True:\n    pass\n")
+    # an endless polling loop: it hangs like `while True: pass` without taking a core from the
+    # tests running beside this one for the whole bound
+    write_alpha(fake_repo, "while True:\n    __import__('time').sleep(0.05)\n")
     started = time.monotonic()
     # 5 s: pytest must get to the test on a busy machine before the bound runs out
     result = runner.run_modules([registry.get("alpha")], test_timeout=120, run_timeout=5)
@@ -595,7 +597,7 @@ def leave(how):
 """
 
 
-def test_a_kata_function_that_exits_fails_its_test_and_the_run_goes_on(fake_repo: Path):
+def test_a_kata_function_that_exits_fails_its_test_and_the_run_goes_on(fake_repo: Path, start_children):
     (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION + LEAVE)
     (fake_repo / "tests" / "test_alpha.py").write_text(EXITING_TESTS)
     result = runner.run_modules([registry.get("alpha")])

@@ -1,0 +1,373 @@
+"""Start Python children without paying for their imports each time: fork them from a warm server.
+
+A fresh ``python -m pytest`` spends about half a second importing pytest, numpy and hypothesis
+before it runs a single test, and the runner (``tinytorch test``, ``watch``) and the autograder
+start one such process per module, every run. A :class:`ForkServer` is a helper process that
+imports those libraries once and then, on request, forks a child that behaves like a new
+interpreter started with the request's command line: its own arguments (``-m module`` or a
+script), environment, working folder, file descriptors, session and resource limits. The child
+is as isolated from the parent as a subprocess is: it is a new process that runs nothing of the
+parent and shares nothing with other children; only libraries that read nothing from the request
+(the ``preload`` list; never a kata module or anything that reads ``TINYTORCH_*``) are shared,
+already imported.
+
+The parent drives a child through :class:`Child`, the part of ``subprocess.Popen`` the runner and
+the autograder use (``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``, ``returncode``). The
+child is the server's child, not the parent's, so the server reaps it and sends its exit status.
+
+What a child does not get from its request, because Python reads it when it starts: the
+interpreter flags (the server's ``-I``/``-B`` are fixed when it starts) and the variables read at
+startup (``PYTHONHASHSEED``, ``PYTHONWARNINGS``, ``OPENBLAS_NUM_THREADS`` for the preloaded
+numpy); ``PYTHONPATH`` is applied to ``sys.path`` as Python would. ``random`` is reseeded in
+every child (Python does that after a fork).
+
+Linux only (fork and fd passing over a ``SOCK_SEQPACKET`` socket); elsewhere, or with
+``TINYTORCH_FORKSERVER=0``, or when the server cannot start, :func:`available` is false and the
+callers start ordinary subprocesses.
+
+Run as a script (``python forkserver.py --serve FD MODULE...``) this file is the server; it
+imports only the standard library before the preload list, so it can run in isolated mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+
+ENV = "TINYTORCH_FORKSERVER"
+_MESSAGE = 1 << 20  # the largest request (its command line and environment), in bytes
+_MAX_FDS = 16
+_ANSWER_WITHIN = 60.0  # seconds for the server to start (its imports) and fork a child
+
+
+def available() -> bool:
+    """Whether children can be forked from a server here (Linux, not turned off by ``ENV=0``)."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(socket, "send_fds")
+        and os.environ.get(ENV, "1").strip() not in ("0", "no", "false", "off")
+    )
+
+
+class ForkServerError(RuntimeError):
+    """The server is not running (it could not start, or it died): start a subprocess instead."""
+
+
+class Child:
+    """A process forked by the server: the part of ``subprocess.Popen`` the callers use."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+        self.pid = 0
+        self.returncode: int | None = None
+        self.cpu = 0.0  # user + system CPU seconds, known once it has exited
+        self._started = threading.Event()
+        self._done = threading.Event()
+        self._abandoned = False
+
+    def poll(self) -> int | None:
+        return self.returncode if self._done.is_set() else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, sig: int) -> None:
+        if self.pid and not self._done.is_set():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _finish(self, returncode: int, cpu: float = 0.0) -> None:
+        self.returncode, self.cpu = returncode, cpu
+        self._started.set()
+        self._done.set()
+
+
+class ForkServer:
+    """One server process, started on first use and shared by this process's threads.
+
+    ``preload``: modules the server imports once (third-party libraries only). ``isolated``:
+    start the server (so every child) with ``python -I -B``. ``env``: the server's own
+    environment (default: this process's, without ``PYTHONPATH``; each child gets its own).
+    """
+
+    def __init__(self, preload: tuple[str, ...], isolated: bool = False, env: dict[str, str] | None = None):
+        self.preload = preload
+        self.isolated = isolated
+        self.env = env
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._process: subprocess.Popen | None = None
+        self._children: dict[int, Child] = {}
+        self._next = 0
+
+    def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ if self.env is None else self.env)
+        env.pop("PYTHONPATH", None)  # each child puts its own PYTHONPATH on sys.path
+        flags = ["-I", "-B"] if self.isolated else []
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, *flags, __file__, "--serve", str(theirs.fileno()), *self.preload],
+                env=env,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,  # Ctrl-C in a terminal reaches the parent, not the server
+            )
+        except OSError as error:
+            ours.close()
+            raise ForkServerError(f"the fork server could not start: {error}") from error
+        finally:
+            theirs.close()
+        reader = threading.Thread(
+            target=self._read, args=(ours, self._process), daemon=True, name="tinytorch-forkserver"
+        )
+        reader.start()
+        return ours
+
+    def _read(self, sock: socket.socket, process: subprocess.Popen) -> None:
+        while True:
+            try:
+                data = sock.recv(_MESSAGE)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            message = json.loads(data)
+            with self._lock:
+                child = self._children.get(message["id"])
+            if child is None:
+                continue
+            if "pid" in message:
+                child.pid = message["pid"]
+                child._started.set()
+                if child._abandoned:  # the caller gave up waiting and started a subprocess
+                    child.kill()
+            if "exit" in message:
+                with self._lock:
+                    self._children.pop(message["id"], None)
+                child._finish(message["exit"], message.get("cpu", 0.0))
+        # The server is gone: nobody will reap the children it forked; kill them and their groups.
+        with self._lock:
+            if self._sock is sock:
+                self._sock = None
+            orphans, self._children = list(self._children.values()), {}
+        for child in orphans:
+            if child.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.kill()
+            child._finish(-signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            sock.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)  # reap it
+
+    def spawn(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str | os.PathLike,
+        fds: dict[int, int] | None = None,
+        new_session: bool = False,
+        limits: dict[str, tuple[int, int]] | None = None,
+    ) -> Child:
+        """Fork a child that runs ``python <args>`` (``["-m", module, ...]`` or ``[script, ...]``).
+
+        ``fds`` maps each file descriptor the child gets (0, 1, 2 and any other number) to this
+        process's descriptor it is a copy of; every other descriptor is closed in the child.
+        ``new_session``: the child leads a new session and process group (else it is in the
+        server's, not this process's). ``limits`` maps ``resource.RLIMIT_*`` names to (soft, hard). Raises
+        :class:`ForkServerError` if the server is not running (the caller starts a subprocess).
+        """
+        fds = dict(fds or {})
+        child = Child(list(args))
+        request = {
+            "args": list(args),
+            "env": dict(env),
+            "cwd": os.fspath(cwd),
+            "targets": list(fds),
+            "session": new_session,
+            "limits": limits or {},
+        }
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._start()
+            self._next += 1
+            request["id"] = self._next
+            self._children[self._next] = child
+            try:
+                socket.send_fds(self._sock, [json.dumps(request).encode()], list(fds.values()))
+            except OSError as error:
+                self._children.pop(self._next, None)
+                raise ForkServerError(f"the fork server is not answering: {error}") from error
+        if not child._started.wait(_ANSWER_WITHIN):
+            child._abandoned = True  # should its pid come later, the reader kills it
+            raise ForkServerError(f"the fork server did not answer within {_ANSWER_WITHIN:g} s")
+        if not child.pid:  # the server died before it forked
+            raise ForkServerError("the fork server stopped before it started the process")
+        return child
+
+
+# --------------------------------------------------------------------------- the server side
+# Everything below runs in the server and in its children, which coverage does not follow (no
+# pytest-cov in a forked child); tests/machinery/test_forkserver.py tests it through what the
+# children do.
+
+
+def _serve(fd: int, preload: list[str]) -> None:  # pragma: no cover - server
+    """The server's loop: fork a child per request; report each child's pid, then its exit."""
+    if not sys.flags.isolated and sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(__file__):
+        del sys.path[0]  # the script's own folder (tinytorch/) is not a place to import from
+    base_path = list(sys.path)
+    for name in preload:
+        with contextlib.suppress(Exception):
+            __import__(name)
+    # What is loaded now is shared by every child: out of the garbage collector's sight, a child's
+    # collections neither walk it nor copy its pages (the gc module's advice for fork servers)
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    sock = socket.socket(fileno=fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a child's exit wakes select() below
+    children: dict[int, int] = {}  # pid -> request id
+    while True:
+        ready, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        while children:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            key = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            _send(sock, {"id": key, "exit": code, "cpu": usage.ru_utime + usage.ru_stime})
+        if sock in ready:
+            data, received, _, _ = socket.recv_fds(sock, _MESSAGE, _MAX_FDS)
+            if not data:  # the parent is gone; its children are on their own, like subprocesses
+                return
+            request = json.loads(data)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                for own in (sock.fileno(), wake_r, wake_w):
+                    os.close(own)
+                _child(request, received, base_path)  # never returns
+            for received_fd in received:
+                os.close(received_fd)
+            children[pid] = request["id"]
+            _send(sock, {"id": request["id"], "pid": pid})
+
+
+def _send(sock: socket.socket, message: dict) -> None:  # pragma: no cover - server
+    with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+        sock.send(json.dumps(message).encode())
+
+
+def _child(request: dict, received: list[int], base_path: list[str]) -> None:  # pragma: no cover - server
+    """In the forked child: become ``python <args>`` as the request describes it; never returns."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if request["session"]:
+            os.setsid()
+        if request["limits"]:
+            import resource
+
+            for name, (soft, hard) in request["limits"].items():
+                resource.setrlimit(getattr(resource, name), (soft, hard))
+        _arrange_fds(request["targets"], received)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        args = request["args"]
+        if args[0] == "-m":
+            first, run = os.getcwd(), ("module", args[1])
+            sys.argv = [args[1], *args[2:]]  # runpy puts the module's file in sys.argv[0]
+        else:
+            first, run = os.path.dirname(os.path.abspath(args[0])), ("path", args[0])
+            sys.argv = list(args)
+        if sys.flags.isolated:  # -I: neither the script's folder nor PYTHONPATH
+            sys.path[:] = base_path
+        else:
+            extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+            sys.path[:] = [first, *extra, *base_path]
+        import runpy
+
+        if run[0] == "module":
+            runpy.run_module(run[1], run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(run[1], run_name="__main__")
+        code = 0
+    except SystemExit as done:
+        code = _exit_code(done.code)
+    except BaseException:  # noqa: BLE001 - an uncaught exception ends Python with 1, after its traceback
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(BaseException):
+            import atexit
+
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _exit_code(value: object) -> int:
+    """The exit status Python gives ``sys.exit(value)``."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def _arrange_fds(targets: list[int], received: list[int]) -> None:  # pragma: no cover - server
+    """Put each received descriptor at its target number; close every other one but 0, 1 and 2."""
+    import fcntl
+
+    top = max([*targets, *received, 2]) + 1  # park the received ones above every target first
+    parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, top) for fd in received]
+    for target, fd in zip(targets, parked, strict=True):
+        os.dup2(fd, target, inheritable=True)
+    keep = {0, 1, 2, *targets}
+    for fd in _open_fds():
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _open_fds() -> list[int]:  # pragma: no cover - server
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # Linux always has /proc
+        return list(range(3, 1024))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:  # pragma: no cover - the server
+    _serve(int(sys.argv[2]), sys.argv[3:])
