@@ -39,35 +39,30 @@ the ``caught_by`` tests on an unpatched copy first, for a run on its own.
 
 Speed: ``caught_by`` runs first (``-k``), the whole file only when it does not catch the variant;
 variants run in parallel (``--jobs``, default: the number of CPUs), each in a fresh pytest process
-forked from a server that imported numpy, hypothesis, pytest and the foundation once (a plain
-subprocess where there is no ``os.fork``), with ``--assert=plain`` (no assertion rewriting); every
-run has a per-test timeout (pytest-timeout, when installed) and a hard process timeout. The
-summary line gives the wall time and the CPU seconds the pytest processes used.
+forked from a server that imported numpy, hypothesis, pytest and the foundation once
+(``tinytorch/forkserver.py``; a plain subprocess off Linux or with ``TINYTORCH_FORKSERVER=0``),
+with ``--assert=plain`` (no assertion rewriting); every run has a per-test timeout
+(pytest-timeout, when installed) and a hard process timeout. The summary line gives the wall
+time and the CPU seconds the pytest processes used.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from tinytorch import registry, runner
+from tinytorch import forkserver, registry, runner
 
 try:
     import resource
@@ -334,13 +329,11 @@ def _pytest(
 
 
 # A fresh pytest process per variant, without paying for its imports every time: the variants are
-# forked from a server process (``python -m grading.gallery --serve``) that imported numpy,
-# hypothesis, pytest and the foundation once. Each child is still a new process that imports its
-# kata module from the variant's folder; only libraries that do not read TINYTORCH_IMPL are
-# shared. The server is single-threaded (a fork from a threaded process could inherit a held
-# lock); it reads one JSON request per line on stdin, forks, and answers on stdout with the
-# child's pid, then with its exit code when it has reaped it.
-USE_FORKSERVER = hasattr(os, "fork")
+# forked from a server (tinytorch/forkserver.py) that imported numpy, hypothesis, pytest and the
+# foundation once. Each child is still a new process that imports its kata module from the
+# variant's folder (the server forgets every tinytorch.perf module the foundation imported); only
+# libraries that do not read TINYTORCH_IMPL are shared.
+USE_FORKSERVER = forkserver.available()
 _PRELOAD = (
     "numpy",
     "hypothesis",
@@ -354,163 +347,43 @@ _PRELOAD = (
     "tinytorch.transformer",
     "tinytorch.zoo",
 )
-
-
-class _ForkServer:
-    """The parent's handle on the fork server: start it once, run pytest children through it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
-        self._waiting: dict[int, dict] = {}  # request id -> {"pid": ..., "exit": ..., "event": ...}
-        self._next = 0
-        self.cpu = 0.0  # CPU seconds of every child so far (they are the server's children, not ours)
-
-    def _start(self) -> subprocess.Popen:
-        # The server imports this grading package and the tinytorch that this process uses.
-        package_parent = str(Path(__file__).resolve().parent.parent)
-        env = runner.pytest_env(os.environ.get("TINYTORCH_IMPL", ""))
-        paths = [package_parent, *env["PYTHONPATH"].split(os.pathsep)]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        env.update(_QUIET_BLAS)  # read by numpy's BLAS when the server imports numpy
-        process = subprocess.Popen(
-            [sys.executable, "-m", "grading.gallery", "--serve"],
-            cwd=package_parent,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        threading.Thread(target=self._read, args=(process,), daemon=True).start()
-        return process
-
-    def _read(self, process: subprocess.Popen) -> None:
-        for line in process.stdout:
-            message = json.loads(line)
-            with self._lock:
-                slot = self._waiting.get(message["id"])
-            if slot is not None:
-                slot.update(message)
-                slot["event"].set()
-        with self._lock:  # the server is gone: nobody will answer the open requests
-            self._process = None
-            for slot in self._waiting.values():
-                slot.setdefault("exit", None)
-                slot["event"].set()
-
-    def run(self, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float) -> int | None:
-        """Run ``pytest args`` in a child of the server; its exit code (None if the server died)."""
-        event = threading.Event()
-        with self._lock:
-            if self._process is None:
-                self._process = self._start()
-            self._next += 1
-            key = self._next
-            slot = self._waiting[key] = {"event": event}
-            request = {"id": key, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}
-            self._process.stdin.write(json.dumps(request) + "\n")
-            self._process.stdin.flush()
-        deadline = time.monotonic() + timeout
-        try:
-            while "exit" not in slot:
-                event.wait(max(0.0, deadline - time.monotonic()))
-                event.clear()
-                if "exit" not in slot and time.monotonic() >= deadline:
-                    if "pid" in slot:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(slot["pid"], signal.SIGKILL)
-                    event.wait(10)
-                    raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped")
-        finally:
-            with self._lock:
-                self._waiting.pop(key, None)
-                self.cpu += float(slot.get("cpu") or 0.0)
-        return slot["exit"]
-
-
-_server = _ForkServer()
+_server = forkserver.ForkServer(
+    _PRELOAD, env={**os.environ, **_QUIET_BLAS}, forget=("tinytorch.perf.",)
+)
+_forked_cpu = 0.0  # CPU seconds of the forked children (the server's children, not ours)
 
 
 def _pytest_forked(args: list[str], env: dict[str, str], root: Path, timeout: float, log: Path) -> str:
-    """``pytest args`` in a process forked from the server; its output (stdout and stderr)."""
-    code = _server.run(args, env, root, log, timeout)
+    """``pytest args`` in a process forked from the server; its output (stdout and stderr), or ""
+    (and no ``log``) if the server could not run it."""
+    global _forked_cpu
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        return log.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"(no output; the pytest process ended with exit code {code})"
-
-
-def _serve() -> None:
-    """The fork server's loop (``python -m grading.gallery --serve``): see ``_ForkServer``."""
-    for name in _PRELOAD:
-        with contextlib.suppress(ImportError):
-            __import__(name)
-    for name in [n for n in sys.modules if n.startswith("tinytorch.perf.")]:
-        del sys.modules[name]  # a kata module the foundation imported: each child imports its own
-    children: dict[int, int] = {}  # pid -> request id
-    pending = b""  # what was read of stdin and is not a whole line yet (no buffered readline: a
-    stdin_open = True  # line left in a buffer would be invisible to select and never answered)
-    while stdin_open or children:
-        if stdin_open and select.select([0], [], [], 0.02)[0]:
-            chunk = os.read(0, 1 << 16)
-            stdin_open = bool(chunk)
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    _pytest_in_child(request["args"], request["env"], request["cwd"], request["log"])
-                children[pid] = request["id"]
-                _answer({"id": request["id"], "pid": pid})
-        elif not stdin_open:
-            time.sleep(0.02)
-        while children:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            key = children.pop(pid)
-            code = os.waitstatus_to_exitcode(status)
-            _answer({"id": key, "exit": code, "cpu": usage.ru_utime + usage.ru_stime})
-
-
-def _answer(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-def _pytest_in_child(args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
-    """In the forked child: the variant's environment, output to ``log``, then pytest; never returns."""
-    code = 3
-    try:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)  # the server's requests are not for pytest
-        os.close(null)
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(cwd)
-        import pytest
-
-        code = int(pytest.main(args))
-    except BaseException:  # noqa: B036 - report anything, then leave without the server's handlers
-        traceback.print_exc()
+        child = _server.spawn(["-m", "pytest", *args], env=env, cwd=root, fds={0: null, 1: out, 2: out})
+    except forkserver.ForkServerError:
+        log.unlink(missing_ok=True)
+        return ""
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        os.close(null)
+        os.close(out)
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired as expired:
+        child.kill()
+        child.wait(10)
+        raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
+    finally:
+        _forked_cpu += child.cpu
+    return log.read_text(encoding="utf-8", errors="replace")
 
 
 def cpu_seconds() -> float:
     """CPU seconds spent so far by the pytest processes this process ran (forked or not)."""
     if resource is None:  # pragma: no cover - Windows: no getrusage
-        return _server.cpu
+        return _forked_cpu
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return children.ru_utime + children.ru_stime + _server.cpu
+    return children.ru_utime + children.ru_stime + _forked_cpu
 
 
 def _timeout_args(seconds: float) -> list[str]:
@@ -736,7 +609,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--serve"]:
-        _serve()
-    else:
-        sys.exit(main())
+    sys.exit(main())

@@ -25,8 +25,9 @@ Linux only (fork and fd passing over a ``SOCK_SEQPACKET`` socket); elsewhere, or
 ``TINYTORCH_FORKSERVER=0``, or when the server cannot start, :func:`available` is false and the
 callers start ordinary subprocesses.
 
-Run as a script (``python forkserver.py --serve FD MODULE...``) this file is the server; it
-imports only the standard library before the preload list, so it can run in isolated mode.
+Run as a script (``python forkserver.py --serve FD FORGET_JSON MODULE...``) this file is the
+server; it imports only the standard library before the preload list, so it can run in isolated
+mode.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from pathlib import Path
 
 ENV = "TINYTORCH_FORKSERVER"
 _MESSAGE = 1 << 20  # the largest request (its command line and environment), in bytes
@@ -72,6 +74,7 @@ class Child:
         self._started = threading.Event()
         self._done = threading.Event()
         self._abandoned = False
+        self.error = ""  # why the server could not fork it
 
     def poll(self) -> int | None:
         return self.returncode if self._done.is_set() else None
@@ -103,8 +106,15 @@ class ForkServer:
     environment (default: this process's, without ``PYTHONPATH``; each child gets its own).
     """
 
-    def __init__(self, preload: tuple[str, ...], isolated: bool = False, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        preload: tuple[str, ...],
+        isolated: bool = False,
+        env: dict[str, str] | None = None,
+        forget: tuple[str, ...] = (),
+    ):
         self.preload = preload
+        self.forget = forget  # prefixes of modules the preload imported that each child imports itself
         self.isolated = isolated
         self.env = env
         self._lock = threading.Lock()
@@ -120,7 +130,8 @@ class ForkServer:
         flags = ["-I", "-B"] if self.isolated else []
         try:
             self._process = subprocess.Popen(
-                [sys.executable, *flags, __file__, "--serve", str(theirs.fileno()), *self.preload],
+                [sys.executable, *flags, __file__, "--serve", str(theirs.fileno()), json.dumps(self.forget)]
+                + list(self.preload),
                 env=env,
                 cwd="/",
                 stdin=subprocess.DEVNULL,
@@ -153,10 +164,18 @@ class ForkServer:
                 child = self._children.get(message["id"])
             if child is None:
                 continue
-            if "pid" in message:
-                child.pid = message["pid"]
+            if "error" in message:  # the server could not fork it
+                with self._lock:
+                    self._children.pop(message["id"], None)
+                child.error = message["error"]
                 child._started.set()
-                if child._abandoned:  # the caller gave up waiting and started a subprocess
+                continue
+            if "pid" in message:
+                with self._lock:
+                    child.pid = message["pid"]
+                    abandoned = child._abandoned
+                child._started.set()
+                if abandoned:  # the caller gave up waiting and started a subprocess
                     child.kill()
             if "exit" in message:
                 with self._lock:
@@ -218,10 +237,15 @@ class ForkServer:
                 self._children.pop(self._next, None)
                 raise ForkServerError(f"the fork server is not answering: {error}") from error
         if not child._started.wait(_ANSWER_WITHIN):
-            child._abandoned = True  # should its pid come later, the reader kills it
+            with self._lock:
+                child._abandoned = True  # should its pid come later, the reader kills it
+                process = self._process if self._sock is not None else None
+            child.kill()  # its pid came just now
+            if process is not None:  # a server that does not answer is retired; the next starts anew
+                process.kill()
             raise ForkServerError(f"the fork server did not answer within {_ANSWER_WITHIN:g} s")
-        if not child.pid:  # the server died before it forked
-            raise ForkServerError("the fork server stopped before it started the process")
+        if not child.pid:  # the server could not fork, or died first
+            raise ForkServerError(child.error or "the fork server stopped before it started the process")
         return child
 
 
@@ -231,7 +255,7 @@ class ForkServer:
 # children do.
 
 
-def _serve(fd: int, preload: list[str]) -> None:  # pragma: no cover - server
+def _serve(fd: int, preload: list[str], forget: list[str]) -> None:  # pragma: no cover - server
     """The server's loop: fork a child per request; report each child's pid, then its exit."""
     if not sys.flags.isolated and sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(__file__):
         del sys.path[0]  # the script's own folder (tinytorch/) is not a place to import from
@@ -239,6 +263,8 @@ def _serve(fd: int, preload: list[str]) -> None:  # pragma: no cover - server
     for name in preload:
         with contextlib.suppress(Exception):
             __import__(name)
+    for name in [n for n in sys.modules if n.startswith(tuple(forget))]:
+        del sys.modules[name]  # e.g. a kata module a preloaded module imported: not to be shared
     # What is loaded now is shared by every child: out of the garbage collector's sight, a child's
     # collections neither walk it nor copy its pages (the gc module's advice for fork servers)
     import gc
@@ -269,7 +295,13 @@ def _serve(fd: int, preload: list[str]) -> None:  # pragma: no cover - server
             request = json.loads(data)
             sys.stdout.flush()
             sys.stderr.flush()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as error:  # a process limit, no memory: this request fails, not the server
+                for received_fd in received:
+                    os.close(received_fd)
+                _send(sock, {"id": request["id"], "error": f"fork failed: {error}"})
+                continue
             if pid == 0:
                 for own in (sock.fileno(), wake_r, wake_w):
                     os.close(own)
@@ -303,6 +335,7 @@ def _child(request: dict, received: list[int], base_path: list[str]) -> None:  #
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
+        _follow_the_working_folder()
         args = request["args"]
         if args[0] == "-m":
             first, run = os.getcwd(), ("module", args[1])
@@ -324,17 +357,34 @@ def _child(request: dict, received: list[int], base_path: list[str]) -> None:  #
         code = 0
     except SystemExit as done:
         code = _exit_code(done.code)
+    except KeyboardInterrupt:  # Python prints it, then ends by SIGINT (exit code -2)
+        traceback.print_exc()
+        code = -signal.SIGINT
     except BaseException:  # noqa: BLE001 - an uncaught exception ends Python with 1, after its traceback
         traceback.print_exc()
         code = 1
     finally:
-        with contextlib.suppress(BaseException):
-            import atexit
+        import atexit
 
+        with contextlib.suppress(BaseException):
+            threading._shutdown()  # as Python ends: wait for the non-daemon threads, then atexit
+        with contextlib.suppress(BaseException):
             atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
-        os._exit(code)
+        if code < 0:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code & 0xFF)
+
+
+def _follow_the_working_folder() -> None:  # pragma: no cover - server
+    """What a library preloaded in the server computed from the server's working folder ("/") at
+    import, computed again from the child's: Hypothesis's storage folder (``./.hypothesis``)."""
+    configuration = sys.modules.get("hypothesis.configuration")
+    if configuration is not None:
+        configuration.__dict__["__hypothesis_home_directory_default"] = Path.cwd() / ".hypothesis"
+        configuration.__dict__["__hypothesis_home_directory"] = None
 
 
 def _exit_code(value: object) -> int:
@@ -370,4 +420,4 @@ def _open_fds() -> list[int]:  # pragma: no cover - server
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:  # pragma: no cover - the server
-    _serve(int(sys.argv[2]), sys.argv[3:])
+    _serve(int(sys.argv[2]), sys.argv[4:], json.loads(sys.argv[3]))

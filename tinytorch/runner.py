@@ -690,6 +690,10 @@ def run_module(
         "--tb=native",
         "-q",
         "--continue-on-collection-errors",
+        # a child forked from the server finds hypothesis and pytest_timeout (pytest plugins)
+        # already imported, so pytest cannot rewrite their asserts; neither has tests to rewrite
+        "-W",
+        "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning",
         *extra_args,
     ]
     env = pytest_env(impl)

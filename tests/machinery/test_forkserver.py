@@ -79,6 +79,11 @@ def test_each_child_draws_its_own_random_numbers(server, tmp_path: Path):
     assert len(draws) == 3  # Python reseeds `random` after a fork
 
 
+LATE_THREAD = (  # a thread that is not a daemon: Python waits for it before it ends
+    "import threading, time\nthreading.Thread(target=lambda: (time.sleep(0.3), print('late'))).start()\n"
+)
+
+
 @pytest.mark.parametrize(
     "script, code, printed",
     [
@@ -88,14 +93,27 @@ def test_each_child_draws_its_own_random_numbers(server, tmp_path: Path):
         ("raise ValueError('broken')\n", 1, "ValueError: broken"),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", -signal.SIGKILL, ""),
         ("import atexit\natexit.register(print, 'at exit')\n", 0, "at exit"),
+        ("raise KeyboardInterrupt\n", -signal.SIGINT, "KeyboardInterrupt"),
+        (LATE_THREAD, 0, "late"),
     ],
-    ids=["sys.exit(7)", "sys.exit(text)", "os._exit", "exception", "killed", "atexit"],
+    ids=["sys.exit(7)", "sys.exit(text)", "os._exit", "exception", "killed", "atexit", "Ctrl-C", "thread"],
 )
 def test_exit_codes_are_those_of_a_new_python(server, tmp_path: Path, script: str, code: int, printed: str):
     got, out = run(server, tmp_path, script)
     assert got == code and printed in out
     if script.startswith("raise"):
         assert "Traceback" in out
+
+
+def test_hypothesis_preloaded_by_the_server_keeps_its_data_in_the_childs_folder(tmp_path: Path):
+    # Hypothesis picks ./.hypothesis when it is imported: in the server, whose folder is "/"
+    server = forkserver.ForkServer(("hypothesis",))
+    script = (
+        "from hypothesis.configuration import storage_directory\n"
+        "print(storage_directory('examples').path)\n"
+    )
+    code, out = run(server, tmp_path, script)
+    assert code == 0 and out.strip() == str(tmp_path / ".hypothesis" / "examples")
 
 
 def test_dash_m_runs_a_module_with_the_folder_first_on_the_path(server, tmp_path: Path):
