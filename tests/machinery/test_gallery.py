@@ -125,8 +125,9 @@ def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest
         ALPHA_MISTAKES.replace("return factor * abs(x)", HANG)
     )
     [mistake] = gallery.load(gallery_repo, ["alpha"])[0]
-    verdict = gallery.run_variant(mistake, timeout=2)
-    assert verdict.problem == "the tests ran past 2 s and were stopped"
+    # whether the bound finds it hanging in the test or still starting, the verdict is the same
+    verdict = gallery.run_variant(mistake, timeout=1)
+    assert verdict.problem == "the tests ran past 1 s and were stopped"
 
 
 def test_a_test_that_hangs_is_ended_by_pytest_timeout(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch):
