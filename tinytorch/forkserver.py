@@ -19,11 +19,20 @@ What a child does not get from its request, because Python reads it when it star
 interpreter flags (the server's ``-I``/``-B`` are fixed when it starts) and the variables read at
 startup (``PYTHONHASHSEED``, ``PYTHONWARNINGS``, ``OPENBLAS_NUM_THREADS`` for the preloaded
 numpy); ``PYTHONPATH`` is applied to ``sys.path`` as Python would. ``random`` is reseeded in
-every child (Python does that after a fork).
+every child (Python does that after a fork), and Hypothesis's storage folder (chosen from the
+working folder when it is imported) is chosen again from the child's. A child ends as Python
+does: it waits for its non-daemon threads, runs ``atexit``, and an uncaught Ctrl-C ends it by
+SIGINT.
 
-Linux only (fork and fd passing over a ``SOCK_SEQPACKET`` socket); elsewhere, or with
-``TINYTORCH_FORKSERVER=0``, or when the server cannot start, :func:`available` is false and the
-callers start ordinary subprocesses.
+The server reaps a child as soon as it exits, so a ``killpg`` of a child's group after that
+reaches its leftover processes while any remain (Linux keeps a group's id from being reused while
+the group has members) and, once none remain, a group id the kernel would only hand out again
+after its process ids wrapped around.
+
+Linux only (fork and fd passing over a ``SOCK_SEQPACKET`` socket): elsewhere, or with
+``TINYTORCH_FORKSERVER=0``, :func:`available` is false, and the callers start ordinary
+subprocesses, as they do when :meth:`ForkServer.spawn` raises :class:`ForkServerError` (the
+server could not start, fork or answer).
 
 Run as a script (``python forkserver.py --serve FD FORGET_JSON MODULE...``) this file is the
 server; it imports only the standard library before the preload list, so it can run in isolated
@@ -101,9 +110,12 @@ class Child:
 class ForkServer:
     """One server process, started on first use and shared by this process's threads.
 
-    ``preload``: modules the server imports once (third-party libraries only). ``isolated``:
-    start the server (so every child) with ``python -I -B``. ``env``: the server's own
-    environment (default: this process's, without ``PYTHONPATH``; each child gets its own).
+    ``preload``: modules the server imports once: nothing that depends on what a request sets
+    (``TINYTORCH_IMPL``, the working folder), i.e. libraries and the foundation. ``forget``:
+    prefixes of modules the preload imported that each child must import itself (the kata
+    modules, ``tinytorch.perf.``). ``isolated``: start the server (so every child) with
+    ``python -I -B``. ``env``: the server's own environment (default: this process's, without
+    ``PYTHONPATH``; each child gets its own).
     """
 
     def __init__(
@@ -114,7 +126,7 @@ class ForkServer:
         forget: tuple[str, ...] = (),
     ):
         self.preload = preload
-        self.forget = forget  # prefixes of modules the preload imported that each child imports itself
+        self.forget = forget
         self.isolated = isolated
         self.env = env
         self._lock = threading.Lock()
