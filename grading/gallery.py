@@ -55,6 +55,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -351,6 +352,7 @@ _server = forkserver.ForkServer(
     _PRELOAD, env={**os.environ, **_QUIET_BLAS}, forget=("tinytorch.perf.",)
 )
 _forked_cpu = 0.0  # CPU seconds of the forked children (the server's children, not ours)
+_forked_cpu_lock = threading.Lock()  # variants run in parallel threads
 
 
 def _pytest_forked(args: list[str], env: dict[str, str], root: Path, timeout: float, log: Path) -> str:
@@ -374,7 +376,8 @@ def _pytest_forked(args: list[str], env: dict[str, str], root: Path, timeout: fl
         child.wait(10)
         raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
     finally:
-        _forked_cpu += child.cpu
+        with _forked_cpu_lock:
+            _forked_cpu += child.cpu
     return log.read_text(encoding="utf-8", errors="replace")
 
 
