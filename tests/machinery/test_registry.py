@@ -58,6 +58,22 @@ def test_the_real_registry():
             assert hint.text.strip()
 
 
+def test_every_test_of_a_ready_module_has_a_hint_of_its_own():
+    """`tinytorch hint` gives each failing test more than the module's general advice: at least one
+    hint whose ``tests`` (a substring of the test's name) picks it out."""
+    import ast
+
+    root = Path(registry.__file__).resolve().parent.parent
+    for m in registry.modules(registry.REGISTRY_FILE):
+        if not m.ready:
+            continue
+        tree = ast.parse((root / m.tests).read_text(encoding="utf-8"))
+        names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+        specific = [h.tests for h in m.hints if h.tests]
+        without = [name for name in names if not any(part in name for part in specific)]
+        assert names and not without, f"{m.name}: no hint of their own for {without}"
+
+
 def test_parse_and_lookup(tmp_path: Path):
     path = write_registry(
         tmp_path,
