@@ -20,6 +20,7 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -292,7 +293,25 @@ def _hints_path() -> Path:
     return registry.repo_root() / HINTS_FILE
 
 
-def _load_progress() -> dict[str, list[int]]:
+def _hint_id(hint: registry.Hint) -> str:
+    """A hint's identity in the progress file: a digest of its ``tests`` and text, so a hint added,
+    removed or moved in the registry leaves the hints a student took marked as taken."""
+    return hashlib.sha256(f"{hint.tests}\0{hint.text}".encode()).hexdigest()[:16]
+
+
+def _shown_ids(module: registry.Module, saved: object) -> set[str]:
+    """The ids of the module's hints a student took (a progress file of an earlier version holds
+    positions in the module's hint list: read as the hints at those positions)."""
+    if not isinstance(saved, list):
+        return set()
+    ids = {item for item in saved if isinstance(item, str)}
+    for item in saved:
+        if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(module.hints):
+            ids.add(_hint_id(module.hints[item]))
+    return ids
+
+
+def _load_progress() -> dict[str, list]:
     try:
         data = json.loads(_hints_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -300,7 +319,7 @@ def _load_progress() -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def _save_progress(progress: dict[str, list[int]]) -> None:
+def _save_progress(progress: dict[str, list]) -> None:
     path = _hints_path()
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(progress, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -347,8 +366,9 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
         )
         return OK
     name, again = _test_name(first.nodeid), f"tinytorch hint {module.name}"
-    shown = set(progress.get(module.name, []))
-    taken = [k for k, i in enumerate(matching, 1) if i in shown]
+    shown = _shown_ids(module, progress.get(module.name))
+    ids = [_hint_id(h) for h in module.hints]
+    taken = [k for k, i in enumerate(matching, 1) if ids[i] in shown]
     if args.shown:
         if not taken:
             print(f"\nNo hint taken for {name} yet: `{again}` shows the first of {len(matching)}.", file=out)
@@ -359,7 +379,7 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
         left = len(matching) - len(taken)
         print(f"({left} more: run `{again}`)" if left else "(that is every hint for this test)", file=out)
         return OK
-    fresh = [k for k, i in enumerate(matching, 1) if i not in shown]
+    fresh = [k for k, i in enumerate(matching, 1) if ids[i] not in shown]
     if not fresh:
         print(f"\nEvery hint for this test ({len(matching)}) is shown already:", file=out)
         for k, i in enumerate(matching, 1):
@@ -369,7 +389,7 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
     k = fresh[0]
     print(f"\nHint {k} of {len(matching)} for {name}:", file=out)
     _print_hint("", module.hints[matching[k - 1]].text, out)
-    progress[module.name] = sorted(shown | {matching[k - 1]})
+    progress[module.name] = sorted(shown | {ids[matching[k - 1]]})
     _save_progress(progress)
     left = len(fresh) - 1
     if left:

@@ -236,7 +236,8 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
     assert "Hint 1 of 1 for test_double:\n  Return 2 * x.\nThat was the last hint for this test.\n" in out
     assert "Taken: hint 1 of 1; `tinytorch hint alpha --shown` repeats them, `--reset` forgets them." in out
     progress = fake_repo / ".tinytorch" / "hints.json"
-    assert json.loads(progress.read_text()) == {"alpha": [1]}
+    ids = [cli._hint_id(h) for h in registry.get("alpha").hints]  # ["negative" hint, "" hint]
+    assert json.loads(progress.read_text()) == {"alpha": [ids[1]]}
 
     negative = canned(
         "alpha", runner.TestOutcome("t::a", "passed"), failing("tests/test_alpha.py::test_double_negative")
@@ -245,7 +246,7 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
     code, out = run("hint", "alpha")  # two hints match; the "" one (level 2) is shown already
     assert "Hint 1 of 2 for test_double_negative:\n  Negative numbers double too.\n" in out
     assert "Taken: hints 1-2 of 2" in out
-    assert json.loads(progress.read_text()) == {"alpha": [0, 1]}
+    assert json.loads(progress.read_text()) == {"alpha": sorted(ids)}
     code, out = run("hint", "alpha")
     assert code == 0 and "Every hint for this test (2) is shown already:" in out
     assert "1. Negative numbers double too.\n  2. Return 2 * x." in out
@@ -255,6 +256,38 @@ def test_hint_shows_the_next_hint_for_the_first_failing_test(fake_repo: Path, mo
     code, out = run("hint", "alpha")
     assert "Hint 1 of 2 for test_double_negative" in out
     assert "1 more for this test, each more explicit: run `tinytorch hint alpha` again." in out
+
+
+def test_hints_taken_stay_taken_when_the_registry_changes(fake_repo: Path, monkeypatch):
+    """Progress names hints by their content, not their place: an instructor who adds a hint in
+    front of the others does not make a student's taken hints look new (or new ones look taken)."""
+    (fake_repo / "modules.toml").write_text(LEVELS)
+    registry._load.cache_clear()
+    stuck = canned("alpha", failing("tests/test_alpha.py::test_double_negative"))
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: stuck)
+    run("hint", "alpha")
+    run("hint", "alpha")  # the nudge and "Negative numbers double too." are taken
+    first_hint = '[[module.hint]]\ntests = "test_double"\ntext = "A nudge'
+    added = '[[module.hint]]\ntests = "negative"\ntext = "A new first hint."\n\n'
+    (fake_repo / "modules.toml").write_text(LEVELS.replace(first_hint, added + first_hint))
+    registry._load.cache_clear()
+    code, out = run("hint", "alpha", "--shown")
+    assert "Hints taken for test_double_negative (2 of 4):" in out, out
+    assert "A nudge" in out and "Negative numbers double too." in out and "A new first hint" not in out
+    code, out = run("hint", "alpha")
+    assert "Hint 1 of 4 for test_double_negative:\n  A new first hint." in out
+
+
+def test_a_progress_file_of_positions_is_still_read(fake_repo: Path, monkeypatch):
+    # an earlier version saved each taken hint's position in the module's list
+    (fake_repo / "modules.toml").write_text(LEVELS)
+    registry._load.cache_clear()
+    (fake_repo / ".tinytorch").mkdir()
+    (fake_repo / ".tinytorch" / "hints.json").write_text('{"alpha": [0, 1, 99, true]}')
+    stuck = canned("alpha", failing("tests/test_alpha.py::test_double_negative"))
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: stuck)
+    code, out = run("hint", "alpha")
+    assert "Hint 3 of 3 for test_double_negative:\n  The recipe" in out, out
 
 
 LEVELS = """\
