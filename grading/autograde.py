@@ -43,7 +43,6 @@ import fnmatch
 import json
 import os
 import re
-import resource
 import secrets
 import selectors
 import shutil
@@ -501,41 +500,6 @@ def _rlimits(memory_mb: int, cpu_seconds: float) -> dict[str, tuple[int, int]]:
     }
 
 
-def _start_sandbox(
-    ctx: Context, config: Path, scratch: Path, env: dict[str, str], output: int, channel: int, budget: float
-) -> subprocess.Popen | forkserver.Child:
-    """``python -I -B sandbox.py config`` in its own session, under the limits: forked from the
-    sandbox server when this interpreter runs the grading and the server runs, else started."""
-    limits = _rlimits(ctx.settings.memory_mb, budget)
-    if ctx.python == sys.executable and forkserver.available():
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            fds = {0: null, 1: output, 2: output, channel: channel}
-            return _sandbox_server.spawn(
-                [str(SANDBOX), str(config)], env=env, cwd=scratch, fds=fds, new_session=True, limits=limits
-            )
-        except forkserver.ForkServerError:
-            pass
-        finally:
-            os.close(null)
-
-    def apply_limits() -> None:  # runs in the child between fork and exec
-        for name, pair in limits.items():
-            resource.setrlimit(getattr(resource, name), pair)
-
-    return subprocess.Popen(
-        [ctx.python, "-I", "-B", str(SANDBOX), str(config)],
-        cwd=scratch,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        pass_fds=(channel,),
-        start_new_session=True,
-        preexec_fn=apply_limits,
-    )
-
-
 @dataclass
 class ChildOutcome:
     results: dict[str, tuple[str, str]]  # nodeid -> (outcome, text)
@@ -602,24 +566,26 @@ def run_child(
     config_path = run_dir / "sandbox.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **_SANDBOX_ENV,  # PATH, LANG, the ci profile, one BLAS thread: the sandbox server's too
         "HOME": str(scratch),
         "TMPDIR": str(scratch / "tmp"),
-        "LANG": "C.UTF-8",
-        "HYPOTHESIS_PROFILE": "ci",
         "TINYTORCH_IMPL": impl,
         "TINYTORCH_ROOT": str(ctx.stage),
         "TINYTORCH_REGISTRY": str(ctx.stage / "modules.toml"),
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "NUMEXPR_NUM_THREADS": "1",
     }
     out = ChildOutcome(results={})
     stderr_path = run_dir / "stderr.txt"
     started = time.monotonic()
     with open(stderr_path, "wb") as stderr:
-        proc = _start_sandbox(ctx, config_path, scratch, env, stderr.fileno(), write_fd, budget)
+        proc = _sandbox_server.start(
+            [ctx.python, "-I", "-B", str(SANDBOX), str(config_path)],
+            env=env,
+            cwd=scratch,
+            output=stderr.fileno(),
+            pass_fds=(write_fd,),
+            new_session=True,
+            limits=_rlimits(ctx.settings.memory_mb, budget),
+        )
     os.close(write_fd)
     buffer = b""
     test_started = started

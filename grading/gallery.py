@@ -315,14 +315,7 @@ def _pytest(
     env = runner.pytest_env(f"solutions,{module.name}={folder}")
     env.update(_QUIET_BLAS, HYPOTHESIS_PROFILE="ci")
     log = folder.parent / f"output-{stamp}.txt"
-    output = _pytest_forked(args, env, root, timeout, log) if USE_FORKSERVER else ""
-    if not log.is_file():  # not forked, or the fork server could not run it
-        command = [sys.executable, "-m", "pytest", *args]
-        try:
-            proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as expired:
-            raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
-        output = proc.stdout + proc.stderr
+    output = _pytest_run(args, env, root, timeout, log)
     if not report.is_file():
         return None, output
     outcomes = runner.parse_junit(report.read_bytes(), [module.tests], {module.tests: folder}, root)
@@ -334,12 +327,8 @@ def _pytest(
 # foundation once. Each child is still a new process that imports its kata module from the
 # variant's folder (the server forgets every tinytorch.perf module the foundation imported); only
 # libraries that do not read TINYTORCH_IMPL are shared.
-USE_FORKSERVER = forkserver.available()
 _PRELOAD = (
-    "numpy",
-    "hypothesis",
-    "pytest",
-    "_pytest.junitxml",
+    *runner.PRELOAD,  # the libraries the runner's children share; the foundation too, here
     "tinytorch",
     "tinytorch.attention",
     "tinytorch.conv",
@@ -355,29 +344,22 @@ _forked_cpu = 0.0  # CPU seconds of the forked children (the server's children, 
 _forked_cpu_lock = threading.Lock()  # variants run in parallel threads
 
 
-def _pytest_forked(args: list[str], env: dict[str, str], root: Path, timeout: float, log: Path) -> str:
-    """``pytest args`` in a process forked from the server; its output (stdout and stderr), or ""
-    (and no ``log``) if the server could not run it."""
+def _pytest_run(args: list[str], env: dict[str, str], root: Path, timeout: float, log: Path) -> str:
+    """``pytest args`` in a process forked from the server (a subprocess where it cannot be);
+    its output (stdout and stderr), written to ``log``."""
     global _forked_cpu
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with open(log, "wb") as out:
+        proc = _server.start([sys.executable, "-m", "pytest", *args], env=env, cwd=root, output=out.fileno())
     try:
-        child = _server.spawn(["-m", "pytest", *args], env=env, cwd=root, fds={0: null, 1: out, 2: out})
-    except forkserver.ForkServerError:
-        log.unlink(missing_ok=True)
-        return ""
-    finally:
-        os.close(null)
-        os.close(out)
-    try:
-        child.wait(timeout)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired as expired:
-        child.kill()
-        child.wait(10)
+        proc.kill()
+        proc.wait(10)
         raise TimeoutError(f"the tests ran past {timeout:g} s and were stopped") from expired
     finally:
-        with _forked_cpu_lock:
-            _forked_cpu += child.cpu
+        if isinstance(proc, forkserver.Child):  # a subprocess's CPU shows in RUSAGE_CHILDREN
+            with _forked_cpu_lock:
+                _forked_cpu += proc.cpu
     return log.read_text(encoding="utf-8", errors="replace")
 
 

@@ -261,6 +261,54 @@ class ForkServer:
         return child
 
 
+    def start(
+        self,
+        command: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str | os.PathLike,
+        output: int,
+        pass_fds: tuple[int, ...] = (),
+        new_session: bool = False,
+        limits: dict[str, tuple[int, int]] | None = None,
+    ) -> subprocess.Popen | Child:
+        """``command`` (``[python, *flags, *args]``) with stdin from /dev/null and stdout and stderr
+        to the descriptor ``output``: forked from this server when ``command`` is this interpreter
+        with the server's flags and the server runs, else started as a subprocess (off Linux, with
+        ``TINYTORCH_FORKSERVER=0``, or when :meth:`spawn` fails). Either way ``pass_fds`` keep
+        their numbers, ``new_session`` and ``limits`` are as in :meth:`spawn`.
+        """
+        flags = ["-I", "-B"] if self.isolated else []
+        args = command[1 + len(flags) :]
+        if command[0] == sys.executable and command[1 : 1 + len(flags)] == flags and available():
+            null = os.open(os.devnull, os.O_RDONLY)
+            try:
+                fds = {0: null, 1: output, 2: output, **{fd: fd for fd in pass_fds}}
+                return self.spawn(args, env=env, cwd=cwd, fds=fds, new_session=new_session, limits=limits)
+            except ForkServerError:
+                pass
+            finally:
+                os.close(null)
+
+        def apply_limits() -> None:  # in the child, between fork and exec
+            import resource
+
+            for name, pair in (limits or {}).items():
+                resource.setrlimit(getattr(resource, name), pair)
+
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            start_new_session=new_session,
+            preexec_fn=apply_limits if limits else None,
+        )
+
+
 # --------------------------------------------------------------------------- the server side
 # Everything below runs in the server and in its children, which coverage does not follow (no
 # pytest-cov in a forked child); tests/machinery/test_forkserver.py tests it through what the

@@ -49,7 +49,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from tinytorch import forkserver, perf, registry
 
@@ -553,31 +552,6 @@ class _Attempt:
     stack: str
 
 
-def _start(
-    command: list[str], root: Path, env: dict[str, str], output: BinaryIO
-) -> subprocess.Popen | forkserver.Child:
-    """``command`` in its own session, output to the file ``output``: forked from the server when
-    it is a Python command and the server runs, else an ordinary subprocess."""
-    if command[0] == sys.executable and forkserver.available():
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            fds = {0: null, 1: output.fileno(), 2: output.fileno()}
-            return _server.spawn(command[1:], env=env, cwd=root, fds=fds, new_session=True)
-        except forkserver.ForkServerError:
-            pass
-        finally:
-            os.close(null)
-    return subprocess.Popen(
-        command,
-        cwd=root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches the parent only; it stops the child itself
-    )
-
-
 def _attempt(
     command: list[str], root: Path, env: dict[str, str], tmp: Path, n: int, budget: float
 ) -> _Attempt:
@@ -587,7 +561,8 @@ def _attempt(
         with _children_lock:
             if _stopping.is_set():
                 raise KeyboardInterrupt
-            proc = _start(command, root, env, output)
+            # its own session: Ctrl-C reaches the parent only; it stops the child itself
+            proc = _server.start(command, env=env, cwd=root, output=output.fileno(), new_session=True)
             _children.add(proc)
     killed = False
     try:

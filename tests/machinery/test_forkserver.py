@@ -157,6 +157,41 @@ def test_a_server_that_cannot_start_is_an_error_the_caller_can_fall_back_on(tmp_
         forkserver.ForkServer(()).spawn(["-c", "pass"], env={}, cwd=tmp_path)
 
 
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "server-failed"])
+def test_start_forks_or_falls_back_to_a_subprocess_with_the_same_effect(tmp_path: Path, monkeypatch, forked):
+    server = forkserver.ForkServer((), isolated=True)
+    if not forked:
+
+        def refuse(*args, **kwargs):
+            raise forkserver.ForkServerError("the fork server could not start: test")
+
+        monkeypatch.setattr(server, "spawn", refuse)
+    read_end, write_end = os.pipe()
+    (tmp_path / "s.py").write_text(
+        "import os, resource, sys\n"
+        f"os.write({write_end}, b'channel')\n"
+        "print(sys.flags.isolated, resource.getrlimit(resource.RLIMIT_CORE), os.getsid(0) == os.getpid())\n"
+    )
+    out = os.open(tmp_path / "out.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        proc = server.start(
+            [sys.executable, "-I", "-B", str(tmp_path / "s.py")],
+            env={},
+            cwd=tmp_path,
+            output=out,
+            pass_fds=(write_end,),
+            new_session=True,
+            limits={"RLIMIT_CORE": (0, 0)},
+        )
+        assert isinstance(proc, forkserver.Child) == forked
+        assert proc.wait(30) == 0
+        assert os.read(read_end, 100) == b"channel"
+    finally:
+        for fd in (out, read_end, write_end):
+            os.close(fd)
+    assert (tmp_path / "out.txt").read_text() == "1 (0, 0) True\n"
+
+
 def test_a_child_forked_after_the_caller_gave_up_waiting_is_killed(tmp_path: Path, monkeypatch):
     server = forkserver.ForkServer(())
     (tmp_path / "warm_up.py").write_text("pass\n")

@@ -64,11 +64,9 @@ def remove_test(root: Path, name: str) -> None:
 # --------------------------------------------------------------------------- running the variants
 
 
-@pytest.mark.parametrize("forkserver", [True, False], ids=["forked", "subprocess"])
 def test_every_mistake_caught_prints_the_test_that_caught_it(
-    gallery_repo: Path, capsys, monkeypatch, forkserver
+    gallery_repo: Path, capsys, monkeypatch, start_children
 ):
-    monkeypatch.setattr(gallery, "USE_FORKSERVER", forkserver and gallery.USE_FORKSERVER)
     assert gallery.main([]) == 0
     out = capsys.readouterr().out
     assert "caught  alpha/sign-dropped  by tests/test_alpha.py::test_double_negative" in out
@@ -117,9 +115,7 @@ def test_a_variant_that_cannot_be_collected_is_a_problem_not_a_catch(gallery_rep
 HANG = "while True:\n        __import__('time').sleep(0.05)"
 
 
-@pytest.mark.parametrize("forkserver", [True, False], ids=["forked", "subprocess"])
-def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch, forkserver):
-    monkeypatch.setattr(gallery, "USE_FORKSERVER", forkserver and gallery.USE_FORKSERVER)
+def test_a_variant_that_hangs_is_stopped(gallery_repo: Path, monkeypatch: pytest.MonkeyPatch, start_children):
     monkeypatch.setattr(gallery, "_timeout_args", lambda seconds: [])  # only the process timeout
     (gallery_repo / "grading" / "mistakes" / "alpha.toml").write_text(
         ALPHA_MISTAKES.replace("return factor * abs(x)", HANG)
