@@ -39,6 +39,7 @@ How a submission is graded
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -47,6 +48,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -58,6 +60,8 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
+from grading import answerkey, review
+from grading import boundary as boundary_
 from grading.release import absolute_imports
 from tinytorch import forkserver, registry
 
@@ -67,8 +71,11 @@ HIDDEN_VISIBILITY = "after_published"
 
 
 def test_files(module: registry.Module) -> list[str]:
-    """The test files the grader runs for a module: its suite, then its instructor-only files."""
-    return [module.tests, *module.hidden]
+    """The test files the grader runs for a module: its suite, its instructor-only files, its answer
+    key (staged under ``keys/``; see :func:`key_files`)."""
+    key = [f"keys/{Path(module.key).name}"] if module.key else []
+    return [module.tests, *module.hidden, *key]
+
 
 # files of a submission that are never staged: they would configure pytest or Python itself
 DROPPED_NAMES = {
@@ -106,6 +113,12 @@ class Settings:
     memory_mb: int = 4096  # RLIMIT_AS of a child process
     visibility: str = "visible"  # Gradescope visibility of every test
     weights: dict = field(default_factory=dict)  # {module: {substring of a test id: weight}}
+    key_share: float = 0.2  # share of a module's points earned by its answer key (registry `key`)
+    key_visibility: str = "after_published"  # Gradescope visibility of the answer-key checks
+    released: list = field(default_factory=list)  # modules whose reference may serve under another
+    sandbox_user: str = "auto"  # as root: the children's user ("auto", a name, a uid, or "none")
+    landlock: bool = True  # confine the children with Landlock where the kernel offers it
+    max_processes: int = 256  # RLIMIT_NPROC of the sandbox user
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
@@ -125,6 +138,15 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
             if not isinstance(weight, int | float) or weight <= 0:
                 raise ValueError(f"{path}: weight of {module}.{pattern!r} must be a positive number")
     values = {k: v for k, v in table.items() if k != "weights"}
+    if not 0 <= float(values.get("key_share", 0.2)) < 1:
+        raise ValueError(f"{path}: key_share must be at least 0 and below 1")
+    modules = {m.name: m for m in registry.modules(path)} | {str(m.number): m for m in registry.modules(path)}
+    released = values.get("released", [])
+    unknown = [str(r) for r in released if str(r) not in modules]
+    if unknown:
+        raise ValueError(f"{path}: released names unknown module(s) {unknown}")
+    values["released"] = [modules[str(r)].name for r in released]
+    values["sandbox_user"] = str(values.get("sandbox_user", "auto"))
     return Settings(weights=weights, **values)
 
 
@@ -136,11 +158,33 @@ def test_weight(settings: Settings, module: str, nodeid: str) -> Fraction:
     return Fraction(1)
 
 
+def is_key(nodeid: str) -> bool:
+    """Whether a test id is a check of an answer key (staged under ``keys/``)."""
+    return nodeid.startswith("keys/")
+
+
+def covered(nodeid: str, patterns: list[str]) -> bool:
+    """Whether an answer-key check that ``covers`` these patterns decides this test: a pattern is a
+    test's function or class name (``test_round_trip``, ``TestDoubler``; parameters ignored), or a
+    glob of one (``test_quantize_*``)."""
+    parts = [part.split("[", 1)[0] for part in nodeid.split("::")[1:]]
+    return any(fnmatch.fnmatchcase(part, pattern) for part in parts for pattern in patterns)
+
+
 def shares(settings: Settings, module: registry.Module, nodeids: list[str]) -> dict[str, Fraction]:
-    """Each test's share of the module's points (weights normalised to sum to ``points``)."""
-    weights = {n: test_weight(settings, module.name, n) for n in nodeids}
+    """Each test's share of the module's points: the answer key's checks share ``key_share`` of
+    them evenly, the tests the rest in proportion to their weights."""
+    keys = [n for n in nodeids if is_key(n)]
+    tests = [n for n in nodeids if not is_key(n)]
+    points = Fraction(module.points)
+    key_points = (
+        points * Fraction(settings.key_share).limit_denominator(1000) if keys and tests else Fraction(0)
+    )
+    weights = {n: test_weight(settings, module.name, n) for n in tests}
     total = sum(weights.values())
-    return {n: Fraction(module.points) * w / total for n, w in weights.items()} if total else {}
+    result = {n: (points - key_points) * w / total for n, w in weights.items()} if total else {}
+    result.update({n: (key_points if tests else points) / len(keys) for n in keys})
+    return result
 
 
 # --------------------------------------------------------------------------- results
@@ -158,7 +202,8 @@ class TestResult:
 
     @property
     def name(self) -> str:
-        return self.nodeid.split("::", 1)[1] if "::" in self.nodeid else self.nodeid
+        name = self.nodeid.split("::", 1)[1] if "::" in self.nodeid else self.nodeid
+        return f"answer key: {name}" if is_key(self.nodeid) else name
 
 
 @dataclass
@@ -167,6 +212,9 @@ class ModuleGrade:
     tests: list[TestResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tampered: str = ""
+    inconsistent: list[str] = field(default_factory=list)  # tests passed while a check covering them failed
+    survivors: int = 0  # processes of the sandbox user killed after its children were done
+    review: list = field(default_factory=list)  # grading.review findings in the student's folder
 
     @property
     def score(self) -> Fraction:
@@ -194,6 +242,9 @@ class Grade:
     status: str = STATUS_OK  # graded, missing, broken-zip, no-katas, too-large, grader-error
     execution_time: float = 0.0
     visibility: str = "visible"
+    key_visibility: str = HIDDEN_VISIBILITY
+    boundary: dict = field(default_factory=dict)  # grading.boundary.Boundary.to_json()
+    seed: int | None = None  # the answer keys' inputs were drawn from it
 
     @property
     def score(self) -> Fraction:
@@ -205,20 +256,39 @@ class Grade:
 
     def summary(self) -> str:
         """The per-module table for a terminal (also the results' top-level output)."""
-        mode = "isolation (each module on top of the reference)" if self.mode == "isolation" else "strict"
-        lines = [f"TinyTorch autograder: {self.submission}", f"mode: {mode}", ""]
+        mode = (
+            "isolation (each module on top of the released reference of the others, else the student's own)"
+            if self.mode == "isolation"
+            else "strict"
+        )
+        lines = [f"TinyTorch autograder: {self.submission}", f"mode: {mode}"]
+        if self.boundary:
+            lines.append(
+                f"boundary: {self.boundary.get('kind', 'none')}"
+                + "".join(f"; not enforced: {m}" for m in self.boundary.get("missing", []))
+            )
+        lines.append("")
         width = max([len(m.module.name) for m in self.modules] + [6])
         lines.append(f"  {'#':>2}  {'module':<{width}}  {'tests':>7}  {'points':>15}")
         for m in self.modules:
             tests = f"{m.passed}/{len(m.tests)}"
             points = f"{_num(m.score)}/{_num(m.max_score)}"
-            flag = "  TAMPERING" if m.tampered else ""
+            flag = "  TAMPERING" if m.tampered else "  INCONSISTENT" if m.inconsistent else ""
             lines.append(f"  {m.module.number:>2}  {m.module.name:<{width}}  {tests:>7}  {points:>15}{flag}")
         lines.append(
             f"  {'':>2}  {'total':<{width}}  {'':>7}  {_num(self.score) + '/' + _num(self.max_score):>15}"
         )
         for m in self.modules:
             notes = ([f"tampering: {m.tampered}"] if m.tampered else []) + m.notes
+            if m.inconsistent:
+                notes.append(
+                    f"inconsistent: {len(m.inconsistent)} test(s) reported passed while the answer key, "
+                    "run on new inputs, says the code they test is wrong; they earn nothing"
+                )
+            if m.survivors:
+                notes.append(
+                    f"{m.survivors} process(es) of the submission were still running after it; killed"
+                )
             failing = [t for t in m.tests if t.score == 0]
             if not notes and not failing:
                 continue
@@ -251,7 +321,9 @@ class Grade:
                         "max_score": _round(t.max_score),
                         "status": "passed" if t.score == t.max_score and t.outcome == "passed" else "failed",
                         "output": output,
-                        "visibility": HIDDEN_VISIBILITY
+                        "visibility": self.key_visibility
+                        if is_key(t.nodeid)
+                        else HIDDEN_VISIBILITY
                         if t.nodeid.split("::", 1)[0] in m.module.hidden
                         else self.visibility,
                     }
@@ -268,6 +340,8 @@ class Grade:
                 "mode": self.mode,
                 "max_score": _round(self.max_score),
                 "notes": self.notes,
+                "boundary": self.boundary,
+                "seed": self.seed,
                 "modules": {
                     m.module.name: {
                         "number": m.module.number,
@@ -276,6 +350,9 @@ class Grade:
                         "passed": m.passed,
                         "total": len(m.tests),
                         "tampered": m.tampered,
+                        "inconsistent": m.inconsistent,
+                        "survivors": m.survivors,
+                        "review": [f.as_dict() for f in m.review],
                         "notes": m.notes,
                         "failing": m.failing,
                     }
@@ -365,16 +442,29 @@ def unpack_zip(path: Path, dest: Path) -> Path:
     return dest
 
 
-def find_katas(root: Path, modules: list[registry.Module]) -> Path | None:
+def find_katas(root: Path, modules: list[registry.Module], refused: list[str] | None = None) -> Path | None:
     """The folder holding one sub-folder per module: ``katas/`` of a repository, or the tree itself.
 
     Looks at the submission's root, its ``katas/`` and, one level down (a zip of a folder), the
-    same; the first that holds at least one module folder wins.
+    same; the first that holds at least one module folder wins. A folder that is a symbolic link,
+    or resolves to a place outside the submission, is never taken (it is named in ``refused``).
     """
     folders = {Path(m.kata).name for m in modules}
+    base = root.resolve()
+    refused = [] if refused is None else refused
 
-    def holds(path: Path) -> bool:
-        return path.is_dir() and any((path / f).is_dir() and not (path / f).is_symlink() for f in folders)
+    def inside(path: Path) -> bool:
+        if path.is_symlink() or not path.resolve().is_relative_to(base):
+            shown = path.relative_to(root).as_posix() if path != root else "."
+            if shown not in refused:
+                refused.append(shown)
+            return False
+        return True
+
+    def holds(path: Path) -> bool:  # is_dir() follows links, so a linked folder reaches inside()
+        return (
+            path.is_dir() and inside(path) and any((path / f).is_dir() and inside(path / f) for f in folders)
+        )
 
     candidates = [root / "katas", root]
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "__MACOSX")
@@ -384,7 +474,10 @@ def find_katas(root: Path, modules: list[registry.Module]) -> Path | None:
 
 
 def stage_tree(src: Path, dest: Path, dropped: list[str], label: str) -> None:
-    """Copy a student's module folder: regular files only, never pytest or Python configuration."""
+    """Copy a student's module folder: regular files only, never pytest or Python configuration.
+
+    Nothing is followed: symbolic links (to a folder or a file, inside or outside the submission)
+    are dropped, and every file is opened without following a link and checked to be regular."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         here = Path(dirpath)
@@ -412,15 +505,31 @@ def stage_tree(src: Path, dest: Path, dropped: list[str], label: str) -> None:
                 raise SubmissionError("too-large", f"{label}: more than {MAX_FILES} files")
             target = dest / relative / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                dropped.append(f"{shown} (a symbolic link or unreadable)")
+                continue
+            with os.fdopen(fd, "rb") as source, open(target, "wb") as copy:
+                if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                    dropped.append(f"{shown} (not a regular file)")
+                    continue
+                shutil.copyfileobj(source, copy, MAX_FILE_BYTES)
     dest.mkdir(parents=True, exist_ok=True)
 
 
 # --------------------------------------------------------------------------- staging the grader's side
 
 
-def _copy_tests(root: Path, stage: Path) -> None:
-    """The grader's pristine tests (not its machinery or foundation suites) and pytest config."""
+def _copy_tests(root: Path, stage: Path, modules: list[registry.Module] = ()) -> None:
+    """The grader's pristine tests (not its machinery or foundation suites), the modules' answer
+    keys (``keys/``, with their fixture) and pytest's configuration."""
+    keys = [root / m.key for m in modules if m.key and (root / m.key).is_file()]
+    if keys:
+        (stage / "keys").mkdir()
+        shutil.copyfile(root / "grading" / "keys" / "conftest.py", stage / "keys" / "conftest.py")
+        for key in keys:
+            shutil.copyfile(key, stage / "keys" / key.name)
     tests = stage / "tests"
     src = root / "tests"
     skip = {"machinery", "foundation", "__pycache__", ".hypothesis", ".pytest_cache"}
@@ -463,6 +572,10 @@ class Context:
     deny: list[str]
     python: str = sys.executable
     plan_file: Path | None = None  # a cache of the test plan shared by a batch
+    boundary: boundary_.Boundary = field(default_factory=boundary_.Boundary)
+    private: Path | None = None  # root-only: the reference's staged copies and key values
+    seed: int = 0  # the answer keys' inputs are drawn from it
+    references: dict = field(default_factory=dict)  # key check id -> answerkey.Reference
 
 
 def _tinytorch_parent() -> str:
@@ -513,6 +626,8 @@ class ChildOutcome:
     running: str | None = None  # the test that was running when the child stopped
     returncode: int | None = None
     stderr: str = ""
+    boundary_error: str = ""
+    survivors: int = 0  # processes of the sandbox user still alive when the child was done
 
 
 def run_child(
@@ -527,11 +642,20 @@ def run_child(
     budget: float,
     collect_only: bool = False,
     collect_timeout: float | None = None,
+    trusted: bool = False,
+    key_out: Path | None = None,
 ) -> ChildOutcome:
-    """One sandboxed pytest process; its events read from a pipe, its time watched from here."""
+    """One sandboxed pytest process; its events read from a pipe, its time watched from here.
+
+    ``trusted``: the process runs only the grader's code (collecting the plan, the reference's
+    answer keys), so it stays outside the kernel boundary; every other child is confined by
+    ``ctx.boundary`` and, once it is gone, every process of the sandbox user is killed."""
     scratch = run_dir / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     (scratch / "tmp").mkdir(parents=True)
+    if not trusted:
+        ctx.boundary.own(scratch)
+        ctx.boundary.own(scratch / "tmp")
     nonce = secrets.token_hex(16)
     read_fd, write_fd = os.pipe()
     args = [str(ctx.stage / f) for f in test_files]
@@ -541,7 +665,8 @@ def run_child(
         args.append("--collect-only")
     for nodeid in deselect:
         args += ["--deselect", nodeid]
-    trusted = list(TRUSTED_MODULES) + [Path(f).stem for f in (ctx.stage / "tests").glob("*.py")]
+    trusted_modules = list(TRUSTED_MODULES) + [Path(f).stem for f in (ctx.stage / "tests").glob("*.py")]
+    readable = [str(ctx.stage), *boundary_.python_paths(), *boundary_.SYSTEM_READ, str(SANDBOX.resolve())]
     config = {
         "fd": write_fd,
         "nonce": nonce,
@@ -553,18 +678,24 @@ def run_child(
         "deny": [str(Path(p).resolve()) for p in ctx.deny] + [str(ctx.stage.parent)],
         "allow": [
             str(ctx.stage.resolve()),
+            str(run_dir.resolve()),
             *{str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)},
             str(Path(_tinytorch_parent()) / "tinytorch"),
             str(SANDBOX.resolve()),
         ],
         "writable": [str(scratch.resolve()), "/dev/null", "/dev/shm"],  # /dev/shm: multiprocessing
         "student": [str(Path(s).resolve()) for s in student],
-        "trusted": trusted,
+        "trusted": trusted_modules,
         "preimport": _test_imports(ctx.stage, test_files),
+        "boundary": None
+        if trusted
+        else ctx.boundary.child_config(readable, [str(scratch), *boundary_.SYSTEM_WRITE]),
         "grader": os.getpid(),  # never to be signalled (the child's parent may be the fork server)
     }
     config_path = run_dir / "sandbox.json"
-    config_path.write_text(json.dumps(config), encoding="utf-8")
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the secret: root's only
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(config))
     env = {
         **_SANDBOX_ENV,  # PATH, LANG, the ci profile, one BLAS thread: the sandbox server's too
         "HOME": str(scratch),
@@ -573,6 +704,9 @@ def run_child(
         "TINYTORCH_ROOT": str(ctx.stage),
         "TINYTORCH_REGISTRY": str(ctx.stage / "modules.toml"),
     }
+    if key_out is not None:
+        env[answerkey.SEED_ENV] = str(ctx.seed)
+        env[answerkey.OUT_ENV] = str(key_out)
     out = ChildOutcome(results={})
     stderr_path = run_dir / "stderr.txt"
     started = time.monotonic()
@@ -642,6 +776,8 @@ def run_child(
                     out.notes.append(str(event.get("text", "")))
                 elif kind == "fatal":
                     out.fatal = str(event.get("text", ""))
+                elif kind == "boundary":
+                    out.boundary_error = str(event.get("text", ""))
                 elif kind == "exit":
                     out.ended = "exit"
             if out.ended == "exit":  # done; a leftover process holding the pipe is killed below
@@ -650,8 +786,16 @@ def run_child(
         selector.close()
         os.close(read_fd)
         _kill_group(proc)
+        if not trusted:
+            out.survivors = ctx.boundary.sweep()  # every process of the sandbox user, escaped or not
         out.returncode = proc.returncode
         out.stderr = _tail(stderr_path)
+    if out.boundary_error:
+        raise RuntimeError(
+            f"the kernel boundary could not be set up ({out.boundary_error}); no student "
+            'code was run. Run the grader with [grading] sandbox_user = "none" to grade '
+            "without it."
+        )
     return out
 
 
@@ -710,11 +854,8 @@ _PLANS: dict[tuple, dict[str, list[str]]] = {}
 
 def collect_plan(ctx: Context) -> dict[str, list[str]]:
     """The grader's list of tests per module, collected from the reference (cached per checkout)."""
-    stamp = tuple(
-        (f, (ctx.root / f).stat().st_mtime_ns if (ctx.root / f).is_file() else 0)
-        for m in ctx.modules
-        for f in test_files(m)
-    )
+    sources = [f for m in ctx.modules for f in [m.tests, *m.hidden, *([m.key] if m.key else [])]]
+    stamp = tuple((f, (ctx.root / f).stat().st_mtime_ns if (ctx.root / f).is_file() else 0) for f in sources)
     key = (str(ctx.root), (ctx.stage / "modules.toml").read_text(encoding="utf-8"), stamp)
     if key in _PLANS:
         return _PLANS[key]
@@ -727,16 +868,24 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
         if saved.get("key") == stamp_text:
             _PLANS[key] = saved["plan"]
             return saved["plan"]
-    run_dir = ctx.stage / "runs" / "_plan"
-    ref = run_dir / "ref"
-    for m in ctx.modules:
-        shutil.copytree(ctx.root / m.solution, ref / m.name, ignore=shutil.ignore_patterns("__pycache__"))
     files = [f for m in ctx.modules for f in test_files(m) if (ctx.stage / f).is_file()]
     # the grader's own code: a generous bound, whatever the students' limits are
     budget = max(ctx.settings.collect_timeout, 300.0)
-    out = run_child(
-        ctx, "", run_dir, str(ref), files, {}, [], [], budget, collect_only=True, collect_timeout=budget
-    )
+    with _reference_copy(ctx, "plan") as (run_dir, ref):
+        out = run_child(
+            ctx,
+            "",
+            run_dir,
+            str(ref),
+            files,
+            {},
+            [],
+            [],
+            budget,
+            collect_only=True,
+            collect_timeout=budget,
+            trusted=True,
+        )
     if out.collected is None:
         raise RuntimeError(
             "could not collect the grader's tests on the reference solutions:\n"
@@ -751,6 +900,51 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
     if ctx.plan_file:  # shared by the graders of one batch: written once, atomically
         _write_atomically(ctx.plan_file, json.dumps({"key": stamp_text, "plan": plan}))
     return plan
+
+
+@contextlib.contextmanager
+def _reference_copy(ctx: Context, name: str):
+    """A copy of every module's reference in a folder only root can enter, removed afterwards: the
+    grader's own runs (the plan, the answer keys) never leave the reference in a student's reach."""
+    private = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=ctx.private))
+    try:
+        for m in ctx.modules:
+            shutil.copytree(
+                ctx.root / m.solution, private / "ref" / m.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        yield private, private / "ref"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def key_files(ctx: Context, module: registry.Module) -> list[str]:
+    """The module's answer key as staged (``keys/<file>``), if the registry names one."""
+    if not module.key or ctx.settings.key_share <= 0:
+        return []
+    staged = f"keys/{Path(module.key).name}"
+    return [staged] if (ctx.stage / staged).is_file() else []
+
+
+def reference_keys(ctx: Context, plan: dict[str, list[str]]) -> dict[str, answerkey.Reference]:
+    """Run every module's answer key on the reference, in a process that runs no student code; the
+    values of each check (by its test id), with its tolerance and the tests it covers."""
+    files = [f for m in ctx.modules for f in key_files(ctx, m)]
+    if not files:
+        return {}
+    budget = max(ctx.settings.module_timeout, 300.0)
+    references = {}
+    with _reference_copy(ctx, "keys") as (run_dir, ref):
+        out_dir = run_dir / "scratch" / "values"  # the only folder a sandbox child may write
+        out = run_child(ctx, "", run_dir, str(ref), files, {}, [], [], budget, trusted=True, key_out=out_dir)
+        for m in ctx.modules:
+            for nodeid in plan[m.name]:
+                if not nodeid.startswith("keys/"):
+                    continue
+                outcome, text = out.results.get(nodeid, ("not run", out.fatal or out.stderr))
+                if outcome != "passed":
+                    raise RuntimeError(f"the answer key {nodeid} fails on the reference: {outcome}\n{text}")
+                references[nodeid] = answerkey.load_reference(out_dir / f"{nodeid.split('::', 1)[1]}.npz")
+    return references
 
 
 # --------------------------------------------------------------------------- grading one module
@@ -779,6 +973,7 @@ def grade_module(
     began = time.monotonic()
     limit = ctx.settings.module_timeout if limit is None else min(limit, ctx.settings.module_timeout)
     collect_errors: list[str] = []
+    grade.review = review.review_folder(student_dir, module.review_allow)
     if not any(student_dir.glob("*.py")):
         message = f"no folder katas/{module.name}/ with Python files in the submission"
         grade.notes.append(message)
@@ -798,21 +993,22 @@ def grade_module(
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        if strict:
-            impl, preload = str(ctx.stage / "katas"), {}
-        else:
+        # Isolation: the other modules whose reference the instructor has released are served from
+        # it; every other module, the graded one first, from the student's own code. Strict: all
+        # from the student's. The graded module's reference is never staged where a child can read.
+        impl, preload = str(ctx.stage / "katas"), {}
+        if not strict:
             ref = run_dir / "ref"
-            ref.mkdir()
-            preload = {}
             for other in ctx.modules:
-                if other.name != module.name:
+                if other.name != module.name and other.name in ctx.settings.released:
                     shutil.copytree(
                         ctx.root / other.solution,
                         ref / other.name,
                         ignore=shutil.ignore_patterns("__pycache__"),
                     )
                     preload[other.name] = str(ref / other.name)
-            impl = f"{ref},{module.name}={student_dir}"
+                    impl += f",{other.name}={ref / other.name}"
+        key_out = run_dir / "scratch" / "keys"
         out = run_child(
             ctx,
             module.name,
@@ -823,7 +1019,10 @@ def grade_module(
             [str(ctx.stage / "katas")],
             sorted(done),
             budget,
+            key_out=key_out,
         )
+        _judge_keys(ctx, out, key_out)
+        grade.survivors += out.survivors
         if out.tamper and not grade.tampered:
             grade.tampered = out.tamper
         grade.notes += [f"refused: {r}" for r in out.refused if f"refused: {r}" not in grade.notes]
@@ -883,8 +1082,24 @@ def grade_module(
             break
         if rounds > len(nodeids) + 1:  # pragma: no cover - every round settles at least one test
             break
+    skipped = [n for n in nodeids if done[n][0] == "skipped"]
+    if skipped:
+        grade.notes.append(
+            f"skipped: {len(skipped)} test(s) ({', '.join(n.split('::', 1)[-1] for n in skipped[:5])}"
+            f"{', ...' if len(skipped) > 5 else ''}): the grader's tests never skip on the reference, so "
+            "the submission's code made them skip; a skipped test earns nothing"
+        )
+    failed_keys = {n: ctx.references[n].covers for n in nodeids if is_key(n) and done[n][0] != "passed"}
     for nodeid in nodeids:
         outcome, text = done[nodeid]
+        contradicted = [k.split("::", 1)[1] for k, covers in failed_keys.items() if covered(nodeid, covers)]
+        if outcome == "passed" and not is_key(nodeid) and contradicted:
+            outcome = "failed"
+            text = (
+                "no credit: the answer key's check(s) " + ", ".join(contradicted) + ", which decide this "
+                "test, failed on inputs drawn at grading time (the module is flagged as inconsistent)"
+            )
+            grade.inconsistent.append(nodeid)
         result = TestResult(nodeid, outcome, text, max_score=share[nodeid])
         if outcome == "passed" and not grade.tampered:
             result.score = share[nodeid]
@@ -892,6 +1107,30 @@ def grade_module(
             result.message = f"no credit: tampering was detected in this module ({grade.tampered})"
         grade.tests.append(result)
     return grade
+
+
+def _judge_keys(ctx: Context, out: ChildOutcome, key_out: Path) -> None:
+    """Each answer-key check the student's process ran: its verdict from the values it wrote,
+    compared here with the reference's (what the process said about the check is not a verdict)."""
+    for nodeid, (outcome, text) in list(out.results.items()):
+        if not is_key(nodeid) or nodeid not in ctx.references:
+            continue
+        if outcome != "passed":
+            out.results[nodeid] = (
+                "failed",
+                "answer key: the check raised on inputs drawn at grading time:\n" + headline(text),
+            )
+            continue
+        try:
+            values = answerkey.load(key_out / f"{nodeid.split('::', 1)[1]}.npz")
+            problem = answerkey.compare(ctx.references[nodeid], values)
+        except answerkey.KeyFileError as error:
+            problem = str(error)
+        out.results[nodeid] = (
+            ("failed", "answer key: on inputs drawn at grading time, " + problem)
+            if problem
+            else ("passed", "")
+        )
 
 
 def _stderr_note(out: ChildOutcome, ctx: Context) -> str:
@@ -919,15 +1158,44 @@ def grade(
     ready = [m for m in registry.modules() if m.ready]
     modules = [m for m in ready if not only or m.name in only or str(m.number) in only]
     submission = Path(submission)
-    result = Grade(str(submission.name), "strict" if strict else "isolation", visibility=settings.visibility)
+    result = Grade(
+        str(submission.name),
+        "strict" if strict else "isolation",
+        visibility=settings.visibility,
+        key_visibility=settings.key_visibility,
+    )
     parent = Path(workdir) if workdir else Path(tempfile.gettempdir()) / "tinytorch-grading"
     parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chmod(parent, 0o711)  # the sandbox users may pass through, not list the stages
     stage = Path(tempfile.mkdtemp(prefix="grade-", dir=parent)).resolve()
+    private = Path(tempfile.mkdtemp(prefix="private-", dir=parent)).resolve()  # 0700: root's only
+    deny = [str(root), *(deny or [])]  # the checkout (solutions/, grading/) and, in a batch, the class
+    fence = boundary_.choose(
+        settings.sandbox_user,
+        settings.landlock,
+        settings.max_processes,
+        secrets=[root / d for d in boundary_.SECRET_DIRS] + [Path(d) for d in deny[1:]],
+    )
+    result.boundary = fence.to_json()
     try:
-        deny = [str(root), *(deny or [])]  # the checkout (solutions/, grading/) and, in a batch, the class
-        ctx = Context(root, stage, settings, ready, deny, plan_file=Path(plan_file) if plan_file else None)
-        _copy_tests(root, stage)
+        fence.share(stage)
+        seed = int(os.environ.get("TINYTORCH_GRADING_SEED") or secrets.randbits(63))
+        ctx = Context(
+            root,
+            stage,
+            settings,
+            ready,
+            deny,
+            plan_file=Path(plan_file) if plan_file else None,
+            boundary=fence,
+            private=private,
+            seed=seed,
+        )
+        result.seed = seed
+        _copy_tests(root, stage, ready)
         plan = collect_plan(ctx)
+        ctx.references = reference_keys(ctx, plan)
         try:
             katas = _stage_submission(submission, stage, ready, result)
         except SubmissionError as e:
@@ -947,7 +1215,9 @@ def grade(
             left = settings.total_timeout - (time.monotonic() - began)
             result.modules.append(grade_module(ctx, module, plan[module.name], strict, limit=left))
     finally:
+        fence.release()  # every process of the sandbox user is gone before a result is written
         shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
         result.execution_time = time.monotonic() - began
     return result
 
@@ -958,14 +1228,20 @@ def _stage_submission(submission: Path, stage: Path, modules: list[registry.Modu
     source = submission
     if submission.is_file():
         source = unpack_zip(submission, stage / "unpacked")
-    katas = find_katas(source, modules)
+    refused: list[str] = []
+    katas = find_katas(source, modules, refused)
+    if refused:
+        result.notes.append(
+            "refused: " + ", ".join(refused) + " (a symbolic link, or a path that leads outside the "
+            "submission: only the submission's own files are graded)"
+        )
     if katas is None:
         names = ", ".join(Path(m.kata).name for m in modules)
         raise SubmissionError("no-katas", f"no katas/ folder (with any of {names}) found in the submission")
     dropped: list[str] = []
     for module in modules:
         src = katas / Path(module.kata).name
-        if src.is_dir() and not src.is_symlink():
+        if src.is_dir() and not src.is_symlink() and src.resolve().is_relative_to(source.resolve()):
             stage_tree(src, stage / "katas" / module.name, dropped, f"katas/{module.name}")
         else:
             (stage / "katas" / module.name).mkdir(parents=True, exist_ok=True)

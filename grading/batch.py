@@ -29,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from grading import review
 from tinytorch import registry
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,25 @@ def grade_one(
     return student, time.monotonic() - began, problem
 
 
+def flags(modules: dict) -> str:
+    """Why a student's results need a human look: tampering, an answer key that contradicts the
+    tests, skipped tests, processes that outlived their module (one ``module: reason`` per module)."""
+    found = []
+    for name, data in modules.items():
+        why = []
+        if data.get("tampered"):
+            why.append(f"tampering ({data['tampered'][:80]})")
+        if data.get("inconsistent"):
+            why.append(f"inconsistent ({len(data['inconsistent'])} test(s) contradicted by the answer key)")
+        if any(str(n).startswith("skipped:") for n in data.get("notes", [])):
+            why.append("skipped tests")
+        if data.get("survivors"):
+            why.append(f"{data['survivors']} process(es) outlived the module")
+        if why:
+            found.append(f"{name}: " + ", ".join(why))
+    return "; ".join(found)
+
+
 def gradebook(folder: Path, out: Path) -> dict:
     """Write ``gradebook.csv`` and ``summary.json`` from every finished results file."""
     modules = [m for m in registry.modules() if m.ready]
@@ -123,16 +143,45 @@ def gradebook(folder: Path, out: Path) -> dict:
             "max_score": extra.get("max_score", 0),
             "notes": extra.get("notes", []),
             "modules": extra.get("modules", {}),
+            "boundary": extra.get("boundary", {}).get("kind", ""),
         }
     columns = [f"{m.number} {m.name}" for m in modules]
     with open(out / "gradebook.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "status", "score", "max_score", *columns, "failing tests"])
+        writer.writerow(
+            [
+                "student",
+                "status",
+                "score",
+                "max_score",
+                *columns,
+                "boundary",
+                "flagged",
+                "review",
+                "failing tests",
+            ]
+        )
         for student, row in students.items():
             per_module = [row["modules"].get(m.name, {}).get("score", 0) for m in modules]
             failing = [t for m in modules for t in row["modules"].get(m.name, {}).get("failing", [])]
+            row["flagged"] = flags(row["modules"])
+            found = {
+                name: [review.Finding(**f) for f in data.get("review", [])]
+                for name, data in row["modules"].items()
+            }
+            row["review"] = review.summarize_modules(found)
             writer.writerow(
-                [student, row["status"], row["score"], row["max_score"], *per_module, " ".join(failing)]
+                [
+                    student,
+                    row["status"],
+                    row["score"],
+                    row["max_score"],
+                    *per_module,
+                    row.get("boundary", ""),
+                    row["flagged"],
+                    row["review"],
+                    " ".join(failing),
+                ]
             )
     graded = [r for r in students.values() if r["status"] not in ("not graded",)]
     averages = {

@@ -11,14 +11,18 @@ site-packages (``usercustomize``) and the current folder, so nothing in a submis
 before this file runs; ``-B`` writes no bytecode. This file imports only the standard library
 and pytest, and does, in order:
 
-1. reads its configuration (written by the grader into the staging folder) and deletes it, so
-   the run's secret is only in this process's memory;
-2. runs under the switch (``TINYTORCH_IMPL``, set by the grader in this process's environment):
+1. reads its configuration (written by the grader into the staging folder, readable by root
+   only) and deletes it, so the run's secret is only in this process's memory;
+2. puts itself behind the kernel boundary the grader chose (:func:`confine`; see
+   ``grading/boundary.py``): no new privileges, Landlock (reads only of the interpreter, the
+   system folders, the foundation and the stage; writes only to its scratch folder; no TCP; no
+   signals to or abstract sockets of processes outside), a process-count limit, and a user of its
+   own when the grader is root. If any step fails it runs nothing and says so;
+3. runs under the switch (``TINYTORCH_IMPL``, set by the grader in this process's environment):
    the student's folder for the graded module and, in isolation mode, a staged copy of the
-   reference for the other modules;
-3. in isolation mode, imports every other module's reference (and its submodules) *before* any
-   student code runs, then deletes those staged reference files, so the student's process holds
-   the reference it needs in memory but cannot open a reference source file;
+   *released* reference of the other modules (the registry's ``[grading] released``), which it
+   imports before any student code runs; every other module comes from the student's own code,
+   so no unreleased reference is ever in this process;
 4. imports what the tests import (numpy, hypothesis, the foundation), with every kata module
    kept out, then arms an audit hook (``sys.addaudithook``; it cannot be removed) that refuses:
    opening files of the grader's checkout (reference solutions, grading files) and of other
@@ -41,14 +45,14 @@ The grader, not this process, decides what a test is worth: it holds the list of
 from the reference), enforces the per-test timeout and the memory limit, and treats a missing
 outcome (the process exited, was killed or hung) as a failure of the test that was running.
 
-Limits, honestly: code that runs inside this process could, with deliberate effort (reaching the
-hook's private state through the garbage collector, patching from a thread and restoring before
-the next check, disassembling the reference bytecode loaded in memory), still get around
-in-process checks; and the child runs as the grader's OS user, so the file rules are the hook's,
-not the kernel's. The checks make every casual or accidental way of changing a score fail
-loudly; the process boundary, the limits and the grader-side bookkeeping cannot be bypassed from
-here. For a kernel-enforced boundary run each grading in its own container (Gradescope does) or
-as a user that cannot read ``solutions/``.
+Limits, honestly: code that runs inside this process can, with deliberate effort (reaching the
+hook's private state or the channel through the garbage collector, compiling code under a
+filename the hook trusts), get around every in-process check, including the verdicts this
+process reports. That is why they are not what the grade rests on: the kernel boundary (applied
+in step 2, before any student code) decides what the process can read, write and signal, and the
+answer keys (``grading/answerkey.py``) are judged by the grader from values, so a forged
+"passed" earns nothing for a test whose answer-key check fails. The in-process checks remain to
+name casual and accidental tampering loudly.
 """
 
 from __future__ import annotations
@@ -79,6 +83,86 @@ class Channel:
             except InterruptedError:  # pragma: no cover - retried by Python itself since 3.5
                 continue
             view = view[written:]
+
+
+# --------------------------------------------------------------------------- the kernel boundary
+
+# Landlock (linux/landlock.h): syscall numbers (the same on every architecture Linux gives them) and
+# the access rights this file handles, by the ABI that introduced them
+_LANDLOCK_CREATE, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT = 444, 445, 446
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_FS_ABI1 = (1 << 13) - 1  # execute ... make_sym
+_FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def confine(boundary: dict) -> None:
+    """Put this process behind the kernel boundary the grader chose (grading/boundary.py), before
+    any student code runs: no new privileges, Landlock (reads limited to ``read``, writes to
+    ``write``, no TCP, no signals or abstract sockets outside), the process-count limit, then the
+    sandbox user. Raises ``OSError`` if any step fails: the grader then runs no student code."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    def check(result, what):
+        if result < 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"{what}: {os.strerror(error)}")
+        return result
+
+    check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    abi = int(boundary.get("landlock") or 0)
+    if abi:
+        fs = _FS_ABI1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+        net = (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0
+        scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
+        attr = (ctypes.c_uint64 * 3)(fs, net, scoped)
+        size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+        ruleset = check(
+            libc.syscall(_LANDLOCK_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)),
+            "landlock_create_ruleset",
+        )
+
+        class PathBeneath(ctypes.Structure):
+            _pack_ = 1
+            _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+        file_rights = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
+        for rights, paths in (
+            (_FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR, boundary["read"]),
+            (fs, boundary["write"]),
+        ):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue  # a folder this machine does not have
+                try:
+                    allowed = rights if os.path.isdir(path) else rights & file_rights
+                    rule = PathBeneath(allowed, fd)
+                    check(
+                        libc.syscall(_LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), ctypes.c_uint32(0)),
+                        f"landlock_add_rule({path})",
+                    )
+                finally:
+                    os.close(fd)
+        check(libc.syscall(_LANDLOCK_RESTRICT, ruleset, ctypes.c_uint32(0)), "landlock_restrict_self")
+        os.close(ruleset)
+    if boundary.get("uid") is not None:
+        import resource
+
+        nproc = int(boundary["nproc"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        uid, gid = int(boundary["uid"]), int(boundary["gid"])
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid or os.getgroups():
+            raise OSError(f"could not become uid {uid}")
 
 
 # --------------------------------------------------------------------------- the audit hook
@@ -304,6 +388,11 @@ class Reporter:
     def pytest_collection_finish(self, session):
         self.channel.send("collected", ids=[item.nodeid for item in session.items])
         self._check("while the tests were being collected")
+        # the test modules (imported during the collection) are watched from now on too
+        known = {entry[0].split(".")[0] for entry in self.entries[0]}
+        entries, sizes = snapshot(tuple(self.config["student"]))
+        self.entries[0].extend(e for e in entries if e[0].split(".")[0] not in known)
+        self.entries[1].extend(e for e in sizes if e[0].split(".")[0] not in known)
 
     def pytest_runtest_logstart(self, nodeid, location):
         self.reports[nodeid] = []
@@ -366,7 +455,7 @@ class _Refuse:
 
 
 def preload(config: dict, channel: Channel) -> None:
-    """Import every other module's staged reference, then delete the staged files it came from."""
+    """Import every other module's staged (released) reference before any student code runs."""
     guard = _Refuse("tinytorch.perf." + config["module"]) if config.get("module") else None
     if guard:
         sys.meta_path.insert(0, guard)
@@ -391,9 +480,6 @@ def preload(config: dict, channel: Channel) -> None:
                     del sys.modules[key]
                 if not isinstance(error, ImportError) or "is the graded module" not in str(error):
                     channel.send("note", text=f"reference {name} not loaded: {type(error).__name__}: {error}")
-            for root, _dirs, files in os.walk(folder):
-                for file in files:
-                    os.remove(os.path.join(root, file))
     finally:
         if guard:
             sys.meta_path.remove(guard)
@@ -407,6 +493,12 @@ def main(argv: list[str]) -> int:
         config = json.load(f)
     os.remove(argv[0])
     channel = Channel(config["fd"], config.pop("nonce"))
+    if config.get("boundary"):
+        try:
+            confine(config["boundary"])
+        except Exception as error:  # noqa: BLE001 - no student code runs outside the boundary
+            channel.send("boundary", text=f"{type(error).__name__}: {error}")
+            os._exit(4)
     os.chdir(config["scratch"])
     if importlib.util.find_spec("tinytorch") is None:  # the grader's tinytorch is not installed
         sys.path.extend(p for p in config.get("syspath", []) if p not in sys.path)

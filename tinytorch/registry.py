@@ -35,6 +35,12 @@ class Module:
     hints: tuple[Hint, ...] = field(default=())
     # instructor-only test files of the module (relative to the root): graded, never released
     hidden: tuple[str, ...] = field(default=())
+    # the module's answer key (relative to the root): held-out checks whose values the grader
+    # compares with the reference's (grading/answerkey.py); instructor-only, never released
+    key: str = ""
+    # names a submission of this module may use that the grader's static review would otherwise
+    # list (grading/review.py): imports such as "os" and constructs such as "getattr"
+    review_allow: tuple[str, ...] = field(default=())
 
     @property
     def marker(self) -> str:
@@ -120,15 +126,19 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
     for i, entry in enumerate(entries, 1):
         label = entry.get("name") if isinstance(entry, dict) else None
         where = f"{path}: [[module]] number {i}" + (f" ({label!r})" if isinstance(label, str) else "")
-        entry = dict(_check_table(entry, FIELDS | {"hint": list, "hidden": list}, set(FIELDS), where))
+        optional = {"hint": list, "hidden": list, "key": str, "review_allow": list}
+        entry = dict(_check_table(entry, FIELDS | optional, set(FIELDS), where))
         hidden = entry.pop("hidden", [])
         if not all(isinstance(test_file, str) and test_file.strip() for test_file in hidden):
             raise RegistryError(f"{where}: hidden must be a list of test file paths, got {hidden!r}")
+        allow = entry.pop("review_allow", [])
+        if not all(isinstance(name, str) and name.strip() for name in allow):
+            raise RegistryError(f"{where}: review_allow must be a list of names, got {allow!r}")
         hints = []
         for j, hint in enumerate(entry.pop("hint", []), 1):
             hint = _check_table(hint, HINT_FIELDS, {"text"}, f"{where}, hint {j}", frozenset({"tests"}))
             hints.append(Hint(tests=hint.get("tests", ""), text=hint["text"]))
-        module = Module(hints=tuple(hints), hidden=tuple(hidden), **entry)
+        module = Module(hints=tuple(hints), hidden=tuple(hidden), review_allow=tuple(allow), **entry)
         if module.status not in STATUSES:
             raise RegistryError(f"{where}: status must be one of {STATUSES}, got {module.status!r}")
         modules.append(module)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -162,10 +163,17 @@ def test_bad_grading_settings_are_refused(repo, tmp_path, monkeypatch):
             autograde.load_settings()
 
 
-def test_isolation_grades_a_module_on_the_reference_and_strict_mode_does_not(tmp_path):
+RELEASED = replace(FAST, released=["alpha"])  # alpha's reference handed out (its deadline passed)
+
+
+def test_isolation_grades_a_module_on_the_released_reference_and_strict_mode_does_not(tmp_path):
     student = submission(tmp_path, ALPHA_STUB, BETA_SOLUTION)  # beta solved, alpha (which it uses) not
-    assert scores(autograde.grade(student, settings=FAST, only=["beta"])) == {"beta": 20}
-    strict = autograde.grade(student, strict=True, settings=FAST, only=["16"])
+    assert scores(autograde.grade(student, settings=RELEASED, only=["beta"])) == {"beta": 20}
+    # a reference that is not released never serves: beta runs on the student's own alpha
+    unreleased = autograde.grade(student, settings=FAST, only=["beta"])
+    assert scores(unreleased) == {"beta": 0}
+    assert "NotImplementedError: double" in outcome(unreleased, "test_quadruple").message
+    strict = autograde.grade(student, strict=True, settings=RELEASED, only=["16"])
     assert scores(strict) == {"beta": 0}
     assert "NotImplementedError: double" in outcome(strict, "test_quadruple").message
 
@@ -451,14 +459,15 @@ def test_reading_the_solutions_starting_processes_or_signalling_the_grader_is_re
     assert (repo / "modules.toml").is_file()
 
 
-def test_the_reference_of_other_modules_cannot_be_read_while_graded(tmp_path):
+def test_an_unreleased_reference_of_another_module_is_not_in_the_process(tmp_path):
     snoop = BETA_SOLUTION + (
         "\n\nimport inspect\nimport tinytorch.perf.alpha.core as _core\n\n"
         "def quadruple(x):\n    return len(inspect.getsource(_core.double)) and double(double(x))\n"
     )
     grade = autograde.grade(submission(tmp_path, ALPHA_STUB, snoop), settings=FAST, only=["beta"])
     assert scores(grade) == {"beta": 0}
-    assert "OSError" in outcome(grade, "test_quadruple").message  # the staged reference file is gone
+    # what the process holds as alpha is the student's own stub, not the reference
+    assert "NotImplementedError: double" in outcome(grade, "test_quadruple").message
 
 
 def test_a_grader_crash_still_writes_results(tmp_path, monkeypatch):

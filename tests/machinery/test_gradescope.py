@@ -77,7 +77,19 @@ def test_a_partly_solved_repository_gets_its_partial_score(autograder: Path):
 def test_results_are_written_even_when_the_grader_cannot_start(autograder: Path):
     shutil.rmtree(autograder / "source" / "grading")  # python -m grading fails at once
     results = run_autograder(autograder)
-    assert results["score"] == 0 and "autograder failed to start" in results["output"]
+    assert results["score"] == 0 and "autograder failed" in results["output"]
+    assert results["extra_data"]["status"] == "grader-error"
+
+
+def test_a_results_file_the_grader_did_not_finish_is_never_trusted(autograder: Path):
+    """A forged results.json left at the path (by anything: an earlier run, a process that got out)
+    is not what Gradescope reads when the grader then dies or exits non-zero."""
+    forged = {"score": 600, "tests": [], "extra_data": {"status": "graded"}}
+    (autograder / "results").mkdir()
+    (autograder / "results" / "results.json").write_text(json.dumps(forged))
+    (autograder / "source" / "grading" / "__main__.py").write_text("import os\nos._exit(9)\n")
+    results = run_autograder(autograder)
+    assert results["score"] == 0 and "exit 9" in results["output"]
 
 
 def test_the_zip_holds_the_scripts_at_its_top(tmp_path: Path):
@@ -99,7 +111,8 @@ def test_setup_installs_the_package_into_the_venv_run_autograder_uses():
     run = RUN_AUTOGRADER.read_text()
     assert "python3 -m venv /autograder/venv" in setup and 'pip install -q -e ".[test]"' in setup
     assert '$AUTOGRADER/venv/bin/python' in run
-    assert '-m grading grade "$AUTOGRADER/submission" --out "$AUTOGRADER/results/results.json"' in run
+    assert 'RESULTS="$AUTOGRADER/results/results.json"' in run
+    assert '-m grading grade "$AUTOGRADER/submission" --out "$RESULTS"' in run
     for script in (gradescope.SCRIPTS / "setup.sh", RUN_AUTOGRADER):
         assert os.access(script, os.X_OK)
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
