@@ -1176,6 +1176,7 @@ def grade(
         settings.landlock,
         settings.max_processes,
         secrets=[root / d for d in boundary_.SECRET_DIRS] + [Path(d) for d in deny[1:]],
+        memory_mb=settings.memory_mb,
     )
     result.boundary = fence.to_json()
     try:

@@ -100,7 +100,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 
 def confine(boundary: dict) -> None:
     """Put this process behind the kernel boundary the grader chose (grading/boundary.py), before
-    any student code runs: no new privileges, Landlock (reads limited to ``read``, writes to
+    any student code runs: its control groups, no new privileges, Landlock (reads limited to ``read``, writes to
     ``write``, no TCP, no signals or abstract sockets outside), the process-count limit, then the
     sandbox user. Raises ``OSError`` if any step fails: the grader then runs no student code."""
     import ctypes
@@ -114,6 +114,9 @@ def confine(boundary: dict) -> None:
             raise OSError(error, f"{what}: {os.strerror(error)}")
         return result
 
+    for procs in boundary.get("cgroups") or []:  # joined as root, before Landlock; the user cannot leave
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
     check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     abi = int(boundary.get("landlock") or 0)
     if abi:
