@@ -102,7 +102,8 @@ def confine(boundary: dict) -> None:
     """Put this process behind the kernel boundary the grader chose (grading/boundary.py), before
     any student code runs: its control groups, no new privileges, Landlock (reads limited to
     ``read``, writes to ``write``, no TCP, no signals or abstract sockets outside), the
-    process-count limit, then the sandbox user. Raises ``OSError`` if any step fails: the grader then runs no student code."""
+    process-count limit, then the sandbox user. Raises ``OSError`` if any step fails: the grader
+    then runs no student code."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
