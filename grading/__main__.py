@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mistakes": ("gallery", "every classic mistake of grading/mistakes/ is caught by a test"),
     "gradescope": ("gradescope", "build the Gradescope autograder zip (setup.sh, run_autograder, this repo)"),
     "release": ("release", "build the student release: no solutions, no instructor tools, one commit"),
+    "prepare": ("prepare", "run the tests and answer keys on the reference once; cache the grading plan"),
     "grade": ("autograde", "grade one submission (folder or zip): results.json for Gradescope + summary"),
     "batch": ("batch", "grade a folder of submissions in parallel: gradebook.csv + summary.json, resumable"),
 }

@@ -46,6 +46,8 @@ class Reference:
     atol: float = 0.0
     why: str = "exact"
     covers: list[str] = field(default_factory=list)
+    name: str = ""  # the check's name
+    units: frozenset = frozenset()  # the kata functions the check calls on the reference (traced)
 
 
 class KeyFileError(ValueError):
@@ -77,6 +79,12 @@ def load(path: Path) -> dict[str, np.ndarray]:
             raise KeyFileError(f"the values file is unreadable: {type(error).__name__}: {error}") from None
 
 
+def values_file(out: Path, nodeid: str) -> Path:
+    """Where a check (``keys/<file>.py::<check>``) writes its values under ``out``."""
+    file, name = nodeid.split("::", 1)
+    return Path(out) / f"{Path(file).stem}--{name}.npz"
+
+
 def load_reference(path: Path) -> Reference:
     values = load(path)
     meta = json.loads(str(values.pop(META, np.asarray("{}"))))
@@ -86,6 +94,7 @@ def load_reference(path: Path) -> Reference:
         atol=float(meta.get("atol", 0.0)),
         why=str(meta.get("why", "exact")),
         covers=[str(c) for c in meta.get("covers", [])],
+        name=Path(path).stem.split("--", 1)[-1],
     )
 
 
@@ -194,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             if student.get(name) != "passed":
                 verdict = "failed (raised)"
             else:
-                problem = compare(load_reference(ref_out / f"{name}.npz"), load(student_out / f"{name}.npz"))
+                file = f"{Path(module.key).stem}--{name}.npz"
+                problem = compare(load_reference(ref_out / file), load(student_out / file))
                 verdict = "failed\n    " + problem.replace("\n", "\n    ") if problem else "passed"
             wrong += verdict != "passed"
             print(f"{name}: {verdict}")

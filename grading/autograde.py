@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -56,6 +57,7 @@ import time
 import tomllib
 import traceback
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
@@ -119,6 +121,7 @@ class Settings:
     sandbox_user: str = "auto"  # as root: the children's user ("auto", a name, a uid, or "none")
     landlock: bool = True  # confine the children with Landlock where the kernel offers it
     max_processes: int = 256  # RLIMIT_NPROC of the sandbox user
+    inconsistency_gap: float = 0.5  # tests' pass share above the key's that withholds the tests' credit
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
@@ -161,6 +164,34 @@ def test_weight(settings: Settings, module: str, nodeid: str) -> Fraction:
 def is_key(nodeid: str) -> bool:
     """Whether a test id is a check of an answer key (staged under ``keys/``)."""
     return nodeid.startswith("keys/")
+
+
+def decides(check: answerkey.Reference, nodeid: str, units: frozenset) -> bool:
+    """Whether a failed answer-key check withholds the credit of a test: the test calls, on the
+    reference, every kata function the check calls (so whatever the check found wrong is code the
+    test runs), and the check ``covers`` the test (when it names any). A check that calls no kata
+    function decides nothing. This keeps an honest partial solution's credit: a check that also
+    exercises a function the test never calls does not take the test's points."""
+    if not check.units or not check.units <= units:
+        return False
+    return not check.covers or covered(nodeid, check.covers)
+
+
+def declared_covers(key_file: Path) -> dict[str, list[str]]:
+    """Each check of an answer-key file with the patterns of its ``covers`` marker (read, not run)."""
+    import ast
+
+    found = {}
+    for node in ast.walk(ast.parse(Path(key_file).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef):
+            found[node.name] = [
+                arg.value
+                for dec in node.decorator_list
+                if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "covers"
+                for arg in dec.args
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            ]
+    return found
 
 
 def covered(nodeid: str, patterns: list[str]) -> bool:
@@ -576,6 +607,15 @@ class Context:
     private: Path | None = None  # root-only: the reference's staged copies and key values
     seed: int = 0  # the answer keys' inputs are drawn from it
     references: dict = field(default_factory=dict)  # key check id -> answerkey.Reference
+    units: dict = field(default_factory=dict)  # test id -> the kata functions it calls on the reference
+    pending_references: Future | None = None  # reference_keys() running in the background
+
+    def reference(self, nodeid: str) -> answerkey.Reference | None:
+        """The reference's values of an answer-key check (waiting for the reference run if needed)."""
+        if self.pending_references is not None:
+            self.references = self.pending_references.result()  # its error is the grader's, raised here
+            self.pending_references = None
+        return self.references.get(nodeid)
 
 
 def _tinytorch_parent() -> str:
@@ -628,6 +668,7 @@ class ChildOutcome:
     stderr: str = ""
     boundary_error: str = ""
     survivors: int = 0  # processes of the sandbox user still alive when the child was done
+    units: dict[str, list[str]] = field(default_factory=dict)  # traced runs: test id -> functions called
 
 
 def run_child(
@@ -644,6 +685,7 @@ def run_child(
     collect_timeout: float | None = None,
     trusted: bool = False,
     key_out: Path | None = None,
+    trace: str = "",
 ) -> ChildOutcome:
     """One sandboxed pytest process; its events read from a pipe, its time watched from here.
 
@@ -691,6 +733,7 @@ def run_child(
         if trusted
         else ctx.boundary.child_config(readable, [str(scratch), *boundary_.SYSTEM_WRITE]),
         "grader": os.getpid(),  # never to be signalled (the child's parent may be the fork server)
+        "trace": trace if trusted else "",
     }
     config_path = run_dir / "sandbox.json"
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the secret: root's only
@@ -778,6 +821,8 @@ def run_child(
                     out.fatal = str(event.get("text", ""))
                 elif kind == "boundary":
                     out.boundary_error = str(event.get("text", ""))
+                elif kind == "units" and trace:
+                    out.units[str(event.get("nodeid"))] = [str(u) for u in event.get("units", [])]
                 elif kind == "exit":
                     out.ended = "exit"
             if out.ended == "exit":  # done; a leftover process holding the pipe is killed below
@@ -849,28 +894,55 @@ def _describe_exit(out: ChildOutcome) -> str:
 # --------------------------------------------------------------------------- the test plan
 
 
-_PLANS: dict[tuple, dict[str, list[str]]] = {}
+_PLANS: dict[str, dict] = {}
+PLAN_CACHE = Path(".grading-cache") / "plan.json"  # under the checkout; `python -m grading prepare`
+PLAN_VERSION = b"plan 2: function units\n"  # changes when what the plan records changes
+
+
+def _plan_stamp(ctx: Context) -> str:
+    """A digest of everything the plan depends on: the registry, the staged tests and keys, the
+    reference of every module (content, not times, so a fresh clone of the same commit matches)."""
+    digest = hashlib.sha256(PLAN_VERSION + (ctx.stage / "modules.toml").read_bytes())
+    files = [p for folder in ("tests", "keys") for p in sorted((ctx.stage / folder).rglob("*.py"))]
+    files += [p for m in ctx.modules for p in sorted((ctx.root / m.solution).rglob("*.py"))]
+    for path in files:
+        digest.update(
+            str(path.relative_to(ctx.stage if path.is_relative_to(ctx.stage) else ctx.root)).encode()
+        )
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def collect_plan(ctx: Context) -> dict[str, list[str]]:
-    """The grader's list of tests per module, collected from the reference (cached per checkout)."""
-    sources = [f for m in ctx.modules for f in [m.tests, *m.hidden, *([m.key] if m.key else [])]]
-    stamp = tuple((f, (ctx.root / f).stat().st_mtime_ns if (ctx.root / f).is_file() else 0) for f in sources)
-    key = (str(ctx.root), (ctx.stage / "modules.toml").read_text(encoding="utf-8"), stamp)
-    if key in _PLANS:
-        return _PLANS[key]
-    stamp_text = json.dumps([key[0], key[1], list(key[2])])
-    if ctx.plan_file and ctx.plan_file.is_file():
-        try:
-            saved = json.loads(ctx.plan_file.read_text(encoding="utf-8"))
-        except ValueError:
-            saved = {}
-        if saved.get("key") == stamp_text:
-            _PLANS[key] = saved["plan"]
-            return saved["plan"]
+    """The grader's list of tests per module and, for each test, the kata functions it calls on the
+    reference (``ctx.units``): one run of every test and answer key on the reference, traced, in a
+    process of the grader's own. It must pass whole. Cached by content: in memory, in a batch's
+    plan file, and in the checkout's ``.grading-cache/`` (``python -m grading prepare`` fills it
+    ahead, as Gradescope's ``setup.sh`` does), so a submission seldom pays for it."""
+    stamp = _plan_stamp(ctx)
+    caches = [c for c in (ctx.plan_file, ctx.root / PLAN_CACHE) if c]
+    saved = _PLANS.get(stamp)
+    for cache in caches if saved is None else []:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(cache.read_text(encoding="utf-8"))
+            if data.get("key") == stamp:
+                saved = data
+                break
+    if saved is None:
+        saved = {"key": stamp, **_run_plan(ctx)}
+        for cache in caches:  # shared by the graders of a batch and later gradings: written atomically
+            with contextlib.suppress(OSError):
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(cache, json.dumps(saved))
+    _PLANS[stamp] = saved
+    ctx.units = {n: frozenset(u) for n, u in saved["units"].items()}
+    return saved["plan"]
+
+
+def _run_plan(ctx: Context) -> dict:
     files = [f for m in ctx.modules for f in test_files(m) if (ctx.stage / f).is_file()]
     # the grader's own code: a generous bound, whatever the students' limits are
-    budget = max(ctx.settings.collect_timeout, 300.0)
+    budget = max(ctx.settings.total_timeout, 900.0)
     with _reference_copy(ctx, "plan") as (run_dir, ref):
         out = run_child(
             ctx,
@@ -882,24 +954,25 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
             [],
             [],
             budget,
-            collect_only=True,
             collect_timeout=budget,
             trusted=True,
+            key_out=run_dir / "scratch" / "values",
+            trace=str(ref) + "/",
         )
-    if out.collected is None:
+    if out.collected is None or out.collect_errors:
         raise RuntimeError(
-            "could not collect the grader's tests on the reference solutions:\n"
+            "the grader's tests do not collect on the reference solutions:\n"
             + "\n".join(out.collect_errors + [out.fatal, out.stderr])
         )
-    if out.collect_errors:
+    failing = [f"{n}: {o}\n{t}" for n, (o, t) in out.results.items() if o != "passed"]
+    missing = [n for n in out.collected if n not in out.results]
+    if failing or missing:
         raise RuntimeError(
-            "the grader's tests do not collect on the reference:\n" + "\n".join(out.collect_errors)
+            "the grader's tests do not pass on the reference solutions:\n"
+            + "\n".join(failing[:5] + [f"{n}: did not run ({out.ended})" for n in missing[:5]])
         )
     plan = {m.name: [i for i in out.collected if i.split("::", 1)[0] in test_files(m)] for m in ctx.modules}
-    _PLANS[key] = plan
-    if ctx.plan_file:  # shared by the graders of one batch: written once, atomically
-        _write_atomically(ctx.plan_file, json.dumps({"key": stamp_text, "plan": plan}))
-    return plan
+    return {"plan": plan, "units": {n: out.units.get(n, []) for n in out.collected}}
 
 
 @contextlib.contextmanager
@@ -935,7 +1008,20 @@ def reference_keys(ctx: Context, plan: dict[str, list[str]]) -> dict[str, answer
     references = {}
     with _reference_copy(ctx, "keys") as (run_dir, ref):
         out_dir = run_dir / "scratch" / "values"  # the only folder a sandbox child may write
-        out = run_child(ctx, "", run_dir, str(ref), files, {}, [], [], budget, trusted=True, key_out=out_dir)
+        out = run_child(
+            ctx,
+            "",
+            run_dir,
+            str(ref),
+            files,
+            {},
+            [],
+            [],
+            budget,
+            trusted=True,
+            key_out=out_dir,
+            trace=str(ref) + "/",
+        )
         for m in ctx.modules:
             for nodeid in plan[m.name]:
                 if not nodeid.startswith("keys/"):
@@ -943,7 +1029,9 @@ def reference_keys(ctx: Context, plan: dict[str, list[str]]) -> dict[str, answer
                 outcome, text = out.results.get(nodeid, ("not run", out.fatal or out.stderr))
                 if outcome != "passed":
                     raise RuntimeError(f"the answer key {nodeid} fails on the reference: {outcome}\n{text}")
-                references[nodeid] = answerkey.load_reference(out_dir / f"{nodeid.split('::', 1)[1]}.npz")
+                reference = answerkey.load_reference(answerkey.values_file(out_dir, nodeid))
+                reference.units = frozenset(out.units.get(nodeid, []))
+                references[nodeid] = reference
     return references
 
 
@@ -1089,17 +1177,41 @@ def grade_module(
             f"{', ...' if len(skipped) > 5 else ''}): the grader's tests never skip on the reference, so "
             "the submission's code made them skip; a skipped test earns nothing"
         )
-    failed_keys = {n: ctx.references[n].covers for n in nodeids if is_key(n) and done[n][0] != "passed"}
-    for nodeid in nodeids:
+    failed_keys = [ctx.reference(n) for n in nodeids if is_key(n) and done[n][0] != "passed"]
+    failed_keys = [k for k in failed_keys if k is not None]
+    keys = [n for n in nodeids if is_key(n)]
+    tests = [n for n in nodeids if not is_key(n)]
+    for nodeid in tests:
         outcome, text = done[nodeid]
-        contradicted = [k.split("::", 1)[1] for k, covers in failed_keys.items() if covered(nodeid, covers)]
-        if outcome == "passed" and not is_key(nodeid) and contradicted:
-            outcome = "failed"
-            text = (
+        contradicted = [k.name for k in failed_keys if decides(k, nodeid, ctx.units.get(nodeid, frozenset()))]
+        if outcome == "passed" and contradicted:
+            done[nodeid] = (
+                "failed",
                 "no credit: the answer key's check(s) " + ", ".join(contradicted) + ", which decide this "
-                "test, failed on inputs drawn at grading time (the module is flagged as inconsistent)"
+                "test, failed on inputs drawn at grading time (the module is flagged as inconsistent)",
             )
             grade.inconsistent.append(nodeid)
+    # The backstop for tests no check decides: a module whose tests report far more passes than its
+    # answer key confirms (a share of the tests at least `inconsistency_gap` above the share of the
+    # key's checks) earns the key's points alone until an instructor has looked at it.
+    if keys and tests:
+        passed_tests = sum(done[n][0] == "passed" for n in tests) / len(tests)
+        passed_keys = sum(done[n][0] == "passed" for n in keys) / len(keys)
+        if passed_tests - passed_keys >= ctx.settings.inconsistency_gap:
+            grade.notes.append(
+                f"inconsistent: {passed_tests:.0%} of the tests report passed, {passed_keys:.0%} of the "
+                "answer key's checks on new inputs agree; the tests' credit is withheld pending the "
+                "instructor's review"
+            )
+            for nodeid in tests:
+                if done[nodeid][0] == "passed":
+                    done[nodeid] = (
+                        "failed",
+                        "no credit: withheld pending review (the module is inconsistent)",
+                    )
+                    grade.inconsistent.append(nodeid)
+    for nodeid in nodeids:
+        outcome, text = done[nodeid]
         result = TestResult(nodeid, outcome, text, max_score=share[nodeid])
         if outcome == "passed" and not grade.tampered:
             result.score = share[nodeid]
@@ -1113,7 +1225,7 @@ def _judge_keys(ctx: Context, out: ChildOutcome, key_out: Path) -> None:
     """Each answer-key check the student's process ran: its verdict from the values it wrote,
     compared here with the reference's (what the process said about the check is not a verdict)."""
     for nodeid, (outcome, text) in list(out.results.items()):
-        if not is_key(nodeid) or nodeid not in ctx.references:
+        if not is_key(nodeid) or ctx.reference(nodeid) is None:
             continue
         if outcome != "passed":
             out.results[nodeid] = (
@@ -1122,7 +1234,7 @@ def _judge_keys(ctx: Context, out: ChildOutcome, key_out: Path) -> None:
             )
             continue
         try:
-            values = answerkey.load(key_out / f"{nodeid.split('::', 1)[1]}.npz")
+            values = answerkey.load(answerkey.values_file(key_out, nodeid))
             problem = answerkey.compare(ctx.references[nodeid], values)
         except answerkey.KeyFileError as error:
             problem = str(error)
@@ -1196,7 +1308,10 @@ def grade(
         result.seed = seed
         _copy_tests(root, stage, ready)
         plan = collect_plan(ctx)
-        ctx.references = reference_keys(ctx, plan)
+        # the reference's answer keys run while the first module is graded (two cores: no wait)
+        keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-keys")
+        ctx.pending_references = keys_pool.submit(reference_keys, ctx, plan)
+        keys_pool.shutdown(wait=False)
         try:
             katas = _stage_submission(submission, stage, ready, result)
         except SubmissionError as e:
@@ -1216,11 +1331,48 @@ def grade(
             left = settings.total_timeout - (time.monotonic() - began)
             result.modules.append(grade_module(ctx, module, plan[module.name], strict, limit=left))
     finally:
+        pending = locals().get("ctx") and ctx.pending_references
+        if pending:
+            with contextlib.suppress(Exception):  # its private copy is removed below; wait for it
+                pending.result()
         fence.release()  # every process of the sandbox user is gone before a result is written
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
         result.execution_time = time.monotonic() - began
     return result
+
+
+def prepare(settings: Settings | None = None) -> tuple[dict[str, list[str]], dict[str, frozenset]]:
+    """Run the grader's tests and answer keys once on the reference (traced) and cache the plan in
+    the checkout's ``.grading-cache/``: ``python -m grading prepare``, which Gradescope's
+    ``setup.sh`` runs when it builds the image, so no submission pays for it. Returns the plan
+    (test ids per module) and the kata functions each test calls on the reference."""
+    root = registry.repo_root()
+    settings = settings or load_settings()
+    ready = [m for m in registry.modules() if m.ready]
+    parent = Path(tempfile.gettempdir()) / "tinytorch-grading"
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix="prepare-", dir=parent)).resolve()
+    try:
+        ctx = Context(root, stage, settings, ready, [str(root)], private=stage)
+        _copy_tests(root, stage, ready)
+        plan = collect_plan(ctx)
+        return plan, ctx.units
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def prepare_main(argv: list[str] | None = None) -> int:
+    """``python -m grading prepare``: fill the plan cache (see :func:`prepare`)."""
+    argparse.ArgumentParser(prog="python -m grading prepare", description=prepare.__doc__).parse_args(argv)
+    began = time.monotonic()
+    plan, _ = prepare()
+    tests = sum(len(ids) for ids in plan.values())
+    print(
+        f"plan: {tests} tests and answer-key checks of {len(plan)} modules pass on the reference; "
+        f"cached in {registry.repo_root() / PLAN_CACHE} ({time.monotonic() - began:.1f} s)"
+    )
+    return 0
 
 
 def _stage_submission(submission: Path, stage: Path, modules: list[registry.Module], result: Grade) -> Path:

@@ -372,15 +372,39 @@ def changed(snap) -> str:
 # --------------------------------------------------------------------------- the pytest plugin
 
 
+_CO_NEWLOCALS = 0x2  # the code of a function (not of a module or a class body)
+
+
+class Tracer:
+    """Which functions of the kata code (files under ``prefix``) a test calls: a global trace
+    function that sees only calls (it returns ``None``, so no line events). Used in the grader's
+    own runs on the reference, never around student code."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.units: set[str] = set()
+
+    def __call__(self, frame, event, arg):
+        code = frame.f_code
+        # functions only (a module's or a class's body runs once, at import, in whichever test
+        # imports it first), named by their outermost function (a comprehension or closure inside
+        # runs or not depending on the data)
+        if code.co_flags & _CO_NEWLOCALS and code.co_filename.startswith(self.prefix):
+            self.units.add(
+                code.co_filename[len(self.prefix) :] + ":" + code.co_qualname.split(".<locals>")[0]
+            )
+
+
 class Reporter:
     """Streams collection and test outcomes to the grader (a pytest plugin object)."""
 
-    def __init__(self, channel: Channel, config: dict) -> None:
+    def __init__(self, channel: Channel, config: dict, tracer: Tracer | None = None) -> None:
         self.channel = channel
         self.config = config
         self.reports: dict[str, list] = {}
         self.entries: tuple = ([], [])
         self.tampered = False
+        self.tracer = tracer
 
     def pytest_sessionstart(self, session):
         self.entries = snapshot(tuple(self.config["student"]))
@@ -400,6 +424,8 @@ class Reporter:
 
     def pytest_runtest_logstart(self, nodeid, location):
         self.reports[nodeid] = []
+        if self.tracer:
+            self.tracer.units = set()
         self.channel.send("start", nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report):
@@ -413,6 +439,8 @@ class Reporter:
                     outcome, text = "failed", _text(report.longrepr)
             elif report.skipped and outcome == "passed":
                 outcome, text = "skipped", _text(report.longrepr)
+        if self.tracer:
+            self.channel.send("units", nodeid=nodeid, units=sorted(self.tracer.units))
         self.channel.send("result", nodeid=nodeid, outcome=outcome, text=text)
         self._check(f"during {nodeid}")
 
@@ -524,7 +552,14 @@ def main(argv: list[str]) -> int:
             pass
     sys.meta_path.remove(guard)
     state[0] = True
-    reporter = Reporter(channel, config)
+    tracer = None
+    if config.get("trace"):  # the grader's own run on the reference: which functions each test calls
+        import threading
+
+        tracer = Tracer(config["trace"])
+        sys.settrace(tracer)
+        threading.settrace(tracer)
+    reporter = Reporter(channel, config, tracer)
     try:
         status = pytest.main(config["args"], plugins=[reporter])
     except BaseException as error:  # noqa: BLE001 - SystemExit or worse from the code under test

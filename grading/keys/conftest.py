@@ -5,7 +5,7 @@ held-out checks. Each check is a pytest test that takes the ``answer`` fixture, 
 from ``answer.rng`` (seeded from the grading seed, which is drawn when the grading starts, and the
 check's name), calls the module's public functions, and records what they returned with
 ``answer.record(name=value, ...)``: numpy arrays, numbers, booleans and strings only, written to
-``$TINYTORCH_KEY_OUT/<check>.npz`` without pickle.
+``$TINYTORCH_KEY_OUT/<key file>--<check>.npz`` without pickle.
 
 The check passing in pytest means only that it ran. The verdict is the grader's
 (``grading/answerkey.py``): it runs the same checks on the reference in a process of its own,
@@ -54,6 +54,7 @@ class Answer:
         self.out = out
         self.meta = meta
         self.values: dict[str, np.ndarray] = {}
+        self.file = f"{name}.npz"
 
     def record(self, **values) -> None:
         """Keep each output as an array (numbers, booleans and strings as 0-d arrays)."""
@@ -76,7 +77,7 @@ class Answer:
 
     def save(self) -> None:
         os.makedirs(self.out, exist_ok=True)
-        path = os.path.join(self.out, f"{self.name}.npz")
+        path = os.path.join(self.out, self.file)
         arrays = dict(self.values)
         arrays[META] = np.asarray(json.dumps(self.meta))
         tmp = path + ".tmp.npz"
@@ -95,5 +96,6 @@ def answer(request):
         "covers": list(covers.args) if covers else [],
     }
     recorder = Answer(request.node.name, int(os.environ.get(SEED, "0")), os.environ.get(OUT, "."), meta)
+    recorder.file = f"{request.path.stem}--{request.node.name}.npz"  # checks of two keys may share a name
     yield recorder
     recorder.save()

@@ -262,8 +262,27 @@ def test_a_partial_forgery_earns_exactly_its_honest_part(repo, tmp_path):
     forgery = honest_apply + FORGE_THE_CHANNEL + "\n_forge()\n"
     grade = autograde.grade(student(tmp_path, repo, forgery), settings=FAST, only=["alpha"])
     alpha = alpha_grade(grade)
-    assert alpha.score in (0, Fraction(8, 3) + Fraction(2, 3))  # honest part, or 0 if tampering showed
-    assert alpha.inconsistent or alpha.tampered
+    # the honest part: TestDoubler (8/3) and the answer key's check of Doubler (2/3)
+    assert alpha.score == Fraction(8, 3) + Fraction(2, 3)
+    assert sorted(n.split("::", 1)[1] for n in alpha.inconsistent) == ["test_double", "test_double_negative"]
+
+
+def test_a_forgery_no_check_decides_is_caught_by_the_module_backstop(repo, tmp_path, monkeypatch):
+    """Checks that decide no test (their covers name none) leave only the module-level comparison:
+    the tests claim 100 %, the key confirms 0 %: the tests' credit is withheld pending review."""
+    blind = tmp_path / "repo"
+    shutil.copytree(repo, blind, ignore=shutil.ignore_patterns(".grading-cache"))
+    key = blind / "grading" / "keys" / "test_key_alpha.py"
+    key.write_text(key.read_text().replace('@pytest.mark.covers("', '@pytest.mark.covers("nothing_'), "utf-8")
+    monkeypatch.setenv("TINYTORCH_ROOT", str(blind))
+    monkeypatch.setenv("TINYTORCH_REGISTRY", str(blind / "modules.toml"))
+    forgery = ALPHA_STUB + FORGE_THE_CHANNEL + "\n_forge()\n"
+    grade = autograde.grade(student(tmp_path, blind, forgery), settings=FAST, only=["alpha"])
+    alpha = alpha_grade(grade)
+    assert alpha.score == 0
+    assert len(alpha.inconsistent) == 3 and any("pending the instructor's review" in n for n in alpha.notes)
+    honest = autograde.grade(blind / "solutions", settings=FAST, only=["alpha"])
+    assert honest.score == 10 and not alpha_grade(honest).inconsistent
 
 
 # --------------------------------------------------------------------------- 4: escaping the tree

@@ -11,3 +11,4 @@ fi
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install -q --upgrade pip
 /autograder/venv/bin/python -m pip install -q -e ".[test]"
+/autograder/venv/bin/python -m grading prepare  # the grading plan, once: no submission pays for it
