@@ -601,3 +601,52 @@ def test_a_spent_time_budget_leaves_the_remaining_tests_unrun(repo):
     grade = autograde.grade(repo / "solutions", settings=settings)
     assert grade.score == 0 and grade.max_score == 30
     assert all(t.outcome == "not run" and "time budget" in t.message for m in grade.modules for t in m.tests)
+
+
+def test_the_gradebook_says_which_boundary_held_and_what_needs_a_human_look(tmp_path):
+    from grading import batch
+
+    folder, out = tmp_path / "class", tmp_path / "grades"
+    (folder / "ada").mkdir(parents=True)
+    (out / "ada").mkdir(parents=True)
+    finding = {"file": "core.py", "line": 3, "name": "import gc", "text": "reaches every object"}
+    results = {
+        "score": 4,
+        "tests": [],
+        "extra_data": {
+            "status": "graded",
+            "max_score": 30,
+            "boundary": {"kind": "user+landlock"},
+            "modules": {
+                "alpha": {
+                    "score": 4,
+                    "tampered": "",
+                    "inconsistent": ["t1", "t2"],
+                    "survivors": 3,
+                    "notes": ["skipped: 1 test(s)"],
+                    "review": [finding],
+                    "failing": [],
+                },
+                "beta": {
+                    "score": 0,
+                    "tampered": "pytest patched",
+                    "inconsistent": [],
+                    "survivors": 0,
+                    "notes": [],
+                    "review": [],
+                    "failing": [],
+                },
+            },
+        },
+    }
+    (out / "ada" / "results.json").write_text(json.dumps(results))
+    batch.gradebook(folder, out)
+    with open(out / "gradebook.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert row["boundary"] == "user+landlock"
+    assert "alpha: inconsistent (2 test(s)" in row["flagged"] and "skipped tests" in row["flagged"]
+    assert (
+        "3 process(es) outlived the module" in row["flagged"]
+        and "beta: tampering (pytest patched)" in row["flagged"]
+    )
+    assert "import gc (core.py:3)" in row["review"]

@@ -71,6 +71,8 @@ def double(x, factor=2):
         _attempt("read_reference", lambda: _read({reference!r})),
         _attempt("read_git", lambda: _read({git!r})),
         _attempt("write_checkout", lambda: _write({checkout_file!r})),
+        _attempt("read_other_stage", lambda: _read({other!r})),
+        _attempt("read_class", lambda: _read({classmate!r})),
         _attempt("write_tmp", lambda: _write("/tmp/tinytorch-probe-" + str(os.getpid()))),
         _attempt("tcp", lambda: socket.create_connection(("127.0.0.1", 9), timeout=1)),
         _attempt("uid", lambda: (_ for _ in ()).throw(RuntimeError(str(os.getuid())))),
@@ -82,12 +84,33 @@ def double(x, factor=2):
 def probe(repo: Path, tmp_path: Path, settings: autograde.Settings) -> tuple[dict, dict]:
     (repo / ".git").mkdir(exist_ok=True)
     (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    # another grading's stage, laid out as the grader lays one out (root's, its own group's only)
+    other = Path(tempfile_dir()) / "tinytorch-grading" / f"grade-other-{os.getpid()}"
+    (other / "katas" / "alpha").mkdir(parents=True, exist_ok=True)
+    (other / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
+    if ROOT:
+        os.chown(other, 0, boundary.FIRST_UID + boundary.POOL + 9)
+        os.chmod(other, 0o750)
+    # the class folder of a batch: every student's submission (denied to each student's process)
+    classmate = tmp_path / "class" / "bob" / "katas" / "alpha" / "core.py"
+    classmate.parent.mkdir(parents=True)
+    classmate.write_text(ALPHA_SOLUTION)
     code = ALPHA_STUB + PROBE.format(
         reference=str(repo / "solutions" / "alpha" / "core.py"),
         git=str(repo / ".git" / "HEAD"),
         checkout_file=str(repo / "tests" / "planted.py"),
+        other=str(other / "katas" / "alpha" / "core.py"),
+        classmate=str(classmate),
     )
-    grade = autograde.grade(submission(tmp_path, repo, code), settings=settings, only=["alpha"])
+    try:
+        grade = autograde.grade(
+            submission(tmp_path, repo, code),
+            settings=settings,
+            only=["alpha"],
+            deny=[str(tmp_path / "class")],
+        )
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
     message = grade.modules[0].tests[0].message
     line = message.rsplit("PROBE ", 1)[1].split("\n", 1)[0].strip("'\"")
     return dict(item.split("=", 1) for item in line.split()), grade.boundary
@@ -97,6 +120,8 @@ def probe(repo: Path, tmp_path: Path, settings: autograde.Settings) -> tuple[dic
 def test_landlock_keeps_the_checkout_the_network_and_shared_folders_out_of_reach(repo, tmp_path):
     seen, fence = probe(repo, tmp_path, replace(FAST, sandbox_user="none"))
     assert fence["kind"] == "landlock" and "a user of its own" in " ".join(fence["missing"])
+    assert seen["read_other_stage"] == "PermissionError"
+    assert seen["read_class"] == "PermissionError"
     assert seen["read_reference"] == "PermissionError"
     assert seen["read_git"] == "PermissionError"
     assert seen["write_checkout"] == "PermissionError"
@@ -111,6 +136,8 @@ def test_as_root_the_student_runs_as_a_user_of_its_own(repo, tmp_path):
     assert fence["kind"].startswith("user")
     assert seen["uid"] == "RuntimeError"  # raised with the uid as its message
     assert fence["uid"] >= boundary.FIRST_UID
+    assert seen["read_other_stage"] == "PermissionError"
+    assert seen["read_class"] == "PermissionError"
     assert seen["read_reference"] == "PermissionError"
     assert seen["write_checkout"] == "PermissionError"
 
@@ -121,6 +148,8 @@ def test_without_landlock_the_user_and_locked_folders_still_hide_the_reference(r
     seen, fence = probe(repo, tmp_path, FAST)
     assert fence["kind"].startswith("user") and "landlock" not in fence["kind"]
     assert any("Landlock" in m for m in fence["missing"])
+    assert seen["read_other_stage"] == "PermissionError"
+    assert seen["read_class"] == "PermissionError"
     assert seen["read_reference"] == "PermissionError"
     assert seen["read_git"] == "PermissionError"
     assert seen["write_checkout"] == "PermissionError"
