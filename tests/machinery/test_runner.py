@@ -663,8 +663,8 @@ def test_the_suite_itself_runs_under_a_per_test_timeout(pytestconfig: pytest.Con
 
 
 BARE_PYTEST = """\
-import sys, sysconfig
-sys.path.append(sysconfig.get_paths()["purelib"])  # pytest and numpy, not the editable install's .pth
+import sys
+sys.path.extend({paths!r})  # where this test's pytest and numpy live, without the editable install's .pth
 try:
     import tinytorch  # noqa: F401
 except ImportError:
@@ -681,7 +681,13 @@ def test_a_bare_pytest_without_the_venv_finds_tinytorch_in_the_checkout(fake_rep
     # checkout on sys.path before it imports tinytorch (-I -S: no PYTHONPATH, no site .pth files)
     (fake_repo / "tinytorch").symlink_to(Path(runner.__file__).resolve().parent)
     (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
-    (fake_repo / "bare_pytest.py").write_text(BARE_PYTEST)
+    # The folders that hold pytest and numpy for this run, read from the modules themselves: under
+    # -S, sysconfig names the *base* interpreter's site-packages, not the virtualenv's.
+    import hypothesis
+    import numpy
+
+    paths = sorted({str(Path(m.__file__).resolve().parents[1]) for m in (pytest, numpy, hypothesis)})
+    (fake_repo / "bare_pytest.py").write_text(BARE_PYTEST.format(paths=paths))
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "bare_pytest.py", "-p", "no:cacheprovider", "-q", "tests/test_alpha.py"],
         cwd=fake_repo,
