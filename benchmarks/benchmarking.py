@@ -116,7 +116,8 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
 
 def int8_figures(runs: int = 7) -> dict[str, Any] | None:
     """Module 17's INT8 on the digits events, unscored: weights 4x smaller, but slower in numpy
-    (integer products have no BLAS kernel). None when module 17 is not available.
+    (integer products have no BLAS kernel). None when module 17 is not available or not finished
+    (it is an unscored extra: module 20's figures never wait for it).
 
     Per model: fp32 and int8 weight bytes (module 17's ``weight_bytes``), test accuracy of both,
     and the speedup of the quantized model over the fp32 one, interleaved (below 1: slower).
@@ -135,7 +136,10 @@ def int8_figures(runs: int = 7) -> dict[str, Any] | None:
     result = {}
     for event in (MLP_SPRINT, CNN_MARATHON):
         fp32 = zoo.load_model(event.model)
-        int8 = quantize_model(fp32, calibration)
+        try:
+            int8 = quantize_model(fp32, calibration)
+        except NotImplementedError:  # module 17 is not finished: this extra is not measured
+            return None
         timings = measure_interleaved(
             {"fp32": lambda m=fp32, e=event: e.run(m), "int8": lambda m=int8, e=event: e.run(m)},
             warmup=1,

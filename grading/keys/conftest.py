@@ -95,7 +95,8 @@ def answer(request):
         "why": str(tolerance.kwargs.get("why", "")) if tolerance else "exact",
         "covers": list(covers.args) if covers else [],
     }
-    recorder = Answer(request.node.name, int(os.environ.get(SEED, "0")), os.environ.get(OUT, "."), meta)
+    recorder = Answer(request.node.name, int(os.environ.get(SEED, "0")), os.environ.get(OUT, ""), meta)
     recorder.file = f"{request.path.stem}--{request.node.name}.npz"  # checks of two keys may share a name
     yield recorder
-    recorder.save()
+    if recorder.out:  # a plain pytest run of the checks (no grader, no folder for values) keeps nothing
+        recorder.save()

@@ -522,3 +522,16 @@ def test_bench_quick_before_a_module_reaches_its_benchmark_and_overview_options_
     assert "alpha ['--quick']" in capfd.readouterr().out
     code, out = run_cli("bench", "--no-plots", "alpha")
     assert code == 2 and "belong to the overview" in out
+
+
+def test_the_int8_extra_is_not_measured_while_module_17_is_unfinished(monkeypatch):
+    """Module 20's benchmark shows module 17's INT8 as an unscored extra: a student who has not
+    finished module 17 still gets module 20's figures (the stub raises NotImplementedError)."""
+    import tinytorch.perf.quantization as quantization
+    from benchmarks import benchmarking
+
+    def unfinished(*args, **kwargs):
+        raise NotImplementedError("quantize_model (module 17, quantization): implement it in katas/...")
+
+    monkeypatch.setattr(quantization, "quantize_model", unfinished)
+    assert benchmarking.int8_figures(runs=1) is None
