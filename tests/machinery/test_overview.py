@@ -528,6 +528,7 @@ def test_the_int8_extra_is_not_measured_while_module_17_is_unfinished(monkeypatc
     """Module 20's benchmark shows module 17's INT8 as an unscored extra: a student who has not
     finished module 17 still gets module 20's figures (the stub raises NotImplementedError)."""
     import tinytorch.perf.quantization as quantization
+
     from benchmarks import benchmarking
 
     def unfinished(*args, **kwargs):
