@@ -389,10 +389,11 @@ class Tracer:
         # functions only (a module's or a class's body runs once, at import, in whichever test
         # imports it first), named by their outermost function (a comprehension or closure inside
         # runs or not depending on the data)
-        if code.co_flags & _CO_NEWLOCALS and code.co_filename.startswith(self.prefix):
-            self.units.add(
-                code.co_filename[len(self.prefix) :] + ":" + code.co_qualname.split(".<locals>")[0]
-            )
+        # (a comprehension or lambda at a module's top level runs at import, like the module)
+        name = code.co_qualname.split(".<locals>")[0]
+        function = code.co_flags & _CO_NEWLOCALS and not name.startswith("<")
+        if function and code.co_filename.startswith(self.prefix):
+            self.units.add(code.co_filename[len(self.prefix) :] + ":" + name)
 
 
 class Reporter:
