@@ -1,12 +1,16 @@
 """Answer key of module 19 (caching): held-out checks on inputs drawn from the grading seed.
 
-What it covers (each check records values; the grader compares them with the reference's):
+Each check calls as few of the module's functions as it can (one public function or method, with
+the helpers it necessarily calls), so that the grader can tie it to the tests of that function: a
+failed check withholds the credit of a test only when the test calls every kata function the check
+calls (grading/autograde.py, ``decides``). What the checks cover (each records values; the grader
+compares them with the reference's):
 
-* ``KVCache`` through a scripted sequence of appends and advances on drawn sizes and dtypes:
-  the views each append returns, the length after every append and advance, the buffers kept
-  (same objects, same memory), their final contents (spare positions still zero), ``nbytes``,
-  ``reset``; refused appends and advances (past ``max_seq_len``, wrong shapes, bad layers) leave
-  it unchanged;
+* ``KVCache`` on drawn sizes and dtypes: its buffers and ``nbytes``; a scripted sequence of
+  appends and advances (the views each append returns, the length after every append and
+  advance, the buffers kept: same objects, same memory; their final contents, spare positions
+  still zero); ``reset``; refused appends and advances (past ``max_seq_len``, wrong shapes, bad
+  layers) that leave it unchanged; refused sizes;
 * ``cached_attention`` against the foundation's full attention, any past and new length, causal
   or not, written at a drawn layer; the cache's keys at their absolute positions;
 * ``cached_forward`` on a drawn random split of a prompt (one-token first chunks included) against
@@ -14,13 +18,13 @@ What it covers (each check records values; the grader compares them with the ref
   over its whole 256-position context in drawn uneven chunks), with the length after each chunk;
 * ``generate``: greedy tokens (exact on the sorting GPT; on random GPTs and the text GPT every
   token must be the foundation's argmax at its prefix up to a rounding-size gap), shapes, the
-  cache length afterwards, batches, the prompt's keys and values written during the prefill,
-  the buffers never replaced, ``reset`` reused;
+  cache length afterwards (no forward at all when no token is asked), batches, the prompt's keys
+  and values written during the prefill, the buffers never replaced, ``reset`` reused;
 * ``sample_next``: greedy first maximum, the frequencies of 20,000 seeded draws against the
   tempered, top-k-restricted softmax (ties with the k-th largest kept), nothing outside the top k;
   seeded generation reproducible, top-1 sampling greedy;
-* bad input: the exception's type name for every refused call of the suite, and a refused
-  forward that wrote nothing.
+* bad input, one check per function: the exception's type name for every refused call of the
+  suite, and a refused forward that wrote nothing.
 
 Float outputs of the model are recorded divided by ``n_layers * (1 + max |reference value|)``,
 the scale of the suite's rounding bound, with the foundation's full forward as the reference
@@ -98,69 +102,98 @@ def greedy_up_to_rounding(model: GPT, out: np.ndarray, prompt_len: int) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.covers("test_appends_write_in_place_and_return_views", "test_nbytes_matches_the_formula")
-def test_kv_cache_written_in_place_through_a_scripted_sequence(answer):
+def draw_cache_case(rng: np.random.Generator, case: int):
+    """(sizes, dtype, chunks, spare) of a scripted cache: float32 first, then any floating dtype."""
+    layers, batch, heads, dim = (int(n) for n in rng.integers(1, 4, 4))
+    dtype = [np.float32, np.float64, np.float16][int(rng.integers(3))] if case else np.float32
+    chunks = [int(t) for t in rng.integers(1, 5, int(rng.integers(1, 6)))]
+    return (layers, batch, heads, dim), dtype, chunks, int(rng.integers(0, 3))
+
+
+def test_kv_cache_preallocates_its_buffers(answer):
     from tinytorch.perf.caching import KVCache
 
     rng = answer.rng
-    for case in range(2):
-        layers, batch, heads, dim = (int(n) for n in rng.integers(1, 4, 4))
-        dtype = [np.float32, np.float64, np.float16][int(rng.integers(3))] if case else np.float32
-        chunks = [int(t) for t in rng.integers(1, 5, int(rng.integers(1, 6)))]
-        total = sum(chunks)
-        spare = int(rng.integers(0, 3))
-        cache = KVCache(layers, batch, heads, total + spare, dim, dtype=dtype)
-        keys, values = cache.keys, cache.values
-        pointers = (keys.ctypes.data, values.ctypes.data)
+    for case in range(3):
+        (layers, batch, heads, dim), dtype, chunks, spare = draw_cache_case(rng, case)
+        cache = KVCache(layers, batch, heads, sum(chunks) + spare, dim, dtype=dtype)
         answer.record(
             **{
                 f"c{case}_nbytes": np.int64(cache.nbytes),
                 f"c{case}_buffer_shapes": np.array([*cache.keys.shape, *cache.values.shape], np.int64),
                 f"c{case}_buffer_dtypes": np.array([str(cache.keys.dtype), str(cache.values.dtype)]),
+                f"c{case}_buffers_are_zeros": not cache.keys.any() and not cache.values.any(),
                 f"c{case}_initial_length": np.int64(cache.length),
             }
         )
-        lengths, views, kept = [], [], []
-        for step, t in enumerate(chunks):
-            for layer in rng.permutation(layers):
-                k = rng.standard_normal((batch, heads, t, dim))  # float64: cast to the cache's dtype
-                v = rng.standard_normal((batch, heads, t, dim)).astype(np.float32)
-                k_all, v_all = cache.append(int(layer), k, v)
-                lengths.append(cache.length)  # append does not move the length
-                views.append(np.shares_memory(k_all, keys) and np.shares_memory(v_all, values))
-                answer.record(
-                    **{
-                        f"c{case}_s{step}_l{layer}_keys": k_all,
-                        f"c{case}_s{step}_l{layer}_values": v_all,
-                        f"c{case}_s{step}_l{layer}_dtype": str(np.asarray(k_all).dtype),
-                    }
-                )
-            cache.advance(t)
-            lengths.append(cache.length)
-            kept.append(
-                cache.keys is keys
-                and cache.values is values
-                and (cache.keys.ctypes.data, cache.values.ctypes.data) == pointers
+
+
+def run_script(answer, cache, case: int, chunks: list[int]) -> None:
+    """Append drawn keys and values chunk by chunk (every layer, in a drawn order), advancing after
+    each chunk; record what each append returns and the cache after every step."""
+    rng = answer.rng
+    keys, values = cache.keys, cache.values
+    pointers = (keys.ctypes.data, values.ctypes.data)
+    layers, batch, heads, _, dim = keys.shape
+    lengths, views, kept = [], [], []
+    for step, t in enumerate(chunks):
+        for layer in rng.permutation(layers):
+            k = rng.standard_normal((batch, heads, t, dim))  # float64: cast to the cache's dtype
+            v = rng.standard_normal((batch, heads, t, dim)).astype(np.float32)
+            k_all, v_all = cache.append(int(layer), k, v)
+            lengths.append(cache.length)  # append does not move the length
+            views.append(np.shares_memory(k_all, keys) and np.shares_memory(v_all, values))
+            answer.record(
+                **{
+                    f"c{case}_s{step}_l{layer}_keys": k_all,
+                    f"c{case}_s{step}_l{layer}_values": v_all,
+                    f"c{case}_s{step}_l{layer}_dtype": str(np.asarray(k_all).dtype),
+                }
             )
-        answer.record(
-            **{
-                f"c{case}_lengths": np.array(lengths, np.int64),
-                f"c{case}_views": np.array(views),
-                f"c{case}_buffers_kept": np.array(kept),
-                f"c{case}_final_keys": cache.keys,
-                f"c{case}_final_values": cache.values,
-            }
+        cache.advance(t)
+        lengths.append(cache.length)
+        kept.append(
+            cache.keys is keys
+            and cache.values is values
+            and (cache.keys.ctypes.data, cache.values.ctypes.data) == pointers
         )
-        cache.reset()
-        answer.record(
-            **{
-                f"c{case}_reset_length": np.int64(cache.length),
-                f"c{case}_reset_keeps_buffers": cache.keys is keys and cache.values is values,
-            }
-        )
+    answer.record(
+        **{
+            f"c{case}_lengths": np.array(lengths, np.int64),
+            f"c{case}_views": np.array(views),
+            f"c{case}_buffers_kept": np.array(kept),
+            f"c{case}_final_keys": cache.keys,
+            f"c{case}_final_values": cache.values,
+        }
+    )
 
 
-@pytest.mark.covers("test_a_refused_append_leaves_the_cache_unchanged", "test_bad_cache_arguments")
+def test_kv_cache_written_in_place_through_a_scripted_sequence(answer):
+    from tinytorch.perf.caching import KVCache
+
+    rng = answer.rng
+    for case in range(2):
+        (layers, batch, heads, dim), dtype, chunks, spare = draw_cache_case(rng, case)
+        cache = KVCache(layers, batch, heads, sum(chunks) + spare, dim, dtype=dtype)
+        run_script(answer, cache, case, chunks)
+
+
+def test_kv_cache_reset_keeps_its_buffers_for_a_second_run(answer):
+    from tinytorch.perf.caching import KVCache
+
+    rng = answer.rng
+    (layers, batch, heads, dim), dtype, chunks, spare = draw_cache_case(rng, 1)
+    cache = KVCache(layers, batch, heads, sum(chunks) + spare, dim, dtype=dtype)
+    keys, values = cache.keys, cache.values
+    run_script(answer, cache, 0, chunks)
+    cache.reset()
+    answer.record(
+        reset_length=np.int64(cache.length),
+        reset_keeps_buffers=cache.keys is keys and cache.values is values,
+    )
+    run_script(answer, cache, 1, [int(t) for t in rng.integers(1, 3, int(rng.integers(1, 4)))])
+
+
 def test_refused_appends_leave_the_cache_unchanged(answer):
     from tinytorch.perf.caching import KVCache
 
@@ -206,15 +239,26 @@ def test_refused_appends_leave_the_cache_unchanged(answer):
         ),
         length_after=np.int64(cache.length),
         unchanged_after=np.array_equal(cache.keys, keys) and np.array_equal(cache.values, values),
-        zero_layers=answer.raises(KVCache, 0, 1, 1, 1, 1),
-        float_layers=answer.raises(KVCache, 2.0, 1, 1, 1, 1),
-        bool_layers=answer.raises(KVCache, True, 1, 1, 1, 1),
-        integer_dtype=answer.raises(KVCache, 1, 1, 1, 1, 1, dtype=np.int32),
     )
     # the cache still works after the refusals: one more position fits
     k = rng.standard_normal((batch, heads, 1, dim)).astype(np.float32)
     k_all, _ = cache.append(0, k, k)
     answer.record(append_after_refusals=k_all)
+
+
+def test_kv_cache_refuses_bad_sizes(answer):
+    from tinytorch.perf.caching import KVCache
+
+    rng = answer.rng
+    sizes = [int(n) for n in rng.integers(1, 4, 5)]
+    answer.record(
+        valid_shape=np.array(KVCache(*sizes).keys.shape, np.int64),
+        zero_layers=answer.raises(KVCache, 0, 1, 1, 1, 1),
+        negative_head_dim=answer.raises(KVCache, 1, 1, 1, 1, -int(rng.integers(1, 5))),
+        float_layers=answer.raises(KVCache, 2.0, 1, 1, 1, 1),
+        bool_layers=answer.raises(KVCache, True, 1, 1, 1, 1),
+        integer_dtype=answer.raises(KVCache, 1, 1, 1, 1, 1, dtype=np.int32),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +267,6 @@ def test_refused_appends_leave_the_cache_unchanged(answer):
 
 
 @SCALED
-@pytest.mark.covers("test_cached_attention_equals_the_rows_of_full_attention")
 def test_cached_attention_equals_the_rows_of_full_attention(answer):
     from tinytorch.perf.caching import KVCache, cached_attention
 
@@ -257,67 +300,131 @@ def test_cached_attention_equals_the_rows_of_full_attention(answer):
         )
 
 
-@SCALED
-@pytest.mark.covers(
-    "test_incremental_decoding_equals_the_full_forward*",
-    "test_the_long_context_model_over_its_whole_context_in_uneven_chunks",
-)
-def test_incremental_decoding_equals_the_full_forward(answer):
-    from tinytorch.perf.caching import cached_forward, new_cache
-
-    from tinytorch import zoo
+def test_cached_attention_refuses_what_does_not_fit(answer):
+    from tinytorch.perf.caching import KVCache, cached_attention
 
     rng = answer.rng
+    heads, dim = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+    attn = MultiHeadAttention(heads * dim, heads, rng=rng)
+    cache = KVCache(1, 1, heads, 4, dim)
+    x = rng.standard_normal((1, 1, heads * dim)).astype(np.float32)
+    answer.record(
+        valid=np.asarray(cached_attention(attn, x, cache, 0).data).shape == (1, 1, heads * dim),
+        not_an_attention=answer.raises(cached_attention, object(), x, cache, 0),
+        wrong_width=answer.raises(cached_attention, attn, x[..., :-1], cache, 0),
+        cache_none=answer.raises(cached_attention, attn, x, None, 0),
+    )
 
-    def run(tag: str, model: GPT, tokens: np.ndarray, chunks: list[int]) -> None:
-        cache = new_cache(model, tokens.shape[0])
-        parts, lengths, start = [], [], 0
-        for size in chunks:
-            parts.append(cached_forward(model, tokens[:, start : start + size], cache))
-            start += size
-            lengths.append(cache.length)
-        expected = full_logits(model, tokens)
-        with no_grad():
-            _, present = model(tokens)
-        answer.record(
-            **{
-                f"{tag}_chunks": np.array(chunks, np.int64),
-                f"{tag}_logits": scaled(np.concatenate(parts, axis=1), expected, model.n_layers),
-                f"{tag}_lengths": np.array(lengths, np.int64),
-                f"{tag}_keys": np.stack(
-                    [
-                        scaled(cache.keys[i, :, :, :start], k.data, model.n_layers)
-                        for i, (k, _) in enumerate(present)
-                    ]
-                ),
-                f"{tag}_values": np.stack(
-                    [
-                        scaled(cache.values[i, :, :, :start], v.data, model.n_layers)
-                        for i, (_, v) in enumerate(present)
-                    ]
-                ),
-            }
-        )
 
+def run_in_chunks(answer, tag: str, model: GPT, tokens: np.ndarray, chunks: list[int]) -> None:
+    """cached_forward over ``tokens`` in ``chunks``, against one full causal forward."""
+    from tinytorch.perf.caching import cached_forward, new_cache
+
+    cache = new_cache(model, tokens.shape[0])
+    parts, lengths, start = [], [], 0
+    for size in chunks:
+        parts.append(cached_forward(model, tokens[:, start : start + size], cache))
+        start += size
+        lengths.append(cache.length)
+    expected = full_logits(model, tokens)
+    with no_grad():
+        _, present = model(tokens)
+    answer.record(
+        **{
+            f"{tag}_chunks": np.array(chunks, np.int64),
+            f"{tag}_logits": scaled(np.concatenate(parts, axis=1), expected, model.n_layers),
+            f"{tag}_lengths": np.array(lengths, np.int64),
+            f"{tag}_keys": np.stack(
+                [
+                    scaled(cache.keys[i, :, :, :start], k.data, model.n_layers)
+                    for i, (k, _) in enumerate(present)
+                ]
+            ),
+            f"{tag}_values": np.stack(
+                [
+                    scaled(cache.values[i, :, :, :start], v.data, model.n_layers)
+                    for i, (_, v) in enumerate(present)
+                ]
+            ),
+        }
+    )
+
+
+@SCALED
+def test_incremental_decoding_equals_the_full_forward(answer):
+    rng = answer.rng
     for case in range(4):
         model = random_gpt(rng, min_layers=2 if case == 1 else 1)
         total = int(rng.integers(1, model.max_seq_len + 1))
         tokens = rng.integers(0, model.vocab_size, (int(rng.integers(1, 4)), total))
-        run(f"random{case}", model, tokens, chunks_of(rng, total, first_one=case == 0))
+        run_in_chunks(answer, f"random{case}", model, tokens, chunks_of(rng, total, first_one=case == 0))
+
+
+@SCALED
+def test_incremental_decoding_on_the_sorting_transformer(answer):
+    from tinytorch import zoo
+
+    rng = answer.rng
     sorter = zoo.load_model("transformer_sort")
     prompts = zoo.eval_data("transformer_sort")[0]
     tokens = prompts[rng.choice(len(prompts), size=2, replace=False)]
     tokens = np.concatenate([tokens, rng.integers(0, 10, (2, sorter.max_seq_len - tokens.shape[1]))], axis=1)
     total = int(rng.integers(1, sorter.max_seq_len + 1))
-    run("sort", sorter, tokens[:, :total], chunks_of(rng, total))
+    run_in_chunks(answer, "sort", sorter, tokens[:, :total], chunks_of(rng, total))
+
+
+@SCALED
+def test_incremental_decoding_over_the_whole_long_context(answer):
+    from tinytorch import zoo
+
+    rng = answer.rng
     text_model = zoo.load_model("transformer_pydoc")
     texts = zoo.eval_data("transformer_pydoc")[0]
     text = texts[int(rng.integers(len(texts))), None]  # real text, its whole 256-position context
-    run(
-        "pydoc",
-        text_model,
-        text,
-        chunks_of(rng, text.shape[1], first_one=bool(rng.random() < 0.5), max_cuts=8),
+    chunks = chunks_of(rng, text.shape[1], first_one=bool(rng.random() < 0.5), max_cuts=8)
+    run_in_chunks(answer, "pydoc", text_model, text, chunks)
+
+
+def test_cached_forward_refuses_what_does_not_fit(answer):
+    from tinytorch.perf.caching import KVCache, cached_forward, new_cache
+
+    rng = answer.rng
+    model = random_gpt(rng, max_seq_len=int(rng.integers(6, 12)))
+    prompt_len = int(rng.integers(2, model.max_seq_len - 2))
+    prompt = rng.integers(0, model.vocab_size, (1, prompt_len))
+    attn = model.blocks[0].attn
+    small = KVCache(model.n_layers, 1, attn.n_heads, prompt_len - 1, attn.head_dim)
+    answer.record(
+        valid_shape=np.array(np.shape(cached_forward(model, prompt, new_cache(model))), np.int64),
+        batch_mismatch=answer.raises(cached_forward, model, prompt, new_cache(model, 2)),
+        cache_overflow=answer.raises(cached_forward, model, prompt, small),
+        overflow_wrote_nothing=small.length == 0 and not small.keys.any() and not small.values.any(),
+        heads_mismatch=answer.raises(
+            cached_forward, model, prompt, KVCache(model.n_layers, 1, attn.n_heads + 1, model.max_seq_len, 8)
+        ),
+        cache_none=answer.raises(cached_forward, model, prompt, None),
+        without_model=answer.raises(cached_forward, None, prompt, small),
+        float_tokens=answer.raises(cached_forward, model, prompt.astype(np.float32), new_cache(model)),
+        token_past_vocab=answer.raises(
+            cached_forward, model, np.array([[0, model.vocab_size]]), new_cache(model)
+        ),
+    )
+
+
+def test_new_cache_fits_the_model(answer):
+    from tinytorch.perf.caching import new_cache
+
+    rng = answer.rng
+    model = random_gpt(rng, max_seq_len=int(rng.integers(2, 12)))
+    batch = int(rng.integers(1, 4))
+    room = int(rng.integers(1, model.max_seq_len + 1))
+    answer.record(
+        default_shape=np.array(new_cache(model).keys.shape, np.int64),
+        batch_shape=np.array(new_cache(model, batch).keys.shape, np.int64),
+        shorter_shape=np.array(new_cache(model, batch, room).keys.shape, np.int64),
+        dtype=str(new_cache(model).keys.dtype),
+        past_the_model=answer.raises(new_cache, model, 1, model.max_seq_len + 1),
+        without_model=answer.raises(new_cache, None),
     )
 
 
@@ -326,24 +433,15 @@ def test_incremental_decoding_equals_the_full_forward(answer):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.covers(
-    "test_greedy_generation_gives_the_tokens_of_the_foundation",
-    "test_greedy_generation_on_the_zoo_transformers",
-    "test_a_batch_generates_what_each_row_generates_alone",
-    "test_the_cache_length_counts_the_tokens_run_through_the_model",
-)
 def test_greedy_generation_gives_the_foundations_tokens(answer):
     from tinytorch.perf.caching import generate, new_cache
 
-    from tinytorch import zoo
-
     rng = answer.rng
-    for case in range(4):
+    for case in range(3):
         model = random_gpt(rng, max_seq_len=int(rng.integers(2, 15)))
         batch = int(rng.integers(1, 4))
-        prompt_len = 1 if case == 0 else int(rng.integers(1, model.max_seq_len + 1))
-        room = model.max_seq_len - prompt_len  # new tokens that fit
-        new = 0 if case == 3 or room == 0 else int(rng.integers(1, room + 1))
+        prompt_len = 1 if case == 0 else int(rng.integers(1, model.max_seq_len))
+        new = int(rng.integers(1, model.max_seq_len - prompt_len + 1))  # new tokens that fit
         prompt = rng.integers(0, model.vocab_size, (batch, prompt_len))
         cache = new_cache(model, batch)
         out = generate(model, prompt, new, cache=cache)
@@ -361,6 +459,34 @@ def test_greedy_generation_gives_the_foundations_tokens(answer):
                 ),
             }
         )
+
+
+def test_generating_no_token_runs_nothing(answer):
+    from tinytorch.perf.caching import generate, new_cache
+
+    rng = answer.rng
+    for case in range(2):
+        model = random_gpt(rng, max_seq_len=int(rng.integers(2, 15)))
+        batch = int(rng.integers(1, 4))
+        prompt_len = model.max_seq_len if case == 0 else int(rng.integers(1, model.max_seq_len + 1))
+        prompt = rng.integers(0, model.vocab_size, (batch, prompt_len))
+        cache = new_cache(model, batch)
+        out = generate(model, prompt, 0, cache=cache)
+        answer.record(
+            **{
+                f"z{case}_out": np.asarray(out),
+                f"z{case}_dtype": str(np.asarray(out).dtype),
+                f"z{case}_cache_length": np.int64(cache.length),
+            }
+        )
+
+
+def test_greedy_generation_on_the_zoo_transformers(answer):
+    from tinytorch.perf.caching import generate
+
+    from tinytorch import zoo
+
+    rng = answer.rng
     sorter = zoo.load_model("transformer_sort")
     prompts = zoo.eval_data("transformer_sort")[0]
     chosen = prompts[rng.choice(len(prompts), size=16, replace=False)]
@@ -378,16 +504,12 @@ def test_greedy_generation_gives_the_foundations_tokens(answer):
     )
 
 
-@SCALED
-@pytest.mark.covers(
-    "test_the_prompt_keys_and_values_are_written_during_prefill",
-    "test_generation_keeps_the_same_buffers",
-    "test_reset_gives_a_run_identical_to_a_fresh_cache",
-)
-def test_prefill_writes_the_prompt_and_the_buffers_are_reused(answer):
+def generate_with_a_spy(rng: np.random.Generator):
+    """A random GPT of 2+ layers, a prompt and a count of new tokens; generate through a cache whose
+    ``append`` is watched (does each return views of the buffers?). (model, prompt, new, cache,
+    present: the foundation's keys and values of the prompt, calls: one bool per append)."""
     from tinytorch.perf.caching import generate, new_cache
 
-    rng = answer.rng
     model = random_gpt(rng, max_seq_len=int(rng.integers(6, 15)), min_layers=2)
     batch = int(rng.integers(1, 4))
     prompt_len = int(rng.integers(1, model.max_seq_len - 1))
@@ -408,12 +530,19 @@ def test_prefill_writes_the_prompt_and_the_buffers_are_reused(answer):
     cache.append = spy
     generate(model, prompt, new, cache=cache)
     del cache.append
+    kept = cache.keys is keys and cache.values is values
+    return model, prompt, new, cache, present, calls, kept
+
+
+@SCALED
+def test_prefill_writes_the_prompt_keys_and_values(answer):
+    model, prompt, _, cache, present, calls, kept = generate_with_a_spy(answer.rng)
+    prompt_len = prompt.shape[1]
     answer.record(
         length=np.int64(cache.length),
         appends=np.int64(len(calls)),
         appends_are_views=np.array(calls),
-        buffers_kept=cache.keys is keys and cache.values is values,
-        nbytes=np.int64(cache.nbytes),
+        buffers_kept=kept,
         prompt_keys=np.stack(
             [
                 scaled(cache.keys[i, :, :, :prompt_len], k.data, model.n_layers)
@@ -427,6 +556,25 @@ def test_prefill_writes_the_prompt_and_the_buffers_are_reused(answer):
             ]
         ),
     )
+
+
+def test_generation_keeps_the_same_buffers(answer):
+    _, _, _, cache, _, calls, kept = generate_with_a_spy(answer.rng)
+    answer.record(
+        appends=np.int64(len(calls)),
+        appends_are_views=np.array(calls),
+        buffers_kept=kept,
+        nbytes=np.int64(cache.nbytes),
+        buffer_bytes=np.int64(cache.keys.nbytes + cache.values.nbytes),
+    )
+
+
+def test_reset_gives_a_run_identical_to_a_fresh_cache(answer):
+    from tinytorch.perf.caching import generate
+
+    rng = answer.rng
+    model, prompt, new, cache, _, _, _ = generate_with_a_spy(rng)
+    keys = cache.keys
     cache.reset()
     answer.record(reset_length=np.int64(cache.length), reset_keeps_buffers=cache.keys is keys)
     temperature, top_k, seed = (
@@ -449,15 +597,8 @@ def test_prefill_writes_the_prompt_and_the_buffers_are_reused(answer):
     "probability, the difference of two within 0.005; 0.03 is 6 of those (another correct sampler "
     "may draw other tokens); draws outside the top k are counted exactly",
 )
-@pytest.mark.covers(
-    "test_sampled_tokens_are_among_the_top_k",
-    "test_sampling_follows_the_softmax_of_the_tempered_logits",
-    "test_top_k_keeps_every_logit_tied_with_the_kth_largest",
-    "test_greedy_picks_the_first_maximum",
-    "test_seeded_sampling_is_reproducible",
-)
 def test_sampling_follows_the_tempered_top_k_softmax(answer):
-    from tinytorch.perf.caching import generate, sample_next
+    from tinytorch.perf.caching import sample_next
 
     rng = answer.rng
     draws = 20_000
@@ -491,12 +632,48 @@ def test_sampling_follows_the_tempered_top_k_softmax(answer):
                 f"s{case}_outside_top_k": np.int64(np.count_nonzero(z[tokens] < kth)),
             }
         )
-    # greedy: the first maximum of each row, with or without top_k
+
+
+def test_greedy_picks_the_first_maximum(answer):
+    from tinytorch.perf.caching import sample_next
+
+    # greedy: the first maximum of each row, with or without top_k; -inf logits are never drawn
+    rng = answer.rng
     logits = rng.integers(-2, 3, (int(rng.integers(2, 6)), int(rng.integers(2, 7)))).astype(np.float32)
     answer.record(
         greedy=sample_next(logits),
         greedy_top_k=sample_next(logits, 0.0, int(rng.integers(1, 4)), np.random.default_rng(0)),
+        masked_token=sample_next(
+            np.array([[-np.inf, 2.0, -np.inf]], np.float32), 1.0, None, np.random.default_rng(0)
+        ),
     )
+
+
+def test_sample_next_refuses_logits_it_cannot_sample(answer):
+    from tinytorch.perf.caching import sample_next
+
+    rng = answer.rng
+    logits = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(2, 6)))).astype(np.float32)
+    answer.record(
+        valid=sample_next(logits),
+        logits_1d=answer.raises(sample_next, np.zeros(5, np.float32)),
+        logits_nan=answer.raises(
+            sample_next, np.array([[0.0, np.nan, 1.0]], np.float32), 1.0, None, np.random.default_rng(0)
+        ),
+        logits_inf=answer.raises(
+            sample_next, np.array([[0.0, np.inf, 1.0]], np.float32), 1.0, None, np.random.default_rng(0)
+        ),
+        logits_all_minus_inf=answer.raises(sample_next, np.full((2, 3), -np.inf, np.float32)),
+        negative_temperature=answer.raises(sample_next, logits, -float(rng.uniform(0.1, 2))),
+        top_k_zero=answer.raises(sample_next, logits, 1.0, 0, np.random.default_rng(0)),
+        text_temperature=answer.raises(sample_next, logits, "hot"),
+    )
+
+
+def test_seeded_sampling_is_reproducible(answer):
+    from tinytorch.perf.caching import generate
+
+    rng = answer.rng
     model = random_gpt(rng, max_seq_len=int(rng.integers(8, 15)))
     prompt = rng.integers(0, model.vocab_size, int(rng.integers(1, 4)))
     new = model.max_seq_len - prompt.size
@@ -517,28 +694,18 @@ def test_sampling_follows_the_tempered_top_k_softmax(answer):
 
 
 # --------------------------------------------------------------------------------------------
-# Bad input
+# Bad input to generate
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.covers("test_bad_generation_arguments")
 def test_bad_generation_arguments_are_refused(answer):
-    from tinytorch.perf.caching import (
-        KVCache,
-        cached_attention,
-        cached_forward,
-        generate,
-        new_cache,
-        sample_next,
-    )
+    from tinytorch.perf.caching import generate
 
     rng = answer.rng
     model = random_gpt(rng, max_seq_len=int(rng.integers(6, 12)))
     prompt_len = int(rng.integers(2, model.max_seq_len - 2))
     prompt = rng.integers(0, model.vocab_size, (1, prompt_len))
     out = generate(model, prompt, 2)  # a valid call first
-    attn = model.blocks[0].attn
-    small = KVCache(model.n_layers, 1, attn.n_heads, prompt_len - 1, attn.head_dim)
     answer.record(
         valid_shape=np.array(np.shape(out), np.int64),
         float_prompt=answer.raises(generate, model, prompt.astype(np.float32), 2),
@@ -549,38 +716,7 @@ def test_bad_generation_arguments_are_refused(answer):
         top_k_zero=answer.raises(generate, model, prompt, 2, temperature=1.0, top_k=0),
         token_past_vocab=answer.raises(generate, model, np.array([[0, model.vocab_size]]), 2),
         empty_prompt=answer.raises(generate, model, np.zeros((1, 0), dtype=np.int64), 2),
-        batch_mismatch=answer.raises(cached_forward, model, prompt, new_cache(model, 2)),
-        cache_overflow=answer.raises(cached_forward, model, prompt, small),
-        overflow_wrote_nothing=small.length == 0 and not small.keys.any() and not small.values.any(),
-        heads_mismatch=answer.raises(
-            cached_forward, model, prompt, KVCache(model.n_layers, 1, attn.n_heads + 1, model.max_seq_len, 8)
-        ),
-        attention_of_a_gpt=answer.raises(
-            cached_attention, model, np.zeros((1, 1, model.embed_dim), np.float32), new_cache(model), 0
-        ),
-        attention_wrong_width=answer.raises(
-            cached_attention, attn, np.zeros((1, 1, model.embed_dim - 1), np.float32), new_cache(model), 0
-        ),
-        cache_past_the_model=answer.raises(new_cache, model, 1, model.max_seq_len + 1),
         text_temperature=answer.raises(generate, model, prompt, 2, temperature="hot"),
-        logits_1d=answer.raises(sample_next, np.zeros(5, np.float32)),
-        logits_nan=answer.raises(
-            sample_next, np.array([[0.0, np.nan, 1.0]], np.float32), 1.0, None, np.random.default_rng(0)
-        ),
-        logits_inf=answer.raises(
-            sample_next, np.array([[0.0, np.inf, 1.0]], np.float32), 1.0, None, np.random.default_rng(0)
-        ),
-        logits_all_minus_inf=answer.raises(sample_next, np.full((2, 3), -np.inf, np.float32)),
-        masked_token=sample_next(
-            np.array([[-np.inf, 2.0, -np.inf]], np.float32), 1.0, None, np.random.default_rng(0)
-        ),
-        generate_cache_array=answer.raises(generate, model, prompt, 2, cache=np.zeros((1, 1, 2, 8, 4))),
-        forward_cache_none=answer.raises(cached_forward, model, prompt, None),
-        attention_cache_none=answer.raises(
-            cached_attention, attn, np.zeros((1, 1, model.embed_dim), np.float32), None, 0
-        ),
-        generate_without_model=answer.raises(generate, None, prompt, 2),
-        forward_without_model=answer.raises(cached_forward, None, prompt, small),
-        cache_without_model=answer.raises(new_cache, None),
-        advance_float=answer.raises(small.advance, 1.0),
+        cache_array=answer.raises(generate, model, prompt, 2, cache=np.zeros((1, 1, 2, 8, 4))),
+        without_model=answer.raises(generate, None, prompt, 2),
     )
