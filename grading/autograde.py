@@ -275,7 +275,7 @@ class Grade:
     visibility: str = "visible"
     key_visibility: str = HIDDEN_VISIBILITY
     boundary: dict = field(default_factory=dict)  # grading.boundary.Boundary.to_json()
-    seed: int | None = None  # the answer keys' inputs were drawn from it
+    seed: str = ""  # a digest of the secret seed the answer keys' inputs were drawn from
 
     @property
     def score(self) -> Fraction:
@@ -372,7 +372,7 @@ class Grade:
                 "max_score": _round(self.max_score),
                 "notes": self.notes,
                 "boundary": self.boundary,
-                "seed": self.seed,
+                "seed_digest": self.seed,
                 "modules": {
                     m.module.name: {
                         "number": m.module.number,
@@ -609,6 +609,7 @@ class Context:
     references: dict = field(default_factory=dict)  # key check id -> answerkey.Reference
     units: dict = field(default_factory=dict)  # test id -> the kata functions it calls on the reference
     pending_references: Future | None = None  # reference_keys() running in the background
+    plan_stamp: str = ""  # the digest the plan was cached under
 
     def reference(self, nodeid: str) -> answerkey.Reference | None:
         """The reference's values of an answer-key check (waiting for the reference run if needed)."""
@@ -895,9 +896,11 @@ def _describe_exit(out: ChildOutcome) -> str:
 
 
 _PLANS: dict[str, dict] = {}
-PLAN_CACHE = Path(".grading-cache") / "plan.json"  # under the checkout; `python -m grading prepare`
+CACHE_DIR = Path(".grading-cache")  # under the checkout, its owner's only: `python -m grading prepare`
+PLAN_CACHE = CACHE_DIR / "plan.json"
+KEY_TRACE_SEEDS = (1, 2, 3)  # the answer keys' calls are traced at these seeds too (and the plan's own)
 # changes whenever what the plan records changes
-PLAN_VERSION = b"plan 3: function units, none at a module top level\n"
+PLAN_VERSION = b"plan 4: function units; keys traced at several seeds\n"
 
 
 def _plan_stamp(ctx: Context) -> str:
@@ -920,7 +923,7 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
     process of the grader's own. It must pass whole. Cached by content: in memory, in a batch's
     plan file, and in the checkout's ``.grading-cache/`` (``python -m grading prepare`` fills it
     ahead, as Gradescope's ``setup.sh`` does), so a submission seldom pays for it."""
-    stamp = _plan_stamp(ctx)
+    stamp = ctx.plan_stamp = _plan_stamp(ctx)
     caches = [c for c in (ctx.plan_file, ctx.root / PLAN_CACHE) if c]
     saved = _PLANS.get(stamp)
     for cache in caches if saved is None else []:
@@ -933,6 +936,8 @@ def collect_plan(ctx: Context) -> dict[str, list[str]]:
         saved = {"key": stamp, **_run_plan(ctx)}
         for cache in caches:  # shared by the graders of a batch and later gradings: written atomically
             with contextlib.suppress(OSError):
+                if cache.parent.name == CACHE_DIR.name:
+                    _private_dir(cache.parent)
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomically(cache, json.dumps(saved))
     _PLANS[stamp] = saved
@@ -973,7 +978,33 @@ def _run_plan(ctx: Context) -> dict:
             + "\n".join(failing[:5] + [f"{n}: did not run ({out.ended})" for n in missing[:5]])
         )
     plan = {m.name: [i for i in out.collected if i.split("::", 1)[0] in test_files(m)] for m in ctx.modules}
-    return {"plan": plan, "units": {n: out.units.get(n, []) for n in out.collected}}
+    units = {n: set(out.units.get(n, [])) for n in out.collected}
+    # A check draws its inputs from the grading seed, so what it calls may vary with it: its units
+    # are the union over a few seeds (more units decide fewer tests: the safe side).
+    keys = [f for m in ctx.modules for f in key_files(ctx, m)]
+    seed = ctx.seed
+    try:
+        for ctx.seed in KEY_TRACE_SEEDS if keys else ():
+            with _reference_copy(ctx, "keys") as (run_dir, ref):
+                again = run_child(
+                    ctx,
+                    "",
+                    run_dir,
+                    str(ref),
+                    keys,
+                    {},
+                    [],
+                    [],
+                    budget,
+                    trusted=True,
+                    key_out=run_dir / "scratch" / "values",
+                    trace=str(ref) + "/",
+                )
+            for nodeid, called in again.units.items():
+                units.setdefault(nodeid, set()).update(called)
+    finally:
+        ctx.seed = seed
+    return {"plan": plan, "units": {n: sorted(u) for n, u in units.items()}}
 
 
 @contextlib.contextmanager
@@ -1006,34 +1037,70 @@ def reference_keys(ctx: Context, plan: dict[str, list[str]]) -> dict[str, answer
     if not files:
         return {}
     budget = max(ctx.settings.module_timeout, 300.0)
-    references = {}
-    with _reference_copy(ctx, "keys") as (run_dir, ref):
-        out_dir = run_dir / "scratch" / "values"  # the only folder a sandbox child may write
-        out = run_child(
-            ctx,
-            "",
-            run_dir,
-            str(ref),
-            files,
-            {},
-            [],
-            [],
-            budget,
-            trusted=True,
-            key_out=out_dir,
-            trace=str(ref) + "/",
-        )
-        for m in ctx.modules:
-            for nodeid in plan[m.name]:
-                if not nodeid.startswith("keys/"):
-                    continue
+    key_ids = [n for m in ctx.modules for n in plan[m.name] if is_key(n)]
+    # The reference's values depend only on the plan and the seed: kept in the private cache, so
+    # only the first grading with a seed (or `prepare`) pays for them.
+    stamp = hashlib.sha256(f"{ctx.plan_stamp} {ctx.seed}".encode()).hexdigest()[:24]
+    cached = ctx.root / CACHE_DIR / f"reference-{stamp}"
+    if not all(answerkey.values_file(cached, n).is_file() for n in key_ids):
+        with _reference_copy(ctx, "keys") as (run_dir, ref):
+            out_dir = run_dir / "scratch" / "values"  # the only folder a sandbox child may write
+            out = run_child(
+                ctx, "", run_dir, str(ref), files, {}, [], [], budget, trusted=True, key_out=out_dir
+            )
+            for nodeid in key_ids:
                 outcome, text = out.results.get(nodeid, ("not run", out.fatal or out.stderr))
                 if outcome != "passed":
                     raise RuntimeError(f"the answer key {nodeid} fails on the reference: {outcome}\n{text}")
-                reference = answerkey.load_reference(answerkey.values_file(out_dir, nodeid))
-                reference.units = frozenset(out.units.get(nodeid, []))
-                references[nodeid] = reference
+            with contextlib.suppress(OSError):  # a checkout that is not writable: values kept in memory
+                _private_dir(ctx.root / CACHE_DIR)
+                tmp = Path(tempfile.mkdtemp(prefix=".reference-", dir=ctx.root / CACHE_DIR))
+                for nodeid in key_ids:
+                    shutil.copyfile(
+                        answerkey.values_file(out_dir, nodeid), answerkey.values_file(tmp, nodeid)
+                    )
+                os.replace(tmp, cached)
+            if not cached.is_dir():
+                cached = out_dir
+            references = _load_references(ctx, key_ids, cached)
+        return references
+    return _load_references(ctx, key_ids, cached)
+
+
+def _load_references(ctx: Context, key_ids: list[str], folder: Path) -> dict[str, answerkey.Reference]:
+    references = {}
+    for nodeid in key_ids:
+        reference = answerkey.load_reference(answerkey.values_file(folder, nodeid))
+        reference.units = ctx.units.get(nodeid, frozenset())  # traced when the plan was made
+        references[nodeid] = reference
     return references
+
+
+def _private_dir(path: Path) -> Path:
+    """``path`` made (if needed) and kept for its owner alone: the plan, the seed, the reference's values."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def grading_seed(root: Path) -> int:
+    """The seed the answer keys draw their inputs from: an instructor secret, never in a release.
+    ``TINYTORCH_GRADING_SEED``, else ``.grading-cache/seed`` of the checkout (drawn at random the
+    first time, by ``prepare`` on Gradescope: one seed per autograder image)."""
+    if os.environ.get("TINYTORCH_GRADING_SEED"):
+        return int(os.environ["TINYTORCH_GRADING_SEED"])
+    path = root / CACHE_DIR / "seed"
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text().strip())
+    seed = secrets.randbits(63)
+    with contextlib.suppress(OSError):
+        _private_dir(root / CACHE_DIR)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{seed}\n")
+    with contextlib.suppress(OSError, ValueError):  # another grading drew first: its seed holds
+        return int(path.read_text().strip())
+    return seed
 
 
 # --------------------------------------------------------------------------- grading one module
@@ -1294,7 +1361,7 @@ def grade(
     result.boundary = fence.to_json()
     try:
         fence.share(stage)
-        seed = int(os.environ.get("TINYTORCH_GRADING_SEED") or secrets.randbits(63))
+        seed = grading_seed(root)
         ctx = Context(
             root,
             stage,
@@ -1306,7 +1373,7 @@ def grade(
             private=private,
             seed=seed,
         )
-        result.seed = seed
+        result.seed = hashlib.sha256(str(seed).encode()).hexdigest()[:12]  # which seed, not the seed
         _copy_tests(root, stage, ready)
         plan = collect_plan(ctx)
         # the reference's answer keys run while the first module is graded (two cores: no wait)
@@ -1344,10 +1411,11 @@ def grade(
 
 
 def prepare(settings: Settings | None = None) -> tuple[dict[str, list[str]], dict[str, frozenset]]:
-    """Run the grader's tests and answer keys once on the reference (traced) and cache the plan in
-    the checkout's ``.grading-cache/``: ``python -m grading prepare``, which Gradescope's
-    ``setup.sh`` runs when it builds the image, so no submission pays for it. Returns the plan
-    (test ids per module) and the kata functions each test calls on the reference."""
+    """Run the grader's tests and answer keys once on the reference (traced) and cache the plan, the
+    grading seed and the reference's answer-key values in the checkout's ``.grading-cache/``:
+    ``python -m grading prepare``, which Gradescope's ``setup.sh`` runs when it builds the image,
+    so no submission pays for it. Returns the plan (test ids per module) and the kata functions
+    each test calls on the reference."""
     root = registry.repo_root()
     settings = settings or load_settings()
     ready = [m for m in registry.modules() if m.ready]
@@ -1355,9 +1423,10 @@ def prepare(settings: Settings | None = None) -> tuple[dict[str, list[str]], dic
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix="prepare-", dir=parent)).resolve()
     try:
-        ctx = Context(root, stage, settings, ready, [str(root)], private=stage)
+        ctx = Context(root, stage, settings, ready, [str(root)], private=stage, seed=grading_seed(root))
         _copy_tests(root, stage, ready)
         plan = collect_plan(ctx)
+        reference_keys(ctx, plan)  # the reference's values at the grading seed, cached too
         return plan, ctx.units
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -74,7 +74,8 @@ SYSTEM_READ = (
     "/dev",
 )
 SYSTEM_WRITE = ("/dev/null", "/dev/shm")
-SECRET_DIRS = ("solutions", "grading", ".git")  # of the checkout: the reference, the grader, history
+# of the checkout: the reference, the grader, history, the plan with the seed and reference values
+SECRET_DIRS = ("solutions", "grading", ".git", ".grading-cache")
 
 
 @dataclass
