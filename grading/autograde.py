@@ -541,11 +541,17 @@ def stage_tree(src: Path, dest: Path, dropped: list[str], label: str) -> None:
             except OSError:
                 dropped.append(f"{shown} (a symbolic link or unreadable)")
                 continue
-            with os.fdopen(fd, "rb") as source, open(target, "wb") as copy:
-                if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            with os.fdopen(fd, "rb") as source:
+                info = os.fstat(source.fileno())
+                if not stat.S_ISREG(info.st_mode):
                     dropped.append(f"{shown} (not a regular file)")
                     continue
-                shutil.copyfileobj(source, copy, MAX_FILE_BYTES)
+                if info.st_nlink > 1:  # another name for a file that may live outside the submission
+                    dropped.append(f"{shown} (a hard link)")
+                    continue
+                copy = open(target, "wb")
+                with copy:
+                    shutil.copyfileobj(source, copy, MAX_FILE_BYTES)
     dest.mkdir(parents=True, exist_ok=True)
 
 

@@ -142,6 +142,16 @@ def test_linked_module_folders_and_files_are_not_staged(repo, tmp_path):
     assert "katas/alpha/core.py (a symbolic link" in notes
 
 
+def test_a_hard_link_to_the_reference_is_not_staged(repo, tmp_path):
+    root = tmp_path / "student"
+    shutil.copytree(repo / "katas", root / "katas")
+    (root / "katas" / "alpha" / "core.py").unlink()
+    os.link(repo / "solutions" / "alpha" / "core.py", root / "katas" / "alpha" / "core.py")
+    grade = autograde.grade(root, settings=FAST, only=["alpha"])
+    assert grade.score == 0
+    assert "katas/alpha/core.py (a hard link)" in " ".join(grade.notes)
+
+
 # --------------------------------------------------------------------------- 2: the reference
 
 
