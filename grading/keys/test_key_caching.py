@@ -191,7 +191,10 @@ def test_kv_cache_reset_keeps_its_buffers_for_a_second_run(answer):
         reset_length=np.int64(cache.length),
         reset_keeps_buffers=cache.keys is keys and cache.values is values,
     )
-    run_script(answer, cache, 1, [int(t) for t in rng.integers(1, 3, int(rng.integers(1, 4)))])
+    again = [int(t) for t in rng.integers(1, 3, int(rng.integers(1, 4)))]
+    while sum(again) > sum(chunks) + spare:  # the second run fits the cache too (after a short first)
+        again.pop()
+    run_script(answer, cache, 1, again or [1])
 
 
 def test_refused_appends_leave_the_cache_unchanged(answer):

@@ -1167,8 +1167,24 @@ def test_context_cleans_up_when_its_clock_fails_entering_a_layer(answer):
     _broken_block(answer, int(answer.rng.integers(2, 4)), "raises")
 
 
-def test_context_cleans_up_when_its_clock_fails_in_the_first_layer(answer):
-    _broken_block(answer, 4, str(answer.rng.choice(["raises", "garbage", "backwards"])))
+def test_context_cleans_up_when_its_clock_raises_in_the_first_layer(answer):
+    _broken_block(answer, 4, "raises")
+
+
+# A clock that returns garbage or runs backwards as the first layer exits is refused by _elapsed
+# (TypeError, ValueError). test_profiler_context_cleans_up_when_its_clock_fails_inside_a_layer
+# runs the same block with a raising clock as well, under the same name (its parameters differ, not
+# its calls), and a stub of _elapsed passes that case honestly: this check leaves that test to the
+# one above.
+@pytest.mark.covers(
+    "test_profiler_context_reports_self_times_and_the_most_expensive_layer",
+    "test_profiler_context_cleans_up_when_the_block_raises",
+    "test_a_layer_with_sublayers_gets_its_self_time_not_its_inclusive_time",
+    "test_nested_profiler_contexts_on_one_model_both_see_its_layers",
+    "test_profiler_context_cleans_up_when_its_clock_fails_on_exit",
+)
+def test_context_cleans_up_when_its_clock_misreads_in_the_first_layer(answer):
+    _broken_block(answer, 4, str(answer.rng.choice(["garbage", "backwards"])))
 
 
 def test_context_cleans_up_when_its_clock_fails_in_a_middle_layer(answer):

@@ -29,8 +29,9 @@ Covers. test_bad_arguments_are_refused_with_a_clear_error makes one valid call
 (``quantize_tensor``) and then one bad call, which in a stub is often refused by given
 validation (``check_int8_operands``, ``_check_input_params``, ...) before the stubbed body runs: a
 check whose functions all lie in that test's calls but that exercises a stubbed function of
-another file would take the credit of that honestly passing test. Such checks name the tests
-they decide (``covers``); every other check decides by the subset rule alone.
+another file, or ``dequantize`` past the checks its stub gives (the bad call is
+``dequantize(q, None)``), would take the credit of that honestly passing test. Such checks name
+the tests they decide (``covers``); every other check decides by the subset rule alone.
 """
 
 from __future__ import annotations
@@ -299,6 +300,14 @@ def test_choose_qparams_refuses_bad_ranges(answer):
     )
 
 
+@pytest.mark.covers(
+    "test_zero_is_exactly_representable",
+    "test_every_integer_survives_dequantize_then_quantize",
+    "test_round_trip_error_is_at_most_half_a_step",
+    "test_per_channel_parameters_follow_each_channel",
+    "test_per_channel_scales_never_exceed_the_per_tensor_scale",
+    "test_percentile_observer_ignores_an_outlier",
+)
 def test_zero_is_exactly_representable(answer):
     from tinytorch.perf.quantization import choose_qparams, dequantize, quantize
 
@@ -356,6 +365,14 @@ def test_quantize_on_power_of_two_grids(answer):
                   ties_s1=quantize(ties - lo - 128, choose_qparams(-128.0, 127.0)))
 
 
+@pytest.mark.covers(
+    "test_zero_is_exactly_representable",
+    "test_every_integer_survives_dequantize_then_quantize",
+    "test_round_trip_error_is_at_most_half_a_step",
+    "test_per_channel_parameters_follow_each_channel",
+    "test_per_channel_scales_never_exceed_the_per_tensor_scale",
+    "test_percentile_observer_ignores_an_outlier",
+)
 def test_dequantize_on_power_of_two_grids(answer):
     from tinytorch.perf.quantization import QMAX, QMIN, dequantize, quantize
 
@@ -388,6 +405,15 @@ def test_quantize_refuses_bad_data(answer):
     )
 
 
+@pytest.mark.covers(
+    "test_zero_is_exactly_representable",
+    "test_every_integer_survives_dequantize_then_quantize",
+    "test_round_trip_error_is_at_most_half_a_step",
+    "test_per_channel_parameters_follow_each_channel",
+    "test_per_channel_scales_never_exceed_the_per_tensor_scale",
+    "test_percentile_observer_ignores_an_outlier",
+    "test_dequantize_rejects_a_non_int8_array",
+)
 def test_dequantize_refuses_what_is_not_int8(answer):
     from tinytorch.perf.quantization import choose_qparams, dequantize
 
@@ -407,6 +433,14 @@ def test_dequantize_refuses_what_is_not_int8(answer):
     atol=0.0,
     why="scales from arbitrary data: a correct scale may be an ulp or two (1.2e-7 each) off the "
     "reference's, and x_hat = (q - z) s with it; the integers are recorded only away from ties",
+)
+@pytest.mark.covers(
+    "test_zero_is_exactly_representable",
+    "test_every_integer_survives_dequantize_then_quantize",
+    "test_round_trip_error_is_at_most_half_a_step",
+    "test_per_channel_parameters_follow_each_channel",
+    "test_per_channel_scales_never_exceed_the_per_tensor_scale",
+    "test_percentile_observer_ignores_an_outlier",
 )
 def test_round_trip_with_ranges_of_the_data(answer):
     from tinytorch.perf.quantization import choose_qparams, dequantize, quantize
