@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "parity": ("integrity", "stubs and solutions expose the same names, signatures and plumbing"),
     "mistakes": ("gallery", "every classic mistake of grading/mistakes/ is caught by a test"),
     "gradescope": ("gradescope", "build the Gradescope autograder zip (setup.sh, run_autograder, this repo)"),
+    "mutants": ("mutants", "plant every small change in a module's reference; list those no test notices"),
     "release": ("release", "build the student release: no solutions, no instructor tools, one commit"),
     "prepare": ("prepare", "run the tests and answer keys on the reference once; cache the grading plan"),
     "grade": ("autograde", "grade one submission (folder or zip): results.json for Gradescope + summary"),
