@@ -662,6 +662,18 @@ def test_the_suite_itself_runs_under_a_per_test_timeout(pytestconfig: pytest.Con
     assert pytestconfig.getini("timeout_method") == "thread"
 
 
+def _system_site_packages() -> bool:
+    """True in a virtualenv made with --system-site-packages (it sees the base's packages)."""
+    config = Path(sys.prefix) / "pyvenv.cfg"
+    text = config.read_text(encoding="utf-8") if config.is_file() else ""
+    return any(
+        line.split("=", 1)[0].strip() == "include-system-site-packages"
+        and line.split("=", 1)[1].strip() == "true"
+        for line in text.splitlines()
+        if "=" in line
+    )
+
+
 BARE_PYTEST = """\
 import sys
 sys.path.extend({paths!r})  # where this test's pytest and numpy live, without the editable install's .pth
@@ -671,7 +683,15 @@ except ImportError:
     pass
 else:
     raise SystemExit("tinytorch is importable without the checkout: the test proves nothing")
+import numpy
 import pytest
+if {venv!r}:  # in a virtualenv, nothing may come from the base interpreter (a clean one has no pytest)
+    import sysconfig
+    from pathlib import Path
+    base = [Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")]  # -S: the base's
+    for module in (numpy, pytest):
+        if any(Path(module.__file__).resolve().is_relative_to(folder) for folder in base):
+            raise SystemExit(f"{{module.__name__}} came from the base interpreter's site-packages {{base}}")
 sys.exit(pytest.console_main())
 """
 
@@ -687,7 +707,9 @@ def test_a_bare_pytest_without_the_venv_finds_tinytorch_in_the_checkout(fake_rep
     import numpy
 
     paths = sorted({str(Path(m.__file__).resolve().parents[1]) for m in (pytest, numpy, hypothesis)})
-    (fake_repo / "bare_pytest.py").write_text(BARE_PYTEST.format(paths=paths))
+    (fake_repo / "bare_pytest.py").write_text(
+        BARE_PYTEST.format(paths=paths, venv=sys.prefix != sys.base_prefix and not _system_site_packages())
+    )
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "bare_pytest.py", "-p", "no:cacheprovider", "-q", "tests/test_alpha.py"],
         cwd=fake_repo,
