@@ -77,15 +77,21 @@ def assert_summary_of(result: TimingResult, samples: list[float]) -> None:
     summation errs by at most (n - 1) eps * max|x| (Higham, eq. 4.4), pairwise summation less.
     """
     x = np.asarray(samples, dtype=np.float64)
-    assert isinstance(result, TimingResult)
+    assert isinstance(result, TimingResult), (
+        f"summarize must return a TimingResult, got {type(result).__name__}"
+    )
     np.testing.assert_array_equal(result.samples, x, err_msg="samples must be kept, in measurement order")
     scale = float(np.max(np.abs(x)))
     tolerance = (2 * (len(x) - 1) + 4) * EPS64 * scale
-    assert result.min == x.min() and result.max == x.max()
+    assert result.min == x.min() and result.max == x.max(), (
+        f"min/max = {result.min!r}/{result.max!r}, the samples' min/max are {x.min()!r}/{x.max()!r}"
+    )
     for q, got in ((50, result.p50), (95, result.p95), (99, result.p99)):
         want = float(np.percentile(x, q, method="linear"))
         assert abs(got - want) <= tolerance, f"p{q} = {got!r}, numpy's linear method gives {want!r}"
-    assert abs(result.mean - float(np.mean(x))) <= len(x) * EPS64 * scale
+    assert abs(result.mean - float(np.mean(x))) <= len(x) * EPS64 * scale, (
+        f"mean = {result.mean!r}, numpy's mean of the samples is {float(np.mean(x))!r}"
+    )
     assert result.min <= result.p50 <= result.p95 <= result.p99 <= result.max, (
         f"percentiles out of order: min {result.min!r} p50 {result.p50!r} p95 {result.p95!r} "
         f"p99 {result.p99!r} max {result.max!r}"
@@ -95,11 +101,19 @@ def assert_summary_of(result: TimingResult, samples: list[float]) -> None:
 def test_summarize_worked_example():
     # n = 3 sorted (1, 2, 3): p95 sits at index 2 * 0.95 = 1.9 -> 2 + 0.9 * (3 - 2) = 2.9.
     result = summarize([3.0, 1.0, 2.0])
-    assert result.samples.tolist() == [3.0, 1.0, 2.0]
-    assert (result.min, result.mean, result.p50, result.max) == (1.0, 2.0, 2.0, 3.0)
-    assert result.p95 == pytest.approx(2.9, rel=4 * EPS64)
-    assert result.p99 == pytest.approx(2.98, rel=4 * EPS64)
-    assert result.runs == 3
+    assert result.samples.tolist() == [3.0, 1.0, 2.0], (
+        f"samples = {result.samples.tolist()}: they must be kept in measurement order"
+    )
+    assert (result.min, result.mean, result.p50, result.max) == (1.0, 2.0, 2.0, 3.0), (
+        f"(min, mean, p50, max) = {(result.min, result.mean, result.p50, result.max)}, expected (1, 2, 2, 3)"
+    )
+    assert result.p95 == pytest.approx(2.9, rel=4 * EPS64), (
+        f"p95 = {result.p95!r}, expected 2.9 (index h = 1.9, between 2 and 3)"
+    )
+    assert result.p99 == pytest.approx(2.98, rel=4 * EPS64), (
+        f"p99 = {result.p99!r}, expected 2.98 (index h = 1.98, between 2 and 3)"
+    )
+    assert result.runs == 3, f"runs = {result.runs}, expected 3 (one per sample)"
 
 
 @given(samples=timing_samples())
@@ -129,7 +143,9 @@ def test_summarize_rejects_bad_samples_and_accepts_a_single_one():
         with pytest.raises(ValueError, match="samples"):
             summarize(bad)
     one = summarize([0.5])
-    assert (one.min, one.mean, one.p50, one.p95, one.p99, one.max) == (0.5,) * 6
+    assert (one.min, one.mean, one.p50, one.p95, one.p99, one.max) == (0.5,) * 6, (
+        "one sample: min, mean, p50, p95, p99 and max must all be that sample (0.5)"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +179,9 @@ def test_measure_times_only_the_timed_runs(warmup, timed):
     func, calls = clocked_function(clock, [WARMUP_COST] * warmup + timed)
     result = Timer(clock=clock).measure(func, warmup=warmup, runs=len(timed))
     assert calls[0] == warmup + len(timed), "func must be called warmup + runs times"
-    assert result.runs == len(timed)
+    assert result.runs == len(timed), (
+        f"runs = {result.runs}, expected {len(timed)} timed samples (warmup calls are not samples)"
+    )
     assert_summary_of(result, timed)
 
 
@@ -171,17 +189,23 @@ def test_measure_defaults_to_3_warmup_and_100_runs():
     clock = FakeClock()
     func, calls = clocked_function(clock, [WARMUP_COST] * 3 + [1.0] * 100)
     result = Timer(clock=clock).measure(func)
-    assert calls[0] == 103
-    assert result.samples.tolist() == [1.0] * 100
+    assert calls[0] == 103, (
+        f"func called {calls[0]} times, expected 3 warmup + 100 timed = 103 (the defaults)"
+    )
+    assert result.samples.tolist() == [1.0] * 100, (
+        "samples must be the 100 timed runs of 1 s each, none of the warmup calls"
+    )
 
 
 def test_measure_with_the_real_clock():
     timer = Timer()
-    assert timer.clock is time.perf_counter
+    assert timer.clock is time.perf_counter, "Timer().clock must default to time.perf_counter"
     result = timer.measure(lambda: sum(range(100)), warmup=1, runs=5)
-    assert result.runs == 5
-    assert np.all(result.samples >= 0)
-    assert result.min <= result.p50 <= result.p95 <= result.p99 <= result.max
+    assert result.runs == 5, f"runs = {result.runs}, expected 5"
+    assert np.all(result.samples >= 0), "every sample read from the real clock must be a duration >= 0"
+    assert result.min <= result.p50 <= result.p95 <= result.p99 <= result.max, (
+        "percentiles out of order: min <= p50 <= p95 <= p99 <= max must hold"
+    )
 
 
 def test_measure_rejects_bad_arguments_at_the_boundary():
@@ -197,7 +221,9 @@ def test_measure_rejects_bad_arguments_at_the_boundary():
     # ... and the boundary itself is valid: no warmup, a single run.
     calls = []
     result = timer.measure(lambda: calls.append(1), warmup=0, runs=1)
-    assert len(calls) == 1 and result.runs == 1
+    assert len(calls) == 1 and result.runs == 1, (
+        f"warmup=0, runs=1 called func {len(calls)} times and kept {result.runs} samples, expected 1 and 1"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,16 +252,24 @@ def test_peak_counts_an_array_the_function_frees():
     mem = MemoryProfiler().profile(allocate_and_free)
     assert mem.peak_bytes >= NBYTES, "numpy's buffer must show in the peak"
     assert abs(mem.net_bytes) <= NOISE, "a freed array leaves nothing behind"
-    assert mem.peak_bytes <= NBYTES + NOISE
-    assert mem.result is None
+    assert mem.peak_bytes <= NBYTES + NOISE, (
+        f"peak_bytes = {mem.peak_bytes}, more than the 8 MB array plus {NOISE} bytes of noise"
+    )
+    assert mem.result is None, f"result = {mem.result!r}: the profiled function returned None"
     assert tracemalloc.is_tracing() == was_tracing, "tracing must be left as it was found"
 
 
 def test_net_counts_the_array_the_function_returns():
     mem = MemoryProfiler().profile(allocate_and_keep)
-    assert isinstance(mem.result, np.ndarray) and mem.result.shape == (N,)
-    assert NBYTES <= mem.net_bytes <= NBYTES + NOISE
-    assert mem.peak_bytes >= mem.net_bytes
+    assert isinstance(mem.result, np.ndarray) and mem.result.shape == (N,), (
+        "result must be the array the profiled function returned"
+    )
+    assert NBYTES <= mem.net_bytes <= NBYTES + NOISE, (
+        f"net_bytes = {mem.net_bytes}, expected the returned 8 MB array ({NBYTES}) plus at most {NOISE}"
+    )
+    assert mem.peak_bytes >= mem.net_bytes, (
+        f"peak_bytes = {mem.peak_bytes} < net_bytes = {mem.net_bytes}: the peak is at least what is kept"
+    )
 
 
 def test_start_and_stop_around_a_block():
@@ -243,8 +277,10 @@ def test_start_and_stop_around_a_block():
     profiler.start()
     kept = np.zeros(N)
     mem = profiler.stop()
-    assert NBYTES <= mem.net_bytes <= NBYTES + NOISE
-    assert kept.nbytes == NBYTES
+    assert NBYTES <= mem.net_bytes <= NBYTES + NOISE, (
+        f"net_bytes = {mem.net_bytes}, expected the 8 MB array kept between start and stop ({NBYTES})"
+    )
+    assert kept.nbytes == NBYTES, "the array kept in the block"
     with pytest.raises(RuntimeError, match="start"):
         profiler.stop()  # stopped already
 
@@ -262,7 +298,7 @@ def test_nested_profilers_keep_the_outer_peak():
     inner_mem = mem.result
     assert mem.peak_bytes >= NBYTES, "the inner profiler erased the outer one's peak"
     assert NBYTES // 100 <= inner_mem.peak_bytes <= NBYTES // 100 + NOISE, "the inner peak is its own"
-    assert tracemalloc.is_tracing() == was_tracing
+    assert tracemalloc.is_tracing() == was_tracing, "tracing must be left as it was found"
 
 
 def test_tracing_started_by_someone_else_keeps_running():
@@ -278,10 +314,14 @@ def test_tracing_started_by_someone_else_keeps_running():
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    assert held.nbytes == NBYTES
-    assert NBYTES <= kept.net_bytes <= NBYTES + NOISE
+    assert held.nbytes == NBYTES, "the array held by the caller"
+    assert NBYTES <= kept.net_bytes <= NBYTES + NOISE, (
+        f"net_bytes = {kept.net_bytes}, expected the returned 8 MB ({NBYTES}) alone, not the caller's"
+    )
     assert NBYTES <= freed.peak_bytes <= NBYTES + NOISE, "the peak is relative to the start"
-    assert abs(freed.net_bytes) <= NOISE
+    assert abs(freed.net_bytes) <= NOISE, (
+        f"net_bytes = {freed.net_bytes} of a function that frees what it allocates, expected about 0"
+    )
 
 
 def test_profile_stops_when_the_function_raises():
@@ -292,14 +332,20 @@ def test_profile_stops_when_the_function_raises():
 
     with pytest.raises(Boom):
         MemoryProfiler().profile(fails)
-    assert tracemalloc.is_tracing() == was_tracing
-    assert MemoryProfiler().profile(allocate_and_keep).net_bytes >= NBYTES  # still usable
+    assert tracemalloc.is_tracing() == was_tracing, (
+        "tracing must be left as it was found when the function raises"
+    )
+    assert MemoryProfiler().profile(allocate_and_keep).net_bytes >= NBYTES, (
+        "a profiler used after a failed profile() must measure the returned 8 MB in net_bytes"
+    )  # still usable
 
 
 def test_profile_rejects_a_non_callable_and_returns_the_result():
     with pytest.raises(TypeError, match="func"):
         MemoryProfiler().profile(np.ones(3))
-    assert MemoryProfiler().profile(lambda: "done").result == "done"
+    assert MemoryProfiler().profile(lambda: "done").result == "done", (
+        "result must be the profiled function's return value"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,12 +361,16 @@ def test_linear_worked_example():
     # x (2, 3) @ W (3, 4): 2 * 4 dot products of length 3 = 24 multiply-adds = 48 FLOPs;
     # the bias adds one FLOP per output element: 8 more.
     x = np.ones((2, 3), dtype=np.float32)
-    assert count(Linear(3, 4, bias=False), x).total == 48
+    assert count(Linear(3, 4, bias=False), x).total == 48, (
+        "FLOPs of Linear(3, 4, bias=False) on (2, 3): 2 * 2 * 3 * 4 = 48"
+    )
     result = count(Linear(3, 4), x)
-    assert result.total == 56
+    assert result.total == 56, f"total = {result.total}, expected 48 + 8 bias adds = 56"
     assert result.per_layer == {"Linear": 56}, "a bare layer is named after its class"
     # leading dimensions are rows: (2, 5, 3) is 10 rows of 3
-    assert count(Linear(3, 4), np.ones((2, 5, 3), dtype=np.float32)).total == 5 * 56
+    assert count(Linear(3, 4), np.ones((2, 5, 3), dtype=np.float32)).total == 5 * 56, (
+        "FLOPs of Linear(3, 4) on (2, 5, 3): 10 rows, 5 * 56"
+    )
 
 
 @given(case=conv_cases(max_kernel=4), bias=st.booleans())
@@ -334,7 +384,9 @@ def test_conv_flops_equal_its_im2col_product(case, bias):
     M, K = cols.shape
     gemm = 2 * M * K * case.c_out  # (M, K) @ (K, c_out)
     bias_adds = M * case.c_out if bias else 0  # one per element of the (M, c_out) product
-    assert count(conv, x).total == gemm + bias_adds
+    assert count(conv, x).total == gemm + bias_adds, (
+        f"Conv2d FLOPs, expected its im2col product: 2 * {M} * {K} * {case.c_out} + {bias_adds} bias adds"
+    )
 
 
 @given(
@@ -349,7 +401,9 @@ def test_a_1x1_convolution_counts_as_the_equivalent_linear(n, c_in, c_out, h, w,
     # A 1x1 convolution is a Linear(c_in, c_out) applied at each of the n * h * w pixels.
     conv = count(Conv2d(c_in, c_out, 1, bias=bias), np.zeros((n, c_in, h, w), dtype=np.float32))
     linear = count(Linear(c_in, c_out, bias=bias), np.zeros((n * h * w, c_in), dtype=np.float32))
-    assert conv.total == linear.total
+    assert conv.total == linear.total, (
+        f"FLOPs of a 1x1 conv {conv.total} != FLOPs of the equivalent Linear {linear.total}"
+    )
 
 
 def build_model(kind: str, width: int, seed: int) -> tuple[Module, object]:
@@ -385,32 +439,46 @@ def test_flops_scale_linearly_with_batch(kind, width, batch):
     model, make_input = build_model(kind, width, seed=width)
     one = count(model, make_input(1))
     many = count(model, make_input(batch))
-    assert list(many.per_layer) == list(one.per_layer)
-    assert many.per_layer == {name: batch * flops for name, flops in one.per_layer.items()}
-    assert many.total == batch * one.total
-    assert one.total > 0 and one.unsupported == ()
+    assert list(many.per_layer) == list(one.per_layer), (
+        "per_layer names (and their order) must not depend on the batch size"
+    )
+    assert many.per_layer == {name: batch * flops for name, flops in one.per_layer.items()}, (
+        f"per_layer at batch {batch} must be {batch} x per_layer at batch 1"
+    )
+    assert many.total == batch * one.total, (
+        f"total at batch {batch} = {many.total}, expected {batch} x {one.total}"
+    )
+    assert one.total > 0 and one.unsupported == (), (
+        f"total = {one.total} (must be > 0), unsupported = {one.unsupported} (must be empty)"
+    )
 
 
 def test_per_layer_breakdown_names_layers_in_order_and_sums_to_the_total():
     model = Sequential(Linear(4, 8), ReLU(), LayerNorm(8), Linear(8, 2))
     result = count(model, np.ones((3, 4), dtype=np.float32))
     names = [name for name, _ in model.named_modules()]
-    assert list(result.per_layer) == ["layers.0", "layers.1", "layers.2", "layers.3"]
-    assert set(result.per_layer) <= set(names)
+    assert list(result.per_layer) == ["layers.0", "layers.1", "layers.2", "layers.3"], (
+        f"per_layer names {list(result.per_layer)}: every layer with a rule, in forward order"
+    )
+    assert set(result.per_layer) <= set(names), "per_layer names must come from model.named_modules()"
     assert result.per_layer["layers.1"] == 0 and result.per_layer["layers.2"] == 0, "ReLU, LayerNorm count 0"
-    assert result.per_layer["layers.0"] == count(Linear(4, 8), np.ones((3, 4), dtype=np.float32)).total
-    assert sum(result.per_layer.values()) == result.total
+    assert result.per_layer["layers.0"] == count(Linear(4, 8), np.ones((3, 4), dtype=np.float32)).total, (
+        "per_layer['layers.0'] must be the FLOPs of Linear(4, 8) on (3, 4)"
+    )
+    assert sum(result.per_layer.values()) == result.total, "total must be the sum of per_layer"
 
 
 def test_gpt_breakdown_covers_every_block():
     model, make_input = build_model("gpt", width=2, seed=0)
     result = count(model, make_input(2))
-    assert sum(result.per_layer.values()) == result.total
+    assert sum(result.per_layer.values()) == result.total, "total must be the sum of per_layer"
     for i in range(2):
         for part in ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "attn", "mlp.layers.0"):
             assert result.per_layer[f"blocks.{i}.{part}"] > 0, f"blocks.{i}.{part} not counted"
-    assert result.per_layer["head"] > 0 and result.per_layer["tok_emb"] == 0
-    assert result.unsupported == ()
+    assert result.per_layer["head"] > 0 and result.per_layer["tok_emb"] == 0, (
+        "per_layer['head'] (a Linear) must be > 0, per_layer['tok_emb'] (an Embedding) 0"
+    )
+    assert result.unsupported == (), f"unsupported = {result.unsupported}: every layer of the GPT has a rule"
 
 
 def zoo_input(name: str, batch: int) -> np.ndarray:
@@ -427,11 +495,13 @@ def test_zoo_models_are_fully_counted_and_scale_with_batch(name):
     one = count(model, zoo_input(name, 1))
     three = count(model, zoo_input(name, 3))
     assert one.unsupported == (), "every layer type of the zoo has a rule"
-    assert sum(one.per_layer.values()) == one.total > 0
+    assert sum(one.per_layer.values()) == one.total > 0, "total must be the sum of per_layer, and > 0"
     for layer_name, layer in model.named_modules():
         if isinstance(layer, (Linear, Conv2d, MultiHeadAttention)):
             assert one.per_layer[layer_name or type(layer).__name__] > 0, f"{layer_name} not counted"
-    assert three.per_layer == {k: 3 * v for k, v in one.per_layer.items()}
+    assert three.per_layer == {k: 3 * v for k, v in one.per_layer.items()}, (
+        "per_layer at batch 3 must be 3 x per_layer at batch 1"
+    )
 
 
 def attention_own_flops(mha: MultiHeadAttention, x: np.ndarray, past=None) -> int:
@@ -444,23 +514,37 @@ def attention_own_flops(mha: MultiHeadAttention, x: np.ndarray, past=None) -> in
 def test_attention_counts_its_projections_and_two_products():
     rng = np.random.default_rng(0)
     # The smallest case: one head of size 1, one token: QK^T and AV are 1x1 products, 2 FLOPs each.
-    assert attention_own_flops(MultiHeadAttention(1, 1, rng=rng), np.ones((1, 1, 1), np.float32)) == 4
+    assert attention_own_flops(MultiHeadAttention(1, 1, rng=rng), np.ones((1, 1, 1), np.float32)) == 4, (
+        "attention's own FLOPs with one head of size 1 and one token: QK^T 2 + AV 2 = 4"
+    )
     mha = MultiHeadAttention(8, 2, rng=rng)
     x = rng.standard_normal((2, 5, 8)).astype(np.float32)
     result = count(mha, x)
     projection = count(Linear(8, 8), x).total
     for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
-        assert result.per_layer[name] == projection
+        assert result.per_layer[name] == projection, (
+            f"per_layer[{name!r}] must be the FLOPs of a Linear(8, 8) on (2, 5, 8)"
+        )
     own = result.per_layer["MultiHeadAttention"]
-    assert own == attention_own_flops(mha, x)
-    assert result.total == 4 * projection + own
+    assert own == attention_own_flops(mha, x), (
+        "per_layer['MultiHeadAttention'] must be layer_flops of the attention call itself"
+    )
+    assert result.total == 4 * projection + own, (
+        "total must be the four projections plus the attention's own two products"
+    )
     # H heads of size d = E / H: each product is 2·B·H·T·T·d = 2·B·T·T·E FLOPs, whatever the split
     # (B=2, T=5, E=8: 800 each). A count that forgets H (or uses E as the head size) breaks this.
-    assert own == 2 * (2 * 2 * 5 * 5 * 8)
+    assert own == 2 * (2 * 2 * 5 * 5 * 8), (
+        f"attention's own FLOPs = {own}, expected 2 products x 2*B*T*T*E = 1600 (B=2, T=5, E=8)"
+    )
     for heads in (1, 4, 8):
-        assert attention_own_flops(MultiHeadAttention(8, heads, rng=rng), x) == own
+        assert attention_own_flops(MultiHeadAttention(8, heads, rng=rng), x) == own, (
+            f"attention's own FLOPs with {heads} heads must not depend on the number of heads"
+        )
     # the score matrix is T x T: twice the tokens, four times the products
-    assert attention_own_flops(mha, np.concatenate([x, x], axis=1)) == 4 * own
+    assert attention_own_flops(mha, np.concatenate([x, x], axis=1)) == 4 * own, (
+        "attention's own FLOPs for twice the tokens must be 4 x (the score matrix is T x T)"
+    )
 
 
 @given(past=st.integers(1, 6))
@@ -473,7 +557,10 @@ def test_attention_with_a_cache_counts_the_cached_keys(past):
     full = attention_own_flops(mha, seq)
     _, cache = mha(Tensor(seq[:, :past]))
     step = attention_own_flops(mha, seq[:, past:], past=cache)
-    assert step * (past + 1) == full
+    assert step * (past + 1) == full, (
+        f"one decoding step costs {step} FLOPs; times {past + 1} positions it must equal "
+        f"the full sequence's {full}"
+    )
 
 
 class Twice(Module):
@@ -490,7 +577,9 @@ class Twice(Module):
 def test_a_layer_called_twice_counts_twice():
     x = np.ones((2, 4), dtype=np.float32)
     once = count(Linear(4, 4), x).total
-    assert count(Twice(), x).per_layer == {"fc": 2 * once}
+    assert count(Twice(), x).per_layer == {"fc": 2 * once}, (
+        "a layer called twice must be listed once, with the FLOPs of both calls"
+    )
 
 
 class Square(Module):
@@ -504,10 +593,14 @@ def test_a_layer_without_a_rule_is_named_unsupported_and_gets_no_per_layer_entry
     model = Sequential(Linear(3, 4), Square(), ReLU(), Linear(4, 2))
     x = np.ones((2, 3), dtype=np.float32)
     result = count(model, x)
-    assert result.unsupported == ("layers.1",)
-    assert "layers.1" not in result.per_layer
+    assert result.unsupported == ("layers.1",), (
+        f"unsupported = {result.unsupported}, expected ('layers.1',): the Square layer has no rule"
+    )
+    assert "layers.1" not in result.per_layer, (
+        "a layer without a rule must get no per_layer entry (not even 0)"
+    )
     linears = count(Linear(3, 4), x).total + count(Linear(4, 2), np.ones((2, 4), np.float32)).total
-    assert result.total == linears
+    assert result.total == linears, f"total = {result.total}, expected the two Linears alone ({linears})"
 
 
 class SquareTwice(Module):
@@ -523,25 +616,35 @@ class SquareTwice(Module):
 
 def test_a_layer_without_a_rule_is_listed_once_however_often_it_runs():
     result = count(SquareTwice(), np.ones((2, 3), dtype=np.float32))
-    assert result.unsupported == ("square",)
-    assert result.per_layer == {} and result.total == 0
+    assert result.unsupported == ("square",), (
+        f"unsupported = {result.unsupported}: a layer without a rule is listed once, however often it runs"
+    )
+    assert result.per_layer == {} and result.total == 0, (
+        f"per_layer = {result.per_layer}, total = {result.total}: expected nothing counted"
+    )
 
 
 def test_count_ops_takes_tensors_and_arrays_and_rejects_non_modules():
     x = np.ones((2, 3), dtype=np.float32)
     layer = Linear(3, 4)
-    assert count(layer, Tensor(x)).total == count(layer, x).total == 56
+    assert count(layer, Tensor(x)).total == count(layer, x).total == 56, (
+        "count_ops must give 56 FLOPs for Linear(3, 4) on (2, 3), from a Tensor and from an array"
+    )
     with pytest.raises(TypeError, match="model"):
         count(lambda t: t, x)
 
 
 def test_count_ops_removes_its_hooks_even_when_the_forward_fails():
     model = Sequential(Linear(3, 4), ReLU())
-    assert count(model, np.ones((1, 3), np.float32)).total == 2 * 3 * 4 + 4
+    assert count(model, np.ones((1, 3), np.float32)).total == 2 * 3 * 4 + 4, (
+        "FLOPs of Linear(3, 4) + ReLU on (1, 3): 2 * 3 * 4 + 4 = 28"
+    )
     with pytest.raises(ValueError):
         count(model, np.ones((1, 5), np.float32))  # wrong in_features
     # `_forward_hooks` is the foundation's hook table (tinytorch/layers.py): empty again.
-    assert all(not m._forward_hooks for m in model.modules())
+    assert all(not m._forward_hooks for m in model.modules()), (
+        "forward hooks left on the model after a forward that raised"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,18 +687,28 @@ def test_profiler_context_reports_self_times_and_the_most_expensive_layer(capsys
         clock.now += 3.0  # work in the block outside the model
         kept = np.ones(N)
     # wall = 2 calls * (fast 1 + slow 5 + Net's own 2) + 3 outside = 19 fake seconds
-    assert prof.wall_time == 19.0
+    assert prof.wall_time == 19.0, (
+        f"wall_time = {prof.wall_time}, expected 19 fake seconds (2 x (1 + 5 + 2) + 3)"
+    )
     assert list(prof.layers) == ["fast", "slow", "proj"], "one row per layer, containers excluded"
-    assert [(s.calls, s.time) for s in prof.layers.values()] == [(2, 2.0), (2, 10.0), (2, 0.0)]
-    assert prof.layers["proj"].flops == 2 * count(Linear(4, 4), x).total
+    assert [(s.calls, s.time) for s in prof.layers.values()] == [(2, 2.0), (2, 10.0), (2, 0.0)], (
+        "(calls, self time) per layer: fast (2, 2 s), slow (2, 10 s), proj (2, 0 s)"
+    )
+    assert prof.layers["proj"].flops == 2 * count(Linear(4, 4), x).total, (
+        "proj's FLOPs must be summed over its two calls"
+    )
     assert prof.layers["slow"].flops is None, "no FLOP rule: None, not 0"
-    assert prof.most_expensive == "slow"
-    assert prof.memory.peak_bytes >= kept.nbytes
+    assert prof.most_expensive == "slow", (
+        f"most_expensive = {prof.most_expensive!r}, expected 'slow' (the largest self time)"
+    )
+    assert prof.memory.peak_bytes >= kept.nbytes, (
+        "memory.peak_bytes must count the 8 MB array allocated in the block"
+    )
     printed = capsys.readouterr().out
     assert printed == prof.report() + "\n", "the report is printed on exit"
-    assert "most expensive layer: slow" in printed
+    assert "most expensive layer: slow" in printed, "the printed report must name the most expensive layer"
     for name in ("fast", "proj"):
-        assert name in printed
+        assert name in printed, f"the printed report must have a row for {name}"
 
 
 def test_profiler_context_without_a_model_times_and_tracks_memory(capsys):
@@ -603,11 +716,15 @@ def test_profiler_context_without_a_model_times_and_tracks_memory(capsys):
     with ProfilerContext(clock=clock, verbose=False) as prof:
         clock.now += 7.0
         kept = np.ones(N)
-    assert prof.wall_time == 7.0
-    assert prof.memory.peak_bytes >= kept.nbytes
-    assert prof.layers == {} and prof.most_expensive is None
+    assert prof.wall_time == 7.0, f"wall_time = {prof.wall_time}, expected 7 fake seconds"
+    assert prof.memory.peak_bytes >= kept.nbytes, (
+        "memory.peak_bytes must count the 8 MB array allocated in the block"
+    )
+    assert prof.layers == {} and prof.most_expensive is None, (
+        "without a model: no layers, and most_expensive None"
+    )
     assert capsys.readouterr().out == "", "verbose=False prints nothing"
-    assert "wall time" in prof.report()
+    assert "wall time" in prof.report(), "the report must start with the wall time"
 
 
 def test_profiler_context_cleans_up_when_the_block_raises(capsys):
@@ -618,14 +735,16 @@ def test_profiler_context_cleans_up_when_the_block_raises(capsys):
         with ProfilerContext(model, clock=clock) as prof:
             model(np.ones((1, 4), dtype=np.float32))
             raise Boom("inside the block")
-    assert prof.wall_time == 8.0
+    assert prof.wall_time == 8.0, (
+        f"wall_time = {prof.wall_time}: measured up to the exception, expected 8 fake seconds"
+    )
     assert all("forward" not in vars(m) for m in model.modules()), "every forward must be restored"
-    assert tracemalloc.is_tracing() == was_tracing
+    assert tracemalloc.is_tracing() == was_tracing, "tracing must be left as it was found"
     assert capsys.readouterr().out == "", "no report for a block that raised"
     # the model runs as before, and a new block profiles it afresh
     with ProfilerContext(model, clock=clock, verbose=False) as again:
         model(np.ones((1, 4), dtype=np.float32))
-    assert again.layers["slow"].calls == 1
+    assert again.layers["slow"].calls == 1, "a new block must count the layers afresh: 1 call of slow"
 
 
 class FakeMemory:
@@ -665,10 +784,14 @@ def test_profiler_context_times_only_the_block_and_starts_afresh_each_time(monke
     with prof:
         model(x)
         model(x)
-    assert (prof.wall_time, prof.layers["slow"].calls, prof.memory) == (16.0, 2, "measured")
+    assert (prof.wall_time, prof.layers["slow"].calls, prof.memory) == (16.0, 2, "measured"), (
+        "(wall_time, slow's calls, memory): setup and clean-up must not be timed (16 s, 2 calls)"
+    )
     with prof:  # the same context again: its results are the second block's alone
         model(x)
-    assert (prof.wall_time, prof.layers["slow"].calls, prof.layers["slow"].time) == (8.0, 1, 5.0)
+    assert (prof.wall_time, prof.layers["slow"].calls, prof.layers["slow"].time) == (8.0, 1, 5.0), (
+        "(wall_time, slow's calls, slow's self time) of the second block alone: (8 s, 1, 5 s)"
+    )
 
 
 def test_most_expensive_keeps_the_first_of_equal_layers():
@@ -676,7 +799,9 @@ def test_most_expensive_keeps_the_first_of_equal_layers():
     model = Sequential(Tick(clock, 2.0), Tick(clock, 2.0), Tick(clock, 1.0))
     with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as prof:
         model(np.ones((1, 4), dtype=np.float32))
-    assert prof.most_expensive == "layers.0"
+    assert prof.most_expensive == "layers.0", (
+        f"most_expensive = {prof.most_expensive!r}: of two equal self times, the first layer"
+    )
 
 
 class AttentionThenTick(Module):
@@ -702,12 +827,22 @@ def test_a_layer_with_sublayers_gets_its_self_time_not_its_inclusive_time():
     x = np.ones((1, 3, 4), dtype=np.float32)
     with ProfilerContext(net, clock=clock, verbose=False) as prof:
         net(x)
-    assert prof.wall_time == 7.0
-    assert prof.layers["attn"].time == 0.0
-    assert prof.layers["attn.q_proj"].time == 1.0
-    assert prof.layers["attn"].flops == attention_own_flops(mha, x)
-    assert prof.most_expensive == "tail"
-    assert sum(s.time for s in prof.layers.values()) == prof.wall_time
+    assert prof.wall_time == 7.0, (
+        f"wall_time = {prof.wall_time}, expected 7 fake seconds (4 projections + a 3 s tail)"
+    )
+    assert prof.layers["attn"].time == 0.0, (
+        f"attn self time = {prof.layers['attn'].time}, expected 0: inclusive 4 s minus its projections' 4 s"
+    )
+    assert prof.layers["attn.q_proj"].time == 1.0, "attn.q_proj self time: its 1 s"
+    assert prof.layers["attn"].flops == attention_own_flops(mha, x), (
+        "attn's FLOPs must be its own two products"
+    )
+    assert prof.most_expensive == "tail", (
+        f"most_expensive = {prof.most_expensive!r}, expected 'tail' (attention's self time is 0)"
+    )
+    assert sum(s.time for s in prof.layers.values()) == prof.wall_time, (
+        "the self times must add up to the wall time (no time outside layers here)"
+    )
 
 
 def test_nested_profiler_contexts_on_one_model_both_see_its_layers():
@@ -718,29 +853,35 @@ def test_nested_profiler_contexts_on_one_model_both_see_its_layers():
         model(x)
         with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as inner:
             model(x)
-    assert inner.layers["slow"].calls == 1 and outer.layers["slow"].calls == 2
-    assert (inner.wall_time, outer.wall_time) == (8.0, 16.0)
+    assert inner.layers["slow"].calls == 1 and outer.layers["slow"].calls == 2, (
+        "slow's calls: 1 in the inner block, 2 in the outer"
+    )
+    assert (inner.wall_time, outer.wall_time) == (8.0, 16.0), (
+        "(inner, outer) wall times, expected (8, 16) fake seconds"
+    )
     assert outer.memory is None, "track_memory=False measures no memory"
     assert all("forward" not in vars(m) for m in model.modules()), "every forward must be restored"
     # a model that did not run inside the block has no layers to name
     with ProfilerContext(model, clock=clock, verbose=False) as idle:
         pass
-    assert idle.layers == {} and idle.most_expensive is None
-    assert "most expensive layer: none" in idle.report()
+    assert idle.layers == {} and idle.most_expensive is None, (
+        "a model that did not run: no layers, and most_expensive None"
+    )
+    assert "most expensive layer: none" in idle.report(), "the report of a block where the model did not run"
 
 
 def test_results_print_as_readable_summaries():
     timing = str(summarize([0.001, 0.002, 0.004]))
     # p95 at h = 2 * 0.95 = 1.9: 2 + 0.9 * (4 - 2) = 3.8 ms; p99 at h = 1.98: 3.96 ms
-    assert (
-        timing
-        == "3 runs: min 1.000 ms, mean 2.333 ms, p50 2.000 ms, p95 3.800 ms, p99 3.960 ms, max 4.000 ms"
+    expected = "3 runs: min 1.000 ms, mean 2.333 ms, p50 2.000 ms, p95 3.800 ms, p99 3.960 ms, max 4.000 ms"
+    assert timing == expected, "str(TimingResult): every statistic in ms"
+    assert str(MemoryResult(peak_bytes=3 * 2**20, net_bytes=-(2**19))) == "peak 3.000 MiB, net -0.500 MiB", (
+        "str(MemoryResult) in MiB"
     )
-    assert str(MemoryResult(peak_bytes=3 * 2**20, net_bytes=-(2**19))) == "peak 3.000 MiB, net -0.500 MiB"
     memory = str(MemoryProfiler().profile(allocate_and_keep))
-    assert "peak" in memory and "MiB" in memory
+    assert "peak" in memory and "MiB" in memory, f"str of a MemoryResult: {memory!r}"
     flops = str(count(Sequential(Linear(3, 4), ReLU()), np.ones((2, 3), np.float32)))
-    assert "layers.0" in flops and "56" in flops and "total" in flops
+    assert "layers.0" in flops and "56" in flops and "total" in flops, f"str of a FLOPResult: {flops!r}"
 
 
 def test_constructors_and_misuse_get_clear_errors():
@@ -762,7 +903,7 @@ def test_constructors_and_misuse_get_clear_errors():
             profiler.start()
     finally:
         mem = profiler.stop()
-    assert abs(mem.net_bytes) <= NOISE
+    assert abs(mem.net_bytes) <= NOISE, f"net_bytes = {mem.net_bytes} of an empty block, expected about 0"
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,16 +916,20 @@ def test_state_leak_1_a_profiler_left_running():
     # give the next test a clean state anyway (test_state_leak_2 checks it: keep the two adjacent).
     profiler = MemoryProfiler()
     profiler.start()
-    assert profiler.running and tracemalloc.is_tracing()
-    assert len(profiling_memory._open) >= 1
+    assert profiler.running and tracemalloc.is_tracing(), (
+        "start() must start tracing and leave the profiler running"
+    )
+    assert len(profiling_memory._open) >= 1, "start() must put its watermark into _open"
 
 
 def test_state_leak_2_the_next_test_starts_clean():
     assert not tracemalloc.is_tracing(), "tracemalloc left running by an earlier test"
     assert profiling_memory._open == [], "watermarks of profilers an earlier test left open"
     result = MemoryProfiler().profile(allocate_and_free)
-    assert NBYTES <= result.peak_bytes <= NBYTES + NOISE
-    assert not tracemalloc.is_tracing()
+    assert NBYTES <= result.peak_bytes <= NBYTES + NOISE, (
+        f"peak_bytes = {result.peak_bytes}, expected the 8 MB array ({NBYTES}) plus at most {NOISE}"
+    )
+    assert not tracemalloc.is_tracing(), "profile() must stop the tracing it started"
 
 
 @given(samples=timing_samples())
@@ -829,13 +974,18 @@ def test_profiler_context_cleans_up_when_its_clock_fails_on_exit(how, error, cap
     with pytest.raises(error):
         with ProfilerContext(model, clock=clock):
             model(np.ones((1, 4), dtype=np.float32))
-    assert clock.reads == 10
+    assert clock.reads == 10, (
+        f"the clock was read {clock.reads} times, expected 10: once in __enter__, once on "
+        "entering and once on leaving each of the 4 modules, once in __exit__"
+    )
     assert_untouched(model, was_tracing)
     assert capsys.readouterr().out == "", "no report from a broken clock"
     # the model works as before and profiles afresh
     with ProfilerContext(model, clock=clock, verbose=False) as prof:  # past its bad reading
         model(np.ones((1, 4), dtype=np.float32))
-    assert prof.wall_time == 8.0 and prof.layers["slow"].calls == 1
+    assert prof.wall_time == 8.0 and prof.layers["slow"].calls == 1, (
+        "(wall_time, slow's calls) of a block after the broken reading: (8 s, 1)"
+    )
 
 
 @pytest.mark.parametrize("how, error", [("raises", Boom), ("backwards", ValueError)])
@@ -873,12 +1023,12 @@ def test_a_layer_shared_under_two_names_counts_once_per_call():
     once = count(Linear(4, 4), x).total
     result = count(model, x)
     assert result.per_layer == {"layers.0": 2 * once, "layers.1": 0}, "two calls, under the first name"
-    assert result.total == 2 * once
+    assert result.total == 2 * once, "total: two calls of the shared Linear"
     with ProfilerContext(model, clock=FakeClock(), verbose=False, track_memory=False) as prof:
         model(x)
     rows = [(n, s.calls, s.flops) for n, s in prof.layers.items()]
     assert rows == [("layers.0", 2, 2 * once), ("layers.1", 1, 0)], "one row per layer, each call once"
-    assert all("forward" not in vars(m) for m in model.modules())
+    assert all("forward" not in vars(m) for m in model.modules()), "every forward must be restored"
 
 
 class KeywordCalls(Module):
@@ -903,7 +1053,9 @@ def test_layers_called_with_keyword_arguments_are_counted():
     projected = model.fc(Tensor(step)).data
     plain = count(model, step)  # self.fc(x=x) and self.attn(y, past_kv=None)
     assert plain.per_layer["fc"] == count(Linear(4, 4), step).total, "fc(x=x) must be counted"
-    assert plain.per_layer["attn"] == attention_own_flops(model.attn, projected)
+    assert plain.per_layer["attn"] == attention_own_flops(model.attn, projected), (
+        "per_layer['attn'] with past_kv=None given as a keyword"
+    )
 
     class WithCache(Module):
         def __init__(self) -> None:
@@ -914,13 +1066,19 @@ def test_layers_called_with_keyword_arguments_are_counted():
             return self.inner(x, past_kv=cache)
 
     cached = count(WithCache(), step)
-    assert cached.per_layer["inner.attn"] == attention_own_flops(model.attn, projected, past=cache)
+    assert cached.per_layer["inner.attn"] == attention_own_flops(model.attn, projected, past=cache), (
+        "per_layer['inner.attn'] with past_kv given as a keyword: the cached keys count"
+    )
     assert cached.per_layer["inner.attn"] == 3 * plain.per_layer["attn"], "1 query against 2 + 1 keys"
     wrapped = WithCache()
     with ProfilerContext(wrapped, clock=FakeClock(), verbose=False, track_memory=False) as prof:
         wrapped(step)
-    assert prof.layers["inner.attn"].flops == cached.per_layer["inner.attn"]
-    assert prof.layers["inner.fc"].flops == plain.per_layer["fc"]
+    assert prof.layers["inner.attn"].flops == cached.per_layer["inner.attn"], (
+        "ProfilerContext FLOPs of inner.attn must match FLOPCounter's"
+    )
+    assert prof.layers["inner.fc"].flops == plain.per_layer["fc"], (
+        "ProfilerContext FLOPs of inner.fc (called as fc(x=x)) must match FLOPCounter's"
+    )
 
 
 class TimedLinear(Linear):
@@ -965,14 +1123,26 @@ def test_the_report_lists_every_column_on_a_sub_second_block():
         clock.now += 2**-5
     rows = report_rows(prof.report())
     assert rows["wall"] == ["wall", "time", "204.102", "ms"], "track_memory=False: no memory"
-    assert rows["layer"] == ["layer", "type", "calls", "self", "ms", "share", "FLOPs", "GFLOP/s"]
-    assert rows["fast"] == ["fast", "Tick", "1", "15.625", "7.7%", "-", "-"]
-    assert rows["slow"] == ["slow", "Tick", "1", "125.000", "61.2%", "-", "-"]
+    assert rows["layer"] == ["layer", "type", "calls", "self", "ms", "share", "FLOPs", "GFLOP/s"], (
+        "the report's header row"
+    )
+    assert rows["fast"] == ["fast", "Tick", "1", "15.625", "7.7%", "-", "-"], (
+        "the report's row of fast (no FLOP rule)"
+    )
+    assert rows["slow"] == ["slow", "Tick", "1", "125.000", "61.2%", "-", "-"], (
+        "the report's row of slow (no FLOP rule)"
+    )
     # 2 * 64**3 + 64**2 = 528,384 FLOPs in 2**-10 s: 0.54 GFLOP/s
-    assert rows["proj"] == ["proj", "TimedLinear", "1", "0.977", "0.5%", "528,384", "0.54"]
-    assert rows["square"] == ["square", "Square", "1", "0.000", "0.0%", "-", "-"]
+    assert rows["proj"] == ["proj", "TimedLinear", "1", "0.977", "0.5%", "528,384", "0.54"], (
+        "the report's row of proj: 528,384 FLOPs in 2**-10 s"
+    )
+    assert rows["square"] == ["square", "Square", "1", "0.000", "0.0%", "-", "-"], (
+        "the report's row of square"
+    )
     # outside = wall - sum of self times = 209 - 145 = 64 units = 62.5 ms, 30.6 % of the wall
-    assert rows["(outside"] == ["(outside", "layers)", "62.500", "30.6%"]
+    assert rows["(outside"] == ["(outside", "layers)", "62.500", "30.6%"], (
+        "the report's (outside layers) row: 62.5 ms, 30.6 %"
+    )
     assert rows["most"] == [
         "most",
         "expensive",
@@ -984,8 +1154,8 @@ def test_the_report_lists_every_column_on_a_sub_second_block():
         "the",
         "wall",
         "time)",
-    ]
-    assert len(rows) == 8
+    ], "the report's last line names the most expensive layer"
+    assert len(rows) == 8, f"the report has {len(rows)} lines, expected 8"
 
 
 def test_the_report_of_a_block_that_took_no_time_shows_no_shares():
@@ -994,19 +1164,27 @@ def test_the_report_of_a_block_that_took_no_time_shows_no_shares():
     with ProfilerContext(model, clock=clock, verbose=False, track_memory=False) as prof:
         model(np.ones((2, 4), np.float32))
     rows = report_rows(prof.report())
-    assert rows["wall"] == ["wall", "time", "0.000", "ms"]
-    assert rows["layers.0"] == ["layers.0", "Linear", "1", "0.000", "-", "72", "-"]
-    assert rows["(outside"] == ["(outside", "layers)", "0.000", "-"]
-    assert rows["most"][:4] == ["most", "expensive", "layer:", "layers.0"]
+    assert rows["wall"] == ["wall", "time", "0.000", "ms"], (
+        "the report's first line: a block that took no time"
+    )
+    assert rows["layers.0"] == ["layers.0", "Linear", "1", "0.000", "-", "72", "-"], (
+        "the report's row of layers.0: no share of a zero wall time"
+    )
+    assert rows["(outside"] == ["(outside", "layers)", "0.000", "-"], "the report's (outside layers) row"
+    assert rows["most"][:4] == ["most", "expensive", "layer:", "layers.0"], (
+        "the report's last line names the most expensive layer"
+    )
 
 
 def test_a_report_with_memory_names_it_on_the_first_line():
     with ProfilerContext(clock=FakeClock(), verbose=False) as prof:
         kept = np.ones(N)
     first, second = prof.report().splitlines()
-    assert first.startswith("wall time 0.000 ms, memory peak ") and "MiB" in first
-    assert second == "no model given: per-layer times not recorded"
-    assert kept.size == N
+    assert first.startswith("wall time 0.000 ms, memory peak ") and "MiB" in first, (
+        f"the report's first line: {first!r}"
+    )
+    assert second == "no model given: per-layer times not recorded", f"the report's second line: {second!r}"
+    assert kept.size == N, "the array kept in the block"
 
 
 def test_a_flop_result_prints_shares_totals_and_layers_without_a_rule():
@@ -1017,13 +1195,13 @@ def test_a_flop_result_prints_shares_totals_and_layers_without_a_rule():
         ["layers.2", "0", "0.0%"],
         ["total", "56"],
         ["no", "FLOP", "rule", "(counted", "0):", "layers.1"],
-    ]
+    ], "str(FLOPResult): its rows, the total and the layers without a rule"
     nothing = count(SquareTwice(), np.ones((2, 3), np.float32))
     assert [line.split() for line in str(nothing).splitlines()] == [
         ["layer", "FLOPs", "share"],
         ["total", "0"],
         ["no", "FLOP", "rule", "(counted", "0):", "square"],
-    ]
+    ], "str(FLOPResult) of a model with no counted layer"
 
 
 def recorder(events: list, tag: str):
@@ -1042,7 +1220,7 @@ def test_instrument_calls_back_around_every_forward_and_undo_restores_it():
     expected_output = model(x).data
     events: list = []
     undo = instrument(model, *recorder(events, "a"))
-    assert all("forward" in vars(m) for m in model.modules())
+    assert all("forward" in vars(m) for m in model.modules()), "instrument() must wrap every module's forward"
     np.testing.assert_array_equal(model(x).data, expected_output)
     assert events == [
         ("a", "enter", "Net"),
@@ -1053,15 +1231,17 @@ def test_instrument_calls_back_around_every_forward_and_undo_restores_it():
         ("a", "enter", "proj"),
         ("a", "exit", "proj", 1),
         ("a", "exit", "Net", 1),
-    ]
+    ], f"callbacks {events}: enter and exit around every forward, inner calls nested"
     undo()
-    assert all("forward" not in vars(m) for m in model.modules())
+    assert all("forward" not in vars(m) for m in model.modules()), "undo() must restore every forward"
     model(x)
     assert len(events) == 8, "no callbacks after undo"
     # ProfilerContext is built on it: one row per leaf that exited, in the same order
     with ProfilerContext(model, clock=FakeClock(), verbose=False, track_memory=False) as prof:
         model(x)
-    assert list(prof.layers) == [e[2] for e in events if e[1] == "exit" and e[2] != "Net"]
+    assert list(prof.layers) == [e[2] for e in events if e[1] == "exit" and e[2] != "Net"], (
+        "ProfilerContext rows: one per leaf layer, in the order they finished"
+    )
 
 
 def test_nested_instrumentation_unwinds_one_level_at_a_time():
@@ -1080,26 +1260,32 @@ def test_nested_instrumentation_unwinds_one_level_at_a_time():
         ("inner", "exit", "layers.1", 1),
         ("outer", "exit", "Sequential", 1),
         ("inner", "exit", "Sequential", 1),
-    ]
+    ], "exit callbacks of nested instrumentation: the inner wrapper wraps the outer one"
     events.clear()
     undo_inner()  # the outer profiler keeps seeing every layer
     model(x)
-    assert {e[0] for e in events} == {"outer"} and len(events) == 6
+    assert {e[0] for e in events} == {"outer"} and len(events) == 6, (
+        "after the inner undo, only the outer callbacks remain, 6 of them"
+    )
     # a ProfilerContext opened inside the outer instrumentation must hand it back intact
     events.clear()
     with ProfilerContext(model, clock=FakeClock(), verbose=False, track_memory=False) as prof:
         model(x)
-    assert list(prof.layers) == ["layers.0", "layers.1"]
-    assert len(events) == 6
+    assert list(prof.layers) == ["layers.0", "layers.1"], (
+        "ProfilerContext rows inside an outer instrumentation"
+    )
+    assert len(events) == 6, "the outer callbacks still run inside a ProfilerContext"
     events.clear()
     model(x)
     assert {e[0] for e in events} == {"outer"} and len(events) == 6, "the outer wrappers are back"
     events.clear()
     undo_outer()
     model(x)
-    assert events == []
+    assert events == [], "no callbacks after the outer undo"
     assert vars(model.layers[1])["forward"] is own, "a forward of its own is put back, not deleted"
-    assert "forward" not in vars(model.layers[0]) and "forward" not in vars(model)
+    assert "forward" not in vars(model.layers[0]) and "forward" not in vars(model), (
+        "undo() must delete the wrappers it added"
+    )
 
 
 def test_results_are_immutable_records():

@@ -105,7 +105,8 @@ class ProfilerContext:
     ``verbose=False`` keeps the report from being printed.
 
     Every layer that runs gets a row in ``layers``, including a leaf layer without a FLOP rule:
-    its ``LayerStats.flops`` is None (shown as ``-``), its time still counts. (``FLOPCounter``
+    its ``LayerStats.flops`` is None (shown as ``-``), its time still counts. The rows are in the
+    order the layers first finished a call (as in ``FLOPResult.per_layer``). (``FLOPCounter``
     differs on purpose: such a layer gets no ``per_layer`` entry and is named in
     ``FLOPResult.unsupported``, so the FLOP total is never padded with zeros.) Containers
     (layers whose work is their sublayers') get no row.
@@ -137,7 +138,9 @@ class ProfilerContext:
 
     # -- per-layer bookkeeping (called by the instrumented forwards) ------------------------
     def _on_enter(self, name: str, module: Module) -> None:
-        """Runs just before a layer's forward: a call of ``name`` begins now."""
+        """Runs just before a layer's forward: a call of ``name`` begins now. Reads the clock
+        once: ``__enter__``, ``__exit__``, ``_on_enter`` and ``_on_exit`` each read it exactly once
+        per call (the tests' broken clocks fail at a given reading)."""
         raise NotImplementedError(
             "ProfilerContext._on_enter (module 15, profiling): implement it in katas/profiling/context.py"
         )
@@ -147,7 +150,7 @@ class ProfilerContext:
         :class:`LayerStats`): one more call, its *self* time (the module docstring's formula)
         and its FLOPs (:func:`layer_flops` of ``args`` and ``output``, summed over calls; None
         for a layer without a rule). A container (no FLOP rule, and sublayers) gets no row.
-        The call's inclusive time is its caller's child time."""
+        The call's inclusive time is its caller's child time. Reads the clock once."""
         raise NotImplementedError(
             "ProfilerContext._on_exit (module 15, profiling): implement it in katas/profiling/context.py"
         )
@@ -167,18 +170,21 @@ class ProfilerContext:
 
     def __enter__(self) -> ProfilerContext:
         """Start afresh (results of an earlier block are dropped): memory tracking if
-        ``track_memory``, the model's instrumentation if a model was given, and the clock,
-        read last so that the setup is not timed. If entering fails half way, the model and
+        ``track_memory`` (``self._memory.start()``, with ``self._memory_started`` set so that
+        ``_clean_up`` stops it), the model's instrumentation if a model was given (``undo`` from
+        :func:`instrument` kept in ``self._undo``, for ``_clean_up``), and the clock, read once
+        and last so that the setup is not timed. If entering fails half way, the model and
         tracemalloc are left as they were found."""
         raise NotImplementedError(
             "ProfilerContext.__enter__ (module 15, profiling): implement it in katas/profiling/context.py"
         )
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        """Stop: ``wall_time`` (the clock read first, so the clean-up is not timed), then the
-        model and tracemalloc restored whatever happens, even when the clock fails; print the
-        report if the block did not raise and ``verbose``. Never swallows the block's exception,
-        and when both the block and the clock fail, the block's exception is the one raised."""
+        """Stop: ``wall_time`` (the clock read once and first, so the clean-up is not timed; set
+        also when the block raised), then the model and tracemalloc restored whatever happens,
+        even when the clock fails; print the report if the block did not raise and ``verbose``.
+        Never swallows the block's exception, and when both the block and the clock fail, the
+        block's exception is the one raised."""
         raise NotImplementedError(
             "ProfilerContext.__exit__ (module 15, profiling): implement it in katas/profiling/context.py"
         )

@@ -9,9 +9,10 @@ Percentile method (numpy's default ``method="linear"``, Hyndman & Fan type 7): s
 samples into x[0] <= ... <= x[n-1]; the q-th percentile sits at the fractional index
 h = (n - 1) * q / 100 and is interpolated between its neighbours,
 
-    P(q) = x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]),
+    P(q) = x[i] + f * (x[j] - x[i]),    i = floor(h),  f = h - i,  j = min(i + 1, n - 1),
 
-so P(0) = min, P(100) = max, and a single sample is every percentile.
+so P(0) = min, P(100) = max, and a single sample is every percentile (j stays inside the
+array: with one sample, or at q = 100, there is no x[i + 1], and f is 0 there anyway).
 """
 
 from __future__ import annotations

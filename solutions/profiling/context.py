@@ -105,7 +105,8 @@ class ProfilerContext:
     ``verbose=False`` keeps the report from being printed.
 
     Every layer that runs gets a row in ``layers``, including a leaf layer without a FLOP rule:
-    its ``LayerStats.flops`` is None (shown as ``-``), its time still counts. (``FLOPCounter``
+    its ``LayerStats.flops`` is None (shown as ``-``), its time still counts. The rows are in the
+    order the layers first finished a call (as in ``FLOPResult.per_layer``). (``FLOPCounter``
     differs on purpose: such a layer gets no ``per_layer`` entry and is named in
     ``FLOPResult.unsupported``, so the FLOP total is never padded with zeros.) Containers
     (layers whose work is their sublayers') get no row.
@@ -137,9 +138,17 @@ class ProfilerContext:
 
     # -- per-layer bookkeeping (called by the instrumented forwards) ------------------------
     def _on_enter(self, name: str, module: Module) -> None:
+        """Runs just before a layer's forward: a call of ``name`` begins now. Reads the clock
+        once: ``__enter__``, ``__exit__``, ``_on_enter`` and ``_on_exit`` each read it exactly once
+        per call (the tests' broken clocks fail at a given reading)."""
         self._stack.append([self.clock(), 0.0])
 
     def _on_exit(self, name: str, module: Module, args: tuple, output: Any) -> None:
+        """Runs just after a layer's forward: record the call in ``self.layers[name]`` (a
+        :class:`LayerStats`): one more call, its *self* time (the module docstring's formula)
+        and its FLOPs (:func:`layer_flops` of ``args`` and ``output``, summed over calls; None
+        for a layer without a rule). A container (no FLOP rule, and sublayers) gets no row.
+        The call's inclusive time is its caller's child time. Reads the clock once."""
         start, children = self._stack.pop()
         inclusive = _elapsed(start, self.clock())
         if self._stack:
@@ -167,6 +176,12 @@ class ProfilerContext:
                 self.memory = self._memory.stop()
 
     def __enter__(self) -> ProfilerContext:
+        """Start afresh (results of an earlier block are dropped): memory tracking if
+        ``track_memory`` (``self._memory.start()``, with ``self._memory_started`` set so that
+        ``_clean_up`` stops it), the model's instrumentation if a model was given (``undo`` from
+        :func:`instrument` kept in ``self._undo``, for ``_clean_up``), and the clock, read once
+        and last so that the setup is not timed. If entering fails half way, the model and
+        tracemalloc are left as they were found."""
         self.wall_time, self.memory, self.layers, self._stack = None, None, {}, []
         if self.track_memory:
             self._memory.start()
@@ -181,6 +196,11 @@ class ProfilerContext:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        """Stop: ``wall_time`` (the clock read once and first, so the clean-up is not timed; set
+        also when the block raised), then the model and tracemalloc restored whatever happens,
+        even when the clock fails; print the report if the block did not raise and ``verbose``.
+        Never swallows the block's exception, and when both the block and the clock fail, the
+        block's exception is the one raised."""
         try:
             self.wall_time = _elapsed(self._start, self.clock())
         except Exception:

@@ -92,7 +92,13 @@ class MemoryProfiler:
         _open.append(self._mark)
 
     def stop(self, result: Any = None) -> MemoryResult:
-        """Stop measuring and return peak and net bytes since :meth:`start`."""
+        """Stop measuring and return peak and net bytes since :meth:`start`.
+
+        The peak is the highest level since :meth:`start`, also when a profiler nested inside
+        this one has reset tracemalloc's peak meanwhile; tracing is stopped only if
+        :meth:`start` started it. Example: a function that allocates 8 MB and frees it gives
+        ``peak_bytes`` about 8 MB and ``net_bytes`` about 0.
+        """
         if not self.running:
             raise RuntimeError("MemoryProfiler.stop(): call start() first")
         current, peak = tracemalloc.get_traced_memory()
@@ -105,7 +111,12 @@ class MemoryProfiler:
         return MemoryResult(peak_bytes=highest - before, net_bytes=current - before, result=result)
 
     def profile(self, func: Callable[[], Any]) -> MemoryResult:
-        """Call ``func()`` once and return its peak and net bytes (and its return value)."""
+        """Call ``func()`` once and return its peak and net bytes (and its return value).
+
+        ``result`` is ``func``'s return value, and the memory it holds counts in ``net_bytes``.
+        If ``func`` raises, the profiler is stopped all the same and the exception reaches the
+        caller.
+        """
         if not callable(func):
             raise TypeError(f"func must be callable, got {type(func).__name__}")
         self.start()

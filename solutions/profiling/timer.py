@@ -9,9 +9,10 @@ Percentile method (numpy's default ``method="linear"``, Hyndman & Fan type 7): s
 samples into x[0] <= ... <= x[n-1]; the q-th percentile sits at the fractional index
 h = (n - 1) * q / 100 and is interpolated between its neighbours,
 
-    P(q) = x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]),
+    P(q) = x[i] + f * (x[j] - x[i]),    i = floor(h),  f = h - i,  j = min(i + 1, n - 1),
 
-so P(0) = min, P(100) = max, and a single sample is every percentile.
+so P(0) = min, P(100) = max, and a single sample is every percentile (j stays inside the
+array: with one sample, or at q = 100, there is no x[i + 1], and f is 0 there anyway).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def summarize(samples: Sequence[float] | np.ndarray) -> TimingResult:
     min, mean and max as usual; p50, p95, p99 with linear interpolation between order
     statistics (Hyndman & Fan type 7, numpy's default). The samples are kept in their order.
     Every statistic lies in [min, max], the mean included: a float sum can round a mean of
-    equal samples above them (``np.mean([0.1] * 3) > 0.1``), so it is clamped.
+    equal samples above them (``np.mean([0.1] * 3) > 0.1``), so it is clamped. The statistics
+    are plain Python floats; ``samples`` is the validated copy, unsorted.
 
     Example: summarize([3, 1, 2]) has min 1, mean 2, p50 2, p95 2.9, p99 2.98, max 3
     (n = 3, so p95 sits at index h = 2 * 0.95 = 1.9, between x[1] = 2 and x[2] = 3).
