@@ -622,7 +622,22 @@ def test_zoo_cnn_with_half_its_filters_removed() -> None:
     x, _ = zoo.eval_data("cnn_digits")
     with no_grad():
         assert pruned(Tensor(x[:5])).shape == (5, 10)
-    assert not pruned.training
+    assert not pruned.training, (
+        "the zoo CNN is in eval mode, the filter-pruned copy in training mode: the new model must "
+        "keep model.training (a new Sequential starts in training mode)"
+    )
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("kind", ["filters", "neurons"])
+def test_structured_pruning_keeps_the_train_eval_mode(kind: str, training: bool) -> None:
+    model = small_cnn().train(training)
+    pruned = prune_filters(model, 0.5) if kind == "filters" else prune_neurons(model, 0.5)
+    modes = {type(m).__name__: m.training for m in pruned.modules() if m.training != training}
+    assert pruned.training == training and not modes, (
+        f"model.training is {training}; the pruned model's training is {pruned.training}, and these "
+        f"layers of it differ: {modes} (set the mode of the whole new model: .train(model.training))"
+    )
 
 
 def test_neuron_pruned_mlp_is_smaller_and_computes_the_same_function() -> None:
@@ -817,7 +832,7 @@ def pruned_linear(in_features=16, out_features=6, sparsity=0.7, seed=0) -> Linea
     return linear
 
 
-@pytest.mark.parametrize("x_shape", [(5, 16), (2, 3, 16), (1, 16)])
+@pytest.mark.parametrize("x_shape", [(5, 16), (2, 3, 16), (1, 16), (16,)])
 def test_sparse_linear_runs_its_forward_through_dispatch(x_shape) -> None:
     linear = pruned_linear()
     sparse = SparseLinear.from_linear(linear)
@@ -851,6 +866,8 @@ def test_sparse_linear_needs_a_backend_with_the_sparse_kernel() -> None:
         sparse(x)  # the plain backend has no ("matmul", "sparse") kernel: its error lists the pairs
     with pytest.raises(ValueError, match="in_features=16"):
         sparse(np.ones((2, 15), np.float32))
+    with pytest.raises(ValueError, match="in_features=16"):
+        sparse(np.float32(1.0))  # a scalar has no last dimension
 
 
 def test_sparse_linear_is_smaller_at_70_percent() -> None:
@@ -963,3 +980,27 @@ def test_structured_helpers_reject_what_does_not_fit() -> None:
         find_consumer([ReLU(), Linear(2, 2)], 0)
     with pytest.raises(ValueError, match="equal blocks"):
         find_consumer([Conv2d(1, 3, 1), Flatten(), Linear(8, 2)], 0)
+    # Every surgery function checks its keep against the layer it cuts (check_keep).
+    conv = Conv2d(3, 4, 1, rng=np.random.default_rng(1))
+    for call, n in [
+        (lambda k: prune_conv_filters(conv, k), 4),
+        (lambda k: shrink_conv_inputs(conv, k), 3),
+        (lambda k: prune_linear_units(linear, k), 4),
+        (lambda k: shrink_linear_inputs(linear, k, features_per_channel=2), 3),
+    ]:
+        with pytest.raises(ValueError, match=rf"sorted, distinct indices in \[0, {n}\)"):
+            call(np.array([n - 1, 0]))
+        with pytest.raises(ValueError, match=rf"sorted, distinct indices in \[0, {n}\)"):
+            call(np.array([0, n]))
+    # find_consumer reads the producer's channel count: it needs the layers before the producer
+    # is pruned; afterwards the consumer reads more channels than the producer makes.
+    layers = [Conv2d(2, 6, 3), ReLU(), Conv2d(6, 5, 2), Flatten(), Linear(20, 3)]
+    assert find_consumer(layers, 0) == (2, 1) and find_consumer(layers, 2) == (4, 4)
+    layers[0] = Conv2d(2, 3, 3)  # layer 0 with 3 of its 6 filters
+    with pytest.raises(ValueError, match=r"(?s)reads 6 channels but layer 0 makes 3.*before"):
+        find_consumer(layers, 0)
+    mlp = [Linear(4, 6), ReLU(), Linear(6, 2)]
+    assert find_consumer(mlp, 0) == (2, 1)
+    mlp[0] = Linear(4, 3)
+    with pytest.raises(ValueError, match=r"(?s)reads 6 channels but layer 0 makes 3.*before"):
+        find_consumer(mlp, 0)

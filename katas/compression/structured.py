@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tinytorch.conv import Conv2d, MaxPool2d
-from tinytorch.layers import GELU, Dropout, Flatten, Linear, ReLU, Sequential, parameter
+from tinytorch.layers import GELU, Dropout, Flatten, Linear, ReLU, Sequential
 
 from .magnitude import check_sparsity, magnitude_mask  # noqa: F401 (yours to use)
 
@@ -63,7 +63,11 @@ def check_keep(keep: np.ndarray, n: int, name: str = "keep") -> np.ndarray:
 
 
 def conv_like(conv: Conv2d, weight: np.ndarray, bias: np.ndarray | None) -> Conv2d:
-    """A new Conv2d with ``conv``'s kernel size, stride and padding and the given weight and bias."""
+    """A new Conv2d with ``conv``'s kernel size, stride and padding and the given weight and bias.
+
+    weight (F, C, kh, kw) gives its channels; bias (F,) or None (no bias). The arrays are copied
+    in (float32): the new layer shares no array with ``conv``.
+    """
     out_channels, in_channels = weight.shape[:2]
     new = Conv2d(
         in_channels,
@@ -73,17 +77,17 @@ def conv_like(conv: Conv2d, weight: np.ndarray, bias: np.ndarray | None) -> Conv
         conv.padding,
         bias=bias is not None,
         rng=np.random.default_rng(0),
-    )  # its random init is replaced
-    new.weight = parameter(weight)
-    new.bias = None if bias is None else parameter(bias)
+    )
+    # its random init is overwritten in place; load_state_dict checks every shape and that a
+    # bias is given exactly when the layer was built with one
+    new.load_state_dict({"weight": weight} if bias is None else {"weight": weight, "bias": bias})
     return new
 
 
 def linear_like(weight: np.ndarray, bias: np.ndarray | None) -> Linear:
-    """A new Linear with the given weight (in, out) and bias (out,)."""
+    """A new Linear with the given weight (in, out) and bias (out,) or None (no bias), copied in (float32)."""
     new = Linear(weight.shape[0], weight.shape[1], bias=bias is not None, rng=np.random.default_rng(0))
-    new.weight = parameter(weight)
-    new.bias = None if bias is None else parameter(bias)
+    new.load_state_dict({"weight": weight} if bias is None else {"weight": weight, "bias": bias})
     return new
 
 
@@ -206,6 +210,11 @@ def find_consumer(layers: Sequence, index: int) -> tuple[int, int] | None:
     by a Linear; ``in_features // channels`` for a Linear after Flatten. None at the end of the
     model (the layer is the output: removing its channels would change the output).
     ``ValueError`` for a layer in between that mixes channels in an unknown way.
+
+    It reads the producer's channel count, so it needs the layers as they were *before* layer
+    ``index`` is pruned: a consumer that reads another number of channels than the producer
+    makes is a ``ValueError`` (a Linear after Flatten can only be checked for equal blocks).
+    :func:`prune_structured` finds every consumer first, then prunes.
     """
     producer = layers[index]
     if not isinstance(producer, (Conv2d, Linear)):
@@ -220,18 +229,28 @@ def find_consumer(layers: Sequence, index: int) -> tuple[int, int] | None:
             flattened = True
             continue
         if isinstance(layer, Conv2d) and isinstance(producer, Conv2d) and not flattened:
-            return j, 1
-        if isinstance(layer, Linear) and (flattened or isinstance(producer, Linear)):
+            inputs = layer.in_channels
+        elif isinstance(layer, Linear) and isinstance(producer, Linear):
+            inputs = layer.in_features
+        elif isinstance(layer, Linear) and flattened:
             if layer.in_features % channels:
                 raise ValueError(
                     f"layer {j} (Linear, {layer.in_features} inputs) does not read the "
-                    f"{channels} channels of layer {index} in equal blocks"
+                    f"{channels} channels of layer {index} in equal blocks (was layer {index} "
+                    "pruned already? find_consumer needs the layers before pruning)"
                 )
             return j, layer.in_features // channels
-        raise ValueError(
-            f"layer {j} ({type(layer).__name__}) sits between layer {index} ({type(producer).__name__}) "
-            "and its consumer: cannot tell which of its inputs belong to which channel"
-        )
+        else:
+            raise ValueError(
+                f"layer {j} ({type(layer).__name__}) sits between layer {index} ({type(producer).__name__}) "
+                "and its consumer: cannot tell which of its inputs belong to which channel"
+            )
+        if inputs != channels:
+            raise ValueError(
+                f"layer {j} ({type(layer).__name__}) reads {inputs} channels but layer {index} makes "
+                f"{channels}: find_consumer needs the layers as they were before layer {index} was pruned"
+            )
+        return j, 1
     return None
 
 
@@ -243,32 +262,42 @@ def prune_structured(
     (:func:`find_consumer`) the inputs that read them. ``model`` itself is not modified.
 
     ``layers``: indices of the layers to prune; default: every ``kind`` layer that has a consumer.
-    Layers are pruned in order, each ranked by its norms at that moment.
+    Layers are pruned in order, each ranked by its norms at that moment. Every consumer is found
+    before any layer changes (``consumers``: {layer index: (consumer index, features per
+    channel)}, in order). The new model, every layer of it, is in ``model``'s train/eval mode
+    (``model.training``; a new ``Sequential`` starts in training mode).
 
     Example: the zoo CNN with ``kind=Conv2d``, amount 0.5: conv 0 keeps 8 of 16 filters and conv
     3 reads those 8 channels; conv 3 keeps 16 of 32 filters and the Linear after Flatten keeps
     the 16 * 2 * 2 = 64 rows of those channels: weight (128, 64) -> (64, 64).
 
-    Task: the layers to prune (``chosen``) are computed for you; prune each one and shrink its
-    consumer, in the list ``new``, then return the new Sequential.
+    Task: the layers to prune and their consumers (``consumers``) are found for you; prune each
+    layer and shrink its consumer, in the list ``new``, then return the new Sequential in
+    ``model``'s mode.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
     check_sparsity(amount, "amount")
     new = [copy.deepcopy(layer) for layer in model.layers]  # the new model shares nothing with `model`
     candidates = [i for i, layer in enumerate(new) if isinstance(layer, kind)]
+    # {layer to prune: (its consumer, features per channel)}, found before any layer changes:
+    # find_consumer reads the producer's channel count, which pruning the producer changes
+    consumers = {}
     if layers is None:
-        chosen = [i for i in candidates if find_consumer(new, i) is not None]
+        for i in candidates:
+            found = find_consumer(new, i)
+            if found is not None:
+                consumers[i] = found
     else:
-        chosen = sorted(set(layers))
-        for i in chosen:
+        for i in sorted(set(layers)):
             if i not in candidates:
                 raise ValueError(f"layers: layer {i} is not a {kind.__name__} of the model")
-            if find_consumer(new, i) is None:
+            consumers[i] = find_consumer(new, i)
+            if consumers[i] is None:
                 raise ValueError(
                     f"layers: layer {i} is the model's output layer; removing its units changes the output"
                 )
-    if not chosen:
+    if not consumers:
         raise ValueError(f"the model has no {kind.__name__} with a consumer layer to prune")
     raise NotImplementedError(
         "prune_structured (module 18, compression): implement it in katas/compression/structured.py"

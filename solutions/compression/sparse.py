@@ -42,7 +42,12 @@ class CSRMatrix:
     """A (rows, cols) matrix in CSR form: ``data`` (nnz,), ``indices`` (nnz,), ``indptr`` (rows + 1,).
 
     The constructor checks the structure (``ValueError`` naming what is wrong): indptr starts at
-    0, never decreases and ends at nnz; every column index is in [0, cols).
+    0, never decreases and ends at nnz; every column index is in [0, cols). It stores
+    ``indices`` and ``indptr`` as int32 and ``data`` as given (no copy where the dtype fits).
+
+    Repeated columns: a hand-built row may list the same column more than once; such entries
+    add up (scipy's convention), in :meth:`to_dense` as in :func:`csr_matmul`.
+    :meth:`from_dense` never repeats a column, and the columns of a row need not be sorted.
     """
 
     data: np.ndarray
@@ -74,8 +79,8 @@ class CSRMatrix:
         if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
             raise ValueError(f"indices must be column numbers in [0, {shape[1]})")
         object.__setattr__(self, "data", data)
-        object.__setattr__(self, "indices", indices.astype(INDEX_DTYPE, copy=False))
-        object.__setattr__(self, "indptr", indptr.astype(INDEX_DTYPE, copy=False))
+        object.__setattr__(self, "indices", np.asarray(indices, dtype=INDEX_DTYPE))
+        object.__setattr__(self, "indptr", np.asarray(indptr, dtype=INDEX_DTYPE))
         object.__setattr__(self, "shape", shape)
 
     @classmethod
@@ -131,8 +136,8 @@ def _check_csr_matmul(a: Any, b: np.ndarray) -> None:
 def csr_matmul(a: CSRMatrix, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for a CSR ``a`` (M, K) and a dense ``b`` (K, N): (M, N), dtype ``result_type(a.data, b)``.
 
-    Row i of the result is the sum of ``data[p] * b[indices[p]]`` over its stored entries p; an
-    empty row is 0. Vectorised: no Python loop over rows or entries.
+    Row i of the result is the sum of ``data[p] * b[indices[p]]`` over its stored entries p (a
+    repeated column adds up); an empty row is 0. Vectorised: no Python loop over rows or entries.
     """
     _check_csr_matmul(a, b)
     data, indices, indptr = np.asarray(a.data), np.asarray(a.indices), np.asarray(a.indptr)
@@ -168,7 +173,8 @@ class SparseLinear(Module):
     It keeps ``weight_t``, the CSR form of W transposed (out_features, in_features), one row per
     output unit, so the product is a CSR @ dense one: ``y = (W^T @ x^T)^T``, run as
     ``backend.dispatch("matmul", weight_t, x^T)`` on the active backend (``use_backend``), or on
-    a :func:`sparse_backend` when none is active. x (..., in_features) -> (..., out_features).
+    a :func:`sparse_backend` when none is active. x (..., in_features) -> (..., out_features), a
+    single vector x (in_features,) included: y (out_features,).
     No gradients: prune and fine-tune the dense model first, then convert it.
     """
 
