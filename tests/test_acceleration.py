@@ -142,7 +142,9 @@ def spied_products(kernel, A: np.ndarray, B: np.ndarray, **kwargs) -> list[tuple
 def test_naive_takes_no_library_products() -> None:
     # The baseline does one multiply-add at a time: no @ / np.dot on rows, columns or matrices.
     A, B = _rng_matrices(5, 4, 3)
-    assert spied_products(matmul_naive, A, B) == []
+    assert spied_products(matmul_naive, A, B) == [], (
+        "products taken by matmul_naive (it must take none: one multiply-add at a time)"
+    )
 
 
 @pytest.mark.parametrize(("M", "K", "N", "bs"), [(10, 9, 7, 4), (8, 8, 8, 8), (3, 5, 2, 16), (9, 1, 9, 2)])
@@ -161,7 +163,9 @@ def test_blocked_multiplies_tiles_not_whole_matrices(M: int, K: int, N: int, bs:
 
 def test_numpy_hands_the_whole_product_to_the_library() -> None:
     A, B = _rng_matrices(6, 5, 4)
-    assert spied_products(matmul_numpy, A, B) == [((6, 5), (5, 4))]
+    assert spied_products(matmul_numpy, A, B) == [((6, 5), (5, 4))], (
+        "products taken by matmul_numpy: one, of the whole (6, 5) @ (5, 4)"
+    )
 
 
 def _rng_matrices(M: int, K: int, N: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +180,10 @@ def test_empty_dimensions(kernel, shape) -> None:
     m, k, n = shape
     A, B = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
     C = kernel(A, B)
-    assert C.shape == (m, n) and C.dtype == np.float32
-    assert np.all(C == 0)
+    assert C.shape == (m, n) and C.dtype == np.float32, (
+        f"{kernel.__name__}: shape {C.shape} and dtype {C.dtype}, expected {(m, n)} and float32"
+    )
+    assert np.all(C == 0), f"{kernel.__name__}: a product over {k} terms must be 0 everywhere"
 
 
 @given(
@@ -198,12 +204,27 @@ def test_blocked_same_result_for_every_block_size(case: MatmulCase, dtype) -> No
         np.testing.assert_array_equal(C, exact, err_msg=f"block_size={block_size}")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype",
+    [np.float32, np.float64, np.int8, np.int64],
+    ids=["float32", "float64", "int8-wraps", "int64-past-2-53"],
+)
 def test_naive_keeps_dtype_and_is_exact_on_integers(dtype) -> None:
-    A, B = MatmulCase(6, 5, 4, fill="integers", seed=3).operands(dtype)
+    # Integer-valued floats in [-8, 8] (every partial sum below 2**24: exact in float32); int8
+    # entries whose products and sums wrap modulo 2**8; int64 entries near 2**31 whose products,
+    # near 2**62, sum past 2**63 and wrap modulo 2**64. Accumulated in the result's dtype, each
+    # equals numpy's A @ B bit for bit; a Python-float accumulator rounds past 2**53 and does not wrap.
+    if np.issubdtype(dtype, np.floating):
+        A, B = MatmulCase(6, 5, 4, fill="integers", seed=3).operands(dtype)
+    else:
+        low, high = (-128, 128) if dtype == np.int8 else (2**31, 2**31 + 1000)
+        rng = np.random.default_rng(3)
+        A, B = rng.integers(low, high, (6, 5)).astype(dtype), rng.integers(low, high, (5, 4)).astype(dtype)
+    with np.errstate(over="ignore"):
+        expected = A @ B
     C = matmul_naive(A, B)
-    assert C.dtype == dtype
-    np.testing.assert_array_equal(C, A.astype(np.float64) @ B.astype(np.float64))
+    assert C.dtype == dtype, f"matmul_naive: dtype {C.dtype}, expected {np.dtype(dtype)}"
+    np.testing.assert_array_equal(C, expected, err_msg=f"matmul_naive != numpy's A @ B in {np.dtype(dtype)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,7 +374,7 @@ def _dense(m=4, k=5, n=3, seed=0):
     ids=["float32", "float64", "float16", "int8-array", "quantized-object", "csr", "int64", "uint8", "bool"],
 )
 def test_operand_kind(operand, kind) -> None:
-    assert operand_kind(operand) == kind
+    assert operand_kind(operand) == kind, f"operand_kind = {operand_kind(operand)!r}, expected {kind!r}"
 
 
 def test_operand_kind_is_declared_by_a_kind_attribute() -> None:
@@ -368,9 +389,13 @@ def test_operand_kind_is_declared_by_a_kind_attribute() -> None:
     class TaggedArray(np.ndarray):  # a float array that declares a kind of its own
         kind = "fp16_simulated"
 
-    assert operand_kind(Declared()) == "int4"
-    assert operand_kind(SparseLooking(np.eye(2))) == "blocked_sparse"
-    assert operand_kind(np.ones((2, 2), np.float32).view(TaggedArray)) == "fp16_simulated"
+    assert operand_kind(Declared()) == "int4", "operand_kind of an object with kind = 'int4'"
+    assert operand_kind(SparseLooking(np.eye(2))) == "blocked_sparse", (
+        "operand_kind of a CSR-like object with kind = 'blocked_sparse': the declared kind wins"
+    )
+    assert operand_kind(np.ones((2, 2), np.float32).view(TaggedArray)) == "fp16_simulated", (
+        "operand_kind of a float array with kind = 'fp16_simulated': the declared kind wins"
+    )
 
 
 @pytest.mark.parametrize(
@@ -379,7 +404,7 @@ def test_operand_kind_is_declared_by_a_kind_attribute() -> None:
     ids=["complex-array", "str-array", "object-array", "list", "None", "python-float"],
 )
 def test_operand_kind_rejects_unknown_operands_listing_the_kinds(operand) -> None:
-    assert operand_kind(np.zeros((1, 1), np.float32)) == "dense"
+    assert operand_kind(np.zeros((1, 1), np.float32)) == "dense", "operand_kind of a float32 array"
     with pytest.raises(TypeError) as info:
         operand_kind(operand)
     message = str(info.value)
@@ -389,12 +414,12 @@ def test_operand_kind_rejects_unknown_operands_listing_the_kinds(operand) -> Non
 
 def test_call_kind_is_the_non_dense_kind() -> None:
     dense, q, csr = np.ones((2, 2), np.float32), np.ones((2, 2), np.int8), CSR(np.eye(2))
-    assert call_kind(dense, dense) == "dense"
-    assert call_kind(dense, q) == "int8"  # a float activation times an int8 weight
-    assert call_kind(q, dense) == "int8"
-    assert call_kind(q, q) == "int8"
-    assert call_kind(csr, dense) == "sparse"
-    assert call_kind(dense, csr) == "sparse"
+    assert call_kind(dense, dense) == "dense", "call_kind(dense, dense)"
+    assert call_kind(dense, q) == "int8", "call_kind(dense, int8): a float activation times an int8 weight"
+    assert call_kind(q, dense) == "int8", "call_kind(int8, dense)"
+    assert call_kind(q, q) == "int8", "call_kind(int8, int8)"
+    assert call_kind(csr, dense) == "sparse", "call_kind(sparse, dense)"
+    assert call_kind(dense, csr) == "sparse", "call_kind(dense, sparse)"
     with pytest.raises(ValueError, match="different kinds"):
         call_kind(q, csr)
 
@@ -406,9 +431,13 @@ def test_call_kind_is_the_non_dense_kind() -> None:
 
 def test_default_backend_registers_dense_matmul_and_conv2d() -> None:
     backend = OptimizedBackend()
-    assert backend.supported() == [("conv2d", "dense"), ("matmul", "dense")]
+    assert backend.supported() == [("conv2d", "dense"), ("matmul", "dense")], (
+        f"supported() of a new backend = {backend.supported()}"
+    )
     A, B = _dense()
-    assert backend.kernel_for("matmul", A, B) is matmul_numpy  # dense floating point goes to BLAS
+    assert backend.kernel_for("matmul", A, B) is matmul_numpy, (
+        "kernel_for('matmul', dense, dense) must be matmul_numpy"
+    )
 
 
 @given(matmul_cases(max_dim=48))
@@ -419,8 +448,14 @@ def test_dispatch_matmul_equals_calling_the_kernel_directly(case: MatmulCase) ->
     backend = OptimizedBackend()
     C = backend.dispatch("matmul", A, B)
     # The same kernel on the same operands: bit for bit the same result.
-    np.testing.assert_array_equal(C, backend.kernel_for("matmul", A, B)(A, B))
-    np.testing.assert_array_equal(C, matmul_numpy(A, B))
+    np.testing.assert_array_equal(
+        C,
+        backend.kernel_for("matmul", A, B)(A, B),
+        err_msg="dispatch('matmul', A, B) != its kernel called directly",
+    )
+    np.testing.assert_array_equal(
+        C, matmul_numpy(A, B), err_msg="dispatch('matmul', A, B) != matmul_numpy(A, B)"
+    )
     assert_product_close(C, A, B)
 
 
@@ -430,14 +465,24 @@ def test_dispatch_looks_the_kernel_up_in_the_registry() -> None:
     spy = Spy(matmul_blocked)
     backend.register("matmul", "dense", spy)  # re-registering replaces the kernel
     assert_product_close(backend.dispatch("matmul", A, B), A, B)
-    assert spy.calls == 1 and spy.last_args[0] is A and spy.last_args[1] is B
-    assert backend.supported() == [("conv2d", "dense"), ("matmul", "dense")]
+    assert spy.calls == 1 and spy.last_args[0] is A and spy.last_args[1] is B, (
+        "the registered kernel must run once, on the operands given to dispatch"
+    )
+    assert backend.supported() == [("conv2d", "dense"), ("matmul", "dense")], (
+        f"supported() = {backend.supported()}: re-registering replaces, it adds no pair"
+    )
 
     # A brand-new op needs a registration, not an edit of the backend.
     backend.register("add", "dense", lambda a, b: a + b)
-    np.testing.assert_array_equal(backend.dispatch("add", A, A), A + A)
-    assert ("add", "dense") in backend.supported()
-    assert spy.calls == 1
+    np.testing.assert_array_equal(
+        backend.dispatch("add", A, A),
+        A + A,
+        err_msg="dispatch('add', A, A) through the newly registered kernel",
+    )
+    assert ("add", "dense") in backend.supported(), (
+        "supported() must list the newly registered ('add', 'dense')"
+    )
+    assert spy.calls == 1, f"the matmul kernel ran {spy.calls} times, expected 1: 'add' has its own kernel"
 
 
 def test_int8_operands_go_to_the_int8_kernel_with_int32_accumulation() -> None:
@@ -451,15 +496,27 @@ def test_int8_operands_go_to_the_int8_kernel_with_int32_accumulation() -> None:
     C = backend.dispatch("matmul", A, B)
     # 127 * 127 * 300 = 4_838_700: far past int8 (and int16); numpy's own int8 @ int8 wraps
     # around, so a dispatch that fell back to `A @ B` would be wrong here.
-    assert C.dtype == np.int32
-    np.testing.assert_array_equal(C, np.full((3, 2), 127 * 127 * K))
-    assert int8_spy.calls == 1 and dense_spy.calls == 0
+    assert C.dtype == np.int32, f"dtype of the int8 product = {C.dtype}, expected the int8 kernel's int32"
+    np.testing.assert_array_equal(
+        C,
+        np.full((3, 2), 127 * 127 * K),
+        err_msg="the int8 product accumulated in int32: 127 * 127 * 300 everywhere",
+    )
+    assert int8_spy.calls == 1 and dense_spy.calls == 0, (
+        f"int8 kernel calls {int8_spy.calls}, dense kernel calls {dense_spy.calls}: expected 1 and 0"
+    )
 
     # A quantized object (module 17's protocol: kind = "int8") takes the same route.
     Q = QuantizedOperand(np.arange(-6, 6).reshape(3, 4))
     X = np.arange(8, dtype=np.int8).reshape(4, 2)
-    np.testing.assert_array_equal(backend.dispatch("matmul", Q, X), Q.q.astype(np.int64) @ X.astype(np.int64))
-    assert int8_spy.calls == 2 and dense_spy.calls == 0
+    np.testing.assert_array_equal(
+        backend.dispatch("matmul", Q, X),
+        Q.q.astype(np.int64) @ X.astype(np.int64),
+        err_msg="dispatch('matmul', quantized object, int8) through the int8 kernel",
+    )
+    assert int8_spy.calls == 2 and dense_spy.calls == 0, (
+        f"int8 kernel calls {int8_spy.calls}, dense kernel calls {dense_spy.calls}: expected 2 and 0"
+    )
 
 
 def test_sparse_operand_goes_to_the_sparse_kernel() -> None:
@@ -468,11 +525,13 @@ def test_sparse_operand_goes_to_the_sparse_kernel() -> None:
     backend.register("matmul", "sparse", sparse_spy)
     dense, B = MatmulCase(6, 5, 4, fill="zero_rows", seed=7).operands()  # every other row is empty
     C = backend.dispatch("matmul", CSR(dense), B)
-    assert sparse_spy.calls == 1
+    assert sparse_spy.calls == 1, f"sparse kernel calls = {sparse_spy.calls}, expected 1"
     assert_product_close(C, dense, B)
     # The dense kernel still serves dense operands on the same backend.
     assert_product_close(backend.dispatch("matmul", dense, B), dense, B)
-    assert sparse_spy.calls == 1
+    assert sparse_spy.calls == 1, (
+        f"sparse kernel calls = {sparse_spy.calls}, expected still 1: dense operands take the dense kernel"
+    )
 
 
 def test_unregistered_kind_is_an_error_listing_the_supported_pairs() -> None:
@@ -481,7 +540,7 @@ def test_unregistered_kind_is_an_error_listing_the_supported_pairs() -> None:
     with pytest.raises(ValueError) as info:
         backend.dispatch("matmul", A8, A8)  # module 17 has not registered its kernel
     message = str(info.value)
-    assert "int8" in message and "matmul" in message
+    assert "int8" in message and "matmul" in message, f"the error must name the op and the kind: {message}"
     for op, kind in backend.supported():
         assert op in message and kind in message, f"the error should list ({op}, {kind}): {message}"
 
@@ -489,7 +548,11 @@ def test_unregistered_kind_is_an_error_listing_the_supported_pairs() -> None:
     backend.register("matmul", "int8", int8_matmul_int32)
     with pytest.raises(ValueError, match="(?s)sparse.*int8") as info:
         backend.dispatch("matmul", CSR(np.eye(3)), np.ones((3, 2), np.float32))
-    np.testing.assert_array_equal(backend.dispatch("matmul", A8, A8.T), np.full((2, 2), 3))
+    np.testing.assert_array_equal(
+        backend.dispatch("matmul", A8, A8.T),
+        np.full((2, 2), 3),
+        err_msg="dispatch('matmul', int8, int8) once the int8 kernel is registered",
+    )
 
 
 def test_unknown_op_is_an_error_listing_the_supported_ops() -> None:
@@ -498,7 +561,9 @@ def test_unknown_op_is_an_error_listing_the_supported_ops() -> None:
     assert_product_close(backend.dispatch("matmul", A, B), A, B)
     with pytest.raises(ValueError, match="conv3d") as info:
         backend.dispatch("conv3d", A, B)
-    assert "matmul" in str(info.value) and "conv2d" in str(info.value)
+    assert "matmul" in str(info.value) and "conv2d" in str(info.value), (
+        f"the error must list the supported ops: {info.value}"
+    )
     # the op is checked before the operands: an unknown op is named as such, whatever it is given
     with pytest.raises(ValueError, match="unknown op 'conv3d'"):
         backend.dispatch("conv3d", [1, 2], None)
@@ -517,15 +582,18 @@ def test_dispatch_needs_the_two_operands_and_a_string_op() -> None:
 def test_register_validates_its_arguments() -> None:
     backend = OptimizedBackend()
     backend.register("matmul", "int8", int8_matmul_int32)
-    assert ("matmul", "int8") in backend.supported()
+    assert ("matmul", "int8") in backend.supported(), (
+        "supported() must list the registered ('matmul', 'int8')"
+    )
     with pytest.raises(TypeError, match="kernel"):
         backend.register("matmul", "int8", "not a function")
     with pytest.raises(ValueError, match="op"):
         backend.register("", "dense", matmul_numpy)
     with pytest.raises(TypeError, match="kind"):
         backend.register("matmul", 8, matmul_numpy)
-    assert (
-        backend.kernel_for("matmul", np.ones((1, 1), np.int8), np.ones((1, 1), np.int8)) is int8_matmul_int32
+    int8 = np.ones((1, 1), np.int8)
+    assert backend.kernel_for("matmul", int8, int8) is int8_matmul_int32, (
+        "kernel_for('matmul', int8, int8) must be the registered int8 kernel"
     )
 
 
@@ -590,18 +658,29 @@ def test_conv2d_kernel_matches_direct_convolution(case) -> None:
     x, weight, bias, stride, padding = _conv_operands(case)
     y = conv2d_im2col(x, weight, bias, stride, padding)
     exact = conv2d_direct(x, weight, bias, stride, padding)
-    assert y.shape == exact.shape and y.dtype == np.float32
+    assert y.shape == exact.shape and y.dtype == np.float32, (
+        f"conv2d_im2col: shape {y.shape} and dtype {y.dtype}, expected {exact.shape} and float32"
+    )
     # One float32 dot product of length K = C*kh*kw, plus the bias: gamma_{K+1} <= (K+1) eps
     # times the same sum taken over absolute values (see float32_product_bound).
     k = weight[0].size + 1
     bound = k * EPS32 * conv2d_direct(x, weight, bias, stride, padding, absolute=True) + k * TINY32
-    assert np.all(np.abs(y - exact) <= bound)
+    assert np.all(np.abs(y - exact) <= bound), (
+        f"conv2d_im2col differs from the direct convolution by up to {np.max(np.abs(y - exact)):.3g}, "
+        "beyond the float32 bound"
+    )
 
     backend = OptimizedBackend()
-    np.testing.assert_array_equal(backend.dispatch("conv2d", x, weight, bias, stride, padding), y)
+    np.testing.assert_array_equal(
+        backend.dispatch("conv2d", x, weight, bias, stride, padding),
+        y,
+        err_msg="dispatch('conv2d', ...) != conv2d_im2col(...)",
+    )
     # keywords reach the kernel too
     by_keyword = backend.dispatch("conv2d", x, weight, bias=bias, stride=stride, padding=padding)
-    np.testing.assert_array_equal(by_keyword, y)
+    np.testing.assert_array_equal(
+        by_keyword, y, err_msg="dispatch('conv2d', ...) with bias, stride and padding as keywords"
+    )
 
 
 def test_conv2d_dispatch_runs_its_product_through_the_matmul_kernel() -> None:
@@ -610,11 +689,17 @@ def test_conv2d_dispatch_runs_its_product_through_the_matmul_kernel() -> None:
     spy = Spy(matmul_numpy)
     backend.register("matmul", "dense", spy)
     y = backend.dispatch("conv2d", x, weight, bias, stride, padding)
-    assert spy.calls == 1  # the whole convolution is one product, and it was dispatched
+    assert spy.calls == 1, f"matmul kernel calls for one convolution = {spy.calls}, expected 1"
     cols, w2 = spy.last_args
     # H_out = (6 + 2 - 3) + 1 = 6, W_out = (5 + 2 - 2) + 1 = 6: rows (N * 6 * 6), columns C * kh * kw
-    assert cols.shape == (2 * 6 * 6, 3 * 3 * 2) and w2.shape == (3 * 3 * 2, 4)
-    np.testing.assert_array_equal(y, conv2d_im2col(x, weight, bias, stride, padding))
+    assert cols.shape == (2 * 6 * 6, 3 * 3 * 2) and w2.shape == (3 * 3 * 2, 4), (
+        f"shapes of the product's operands {cols.shape} @ {w2.shape}, expected (72, 18) @ (18, 4)"
+    )
+    np.testing.assert_array_equal(
+        y,
+        conv2d_im2col(x, weight, bias, stride, padding),
+        err_msg="dispatch('conv2d', ...) != conv2d_im2col(...)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -630,7 +715,11 @@ def test_conv2d_dispatch_runs_its_product_through_the_matmul_kernel() -> None:
 def test_conv2d_bad_input_rejected(x_shape, w_shape, bias_shape, error, match) -> None:
     x, weight, bias, stride, padding = _conv_operands(((1, 3, 5, 5), (2, 3, 3, 3), True, 1, 0, "normal", 6))
     np.testing.assert_allclose(
-        conv2d_im2col(x, weight, bias), conv2d_direct(x, weight, bias, 1, 0), rtol=1e-5, atol=1e-5
+        conv2d_im2col(x, weight, bias),
+        conv2d_direct(x, weight, bias, 1, 0),
+        rtol=1e-5,
+        atol=1e-5,
+        err_msg="conv2d_im2col of a valid call against the direct convolution",
     )
     bad_bias = None if bias_shape is None else np.zeros(bias_shape, np.float32)
     with pytest.raises(error, match=match):
@@ -643,7 +732,11 @@ def test_conv2d_bad_input_rejected(x_shape, w_shape, bias_shape, error, match) -
 def test_conv2d_bad_stride_or_padding_rejected(stride, padding, error) -> None:
     x, weight, bias, _, _ = _conv_operands(((1, 2, 4, 4), (2, 2, 2, 2), False, 1, 0, "normal", 8))
     np.testing.assert_allclose(
-        conv2d_im2col(x, weight, None, 2, 1), conv2d_direct(x, weight, None, 2, 1), rtol=1e-5, atol=1e-5
+        conv2d_im2col(x, weight, None, 2, 1),
+        conv2d_direct(x, weight, None, 2, 1),
+        rtol=1e-5,
+        atol=1e-5,
+        err_msg="conv2d_im2col of a valid call against the direct convolution",
     )
     with pytest.raises(error, match="stride" if stride != 1 else "padding"):
         conv2d_im2col(x, weight, bias, stride, padding)
@@ -715,7 +808,7 @@ def test_layers_through_the_backend_give_the_same_output(name) -> None:
     backend, spy = _counting_backend()
     got = _run(model, x, backend)
     # The default dense kernel is the same BLAS call on the same operands: identical bits.
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, expected, err_msg=f"{name}: output with the backend != output without")
     assert spy.calls == n_products, f"{name}: {spy.calls} products dispatched, expected {n_products}"
 
 
@@ -734,9 +827,13 @@ def test_layers_through_a_blocked_backend_give_the_same_output() -> None:
     spy = Spy(lambda a, b: matmul_blocked(a, b, block_size=8))
     backend.register("matmul", "dense", spy)
     got = _run(model, x, backend)
-    assert spy.calls == n_products
-    assert np.abs(expected).max() > 0  # not a vacuous comparison of zeros
-    np.testing.assert_array_equal(got, expected)
+    assert spy.calls == n_products, f"products dispatched = {spy.calls}, expected {n_products}"
+    assert np.abs(expected).max() > 0, (
+        "the CNN's output must not be all zeros (the comparison would prove nothing)"
+    )
+    np.testing.assert_array_equal(
+        got, expected, err_msg="CNN output through matmul_blocked != output without a backend"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -770,8 +867,10 @@ def test_every_kernel_equals_numpy_on_every_numeric_dtype(kernel, a_dtype, b_dty
     with np.errstate(over="ignore"):
         expected = A @ B
     C = kernel(A, B, 3) if kernel is matmul_blocked else kernel(A, B)
-    assert C.dtype == expected.dtype == np.result_type(A, B)
-    np.testing.assert_array_equal(C, expected)
+    assert C.dtype == expected.dtype == np.result_type(A, B), (
+        f"{kernel.__name__}: dtype {C.dtype}, numpy's @ gives {expected.dtype}"
+    )
+    np.testing.assert_array_equal(C, expected, err_msg=f"{kernel.__name__} != numpy's A @ B")
 
 
 def test_integer_inputs_give_the_same_output_with_and_without_the_backend() -> None:
@@ -790,9 +889,9 @@ def test_integer_inputs_give_the_same_output_with_and_without_the_backend() -> N
         expected = _run(model, x)
         backend, spy = _counting_backend()
         got = _run(model, x, backend)
-        assert spy.calls == 1
-        assert got.dtype == expected.dtype
-        np.testing.assert_array_equal(got, expected)
+        assert spy.calls == 1, f"products dispatched = {spy.calls}, expected 1"
+        assert got.dtype == expected.dtype, f"dtype with the backend {got.dtype}, without {expected.dtype}"
+        np.testing.assert_array_equal(got, expected, err_msg="output with the backend != output without")
 
 
 class RegistersWhileCompared(str):
@@ -819,9 +918,15 @@ def test_kernel_for_is_safe_while_another_thread_registers() -> None:
     op.backend = backend
     x, weight, _, _, _ = _conv_operands(((1, 2, 4, 4), (2, 2, 2, 2), False, 1, 0, "normal", 13))
     kernel = backend.kernel_for(op, x, weight)  # no "dictionary changed size during iteration"
-    assert kernel == backend._conv2d_dense
+    assert kernel == backend._conv2d_dense, (
+        "kernel_for('conv2d', ...) while another thread registers must be the dense conv2d kernel"
+    )
     assert len(backend.supported()) > 2, "the other thread's registrations are kept"
-    np.testing.assert_array_equal(backend.dispatch(op, x, weight), conv2d_im2col(x, weight))
+    np.testing.assert_array_equal(
+        backend.dispatch(op, x, weight),
+        conv2d_im2col(x, weight),
+        err_msg="dispatch('conv2d', ...) while another thread registers",
+    )
 
 
 def test_concurrent_registrations_are_all_kept() -> None:
@@ -841,22 +946,36 @@ def test_concurrent_registrations_are_all_kept() -> None:
             thread.join(timeout=30)
     finally:
         sys.setswitchinterval(old)
-    assert len(backend.supported()) == 2 + 4 * 200
+    assert len(backend.supported()) == 2 + 4 * 200, (
+        f"{len(backend.supported())} pairs registered, expected 2 + 4 * 200 (no registration lost)"
+    )
 
 
 def test_dispatch_conv2d_defaults_to_stride_1_padding_0_and_no_bias() -> None:
     x, weight, _, _, _ = _conv_operands(((2, 3, 6, 5), (4, 3, 3, 2), False, 1, 0, "normal", 11))
     y = OptimizedBackend().dispatch("conv2d", x, weight)
-    assert y.shape == (2, 4, 4, 4)
-    np.testing.assert_allclose(y, conv2d_direct(x, weight, None, 1, 0), rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(y, conv2d_im2col(x, weight))
+    assert y.shape == (2, 4, 4, 4), f"shape of the convolution = {y.shape}, expected (2, 4, 4, 4)"
+    np.testing.assert_allclose(
+        y,
+        conv2d_direct(x, weight, None, 1, 0),
+        rtol=1e-5,
+        atol=1e-5,
+        err_msg="dispatch('conv2d', x, weight) with the defaults against the direct convolution",
+    )
+    np.testing.assert_array_equal(
+        y, conv2d_im2col(x, weight), err_msg="dispatch('conv2d', x, weight) != conv2d_im2col(x, weight)"
+    )
 
 
 @pytest.mark.parametrize("name", ["x", "weight"])
 def test_conv2d_rejects_a_list_naming_the_argument(name) -> None:
     x, weight, _, _, _ = _conv_operands(((1, 2, 4, 4), (2, 2, 2, 2), False, 1, 0, "normal", 12))
     np.testing.assert_allclose(
-        conv2d_im2col(x, weight), conv2d_direct(x, weight, None, 1, 0), rtol=1e-5, atol=1e-5
+        conv2d_im2col(x, weight),
+        conv2d_direct(x, weight, None, 1, 0),
+        rtol=1e-5,
+        atol=1e-5,
+        err_msg="conv2d_im2col of a valid call against the direct convolution",
     )
     args = {"x": x, "weight": weight}
     args[name] = args[name].tolist()
@@ -896,11 +1015,17 @@ def test_benchmark_interleaves_the_kernels_in_a_rotating_order() -> None:
     timer = ScriptedTimer({"naive": lambda k: 1e-2, "blocked": lambda k: 2e-3, "numpy": lambda k: 1e-3})
     _, fig = _bench_figures(timer)
     # naive is timed once (repeats // 3), the others 3 times; round r starts at kernel r
-    assert timer.order == ["naive", "blocked", "numpy", "blocked", "numpy", "numpy", "blocked"]
+    assert timer.order == ["naive", "blocked", "numpy", "blocked", "numpy", "numpy", "blocked"], (
+        f"the order the kernels were timed: {timer.order}"
+    )
     stats = fig["sizes"][8]
-    assert stats["numpy"]["median_s"] == 1e-3 and stats["blocked"]["of_blas"] == pytest.approx(0.5)
-    assert stats["blocked"]["speedup"] == pytest.approx(5.0)
-    assert fig["warnings"] == [] and fig["remeasured"] == []
+    assert stats["numpy"]["median_s"] == 1e-3 and stats["blocked"]["of_blas"] == pytest.approx(0.5), (
+        "numpy's median time and blocked's fraction of the BLAS rate"
+    )
+    assert stats["blocked"]["speedup"] == pytest.approx(5.0), "blocked's speedup over naive"
+    assert fig["warnings"] == [] and fig["remeasured"] == [], (
+        f"warnings {fig['warnings']}, remeasured {fig['remeasured']}: expected none"
+    )
 
 
 def test_benchmark_remeasures_a_blocked_kernel_faster_than_blas() -> None:
@@ -910,21 +1035,25 @@ def test_benchmark_remeasures_a_blocked_kernel_faster_than_blas() -> None:
         {"naive": lambda k: 1e-2, "blocked": lambda k: 2e-3, "numpy": lambda k: 2e-2 if k < 3 else 1e-3}
     )
     bench, fig = _bench_figures(timer)
-    assert fig["remeasured"] == ["n=8: measured 2 times"]
-    assert fig["warnings"] == []
+    assert fig["remeasured"] == ["n=8: measured 2 times"], f"remeasured = {fig['remeasured']}"
+    assert fig["warnings"] == [], f"warnings = {fig['warnings']}"
     assert fig["sizes"][8]["numpy"]["median_s"] == 1e-3, "the figures are the re-measured ones"
     assert timer.calls["numpy"] == 3 + 6, "the second measurement doubles the repeats"
-    assert "WARNING" not in bench.report(fig)
+    assert "WARNING" not in bench.report(fig), "the report must not warn once the re-measurement is plausible"
 
 
 def test_benchmark_flags_a_result_that_stays_implausible() -> None:
     timer = ScriptedTimer({"naive": lambda k: 1e-4, "blocked": lambda k: 2e-3, "numpy": lambda k: 1e-3})
     bench, fig = _bench_figures(timer, sweep_sizes=(8,))
-    assert fig["sizes"][8]["naive"]["implausible"] and not fig["sizes"][8]["numpy"]["implausible"]
-    assert any("n=8: the naive loop" in w for w in fig["warnings"])
+    assert fig["sizes"][8]["naive"]["implausible"] and not fig["sizes"][8]["numpy"]["implausible"], (
+        "implausible flags: naive must be flagged, numpy not"
+    )
+    assert any("n=8: the naive loop" in w for w in fig["warnings"]), (
+        f"warnings = {fig['warnings']}: one must name the naive loop at n=8"
+    )
     assert len(fig["remeasured"]) == 1, "measured 1 + 2 times before giving up"
     text = bench.report(fig)
-    assert "naive !" in text and "WARNING, implausible" in text
+    assert "naive !" in text and "WARNING, implausible" in text, "the report must mark the naive row and warn"
     # within the noise (overlapping quartiles) a small lead is no anomaly: no re-measuring
     jitter = ScriptedTimer(
         {
@@ -934,7 +1063,9 @@ def test_benchmark_flags_a_result_that_stays_implausible() -> None:
         }
     )
     _, fig = _bench_figures(jitter)
-    assert fig["remeasured"] == [] and fig["warnings"] == []
+    assert fig["remeasured"] == [] and fig["warnings"] == [], (
+        f"warnings {fig['warnings']}, remeasured {fig['remeasured']}: within the noise, expected none"
+    )
 
 
 def test_benchmark_options_are_checked_not_replaced() -> None:
@@ -944,7 +1075,9 @@ def test_benchmark_options_are_checked_not_replaced() -> None:
     )
     assert fig["best_block_size"] == {8: 2}, "equal times: the first block size"
     assert fig["best_is_clear"] == {8: False}, "not faster than the runner-up beyond the noise"
-    assert "(not clearly)" in bench.report(fig)
+    assert "(not clearly)" in bench.report(fig), (
+        "the report must say the best block size is not clearly the best"
+    )
     for bad in (
         ["--repeats", "0"],
         ["--repeats", "-1"],
@@ -964,15 +1097,26 @@ def test_benchmark_figures_from_an_unpinned_process_come_from_a_pinned_one() -> 
     from benchmarks import acceleration as bench
 
     fig = bench.figures(sizes=(8,), naive_max=8, repeats=1, block_size=4, block_sizes=(4,), sweep_sizes=(8,))
-    assert fig["pinned"] is True and fig["threads"] == 1
-    assert "OPENBLAS_NUM_THREADS=1" in fig["blas"]
-    assert list(fig["sizes"]) == [8] and list(fig["sizes"][8]) == ["naive", "blocked", "numpy"]
-    assert fig["best_block_size"] == {8: 4}
+    assert fig["pinned"] is True and fig["threads"] == 1, (
+        f"pinned = {fig['pinned']}, threads = {fig['threads']}: expected True and 1"
+    )
+    assert "OPENBLAS_NUM_THREADS=1" in fig["blas"], (
+        f"BLAS line {fig['blas']!r} must show OPENBLAS_NUM_THREADS=1"
+    )
+    assert list(fig["sizes"]) == [8] and list(fig["sizes"][8]) == ["naive", "blocked", "numpy"], (
+        "the figures' sizes and kernels"
+    )
+    assert fig["best_block_size"] == {8: 4}, f"best_block_size = {fig['best_block_size']}"
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
 def test_kernels_take_nested_lists_like_numpy(kernel) -> None:
     A, B = [[1.0, 2.0], [3.0, 4.0]], [[5.0], [6.0]]
     C = kernel(A, B)
-    assert isinstance(C, np.ndarray) and C.dtype == np.float64
-    np.testing.assert_array_equal(C, np.array(A) @ np.array(B))
+    assert isinstance(C, np.ndarray) and C.dtype == np.float64, (
+        f"{kernel.__name__} of nested lists: {type(C).__name__} of dtype {getattr(C, 'dtype', None)}, "
+        "expected a float64 ndarray"
+    )
+    np.testing.assert_array_equal(
+        C, np.array(A) @ np.array(B), err_msg=f"{kernel.__name__} of nested lists != numpy's product"
+    )

@@ -134,8 +134,12 @@ def test_summarize_agrees_with_numpy_and_keeps_percentiles_ordered(samples):
 def test_summarize_does_not_sort_an_array_in_place():
     samples = np.array([3.0, 1.0, 2.0])
     result = summarize(samples)
-    np.testing.assert_array_equal(samples, [3.0, 1.0, 2.0])
-    np.testing.assert_array_equal(result.samples, [3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(
+        samples, [3.0, 1.0, 2.0], err_msg="the caller's array must not be reordered"
+    )
+    np.testing.assert_array_equal(
+        result.samples, [3.0, 1.0, 2.0], err_msg="samples must be kept in measurement order"
+    )
 
 
 def test_summarize_rejects_bad_samples_and_accepts_a_single_one():
@@ -337,7 +341,7 @@ def test_profile_stops_when_the_function_raises():
     )
     assert MemoryProfiler().profile(allocate_and_keep).net_bytes >= NBYTES, (
         "a profiler used after a failed profile() must measure the returned 8 MB in net_bytes"
-    )  # still usable
+    )
 
 
 def test_profile_rejects_a_non_callable_and_returns_the_result():
@@ -1221,7 +1225,9 @@ def test_instrument_calls_back_around_every_forward_and_undo_restores_it():
     events: list = []
     undo = instrument(model, *recorder(events, "a"))
     assert all("forward" in vars(m) for m in model.modules()), "instrument() must wrap every module's forward"
-    np.testing.assert_array_equal(model(x).data, expected_output)
+    np.testing.assert_array_equal(
+        model(x).data, expected_output, err_msg="the instrumented model's output must not change"
+    )
     assert events == [
         ("a", "enter", "Net"),
         ("a", "enter", "fast"),

@@ -58,7 +58,8 @@ def conv2d_im2col(
 
     y[n, f, i, j] = bias[f] + sum_{c, di, dj} x_pad[n, c, i*s + di, j*s + dj] * weight[f, c, di, dj]
 
-    Shapes: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) -> y (N, F, H_out, W_out).
+    Shapes: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) -> y (N, F, H_out, W_out), in the
+    dtype numpy gives the product plus the bias (float32 for float32 x, weight and bias).
     ``matmul(a, b)`` computes the single 2-D product: the backend passes its dispatched matmul;
     ``None`` means :func:`matmul_numpy`.
     Task: the pipeline of the module docstring, with exactly one call of ``matmul`` (so that

@@ -68,6 +68,10 @@ def operand_kind(x: Any) -> str:
     object with ``data``, ``indices``, ``indptr`` and ``shape`` is ``"sparse"`` (CSR). Anything
     else (object, string or complex arrays, lists, scalars, None) is a ``TypeError`` that lists
     the kinds.
+
+    Examples: ``np.ones(3, np.float32)`` -> ``"dense"``, ``np.ones(3, np.int8)`` -> ``"int8"``,
+    ``np.ones(3, np.int64)`` -> ``"dense"``, a scipy ``csr_matrix`` -> ``"sparse"``, an object
+    with ``kind = "fancy"`` -> ``"fancy"``, ``[1, 2]`` -> ``TypeError``.
     """
     kind = getattr(x, "kind", None)
     if isinstance(kind, str):
@@ -89,7 +93,8 @@ def call_kind(*operands: Any) -> str:
     """The kind of a call: ``"dense"`` if every operand is dense, else the one non-dense kind.
 
     ``call_kind(float_array, int8_array) == "int8"``. Two different non-dense kinds (an int8 and
-    a sparse operand) are a ``ValueError``: no kernel is defined for such a mix.
+    a sparse operand) are a ``ValueError``: no kernel is defined for such a mix. Its message
+    says "operands of different kinds" and names them.
     """
     kinds = [operand_kind(x) for x in operands]
     special = sorted(set(kinds) - {"dense"})
@@ -125,6 +130,9 @@ class OptimizedBackend:
 
         ``op`` and ``kind`` are non-empty strings and ``kernel`` a callable taking the op's
         arguments (``TypeError`` / ``ValueError`` otherwise).
+
+        Thread safe as the module docstring says: a registration never changes the table that
+        a lookup may be reading, and two registrations at once both stay registered.
         """
         for name, value in (("op", op), ("kind", kind)):
             if not isinstance(value, str):
@@ -158,6 +166,10 @@ class OptimizedBackend:
         """The kernel that ``dispatch(op, *operands)`` would run: a lookup in the registry.
 
         ``ValueError`` listing the supported pairs for an unknown op or an unregistered kind.
+        (:meth:`_unsupported` builds both errors; an unknown op is reported as such, before
+        the operands are classified). No ``if op == "matmul"`` anywhere: the registry is the
+        routing table, and a registration in another thread never changes it half way through
+        a lookup.
         """
         if not isinstance(op, str):
             raise TypeError(f"op must be a string, got {type(op).__name__}")
@@ -174,6 +186,7 @@ class OptimizedBackend:
         """Run ``op`` with the kernel chosen by its operands: ``kernel_for(op, *args[:2])(*args)``.
 
         ``dispatch("matmul", A, B)``; ``dispatch("conv2d", x, weight, bias, stride, padding)``.
+        The kernel gets every argument and keyword, and its result is returned unchanged.
         """
         if len(args) < self.n_operands:
             raise ValueError(f"dispatch({op!r}, ...) needs {self.n_operands} operands, got {len(args)}")

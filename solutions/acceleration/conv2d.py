@@ -58,9 +58,15 @@ def conv2d_im2col(
 
     y[n, f, i, j] = bias[f] + sum_{c, di, dj} x_pad[n, c, i*s + di, j*s + dj] * weight[f, c, di, dj]
 
-    Shapes: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) -> y (N, F, H_out, W_out).
+    Shapes: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) -> y (N, F, H_out, W_out), in the
+    dtype numpy gives the product plus the bias (float32 for float32 x, weight and bias).
     ``matmul(a, b)`` computes the single 2-D product: the backend passes its dispatched matmul;
     ``None`` means :func:`matmul_numpy`.
+    Task: the pipeline of the module docstring, with exactly one call of ``matmul`` (so that
+    the backend can route the product).
+
+    Example: x = ``np.arange(9.0).reshape(1, 1, 3, 3)`` and one 2 x 2 filter of ones, stride 1,
+    no padding: y = ``[[[[8, 12], [20, 24]]]]`` (each output sums a 2 x 2 window), shape (1, 1, 2, 2).
     """
     h_out, w_out = check_conv2d_args(x, weight, bias, stride, padding)
     n, f = x.shape[0], weight.shape[0]

@@ -66,9 +66,15 @@ def matmul_naive(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """C = A @ B by the textbook triple loop, one multiply-add at a time.
 
     Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
-    O(M·N·K) Python-level steps: the baseline every other kernel is measured against.
-    Each sum is accumulated in the result's dtype (a numpy scalar), as ``A @ B`` does: a Python
-    float would round integers past 2^53 and refuse to wrap int8 overflow as numpy does.
+
+        C[i, j] = sum_k A[i, k] * B[k, j]
+
+    Task: the sum above, one term at a time, computed in the result's dtype: integers are
+    exact however large and wrap around on overflow as with numpy's ``@``, without a warning.
+    No ``@``, ``np.dot`` or ``np.sum`` here: this is the baseline, and its slowness is the point.
+
+    Example: ``[[1, 2], [3, 4]] @ [[5], [6]]`` is ``[[17], [39]]``; two int8 matrices whose
+    product is 200 give -56 (200 - 256), as ``A @ B`` does.
     """
     A, B = check_matmul_operands(A, B)
     M, K = A.shape
@@ -95,6 +101,12 @@ def matmul_blocked(A: np.ndarray, B: np.ndarray, block_size: int = 64) -> np.nda
     where I, J, Kt are index ranges of length ``block_size`` (shorter at the edges). Works for
     every shape: sizes need not be multiples of the block, and a block larger than the matrix is
     a single tile. Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
+
+    Task: the loops over tiles; each tile product is numpy's ``@``, never a product of whole
+    matrices (unless one tile covers them).
+
+    Example: M = N = K = 5 with ``block_size=2`` gives tiles of sizes 2, 2, 1 along each axis:
+    C's tile (rows 4, cols 0-1) sums three tile products, over inner indices 0-1, 2-3 and 4.
     """
     A, B = check_matmul_operands(A, B)
     bs = check_block_size(block_size)
@@ -114,6 +126,9 @@ def matmul_numpy(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """C = A @ B by the library: numpy's ``@`` calls BLAS (``sgemm`` for float32).
 
     Shapes: A (M, K), B (K, N) -> C (M, N), dtype ``np.result_type(A, B)``.
+
+    Task: one line after the check. Run ``python benchmarks/acceleration.py`` afterwards and
+    compare its GFLOP/s with the other two.
     """
     A, B = check_matmul_operands(A, B)
     return A @ B
