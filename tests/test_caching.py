@@ -81,13 +81,17 @@ def chunked_logits(model: GPT, tokens: np.ndarray, chunks: list[int], cache: KVC
     return np.concatenate(parts, axis=1), cache
 
 
-def assert_logits_close(got: np.ndarray, expected: np.ndarray, n_layers: int) -> None:
-    """Equal up to float32 rounding (see the module docstring for the bound)."""
-    assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
-    tolerance = 1024 * EPS32 * n_layers * (1.0 + float(np.abs(expected).max()))
+def assert_logits_close(
+    got: np.ndarray, expected: np.ndarray, n_layers: int, what: str = "logits", eps: float = EPS32
+) -> None:
+    """``what`` (the quantity compared, named in the message) equal up to rounding: the bound of the
+    module docstring, ``1024 * eps * n_layers * (1 + max |expected|)``, with eps the machine epsilon
+    of the precision the model computes in (float32 unless a test says otherwise)."""
+    assert got.shape == expected.shape, f"{what}: shape {got.shape}, expected {expected.shape}"
+    tolerance = 1024 * eps * n_layers * (1.0 + float(np.abs(expected).max()))
     err = np.abs(got.astype(np.float64) - expected)
     worst = np.unravel_index(np.argmax(err), err.shape)
-    assert err.max() <= tolerance, f"logits differ by {err.max():.3g} > {tolerance:.3g} at {worst}"
+    assert err.max() <= tolerance, f"{what} differ by {err.max():.3g} > {tolerance:.3g} at {worst}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +118,26 @@ def test_incremental_decoding_equals_the_full_forward(case) -> None:
     tokens = random_tokens(model, batch, sum(chunks), seed=shape.seed)
     got, cache = chunked_logits(model, tokens, chunks)
     assert_logits_close(got, full_logits(model, tokens), model.n_layers)
-    assert cache.length == sum(chunks)
+    assert cache.length == sum(chunks), f"cache.length {cache.length} after {sum(chunks)} tokens"
+
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+@given(split_cases())
+@example((GPTShape(embed_dim=12, n_heads=4, n_layers=2, seed=1), [4, 1, 7], 2))  # head_dim 3
+@example((GPTShape(embed_dim=10, n_heads=2, max_seq_len=6, seed=2), [1] * 6, 1))  # head_dim 5
+def test_float64_cached_decoding_equals_the_float64_full_forward(case) -> None:
+    # A float64 model with a float64 cache: the same derivation as the module docstring's with
+    # float64's unit roundoff, so 1024 EPS64 * n_layers * (1 + max |logit|) (measured worst over
+    # 600 random float64 GPTs: 2.7 EPS64). A constant kept in float32 (the scale 1/sqrt(D) as
+    # np.float32, D = 3 or 5) is off by ~1e-8 relative: 10^7 times that.
+    shape, chunks, batch = case
+    model = random_gpt(shape).astype(np.float64)
+    tokens = random_tokens(model, batch, sum(chunks), seed=shape.seed)
+    got, _ = chunked_logits(model, tokens, chunks, new_cache(model, batch, dtype=np.float64))
+    assert got.dtype == np.float64, f"float64 model's cached logits have dtype {got.dtype}"
+    assert_logits_close(got, full_logits(model, tokens), model.n_layers, "float64 logits", EPS64)
 
 
 @pytest.mark.parametrize("name", ZOO_GPTS)
@@ -157,11 +180,12 @@ def test_cached_attention_equals_the_rows_of_full_attention(
         cached_attention(attn, x[:, :past], cache, 0)
         cache.advance(past)
     got = cached_attention(attn, Tensor(x[:, past:]), cache, 0)
-    assert isinstance(got, Tensor)
-    assert_logits_close(got.data, expected, 1)
+    assert isinstance(got, Tensor), f"cached_attention returned a {type(got).__name__}, not a Tensor"
+    assert_logits_close(got.data, expected, 1, f"attention outputs (causal={causal}, past={past})")
     with no_grad():  # the new keys and values are in the cache, at their absolute positions
         k = attn.k_proj(Tensor(x)).data.reshape(2, past + new, 2, 4).transpose(0, 2, 1, 3)
-    assert_logits_close(cache.keys[0], k, 1)  # same rounding argument; a misplaced key is O(1) off
+    # same rounding argument; a misplaced key is O(1) off
+    assert_logits_close(cache.keys[0], k, 1, "cached keys")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,8 +259,9 @@ def test_the_prompt_keys_and_values_are_written_during_prefill() -> None:
     for layer, (k, v) in enumerate(present):
         # the full forward's keys and values, to the rounding bound of the module docstring;
         # a prompt that was not written leaves zeros, O(1) off
-        assert_logits_close(cache.keys[layer, :, :, :5], k.data, model.n_layers)
-        assert_logits_close(cache.values[layer, :, :, :5], v.data, model.n_layers)
+        for name, cached, expected in (("keys", cache.keys, k), ("values", cache.values, v)):
+            what = f"layer {layer}'s cached prompt {name}"
+            assert_logits_close(cached[layer, :, :, :5], expected.data, model.n_layers, what)
 
 
 @pytest.mark.parametrize(("prompt_len", "new"), [(1, 1), (1, 11), (4, 6), (12, 0)])
@@ -275,6 +300,20 @@ def test_seeded_sampling_is_reproducible() -> None:
     assert not np.array_equal(a, generate(model, prompt, 40))  # sampling is not greedy
     top1 = generate(model, prompt, 20, temperature=1.5, top_k=1, seed=9)
     np.testing.assert_array_equal(top1, generate(model, prompt, 20))  # top-1 sampling is greedy
+
+
+def test_seeded_generation_draws_every_token_from_one_rng() -> None:
+    # generate's docstring: each new token is one sample_next call on the last position's logits,
+    # all with rng = np.random.default_rng(seed); so the tokens are those of that loop run over the
+    # foundation's uncached forward (a cached logit differs by rounding, which moves a draw only if
+    # u lands within ~1e-6 of a cdf boundary: not for this seed)
+    model = random_gpt(GPTShape(vocab_size=13, max_seq_len=16, embed_dim=8, n_heads=2, n_layers=2, seed=21))
+    seq = random_tokens(model, 2, 3, seed=6)
+    got = generate(model, seq, 8, temperature=1.3, top_k=6, seed=7)
+    rng = np.random.default_rng(7)
+    for _ in range(8):
+        seq = np.concatenate([seq, sample_next(full_logits(model, seq)[:, -1], 1.3, 6, rng)[:, None]], axis=1)
+    np.testing.assert_array_equal(got, seq, err_msg="sampled tokens of generate(..., seed=7)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,6 +366,44 @@ def test_greedy_picks_the_first_maximum() -> None:
     logits = np.array([[0.0, 3.0, 3.0, 1.0], [5.0, 5.0, 5.0, 5.0]], dtype=np.float32)
     np.testing.assert_array_equal(sample_next(logits), [1, 0])
     np.testing.assert_array_equal(sample_next(logits, 0.0, 2, np.random.default_rng(0)), [1, 0])
+
+
+class FixedUniforms:
+    """Stands in for ``np.random.Generator``: ``random(size)`` returns the given numbers in [0, 1)."""
+
+    def __init__(self, values) -> None:
+        self.values = np.asarray(values, dtype=np.float64)
+
+    def random(self, size=None):
+        return self.values.reshape(size)
+
+
+def inverse_cdf(logits: np.ndarray, temperature: float, u: np.ndarray) -> np.ndarray:
+    """sample_next's rule without top-k: the number of cumulative weights <= u * total, per row."""
+    z = logits.astype(np.float64) / temperature
+    c = np.cumsum(np.exp(z - z.max(axis=1, keepdims=True)), axis=1)
+    return (c <= u.reshape(-1, 1) * c[:, -1:]).sum(axis=1)
+
+
+def test_sampling_is_the_inverse_cdf_in_vocabulary_order() -> None:
+    # sample_next's docstring example: logits (-inf, 0, 0, 0), so w = (0, 1, 1, 1) and c = (0, 1, 2, 3)
+    # exactly, and u = 0, 0.3, 1/3, 0.9 give tokens 1, 1, 2, 3. u = 0 must not draw the token of
+    # probability 0, and u = 1/3 (u * 3 == 1.0 in float64) sits exactly on a boundary of the cdf:
+    # counting c < u * c[-1] instead of <= draws 0 and 1 there.
+    logits = np.repeat(np.array([[-np.inf, 0.0, 0.0, 0.0]], np.float32), 4, axis=0)
+    tokens = sample_next(logits, 1.0, None, FixedUniforms([[0.0], [0.3], [1 / 3], [0.9]]))
+    np.testing.assert_array_equal(tokens, [1, 1, 2, 3], err_msg="tokens drawn for u = 0, 0.3, 1/3, 0.9")
+    # u just below 1: the last token of positive probability, never one past the vocabulary
+    below_one = FixedUniforms([np.nextafter(1.0, 0.0)])
+    last = sample_next(np.array([[0.0, 0.0, -np.inf]], np.float32), 1.0, None, below_one)
+    assert last.tolist() == [1], f"token drawn for u -> 1 with the last token ruled out: {last}"
+    # a real seeded generator and unequal probabilities: one call rng.random((B, 1)), one number
+    # per row in row order, the cdf in vocabulary order (not sorted by probability)
+    logits = np.random.default_rng(5).standard_normal((64, 9)).astype(np.float32)
+    for temperature in (0.7, 1.0, 3.0):
+        got = sample_next(logits, temperature, None, np.random.default_rng(11))
+        expected = inverse_cdf(logits, temperature, np.random.default_rng(11).random((64, 1)))
+        np.testing.assert_array_equal(got, expected, err_msg=f"64 rows' tokens at temperature {temperature}")
 
 
 # --------------------------------------------------------------------------------------------

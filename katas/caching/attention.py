@@ -7,13 +7,22 @@ already cached (the past)::
               each (B, H, t, D),  H = n_heads, D = head_dim = E / H
     K, V    = cache.append(layer, k, v)           # (B, H, P + t, D): past and new, views
     S       = q K^T / sqrt(D)                     # (B, H, t, P + t)
-    S[i, j] = -inf  where j > P + i               # the causal mask, offset by the past
+    S[i, j] = -inf  where j > P + i               # only if attn.causal: the mask, offset by the past
     y       = merge_heads(softmax(S) V) W_o + b_o # (B, t, E)
 
 Only the t new positions are projected: the keys and values of the past come from the cache,
 so a decoding step (t = 1) costs O(P) for the attention instead of the full forward's O(P^2).
 New position i sits at absolute position P + i: it sees the whole past and the new positions
 0 .. i, nothing later, also when several new positions arrive at once (the prefill, t > 1).
+
+The mask follows ``attn.causal``, as the foundation's attention does: a GPT's attention is
+causal; a ``MultiHeadAttention(..., causal=False)`` is not masked at all, so each new position
+sees every cached position and every new one (keys 0 .. P + t - 1).
+
+The scale 1/sqrt(D) is taken in the precision of the scores (multiply or divide by a Python
+float, as the foundation does): a float32 constant in a float64 model would round the scale to
+float32 and put the cached result ~1e-8 (relative) away from the model's own forward instead of
+float64 rounding (~1e-16).
 
 Worked example (P = 2 cached, t = 2 new): the mask over keys 0..3 is::
 
@@ -65,7 +74,9 @@ def cached_attention(attn: MultiHeadAttention, x: Any, cache: KVCache, layer: in
     x (B, t, E) -> y (B, t, E), a Tensor (computed without a graph). Writes the new keys and
     values into ``cache`` at layer ``layer`` (positions ``cache.length .. cache.length + t - 1``)
     and does not advance ``cache.length``: the caller does that once all layers have appended.
-    Equals the rows P .. P + t - 1 of ``attn`` run on the whole sequence (P = cache.length).
+    Equals the rows P .. P + t - 1 of ``attn`` run on the whole sequence (P = cache.length), to
+    the rounding of x's dtype. The causal mask (offset by P) only when ``attn.causal`` is True;
+    with ``causal=False`` no key is masked.
     """
     data = check_attention_args(attn, x, cache)  # noqa: F841 (x as an array (B, t, E))
     raise NotImplementedError(

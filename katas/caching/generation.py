@@ -15,13 +15,14 @@ cache); every block's attention reads and writes its own layer of the cache; aft
 
     p_i = exp(z_i / temperature) / sum_j exp(z_j / temperature)
 
-over the ``top_k`` largest logits z (the others get probability exactly 0).
+over the ``top_k`` largest logits z (the others get probability exactly 0), drawn by inverse CDF
+in vocabulary order with one uniform number per row and step (the exact rule: its docstring).
 
 ``generate(model, prompt, n, ...)`` returns the prompt followed by n new tokens, like
 ``GPT.generate``; greedy generation gives exactly the tokens of
 ``model.generate(prompt, n, use_cache=False)``. Example: a (2, 5) prompt and n = 3 give a
 (2, 8) array; the cache then holds 5 + 3 - 1 = 7 positions (the last new token is returned,
-not run through the model).
+not run through the model). With n = 0 nothing is run (no prefill): the cache stays empty.
 
 Cost per new token: the foundation's concatenating cache copies all P cached positions of every
 layer at every step (O(T^2) bytes for T tokens); recomputing runs the whole prefix (O(T^2) work
@@ -134,11 +135,19 @@ def sample_next(
 ) -> np.ndarray:
     """The next token of each row of ``logits`` (B, V): int64 (B,).
 
-    ``temperature == 0``: the argmax (the first one on ties, as ``np.argmax``). Otherwise one
-    draw from p = softmax(z / temperature), where z keeps the ``top_k`` largest logits of the
-    row (ties with the k-th largest kept too) and sets the others to -inf, so they have
-    probability exactly 0. The draw is inverse-CDF with one uniform number per row from ``rng``
-    (default ``np.random.default_rng()``).
+    ``temperature == 0``: the argmax (the first one on ties, as ``np.argmax``); ``rng`` is not
+    used. Otherwise one draw from p = softmax(z / temperature), in float64, where z keeps the
+    ``top_k`` largest logits of the row (ties with the k-th largest kept too) and sets the others
+    to -inf, so they have probability exactly 0.
+
+    The draw is the inverse CDF in vocabulary order, with one uniform number per row from a
+    single call ``u = rng.random((B, 1))`` (``rng`` defaults to ``np.random.default_rng()``):
+    with w = exp(z - max z) and c = cumsum(w) along the row, the token is the number of entries
+    of c that are <= u * c[-1], i.e. the first i with c[i] > u * c[-1]. A token of probability 0
+    adds nothing to c and is never drawn, not even for u = 0; since u < 1 the count is at most
+    V - 1. The same rng state gives the same tokens: seeded generation (and the guide's sample
+    text) depends on this rule. Example: logits (-inf, 0, 0, 0) give c = (0, 1, 2, 3), and
+    u = 0, 0.3, 1/3, 0.9 give tokens 1, 1, 2, 3 (for u = 1/3, u * c[-1] = 1 = c[1] counts: token 2).
     """
     z = np.asarray(logits)
     if z.ndim != 2 or z.shape[1] < 1 or z.dtype.kind != "f":
@@ -163,11 +172,13 @@ def generate(
 
     prompt int (T,) or (B, T), T >= 1. Prefill: the whole prompt in one :func:`cached_forward`;
     then each new token alone. ``temperature=0`` (default) is greedy and gives the tokens of
-    ``model.generate(prompt, n, use_cache=False)``; ``temperature > 0`` samples (see
-    :func:`sample_next`) with ``np.random.default_rng(seed)``. ``cache``: an empty
-    :class:`KVCache` to use (``reset()`` a used one), by default a new one sized for T + n
-    positions. Afterwards ``cache.length`` = T + n - 1, the positions run through the model
-    (the last token is not). ``ValueError`` (naming max_seq_len) if T + n > max_seq_len.
+    ``model.generate(prompt, n, use_cache=False)``; ``temperature > 0`` samples: each new token
+    is one :func:`sample_next` call on the last position's logits, all with the one
+    ``rng = np.random.default_rng(seed)``. ``cache``: an empty :class:`KVCache` to use
+    (``reset()`` a used one), by default a new one sized for T + n - 1 positions (at least 1).
+    Afterwards ``cache.length`` = T + n - 1 for n >= 1, the positions run through the model (the
+    last token is not); n = 0 runs nothing, not even the prefill: the prompt is returned and
+    ``cache.length`` stays 0. ``ValueError`` (naming max_seq_len) if T + n > max_seq_len.
     """
     if not isinstance(model, GPT):
         raise TypeError(f"generate: model must be a GPT, got {type(model).__name__}")

@@ -2,9 +2,9 @@
 
     cache  = new_cache(model, batch_size, max_seq_len)
     logits = cached_forward(model, prompt, cache)        # prefill: all T prompt positions at once
-    repeat max_new_tokens times:
+    for each of the n = max_new_tokens new tokens (n = 0: nothing at all is run):
         next   = sample_next(logits[:, -1], temperature, top_k, rng)   # (B,)
-        logits = cached_forward(model, next[:, None], cache)           # one new position
+        logits = cached_forward(model, next[:, None], cache)           # one new position (not after the last)
 
 ``cached_forward`` runs a foundation ``GPT`` on the t new tokens only: token embeddings plus the
 position embeddings of positions P .. P + t - 1 (P = ``cache.length``, positions continue from
@@ -14,7 +14,8 @@ forward over all P + t tokens.
 
 Decoding: greedy (``temperature=0``: the argmax, the tokens of ``GPT.generate``) or sampling
 from softmax(logits / temperature) restricted to the ``top_k`` largest logits, with
-``np.random.default_rng(seed)``: the same seed gives the same tokens.
+``np.random.default_rng(seed)``: the same seed gives the same tokens (one uniform number per row
+and step, inverse CDF in vocabulary order: :func:`sample_next`).
 
 Cost per new token: the foundation's concatenating cache copies all P cached positions of every
 layer at every step (O(T^2) bytes for T tokens); recomputing runs the whole prefix (O(T^2) work
@@ -131,11 +132,19 @@ def sample_next(
 ) -> np.ndarray:
     """The next token of each row of ``logits`` (B, V): int64 (B,).
 
-    ``temperature == 0``: the argmax (the first one on ties, as ``np.argmax``). Otherwise one
-    draw from p = softmax(z / temperature), where z keeps the ``top_k`` largest logits of the
-    row (ties with the k-th largest kept too) and sets the others to -inf, so they have
-    probability exactly 0. The draw is inverse-CDF with one uniform number per row from ``rng``
-    (default ``np.random.default_rng()``).
+    ``temperature == 0``: the argmax (the first one on ties, as ``np.argmax``); ``rng`` is not
+    used. Otherwise one draw from p = softmax(z / temperature), in float64, where z keeps the
+    ``top_k`` largest logits of the row (ties with the k-th largest kept too) and sets the others
+    to -inf, so they have probability exactly 0.
+
+    The draw is the inverse CDF in vocabulary order, with one uniform number per row from a
+    single call ``u = rng.random((B, 1))`` (``rng`` defaults to ``np.random.default_rng()``):
+    with w = exp(z - max z) and c = cumsum(w) along the row, the token is the number of entries
+    of c that are <= u * c[-1], i.e. the first i with c[i] > u * c[-1]. A token of probability 0
+    adds nothing to c and is never drawn, not even for u = 0; since u < 1 the count is at most
+    V - 1. The same rng state gives the same tokens: seeded generation (and the guide's sample
+    text) depends on this rule. Example: logits (-inf, 0, 0, 0) give c = (0, 1, 2, 3), and
+    u = 0, 0.3, 1/3, 0.9 give tokens 1, 1, 2, 3 (for u = 1/3, u * c[-1] = 1 = c[1] counts: token 2).
     """
     z = np.asarray(logits)
     if z.ndim != 2 or z.shape[1] < 1 or z.dtype.kind != "f":
@@ -154,7 +163,7 @@ def sample_next(
     p = np.exp(z - z.max(axis=-1, keepdims=True))
     cdf = np.cumsum(p, axis=-1)
     u = rng.random((z.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((cdf <= u).sum(axis=-1), vocab - 1).astype(np.int64)
+    return (cdf <= u).sum(axis=-1).astype(np.int64)  # u * cdf[-1] < cdf[-1]: at most vocab - 1
 
 
 def generate(
@@ -171,11 +180,13 @@ def generate(
 
     prompt int (T,) or (B, T), T >= 1. Prefill: the whole prompt in one :func:`cached_forward`;
     then each new token alone. ``temperature=0`` (default) is greedy and gives the tokens of
-    ``model.generate(prompt, n, use_cache=False)``; ``temperature > 0`` samples (see
-    :func:`sample_next`) with ``np.random.default_rng(seed)``. ``cache``: an empty
-    :class:`KVCache` to use (``reset()`` a used one), by default a new one sized for T + n
-    positions. Afterwards ``cache.length`` = T + n - 1, the positions run through the model
-    (the last token is not). ``ValueError`` (naming max_seq_len) if T + n > max_seq_len.
+    ``model.generate(prompt, n, use_cache=False)``; ``temperature > 0`` samples: each new token
+    is one :func:`sample_next` call on the last position's logits, all with the one
+    ``rng = np.random.default_rng(seed)``. ``cache``: an empty :class:`KVCache` to use
+    (``reset()`` a used one), by default a new one sized for T + n - 1 positions (at least 1).
+    Afterwards ``cache.length`` = T + n - 1 for n >= 1, the positions run through the model (the
+    last token is not); n = 0 runs nothing, not even the prefill: the prompt is returned and
+    ``cache.length`` stays 0. ``ValueError`` (naming max_seq_len) if T + n > max_seq_len.
     """
     if not isinstance(model, GPT):
         raise TypeError(f"generate: model must be a GPT, got {type(model).__name__}")
