@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -325,6 +326,49 @@ def _save_progress(progress: dict[str, list]) -> None:
     path.write_text(json.dumps(progress, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+# A stub's NotImplementedError names its function and module: "summarize (module 15, profiling): ..."
+_UNWRITTEN = re.compile(r"NotImplementedError: ([\w.<>]+) \(module (\d+), (\w+)\)")
+
+Rung = tuple[registry.Module, registry.Hint]  # a hint and the module whose registry entry holds it
+
+
+def _unwritten(outcome: runner.TestOutcome) -> tuple[registry.Module, str] | None:
+    """The module and the kata function whose ``NotImplementedError`` failed a test, if any: the
+    exception's own line, else the last one of the traceback."""
+    found = _UNWRITTEN.search(outcome.message) or ([None] + list(_UNWRITTEN.finditer(outcome.details)))[-1]
+    if found is None:
+        return None
+    try:
+        return registry.get(found.group(3)), found.group(1)
+    except KeyError:
+        return None
+
+
+def hint_ladder(module: registry.Module, outcome: runner.TestOutcome) -> tuple[list[Rung], str]:
+    """The hints for one failing test, first to last, and a line saying why they start where they do.
+
+    A test that fails because a kata function is not written yet (its ``NotImplementedError``,
+    possibly in an earlier module) starts with that function's hints, the ladder of the test the
+    function's module names for it (``ladders``); the test's own ladder follows. Otherwise the
+    ladder is the test's own (``Module.hints_for``). The module's general hints are on no ladder.
+    """
+    own: list[Rung] = [(module, h) for h in module.hints_for(outcome.nodeid)]
+    found = _unwritten(outcome)
+    test = found[0].ladder_test(found[1]) if found else None
+    if not found or not test:
+        return own, ""
+    owner, function = found
+    first: list[Rung] = [(owner, h) for h in owner.hints_for(test)]
+    if not first or own[: len(first)] == first:
+        return own, ""
+    where = "" if owner is module else f" of module {owner.number} {owner.name}"
+    why = (
+        f"It fails because {function}{where} is not written yet (its NotImplementedError): "
+        f"the hints for {function} come first (those of {test})."
+    )
+    return first + [rung for rung in own if rung not in first], why
+
+
 def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
     module = _module(args.module, args.command)
     impl = _check_impl(args.impl)
@@ -352,57 +396,91 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
     print(f"First failing test: {first.nodeid}\n  at {_where(first)}", file=out)
     for line in first.summary_lines():
         print(f"  | {line}", file=out)
-    likely = module.mistakes_for(first.nodeid)  # the gallery of classic mistakes (grading/mistakes)
+    ladder, why = hint_ladder(module, first)
+    # the gallery of classic mistakes (grading/mistakes): wrong code, so not why unwritten code fails
+    likely = [] if _unwritten(first) else module.mistakes_for(first.nodeid)
     if likely:
         print("\nClassic mistakes this test catches (is one of them yours?):", file=out)
         for mistake in likely:
             print(f"  - {mistake.why}", file=out)
-    matching = [i for i, h in enumerate(module.hints) if h.tests in first.nodeid]
-    if not matching:
+    owners = {m.name: m for m, _ in [(module, None), *ladder]}  # a ladder may start in an earlier module
+    shown = {name: _shown_ids(owner, progress.get(name)) for name, owner in owners.items()}
+
+    def taken(rung: Rung) -> bool:
+        return _hint_id(rung[1]) in shown[rung[0].name]
+
+    def take(rungs: list[Rung]) -> None:
+        for owner, hint in rungs:
+            shown[owner.name].add(_hint_id(hint))
+            progress[owner.name] = sorted(shown[owner.name])
+        _save_progress(progress)
+
+    general = [(module, h) for h in module.general_hints]
+    name, again = _test_name(first.nodeid), f"tinytorch hint {module.name}"
+    if not ladder:
+        if general:
+            _print_general(module, general, out, f"\nNo hint of its own for {name}; about module")
+            take(general)
+            return OK
         print(
             "\nNo hint in the registry for this test: read the failure above and the docstring of the "
             "function it points at.",
             file=out,
         )
+        if registry.hints_held() == "none":
+            print("(This copy of the course holds no hints: your instructor's choice.)", file=out)
         return OK
-    name, again = _test_name(first.nodeid), f"tinytorch hint {module.name}"
-    shown = _shown_ids(module, progress.get(module.name))
-    ids = [_hint_id(h) for h in module.hints]
-    taken = [k for k, i in enumerate(matching, 1) if ids[i] in shown]
     if args.shown:
-        if not taken:
-            print(f"\nNo hint taken for {name} yet: `{again}` shows the first of {len(matching)}.", file=out)
+        about = [rung for rung in general if taken(rung)]
+        if about:
+            _print_general(module, about, out, "\nAbout module")
+        numbers = [k for k, rung in enumerate(ladder, 1) if taken(rung)]
+        if not numbers:
+            print(f"\nNo hint taken for {name} yet: `{again}` shows the first of {len(ladder)}.", file=out)
             return OK
-        print(f"\nHints taken for {name} ({len(taken)} of {len(matching)}):", file=out)
-        for k in taken:
-            _print_hint(f"{k}.", module.hints[matching[k - 1]].text, out)
-        left = len(matching) - len(taken)
+        print(f"\nHints taken for {name} ({len(numbers)} of {len(ladder)}):", file=out)
+        for k in numbers:
+            _print_hint(f"{k}.", ladder[k - 1][1].text, out)
+        left = len(ladder) - len(numbers)
         print(f"({left} more: run `{again}`)" if left else "(that is every hint for this test)", file=out)
         return OK
-    fresh = [k for k, i in enumerate(matching, 1) if ids[i] not in shown]
+    fresh = [k for k, rung in enumerate(ladder, 1) if not taken(rung)]
     if not fresh:
-        print(f"\nEvery hint for this test ({len(matching)}) is shown already:", file=out)
-        for k, i in enumerate(matching, 1):
-            _print_hint(f"{k}.", module.hints[i].text, out)
+        print(f"\nEvery hint for this test ({len(ladder)}) is shown already:", file=out)
+        for k, (_, hint) in enumerate(ladder, 1):
+            _print_hint(f"{k}.", hint.text, out)
         print(f"(`{again} --reset` starts over)", file=out)
         return OK
+    new_general = [rung for rung in general if not taken(rung)]
+    if new_general:  # the module's general advice, once: before the first hint taken in the module
+        _print_general(module, new_general, out, "\nAbout module")
     k = fresh[0]
-    print(f"\nHint {k} of {len(matching)} for {name}:", file=out)
-    _print_hint("", module.hints[matching[k - 1]].text, out)
-    progress[module.name] = sorted(shown | {ids[matching[k - 1]]})
-    _save_progress(progress)
+    if why:
+        print("\n" + textwrap.fill(why, width=HINT_WIDTH), file=out)
+    print(f"\nHint {k} of {len(ladder)} for {name}:", file=out)
+    _print_hint("", ladder[k - 1][1].text, out)
+    take(new_general + [ladder[k - 1]])
     left = len(fresh) - 1
     if left:
         print(f"{left} more for this test, each more explicit: run `{again}` again.", file=out)
+    elif registry.hints_held() == "nudges":
+        print("That was the last hint for this test (this copy of the course holds no recipes).", file=out)
     else:
         print("That was the last hint for this test.", file=out)
-    earlier = taken + [k]
+    numbers = [n for n, rung in enumerate(ladder, 1) if taken(rung)]
     print(
-        f"Taken: {_levels(earlier)} of {len(matching)}; "
+        f"Taken: {_levels(numbers)} of {len(ladder)}; "
         f"`{again} --shown` repeats them, `--reset` forgets them.",
         file=out,
     )
     return OK
+
+
+def _print_general(module: registry.Module, general: list[Rung], out: TextIO, lead: str) -> None:
+    """The module's general advice under a heading (``lead`` + the module's number and name)."""
+    print(f"{lead} {module.number} {module.name}:", file=out)
+    for _, hint in general:
+        _print_hint("", hint.text, out)
 
 
 def _test_name(nodeid: str) -> str:

@@ -7,6 +7,7 @@ import them from here.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,10 +17,29 @@ REGISTRY_FILE = Path(__file__).with_name("modules.toml")
 STATUSES = ("ready", "planned")
 
 
+HINT_LEVELS = ("nudge", "recipe")  # a hint's `level`; "recipe": near-code, the last rung of a ladder
+# what a copy of the registry holds (its top-level `hints`): a student release may leave out the
+# recipe levels ("nudges") or every hint ("none")
+HINTS_HELD = ("all", "nudges", "none")
+# a hint without a `level` is a recipe when its lead-in says so ("summarize, the recipe: ...")
+RECIPE_LEAD = re.compile(r"(?:(?!: |\. ).)*?\bthe recipe\b")
+
+
 @dataclass(frozen=True)
 class Hint:
-    tests: str  # substring of a test id this hint is for; "" matches every test of the module
+    tests: str  # substring of a test id this hint is for; "": the module's general advice
     text: str
+    level: str = "nudge"  # "recipe" for the near-code recipe, else a nudge
+    see: tuple[str, ...] = ()  # names of tests whose hints this one points to: they follow it
+
+    @property
+    def general(self) -> bool:
+        """The module's general advice (``tests = ""``), not a rung of any test's ladder."""
+        return not self.tests
+
+    @property
+    def recipe(self) -> bool:
+        return self.level == "recipe"
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,9 @@ class Module:
     # names a submission of this module may use that the grader's static review would otherwise
     # list (grading/review.py): imports such as "os" and constructs such as "getattr"
     review_allow: tuple[str, ...] = field(default=())
+    # (kata function, test name): a test that fails because the function is not written yet (its
+    # NotImplementedError) gets the hints of that test first
+    ladders: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def marker(self) -> str:
@@ -60,8 +83,33 @@ class Module:
         raise ValueError(f"impl must be 'katas' or 'solutions', got {impl!r}")
 
     def hints_for(self, test_id: str) -> list[Hint]:
-        """The hints that apply to one test id, in registry order."""
-        return [h for h in self.hints if h.tests in test_id]
+        """The ladder of one test id: its own hints (``tests`` a substring of the id), in registry
+        order, each followed by the ladders of the tests it names in ``see``; every hint once. The
+        module's general hints are not on it (:attr:`general_hints`)."""
+        ladder: list[Hint] = []
+
+        def climb(name: str, seen: frozenset[str]) -> None:
+            for hint in self.hints:
+                if hint.general or hint.tests not in name or hint in ladder:
+                    continue
+                ladder.append(hint)
+                for other in hint.see:
+                    if not any(other in name for name in seen):  # a test on the way: its hints come anyway
+                        climb(other, seen | {other})
+
+        climb(test_id, frozenset({test_id}))
+        return ladder
+
+    @property
+    def general_hints(self) -> list[Hint]:
+        """The module's general advice (``tests = ""``): shown once, before the first hint a
+        student takes in the module, and where a failing test has no hint of its own."""
+        return [h for h in self.hints if h.general]
+
+    def ladder_test(self, function: str) -> str | None:
+        """The test whose hints teach kata function ``function`` (its qualified name, as its
+        ``NotImplementedError`` gives it), from the module's ``ladders``; None if none is named."""
+        return dict(self.ladders).get(function)
 
     def mistakes_for(self, test_id: str) -> list[MistakeNote]:
         """The classic mistakes of this module whose ``caught_by`` is a substring of ``test_id``."""
@@ -84,7 +132,7 @@ FIELDS = {
     "points": int,
     "status": str,
 }
-HINT_FIELDS = {"tests": str, "text": str}
+HINT_FIELDS = {"tests": str, "text": str, "level": str, "see": list}
 
 
 def _kind(value: object) -> str:
@@ -127,6 +175,7 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
         label = entry.get("name") if isinstance(entry, dict) else None
         where = f"{path}: [[module]] number {i}" + (f" ({label!r})" if isinstance(label, str) else "")
         optional = {"hint": list, "hidden": list, "key": str, "review_allow": list}
+        optional["ladders"] = dict
         entry = dict(_check_table(entry, FIELDS | optional, set(FIELDS), where))
         hidden = entry.pop("hidden", [])
         if not all(isinstance(test_file, str) and test_file.strip() for test_file in hidden):
@@ -136,9 +185,25 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
             raise RegistryError(f"{where}: review_allow must be a list of names, got {allow!r}")
         hints = []
         for j, hint in enumerate(entry.pop("hint", []), 1):
-            hint = _check_table(hint, HINT_FIELDS, {"text"}, f"{where}, hint {j}", frozenset({"tests"}))
-            hints.append(Hint(tests=hint.get("tests", ""), text=hint["text"]))
-        module = Module(hints=tuple(hints), hidden=tuple(hidden), review_allow=tuple(allow), **entry)
+            at = f"{where}, hint {j}"
+            hint = _check_table(hint, HINT_FIELDS, {"text"}, at, frozenset({"tests"}))
+            default = "recipe" if RECIPE_LEAD.match(hint["text"]) else "nudge"
+            level, see = hint.get("level", default), hint.get("see", [])
+            if level not in HINT_LEVELS:
+                raise RegistryError(f"{at}: level must be one of {HINT_LEVELS}, got {level!r}")
+            if not all(isinstance(name, str) and name.strip() for name in see):
+                raise RegistryError(f"{at}: see must be a list of test names, got {see!r}")
+            hints.append(Hint(tests=hint.get("tests", ""), text=hint["text"], level=level, see=tuple(see)))
+        ladders = entry.pop("ladders", {})
+        if not all(isinstance(test, str) and test.strip() and name.strip() for name, test in ladders.items()):
+            raise RegistryError(f"{where}: ladders must map kata functions to test names, got {ladders!r}")
+        module = Module(
+            hints=tuple(hints),
+            hidden=tuple(hidden),
+            review_allow=tuple(allow),
+            ladders=tuple(ladders.items()),
+            **entry,
+        )
         if module.status not in STATUSES:
             raise RegistryError(f"{where}: status must be one of {STATUSES}, got {module.status!r}")
         modules.append(module)
@@ -162,7 +227,18 @@ def _load(path: str) -> tuple[Module, ...]:
         raise RegistryError(f"cannot read the registry {path}: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise RegistryError(f"{path}: not valid TOML: {error}") from None
+    held = data.get("hints", "all")
+    if held not in HINTS_HELD:
+        raise RegistryError(f"{path}: hints must be one of {HINTS_HELD}, got {held!r}")
+    _HELD[path] = held
     return _parse(data, path)
+
+
+_HELD: dict[str, str] = {}  # registry file -> its top-level `hints`, filled by _load
+
+
+def _path(path: str | os.PathLike | None) -> str:
+    return str(path or os.environ.get("TINYTORCH_REGISTRY") or REGISTRY_FILE)
 
 
 def modules(path: str | os.PathLike | None = None) -> tuple[Module, ...]:
@@ -172,7 +248,14 @@ def modules(path: str | os.PathLike | None = None) -> tuple[Module, ...]:
     that is missing, empty, not TOML or not a valid list of modules is a ``RegistryError`` (a
     ``ValueError``) that names it.
     """
-    return _load(str(path or os.environ.get("TINYTORCH_REGISTRY") or REGISTRY_FILE))
+    return _load(_path(path))
+
+
+def hints_held(path: str | os.PathLike | None = None) -> str:
+    """Which hints the registry holds: ``"all"`` (the default), ``"nudges"`` (a student release
+    without the recipe levels) or ``"none"``, from its top-level ``hints``."""
+    _load(_path(path))
+    return _HELD.get(_path(path), "all")
 
 
 def get(key: str | int, path: str | os.PathLike | None = None) -> Module:
