@@ -61,6 +61,9 @@ class Module:
     # names a submission of this module may use that the grader's static review would otherwise
     # list (grading/review.py): imports such as "os" and constructs such as "getattr"
     review_allow: tuple[str, ...] = field(default=())
+    # the functions of other modules this module's tests and reference call, each a function the
+    # student writes there: "<module>.<qualified name>", e.g. "acceleration.OptimizedBackend.dispatch"
+    needs: tuple[str, ...] = field(default=())
     # (kata function, test name): a test that fails because the function is not written yet (its
     # NotImplementedError) gets the hints of that test first
     ladders: tuple[tuple[str, str], ...] = field(default=())
@@ -111,6 +114,15 @@ class Module:
         ``NotImplementedError`` gives it), from the module's ``ladders``; None if none is named."""
         return dict(self.ladders).get(function)
 
+    def needs_by_module(self) -> dict[str, list[str]]:
+        """The needed functions grouped by the module that defines them, in registry order:
+        ``{"acceleration": ["operand_kind", "OptimizedBackend.dispatch"]}``."""
+        grouped: dict[str, list[str]] = {}
+        for need in self.needs:
+            name, _, function = need.partition(".")
+            grouped.setdefault(name, []).append(function)
+        return grouped
+
     def mistakes_for(self, test_id: str) -> list[MistakeNote]:
         """The classic mistakes of this module whose ``caught_by`` is a substring of ``test_id``."""
         return [m for m in mistakes(self.name) if m.caught_by in test_id]
@@ -133,6 +145,8 @@ FIELDS = {
     "status": str,
 }
 HINT_FIELDS = {"tests": str, "text": str, "level": str, "see": list}
+# one entry of a module's `needs`: a module name, then a function's qualified name
+NEED = re.compile(r"[a-z_][a-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def _kind(value: object) -> str:
@@ -174,7 +188,7 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
     for i, entry in enumerate(entries, 1):
         label = entry.get("name") if isinstance(entry, dict) else None
         where = f"{path}: [[module]] number {i}" + (f" ({label!r})" if isinstance(label, str) else "")
-        optional = {"hint": list, "hidden": list, "key": str, "review_allow": list}
+        optional = {"hint": list, "hidden": list, "key": str, "review_allow": list, "needs": list}
         optional["ladders"] = dict
         entry = dict(_check_table(entry, FIELDS | optional, set(FIELDS), where))
         hidden = entry.pop("hidden", [])
@@ -183,6 +197,12 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
         allow = entry.pop("review_allow", [])
         if not all(isinstance(name, str) and name.strip() for name in allow):
             raise RegistryError(f"{where}: review_allow must be a list of names, got {allow!r}")
+        needs = entry.pop("needs", [])
+        if not all(isinstance(need, str) and NEED.fullmatch(need) for need in needs):
+            raise RegistryError(
+                f'{where}: needs must be a list of "<module>.<function>" names '
+                f'(e.g. "acceleration.OptimizedBackend.dispatch"), got {needs!r}'
+            )
         hints = []
         for j, hint in enumerate(entry.pop("hint", []), 1):
             at = f"{where}, hint {j}"
@@ -201,6 +221,7 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
             hints=tuple(hints),
             hidden=tuple(hidden),
             review_allow=tuple(allow),
+            needs=tuple(needs),
             ladders=tuple(ladders.items()),
             **entry,
         )
@@ -215,6 +236,13 @@ def _parse(data: dict, path: str = "the registry") -> tuple[Module, ...]:
                 f"{path}: module numbers and names in the registry must be unique; "
                 f"{key} {', '.join(map(repr, repeated))} is given twice"
             )
+    names = {m.name for m in modules}
+    for m in modules:
+        for need in m.needs:
+            other = need.partition(".")[0]
+            if other not in names or other == m.name or m.needs.count(need) > 1:
+                why = "is named twice" if m.needs.count(need) > 1 else "names no other module of the registry"
+                raise RegistryError(f"{path}: module {m.name!r}: needs {need!r} {why}")
     return tuple(sorted(modules, key=lambda m: m.number))
 
 

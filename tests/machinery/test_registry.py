@@ -321,3 +321,115 @@ def test_the_readme_table_of_modules_is_the_registry():
     assert table == registry.markdown_table(registry.REGISTRY_FILE), (
         "README.md's modules table is stale: replace it with the output of `tinytorch list --markdown`"
     )
+
+
+# --------------------------------------------------------------------------- what a module needs from others
+
+
+def test_needs_names_functions_of_other_modules(tmp_path: Path):
+    b = ENTRY.format(number=2, name="b", status="ready") + 'needs = ["a.f", "a.C.g"]\n'
+    path = write_registry(tmp_path, ENTRY.format(number=1, name="a", status="ready"), b)
+    a_module, b_module = registry.modules(path)
+    assert (a_module.needs, b_module.needs) == ((), ("a.f", "a.C.g"))
+    assert b_module.needs_by_module() == {"a": ["f", "C.g"]}
+
+
+@pytest.mark.parametrize(
+    ("needs", "error"),
+    [
+        ('["b.f"]', "module 'b': needs 'b.f' names no other module of the registry"),
+        ('["c.f"]', "module 'b': needs 'c.f' names no other module of the registry"),
+        ('["a.f", "a.f"]', "module 'b': needs 'a.f' is named twice"),
+        ('["a"]', 'needs must be a list of "<module>.<function>" names'),
+        ('["a.f()"]', 'needs must be a list of "<module>.<function>" names'),
+        ('"a.f"', "needs must be a list, got 'a.f'"),
+    ],
+)
+def test_needs_that_name_nothing_are_an_error(tmp_path: Path, needs: str, error: str):
+    b = ENTRY.format(number=2, name="b", status="ready") + f"needs = {needs}\n"
+    path = write_registry(tmp_path, ENTRY.format(number=1, name="a", status="ready"), b)
+    with pytest.raises(registry.RegistryError) as raised:
+        registry.modules(path)
+    assert error in str(raised.value)
+
+
+NEEDS_HEADING = "## What it needs from earlier modules"
+
+
+def _guide_needs(text: str) -> list[str] | None:
+    """The functions a guide's needs section lists, as "<module>.<function>" in its order; None
+    without the section. Each list item reads ``- module <number> <name>: `f`, `C.g` ``."""
+    import re
+
+    if NEEDS_HEADING not in text:
+        return None
+    section = text.split(NEEDS_HEADING, 1)[1].split("\n## ", 1)[0]
+    listed = []
+    for item in re.split(r"\n(?=- )", section):
+        found = re.match(r"- module (\d+) (\w+): (.*)", item, re.DOTALL)
+        if found:
+            module = registry.get(found[1], registry.REGISTRY_FILE)
+            assert module.name == found[2], f"the guide calls module {found[1]} {found[2]!r}: {module.name}"
+            listed += [f"{module.name}.{name}" for name in re.findall(r"`([^`]+)`", found[3])]
+    return listed
+
+
+def test_each_guide_lists_exactly_the_functions_its_module_needs():
+    """The registry's ``needs`` and the guide's section say the same, in the same order."""
+    root = registry.repo_root()
+    for m in registry.modules(registry.REGISTRY_FILE):
+        if not m.ready:
+            continue
+        listed = _guide_needs((root / m.kata / "README.md").read_text(encoding="utf-8"))
+        if not m.needs:
+            assert listed is None, f"{m.kata}/README.md has {NEEDS_HEADING!r}, the registry lists no needs"
+        else:
+            assert listed == list(m.needs), f"{m.kata}/README.md: {NEEDS_HEADING!r} is not the registry's"
+
+
+def test_every_need_is_a_function_a_student_writes_in_an_earlier_module():
+    from tinytorch import runner
+
+    root = registry.repo_root()
+    instructor = (root / "grading" / "release.py").is_file()  # katas untouched, solutions present
+    for m in registry.modules(registry.REGISTRY_FILE):
+        for need in m.needs:
+            owner = registry.get(need.partition(".")[0], registry.REGISTRY_FILE)
+            function = need.partition(".")[2]
+            assert owner.number < m.number, f"{m.name} needs {need} of a later module"
+            kata = runner.defined_functions(root / owner.kata)
+            assert function in kata, f"{m.name} needs {need}: no such function in {owner.kata}"
+            if instructor:
+                assert function in runner.defined_functions(root / owner.solution), need
+                assert runner.raises_not_implemented(kata[function]), f"{need}: its stub does not raise"
+
+
+def test_the_modules_needed_are_those_the_tests_and_the_code_import():
+    """Every module whose ``tinytorch.perf.<name>`` a module's tests, stubs or reference import
+    (anywhere in the file) has a function in ``needs``, and the other way round."""
+    import ast
+
+    root = registry.repo_root()
+    names = set(registry.names(registry.REGISTRY_FILE))
+
+    def imported(path: Path) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found |= {m.split(".")[2] for m in modules if m.startswith("tinytorch.perf.")}
+        return found & names
+
+    instructor = (root / "grading" / "release.py").is_file()
+    for m in registry.modules(registry.REGISTRY_FILE):
+        if not m.ready:
+            continue
+        files = [root / m.tests, *sorted((root / m.kata).rglob("*.py"))]
+        if instructor:
+            files += sorted((root / m.solution).rglob("*.py"))
+        found = set().union(*(imported(f) for f in files)) - {m.name}
+        needed = set(m.needs_by_module())
+        assert found <= needed, f"{m.name} imports {sorted(found - needed)} but needs none of their functions"
+        if instructor:
+            assert needed <= found, f"{m.name} needs functions of {sorted(needed - found)}, never imported"
