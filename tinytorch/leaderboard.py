@@ -21,7 +21,18 @@ Guarantees.
 * Concurrent writers wait for each other (WAL journal, a busy timeout): two processes that
   submit at once both land.
 * The schema carries a version (``PRAGMA user_version``, :data:`SCHEMA_VERSION`); a database
-  written by a newer version is refused rather than misread.
+  written by a newer version is refused rather than misread, an older one is migrated in place
+  (its entries keep every field and show "what ran" as not recorded).
+
+What ran. The optimizations a submission names are its own claim. ``tinytorch submit`` also
+records what the code shows (:class:`CodeWatch`, :func:`observe`): which tree served each kata
+module (``student``: katas/, ``reference``: solutions/, ``folder``: a folder ``TINYTORCH_IMPL``
+names) and, per optimization, the code that ran while the submission was built and while each
+event's model ran once more after the timed runs: module 19's cache or the foundation's own
+(``GPT.forward`` with ``past_kv``), module 18's pruning, events that ran without a single forward
+of the foundation's layers (fused inference), and so on (:data:`EVIDENCE`). The board shows
+both next to the names, with the date (UTC) and the machine (CPU model, cores, OS; no host or
+user name).
 
 Rendering: :meth:`Leaderboard.to_markdown` (a table for a README or a terminal) and
 :meth:`Leaderboard.to_html` (one self-contained static page, no scripts, no external files,
@@ -39,23 +50,31 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 __all__ = [
     "ENV_VAR",
+    "EVIDENCE",
     "OPTIMIZATIONS",
     "SCHEMA_VERSION",
+    "CodeWatch",
     "Entry",
     "EventRecord",
     "InvalidEntry",
     "Leaderboard",
+    "cpu_model",
     "default_path",
     "geometric_mean",
+    "kata_module_of",
+    "machine_description",
+    "observe",
+    "served_modules",
+    "watch_events",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ENV_VAR = "TINYTORCH_LEADERBOARD"
 FILE_NAME = "leaderboard.sqlite3"
 
@@ -70,6 +89,33 @@ OPTIMIZATIONS: dict[str, str] = {
     "sparse-csr": "module 18: CSR weights with a sparse kernel",
     "kv-cache": "module 19: a preallocated key/value cache for generation",
 }
+
+# What shows that an optimization ran: optimization -> (the kata module, the functions of it whose
+# running shows it). The names are the stubs', the same in every student's tree. fused-inference
+# has no function of its own: it shows as events whose model ran without one forward of the
+# foundation's layers (FOUNDATION_LAYERS). kv-cache may also be served by the foundation's own
+# cache (GPT.forward with past_kv), which is recorded as such, not as module 19.
+EVIDENCE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "optimized-backend": ("acceleration", ("OptimizedBackend.dispatch",)),
+    "blocked-matmul": ("acceleration", ("matmul_blocked",)),
+    "int8-quantization": (
+        "quantization",
+        ("QuantizedLinear.forward", "QuantizedConv2d.forward", "int8_matmul"),
+    ),
+    "magnitude-pruning": ("compression", ("prune_model", "magnitude_prune", "global_magnitude_masks")),
+    "structured-pruning": (
+        "compression",
+        ("prune_structured", "prune_filters", "prune_neurons", "prune_conv_filters", "prune_linear_units"),
+    ),
+    "sparse-csr": ("compression", ("SparseLinear.forward", "csr_matmul")),
+    "kv-cache": ("caching", ("KVCache.__init__", "cached_attention", "cached_forward", "generate")),
+}
+FOUNDATION_LAYERS = ("layers.py", "conv.py", "attention.py", "transformer.py")
+FOUNDATION_CACHE = "the foundation's cache, not module 19"
+NOT_SEEN = "not seen"
+NOT_RECORDED = "not recorded"
+# Which tree served a kata module: katas/ (the student's), solutions/ (the reference), a folder.
+SOURCES = ("student", "reference", "folder")
 
 # Relative tolerance when checking that a score is the geometric mean of its speedups: the score
 # and the speedups are float64 and go through exp/log, a few ulps of error each.
@@ -164,6 +210,10 @@ class Entry:
     impl: str = ""
     machine: str = ""
     notes: str = ""
+    # what ran (see the module docstring): optimization -> what showed it, and kata module ->
+    # the tree that served it (student, reference, folder); empty: not recorded
+    observed: Mapping[str, str] = field(default_factory=dict)
+    served: Mapping[str, str] = field(default_factory=dict)
     id: int | None = None
     created_at: float | None = None
 
@@ -177,6 +227,16 @@ class Entry:
         for name in ("impl", "machine", "notes"):
             if not isinstance(getattr(self, name), str):
                 found.append(f"{name} must be a string")
+        for name in ("observed", "served"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                found.append(f"{name} must map names to strings, got {value!r}")
+            elif name == "observed" and any(k not in OPTIMIZATIONS for k in value):
+                found.append(
+                    f"observed names an unknown optimization: {sorted(set(value) - set(OPTIMIZATIONS))}"
+                )
         created = self.created_at
         if created is not None and (not _is_real(created) or not math.isfinite(created) or created < 0):
             found.append(f"created_at must be absent or a time in seconds since the epoch, got {created!r}")
@@ -224,6 +284,7 @@ class Entry:
         """A JSON-ready dict (the format of ``tinytorch submit --json``)."""
         record = asdict(self)
         record["optimizations"] = list(self.optimizations)
+        record["observed"], record["served"] = dict(self.observed), dict(self.served)
         record["events"] = [asdict(e) for e in self.events]
         return record
 
@@ -306,6 +367,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS submissions_by_score ON submissions(score DESC);
 """
 
+# version -> the statements that bring a database of the version before it up to it. _SCHEMA
+# is version 1 and stays as it was, so a new database and a migrated one end up alike.
+_MIGRATIONS = {
+    2: """
+ALTER TABLE submissions ADD COLUMN observed TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE submissions ADD COLUMN served TEXT NOT NULL DEFAULT '{}'
+""",
+}
+
 
 class Leaderboard:
     """The leaderboard database at ``path`` (default :func:`default_path`), created on first use.
@@ -334,8 +404,11 @@ class Leaderboard:
                     f"{self.path}: leaderboard schema version {version} is newer than this tinytorch "
                     f"understands ({SCHEMA_VERSION}); upgrade tinytorch or use another file"
                 )
-            if version < SCHEMA_VERSION:
+            if version < 1:
                 db.executescript_in_transaction(_SCHEMA)
+            for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                db.executescript_in_transaction(_MIGRATIONS[step])
+            if version < SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -362,7 +435,7 @@ class Leaderboard:
             try:
                 cursor = db.execute(
                     "INSERT INTO submissions (name, author, score, optimizations, impl, machine, notes, "
-                    "created_at, n_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "observed, served, created_at, n_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.name.strip(),
                         entry.author.strip(),
@@ -371,6 +444,8 @@ class Leaderboard:
                         entry.impl,
                         entry.machine,
                         entry.notes,
+                        json.dumps(dict(entry.observed)),
+                        json.dumps(dict(entry.served)),
                         time.time() if entry.created_at is None else float(entry.created_at),
                         len(entry.events),
                     ),
@@ -431,6 +506,8 @@ class Leaderboard:
                 impl=r["impl"],
                 machine=r["machine"],
                 notes=r["notes"],
+                observed=_json_map(r["observed"]),
+                served=_json_map(r["served"]),
                 id=r["id"],
                 created_at=r["created_at"],
             )
@@ -467,26 +544,32 @@ class Leaderboard:
         return names
 
     def to_markdown(self, limit: int | None = None) -> str:
-        """The board as a Markdown table: rank, name, author, score, each event's speedup."""
+        """The board as a Markdown table: rank, name, author, score, each event's speedup, the
+        optimizations with what ran, the code's trees, the date (UTC) and the machine."""
         entries = self.entries(limit)
         if not entries:
             return "_The leaderboard is empty: submit with `tinytorch submit`._\n"
         events = self.event_names(entries)
-        header = ["#", "submission", "author", "score", *map(_md, events), "optimizations"]
+        header = ["#", "submission", "author", "score", *map(_md, events), *TRAILING_COLUMNS]
         lines = [
             "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---:"] + ["---"] * 2 + ["---:"] * (1 + len(events)) + ["---"]) + "|",
+            "|"
+            + "|".join(
+                ["---:"] + ["---"] * 2 + ["---:"] * (1 + len(events)) + ["---"] * len(TRAILING_COLUMNS)
+            )
+            + "|",
         ]
         for rank, entry in enumerate(entries, 1):
             cells = [str(rank), _md(entry.name), _md(entry.author), f"{entry.score:.2f}x"]
             cells += [_event_cell(entry, name) for name in events]
-            cells.append(_md(", ".join(entry.optimizations)))
+            cells += [_md(text) for text in _trailing_cells(entry)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(
             "Score: geometric mean of the per-event speedups over the unoptimized models, measured in "
             "the same run; an event whose quality gate failed (marked *) counts as 1x."
         )
+        lines.append(WHAT_RAN_NOTE)
         return "\n".join(lines) + "\n"
 
     def to_html(self, limit: int | None = None, title: str = "TinyMLPerf leaderboard") -> str:
@@ -495,7 +578,7 @@ class Leaderboard:
         events = self.event_names(entries)
         esc = html.escape
         head = "".join(
-            f"<th>{esc(h)}</th>" for h in ["#", "submission", "author", "score", *events, "optimizations"]
+            f"<th>{esc(h)}</th>" for h in ["#", "submission", "author", "score", *events, *TRAILING_COLUMNS]
         )
         rows = []
         for rank, entry in enumerate(entries, 1):
@@ -509,11 +592,10 @@ class Leaderboard:
                 else:
                     why = esc(record.reason)
                     cells.append(f'<span class="fail" title="{why}">{record.speedup:.2f}&times; *</span>')
-            cells.append(esc(", ".join(entry.optimizations)))
+            cells += [esc(text) for text in _trailing_cells(entry)]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        body = (
-            "\n".join(rows) if rows else f'<tr><td colspan="{5 + len(events)}">No submissions yet.</td></tr>'
-        )
+        columns = 4 + len(events) + len(TRAILING_COLUMNS)
+        body = "\n".join(rows) if rows else f'<tr><td colspan="{columns}">No submissions yet.</td></tr>'
         return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -524,7 +606,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }}
 th, td {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ccc; text-align: right; }}
 th {{ background: #f0f0f0; }}
-td:nth-child(2), td:nth-child(3), td:last-child {{ text-align: left; }}
+td:nth-child(2), td:nth-child(3), td:nth-child(n+{5 + len(events)}) {{ text-align: left; }}
 .fail {{ color: #a00; }}
 </style>
 </head>
@@ -538,13 +620,89 @@ td:nth-child(2), td:nth-child(3), td:last-child {{ text-align: left; }}
 </table>
 <p>Score: geometric mean of the per-event speedups over the unoptimized models, measured in the same
 run with baseline and candidate interleaved. An event whose quality gate failed (*) counts as 1&times;.</p>
+<p>{esc(WHAT_RAN_NOTE)}</p>
 </body>
 </html>
 """
 
 
+def _json_map(text: str) -> dict[str, str]:
+    """A stored name -> text map; {} (not recorded) for anything else."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+# Columns after the events: the optimizations with what ran, the trees that served the kata
+# modules, when and where it was measured.
+TRAILING_COLUMNS = ("optimizations (what ran)", "code", "date (UTC)", "machine")
+WHAT_RAN_NOTE = (
+    "What ran: recorded by `tinytorch submit` from the code that ran while the submission was built "
+    "and while each event's model ran once more; `not seen`: named by the submission, no code of it "
+    f"ran; `{NOT_RECORDED}`: submitted before the board recorded it, or from a JSON file. Code: the "
+    "tree that served each kata module (student: katas/, reference: solutions/)."
+)
+
+
+def optimizations_text(named: Sequence[str], observed: Mapping[str, str]) -> str:
+    """The optimizations a submission names, each with what ran for it (:func:`observe`); one
+    seen running that the submission does not name comes last, marked "not named"."""
+    if not observed:
+        return ", ".join(named) + f" ({NOT_RECORDED})"
+    texts = [f"{name} ({observed.get(name, NOT_SEEN)})" for name in named]
+    texts += [
+        f"{name} ({what}; not named)"
+        for name, what in observed.items()
+        if name not in named and what != NOT_SEEN
+    ]
+    return ", ".join(texts)
+
+
+def code_text(served: Mapping[str, str]) -> str:
+    """Which tree served the kata modules (:func:`served_modules`): "student 15 16 18 20; reference 17"."""
+    if not served:
+        return NOT_RECORDED
+    numbers = _module_numbers()
+    by_source: dict[str, list[str]] = {}
+    for module, source in served.items():
+        by_source.setdefault(source, []).append(str(numbers.get(module, module)))
+    return "; ".join(f"{source} {' '.join(sorted(mods, key=_natural))}" for source, mods in by_source.items())
+
+
+def date_text(entry: Entry) -> str:
+    """When the entry was added, UTC to the minute ("" before it is added)."""
+    if entry.created_at is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.created_at))
+
+
+def _trailing_cells(entry: Entry) -> list[str]:
+    return [
+        optimizations_text(entry.optimizations, entry.observed),
+        code_text(entry.served),
+        date_text(entry),
+        entry.machine or "unknown",
+    ]
+
+
+def _natural(text: str) -> tuple[int, str]:
+    return (int(text), "") if text.isdigit() else (1 << 30, text)
+
+
+def _module_numbers() -> dict[str, int]:
+    """Kata module name -> number, from the registry (none when it cannot be read)."""
+    try:
+        from tinytorch import registry
+
+        return {m.name: m.number for m in registry.modules()}
+    except Exception:  # a board is shown from its database alone, even outside a checkout
+        return {}
 
 
 def _event_cell(entry: Entry, name: str) -> str:
@@ -586,6 +744,173 @@ class _Connection:
         for statement in script.split(";"):
             if statement.strip():
                 self.db.execute(statement)
+
+
+# ------------------------------------------------------------------ what ran and where
+
+
+class CodeWatch:
+    """The Python functions that run inside a ``with`` block, as code objects.
+
+    ``sys.settrace`` with a global function that only notes each new frame and returns None (no
+    line events): a few times slower for Python calls, so it watches one untimed run, never a
+    timed one. ``foundation_cache`` is True once ``GPT.forward`` ran with a ``past_kv``.
+    """
+
+    def __init__(self) -> None:
+        self.codes: set[Any] = set()
+        self.foundation_cache = False
+        self._previous: Any = None
+
+    def __enter__(self) -> CodeWatch:
+        from tinytorch.transformer import GPT
+
+        gpt_forward, codes = GPT.forward.__code__, self.codes
+
+        def call(frame: Any, event: str, arg: Any) -> None:
+            code = frame.f_code
+            codes.add(code)
+            if code is gpt_forward and frame.f_locals.get("past_kv") is not None:
+                self.foundation_cache = True
+
+        self._previous = sys.gettrace()
+        sys.settrace(call)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(self._previous)
+
+    def kata_functions(self) -> set[tuple[str, str]]:
+        """(kata module, qualified name) of every function of a loaded kata module that ran."""
+        folders = _kata_folders()
+        found = set()
+        for code in self.codes:
+            module = _kata_module_of(code.co_filename, folders)
+            if module is not None:
+                found.add((module, code.co_qualname))
+        return found
+
+    def used_foundation_layers(self) -> bool:
+        """True when a forward of the foundation's layers (tinytorch/layers.py, conv.py, ...) ran."""
+        package = Path(__file__).resolve().parent
+        layer_files = {str(package / name) for name in FOUNDATION_LAYERS}
+        return any(
+            code.co_name in ("forward", "__call__") and str(Path(code.co_filename).resolve()) in layer_files
+            for code in self.codes
+        )
+
+
+def _kata_folders() -> dict[Path, tuple[str, str]]:
+    """The folder of every kata module loaded in this process -> (module name, source)."""
+    from tinytorch import registry
+
+    root = registry.repo_root()
+    found = {}
+    for module in registry.modules():
+        paths = getattr(sys.modules.get(f"tinytorch.perf.{module.name}"), "__path__", None)
+        if not paths:
+            continue
+        folder = Path(paths[0]).resolve()
+        if folder == (root / module.kata).resolve():
+            source = "student"
+        elif folder == (root / module.solution).resolve():
+            source = "reference"
+        else:
+            source = "folder"
+        found[folder] = (module.name, source)
+    return found
+
+
+def _kata_module_of(filename: str, folders: Mapping[Path, tuple[str, str]]) -> str | None:
+    path = Path(filename).resolve()
+    return next((name for folder, (name, _) in folders.items() if folder in path.parents), None)
+
+
+def kata_module_of(filename: str) -> str | None:
+    """The kata module whose loaded folder holds ``filename``, None for any other file."""
+    return _kata_module_of(filename, _kata_folders())
+
+
+def served_modules() -> dict[str, str]:
+    """Kata module -> the tree that served it (student, reference, folder), for every kata
+    module loaded in this process."""
+    return {name: source for name, source in sorted(_kata_folders().values())}
+
+
+def watch_events(benchmark: Any, models: Mapping[str, Any]) -> dict[str, CodeWatch]:
+    """Run each event's model once (``benchmark.event(name).run(model)``, untimed) under a
+    :class:`CodeWatch`; event name -> its watch. An exception of a model propagates."""
+    watches = {}
+    for name in benchmark.events:
+        if name in models:
+            with CodeWatch() as watch:
+                benchmark.event(name).run(models[name])
+            watches[name] = watch
+    return watches
+
+
+def observe(
+    named: Sequence[str], runs: Mapping[str, CodeWatch], build: CodeWatch | None = None
+) -> dict[str, str]:
+    """What ran, per optimization: every optimization ``named`` by the submission and every other
+    one whose code ran, in :data:`OPTIMIZATIONS`' order, each -> a short text.
+
+    ``runs``: a watch per event (:func:`watch_events`); ``build``: the watch around building the
+    submission (pruning runs then), if there was one. The texts: ``student module 19`` (the tree
+    that served the code that ran, and its module), the foundation's cache (``GPT.forward`` with
+    ``past_kv``), the events that ran without the foundation's layers (fused inference), or
+    ``not seen``.
+    """
+    watches = [*runs.values(), *([build] if build is not None else [])]
+    ran: set[tuple[str, str]] = set().union(*(w.kata_functions() for w in watches)) if watches else set()
+    sources = served_modules()
+    numbers = _module_numbers()
+    seen: dict[str, str] = {}
+    for optimization, (module, functions) in EVIDENCE.items():
+        if any((module, function) in ran for function in functions):
+            seen[optimization] = f"{sources.get(module, 'unknown')} module {numbers.get(module, module)}"
+    if "kv-cache" not in seen and any(w.foundation_cache for w in runs.values()):
+        seen["kv-cache"] = FOUNDATION_CACHE
+    fused = [name for name, watch in runs.items() if not watch.used_foundation_layers()]
+    if fused:
+        seen["fused-inference"] = f"{', '.join(fused)} without the foundation's layers"
+    return {name: seen.get(name, NOT_SEEN) for name in OPTIMIZATIONS if name in seen or name in named}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, sysctl on macOS), else platform's guess."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
+                value = line.split(":", 1)[1].strip()
+                if value and not value.isdigit():
+                    return value
+    except OSError:
+        pass
+    if sys.platform == "darwin":  # pragma: no cover - platform specific
+        import subprocess
+
+        done = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_description() -> str:
+    """Where a submission was measured, on one line and without host or user names: the CPU
+    model, the cores, the OS and architecture, numpy and its BLAS threads."""
+    import platform
+
+    numpy = sys.modules.get("numpy")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS") or "unpinned"
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"numpy {getattr(numpy, '__version__', '?')}, BLAS threads {threads}"
+    )
 
 
 # ------------------------------------------------------------ CLI: tinytorch leaderboard / submit
@@ -651,7 +976,10 @@ def _run_submission(args: Any, out: TextIO, submission: Any = None, benchmark: A
     one), validate it, run the competition (or the given ``TinyMLPerf``) and return its entry."""
     from tinytorch.perf.benchmarking import InvalidSubmission, TinyMLPerf, build_submission
 
-    submission = build_submission() if submission is None else submission
+    build = None
+    if submission is None:
+        with CodeWatch() as build:  # the pruning of modules 18 runs here, before any event
+            submission = build_submission()
     for field_name in ("name", "author"):
         if getattr(args, field_name):
             setattr(submission, field_name, getattr(args, field_name))
@@ -664,7 +992,14 @@ def _run_submission(args: Any, out: TextIO, submission: Any = None, benchmark: A
     print("running the competition (baseline and submission interleaved) ...", file=out)
     card = submission.compute_score(bench)
     print(card, file=out)
-    return submission.to_entry()
+    runs = watch_events(bench, submission.models)  # after the timed runs: the watch slows calls
+    entry = submission.to_entry()
+    return replace(
+        entry,
+        machine=machine_description(),
+        observed=observe(entry.optimizations, runs, build),
+        served=served_modules(),
+    )
 
 
 def cli_submit(args: Any, out: TextIO, impl: str | None = None) -> int:

@@ -18,7 +18,9 @@ import textwrap
 from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from tinytorch import cli, leaderboard
@@ -31,6 +33,7 @@ from tinytorch.leaderboard import (
     default_path,
     geometric_mean,
 )
+from tinytorch.tensor import Tensor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -384,3 +387,200 @@ def test_boards_with_different_events_render(board: Leaderboard) -> None:
     assert "| - |" in md and "9.00x *" in md
     page = board.to_html()
     assert "&ndash;" in page and 'class="fail"' in page and "below the target" in page
+
+
+# --------------------------------------------------------------------------- when, where, what ran
+
+
+def test_entries_of_the_same_name_are_told_apart_by_date_and_machine(board: Leaderboard) -> None:
+    board.add(entry("same", created_at=1.7e9, machine="AMD EPYC 7B13, 2 cores, Linux x86_64"))
+    board.add(entry("same", created_at=1.8e9, machine="Apple M2, 8 cores, Darwin arm64"))
+    rows = [line for line in board.to_markdown().splitlines() if line.startswith("| ") and "same" in line]
+    assert len(rows) == 2 and rows[0] != rows[1], f"two rows of the same name must differ: {rows}"
+    for date, machine in (("2023-11-14 22:13", "AMD EPYC 7B13"), ("2027-01-15 08:00", "Apple M2")):
+        assert any(date in row and machine in row for row in rows), f"a row with {date} (UTC) and {machine}"
+        page = board.to_html()
+        assert date in page and machine in page, f"the HTML page shows {date} and {machine}"
+    header = board.to_markdown().splitlines()[0]
+    assert "date (UTC)" in header and "machine" in header, f"the columns named: {header}"
+
+
+def test_the_machine_is_described_by_its_cpu_and_cores_without_host_or_user_names() -> None:
+    import getpass
+    import os
+    import platform
+
+    text = leaderboard.machine_description()
+    assert leaderboard.cpu_model() in text and f"{os.cpu_count()} cores" in text, f"cpu and cores: {text}"
+    for private in (platform.node(), getpass.getuser()):
+        if len(private) >= 4:  # a name that short could be part of a CPU model by chance
+            assert private not in text, f"the machine line must not carry {private!r}: {text}"
+
+
+V1_SCHEMA = """
+CREATE TABLE submissions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL CHECK (length(name) > 0),
+    author TEXT NOT NULL CHECK (length(author) > 0), score REAL NOT NULL CHECK (score > 0),
+    optimizations TEXT NOT NULL, impl TEXT NOT NULL DEFAULT '', machine TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, n_events INTEGER NOT NULL CHECK (n_events > 0));
+CREATE TABLE events (
+    submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE, event TEXT NOT NULL,
+    baseline_seconds REAL NOT NULL CHECK (baseline_seconds > 0),
+    candidate_seconds REAL NOT NULL CHECK (candidate_seconds > 0), speedup REAL NOT NULL CHECK (speedup > 0),
+    quality_metric TEXT NOT NULL, quality_value REAL NOT NULL, quality_target REAL NOT NULL,
+    passed INTEGER NOT NULL CHECK (passed IN (0, 1)), reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (submission_id, event));
+CREATE INDEX submissions_by_score ON submissions(score DESC);
+INSERT INTO submissions VALUES (1, 'old', 'ada', 3.0, '["kv-cache"]', 'katas', 'x86_64', '', 1.7e9, 1);
+INSERT INTO events VALUES (1, 'MLP_SPRINT', 0.3, 0.1, 3.0, 'accuracy', 0.97, 0.95, 1, '');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_board_of_schema_1_is_migrated_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+    board = Leaderboard(path)
+    assert board.schema_version == SCHEMA_VERSION == 2, "the version after the migration"
+    (old,) = board.entries()
+    assert (old.name, old.score, old.optimizations, old.observed, old.served) == (
+        "old",
+        3.0,
+        ("kv-cache",),
+        {},
+        {},
+    ), f"the old entry as read back: {old}"
+    assert "kv-cache (not recorded)" in board.to_markdown(), "an old entry's optimizations: not recorded"
+    seen = {"kv-cache": leaderboard.FOUNDATION_CACHE}
+    board.add(entry("new", optimizations=("kv-cache",), observed=seen, served={"benchmarking": "student"}))
+    new = next(e for e in board.entries() if e.name == "new")
+    assert (new.observed, new.served) == (seen, {"benchmarking": "student"}), "what ran, round-tripped"
+    assert Leaderboard(path).schema_version == SCHEMA_VERSION and board.integrity_problems() == []
+
+
+def kata_function(module: str, name: str) -> Any:
+    """A function named ``name`` compiled as if it were in a file of kata module ``module`` (the
+    folder the switch serves it from): running it is running that module's code."""
+    import importlib
+
+    package = importlib.import_module(f"tinytorch.perf.{module}")
+    where = str(Path(package.__path__[0]) / "watched.py")
+    namespace: dict[str, Any] = {}
+    exec(compile(f"def {name}(*args):\n    return args[0] if args else None\n", where, "exec"), namespace)
+    return namespace[name]
+
+
+class Generator:
+    """A decathlon model: greedy decoding with the foundation's own cache (GPT.generate with
+    use_cache=True), the fallback a submission takes when module 19 is not there."""
+
+    def __init__(self) -> None:
+        from tinytorch.transformer import GPT
+
+        self.gpt = GPT(
+            vocab_size=7, max_seq_len=8, embed_dim=8, n_heads=2, n_layers=1, rng=np.random.default_rng(0)
+        )
+
+    def generate(self, prompts: np.ndarray, max_new_tokens: int) -> np.ndarray:
+        return self.gpt.generate(prompts, max_new_tokens, use_cache=True)
+
+
+class WatchedEvent:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, model: Any) -> Any:
+        if hasattr(model, "generate"):
+            return model.generate(np.array([[1, 2]]), 3)
+        return model(np.ones((2, 4), dtype=np.float32))
+
+
+class WatchedCompetition:
+    """The TinyMLPerf interface ``_run_submission`` uses, without timing anything."""
+
+    def __init__(self, warmup: int | None = None, runs: int | None = None) -> None:
+        self.events = {n: WatchedEvent(n) for n in ("MLP_SPRINT", "CNN_MARATHON", "TRANSFORMER_DECATHLON")}
+
+    def event(self, name: str) -> WatchedEvent:
+        return self.events[name]
+
+
+class WatchedSubmission:
+    """Names four optimizations; its build runs module 18's prune_neurons; its MLP runs in numpy
+    alone (and through module 18's csr_matmul, which it does not name); its CNN runs the
+    foundation's Linear; its generator falls back to the foundation's cache."""
+
+    name, author = "watched", "ada"
+    optimizations = ("structured-pruning", "fused-inference", "kv-cache", "int8-quantization")
+
+    def __init__(self) -> None:
+        from tinytorch.layers import Linear
+
+        kata_function("compression", "prune_neurons")()
+        csr_matmul, weight = kata_function("compression", "csr_matmul"), np.ones((4, 3), np.float32)
+        linear = Linear(4, 3, rng=np.random.default_rng(0))
+        self.models = {
+            "MLP_SPRINT": lambda x: csr_matmul(x @ weight),
+            "CNN_MARATHON": lambda x: linear(Tensor(x)),
+            "TRANSFORMER_DECATHLON": Generator(),
+        }
+
+    def validate(self, benchmark: Any) -> list[str]:
+        return []
+
+    def compute_score(self, benchmark: Any) -> str:
+        return "score 3.464x"
+
+    def to_entry(self) -> Entry:
+        return entry(self.name, optimizations=self.optimizations)
+
+
+def test_submit_records_what_ran_and_a_foundation_cache_is_not_module_19(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kv-cache named by a submission whose generator fell back to the foundation's cache is shown as
+    the foundation's cache; an optimization named and never run as not seen; one run and not named
+    as not named; module 18's pruning by the tree that served it."""
+    import tinytorch.perf.benchmarking as perf_benchmarking
+
+    monkeypatch.setattr(perf_benchmarking, "build_submission", WatchedSubmission)
+    monkeypatch.setattr(perf_benchmarking, "TinyMLPerf", WatchedCompetition)
+    args = Namespace(
+        json=None, name=None, author=None, save_json=None, db=str(tmp_path / "w.sqlite3"), quick=True
+    )
+    out = io.StringIO()
+    assert leaderboard.cli_submit(args, out) == 0, out.getvalue()
+    (got,) = Leaderboard(args.db).entries()
+    compression = got.served["compression"]
+    assert compression in leaderboard.SOURCES, f"the tree that served module 18: {got.served}"
+    assert got.observed == {
+        "fused-inference": "MLP_SPRINT without the foundation's layers",
+        "int8-quantization": leaderboard.NOT_SEEN,
+        "structured-pruning": f"{compression} module 18",
+        "sparse-csr": f"{compression} module 18",
+        "kv-cache": leaderboard.FOUNDATION_CACHE,
+    }, f"what ran, as recorded: {got.observed}"
+    assert got.machine == leaderboard.machine_description(), "the machine line of the CLI's path"
+    cell = leaderboard.optimizations_text(got.optimizations, got.observed)
+    for shown in (
+        "kv-cache (the foundation's cache, not module 19)",
+        "int8-quantization (not seen)",
+        f"sparse-csr ({compression} module 18; not named)",
+    ):
+        assert shown in cell and shown in Leaderboard(args.db).to_markdown(), f"the board shows {shown!r}"
+
+
+def test_a_watch_sees_module_19_before_the_foundation_and_restores_the_tracer() -> None:
+    import sys
+
+    previous = sys.gettrace()
+    cached_forward = kata_function("caching", "cached_forward")
+    with leaderboard.CodeWatch() as watch:
+        cached_forward()
+        Generator().generate(np.array([[1, 2]]), 3)
+    assert sys.gettrace() is previous, "the watch leaves the tracer as it found it"
+    assert watch.foundation_cache and ("caching", "cached_forward") in watch.kata_functions()
+    source = leaderboard.served_modules()["caching"]
+    observed = leaderboard.observe(["kv-cache"], {"TRANSFORMER_DECATHLON": watch})
+    assert observed == {"kv-cache": f"{source} module 19"}, f"module 19's code ran: {observed}"
