@@ -98,15 +98,48 @@ def bar(passed: int, total: int, width: int = BAR_WIDTH) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def _where(outcome: runner.TestOutcome) -> str:
-    """Where a failure happened: the kata frame, else the test line."""
-    if outcome.location:
-        return str(outcome.location)
-    if outcome.test_location and not outcome.problem:
-        return f"{outcome.test_location} (the test's check; the kata returned a wrong result)"
-    if outcome.test_location:
-        return str(outcome.test_location)
-    return outcome.nodeid
+def _owner(location: runner.Location | None) -> registry.Module | None:
+    """The module whose kata or solution folder holds ``location``, if any."""
+    path = location.path if location else ""
+    for m in registry.modules():
+        if any(path.startswith(tree.rstrip("/") + "/") for tree in (m.kata, m.solution)):
+            return m
+    return None
+
+
+# What happened, in words, where a test's label and message leave it open (TestOutcome.kind).
+_WHY = {
+    "wrong result": "the test's check: the code under test returned a wrong result",
+    "setup error": "in the test's setup or teardown, not inside the code under test",
+    "import error": "the tests cannot import a name or a module they need",
+    "syntax error": "the code does not parse, so the tests cannot import it",
+    "error at import": "raised while the tests imported the code",
+}
+
+
+def _where(outcome: runner.TestOutcome, module: registry.Module | None = None) -> str:
+    """Where a test failed (the kata frame, else the test line), and in words what happened there
+    when its label and message leave it open. ``module``: the module whose tests ran, so that a
+    failure inside another module's code says which."""
+    kind = outcome.kind
+    owner = _owner(outcome.location)
+    other = owner if owner and module and owner.name != module.name else None
+    of_other = f"module {other.number} {other.name}" if other else ""
+    place = outcome.location or outcome.test_location
+    why = _WHY.get(kind, "")
+    if kind == "not written" and other:
+        why = f"a function of {of_other}, not written yet: module {module.number} needs it"
+    elif kind == "raised":
+        why = f"raised inside {of_other}'s code" if other else "raised inside the code under test"
+    elif kind in ("wrong result", "test error"):
+        place = outcome.test_location or place
+        if kind == "test error":
+            raised = outcome.exception or "an exception"
+            why = f"{raised} raised by the test's own code, not by the code under test"
+        elif "DID NOT RAISE" in outcome.message:
+            why = "the test's check: the code under test did not raise"
+    where = str(place) if place else outcome.nodeid
+    return f"{where} ({why})" if why else where
 
 
 # The per-test timeout of this invocation (`--timeout`), set by main(); None: the runner's default.
@@ -188,7 +221,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         if r.collection_errors:
             tests = "error"
             first = r.collection_errors[0]
-            progress = _IMPORT_PROBLEMS.get(first.problem, "cannot import: see test")
+            progress = _IMPORT_PROBLEMS.get(first.kind, "cannot import: see test")
         elif r.total == 0:
             tests, progress = "no tests", ""
         else:
@@ -207,7 +240,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     m, r = next_step
     if r.failures:
         first = r.failures[0]
-        print(f"Next step: module {m.number} {m.name}: {first.name} fails at {_where(first)}", file=out)
+        print(f"Next step: module {m.number} {m.name}: {first.name} fails at {_where(first, m)}", file=out)
         print(f"  {first.summary_lines(1)[0]}", file=out)
     else:
         print(f"Next step: module {m.number} {m.name} has no tests yet ({m.tests}).", file=out)
@@ -215,11 +248,14 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     return code
 
 
-# How the board names a test file that could not be imported, by the runner's problem.
+# How the board names a test file that could not be imported, by what happened (TestOutcome.kind).
 _IMPORT_PROBLEMS = {
     "exit": "exits at import: see test",
     "timeout": "import timed out: see test",
     "crash": "crashed at import: see test",
+    "syntax error": "syntax error: see test",
+    "import error": "import error: see test",
+    "error at import": "error at import: see test",
 }
 
 
@@ -232,7 +268,7 @@ def _broken_note(result: runner.ModuleResult) -> str:
             counts[kinds[o.problem]] = counts.get(kinds[o.problem], 0) + 1
     first = next(o for o in result.failures if o.collection or o.problem)
     what = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "the tests cannot be imported"
-    return f"{what}: {first.summary_lines(1)[0]} (at {_where(first)})"
+    return f"{what}: {first.summary_lines(1)[0]} (at {_where(first, result.module)})"
 
 
 # --------------------------------------------------------------------------- test
@@ -252,7 +288,7 @@ def report_module(result: runner.ModuleResult, impl: str, out: TextIO, show_all:
     shown = failures if show_all else failures[:SHOWN_FAILURES]
     for outcome in shown:
         print(f"\n{outcome.label} {outcome.nodeid}", file=out)
-        print(f"  at {_where(outcome)}", file=out)
+        print(f"  at {_where(outcome, m)}", file=out)
         for line in outcome.summary_lines():
             print(f"  | {line}", file=out)
     if len(failures) > len(shown):
@@ -262,20 +298,41 @@ def report_module(result: runner.ModuleResult, impl: str, out: TextIO, show_all:
         )
         for outcome in failures[len(shown) :]:
             print(f"  {outcome.label} {outcome.name}", file=out)
-    todo = sorted(
-        {
-            str(o.location.function) + " in " + o.location.path
-            for o in failures
-            if o.not_implemented and o.location
-        }
-    )
+    todo = [f"{location.function} in {location.path}" for location in runner.still_raising(failures)]
     if todo:
         print("\nstill raising NotImplementedError: " + "; ".join(todo), file=out)
+    if failures and m.needs:
+        _print_needs(m, impl, result.outcomes, out)
     if failures:
         print(f"\nNext: fix the first failure above; `tinytorch hint {m.name}` gives a hint.", file=out)
         return FAILING
     print("\nAll tests pass.", file=out)
     return OK
+
+
+def _and(items: list[str]) -> str:
+    """``["15", "16", "18"]`` -> ``15, 16 and 18``."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def _print_needs(module: registry.Module, impl: str, outcomes: list[runner.TestOutcome], out: TextIO) -> None:
+    """What the module needs from other modules (the registry's ``needs``), and how much of it
+    is written in the code under test: one line, then one per module it needs."""
+    found = runner.needs(module, impl, outcomes)
+    owners = list(dict.fromkeys(need.module for need in found))
+    numbers = _and([str(m.number) for m in owners])
+    written = sum(need.written for need in found)
+    functions = f"{len(found)} function{'s' * (len(found) != 1)}"
+    print(
+        f"\nmodule {module.number} uses {functions} of module{'s' * (len(owners) > 1)} {numbers}: "
+        f"{written} written (its guide, {module.kata}/README.md, lists them)",
+        file=out,
+    )
+    for owner in owners:
+        mine = [need for need in found if need.module == owner]
+        left = [need.function for need in mine if not need.written]
+        line = f"  module {owner.number} {owner.name}: {len(mine) - len(left)} of {len(mine)} written"
+        print(line + (f"; still to write: {', '.join(left)}" if left else ""), file=out)
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
@@ -393,7 +450,7 @@ def cmd_hint(args: argparse.Namespace, out: TextIO) -> int:
         print(f"module {module.number} {module.name} has no tests in {module.tests}", file=out)
         return FAILING
     first = r.failures[0]
-    print(f"First failing test: {first.nodeid}\n  at {_where(first)}", file=out)
+    print(f"First failing test: {first.nodeid}\n  at {_where(first, module)}", file=out)
     for line in first.summary_lines():
         print(f"  | {line}", file=out)
     ladder, why = hint_ladder(module, first)

@@ -10,9 +10,12 @@
   error of the test file when it happens while the tests import the katas;
 * gives importing the tests the per-test timeout (``faulthandler`` dumps the stack, then exits);
 * dumps the stack of every thread on ``SIGUSR1``, which the runner sends before it kills a run
-  that went over its bound.
+  that went over its bound;
+* prints a long numpy array in Hypothesis's falsifying example as one short line (shape, dtype,
+  range and first values, :func:`array_summary`), so the CLI can show every argument.
 
-Without ``--tinytorch-log`` only the exit guards act. Nothing here runs in the CLI's process.
+Without ``--tinytorch-log`` only the exit guards act (a plain pytest run prints arrays as
+Hypothesis does). Nothing here runs in the CLI's process.
 """
 
 from __future__ import annotations
@@ -96,7 +99,70 @@ class RunLog:
         self.stack.close()
 
 
+# An array whose repr is longer than this (or spans lines) is summarised in Hypothesis's examples.
+ARRAY_REPR_WIDTH = 80
+ARRAY_VALUES_SHOWN = 6
+
+
+def _number(value: object) -> str:
+    """A numpy scalar as a student reads it: ``0.25``, ``-3``, ``1e+30``, ``True``, ``nan``."""
+    value = value.item() if hasattr(value, "item") else value
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def array_summary(array: object) -> str:
+    """A numpy array on one line: its own repr when that is short, else its shape, dtype, range
+    (of its finite values, with how many are NaN or infinite) and first values, e.g.
+    ``<array shape=(6, 40) dtype=float32 min=-2.5 max=3 nan=2 first=[0.5, nan, -1, 3, 0, 2, ...]>``.
+    """
+    import numpy as np
+
+    text = repr(array)
+    if "\n" not in text and len(text) <= ARRAY_REPR_WIDTH:
+        return text
+    a = np.asarray(array)
+    parts = [f"shape={a.shape}", f"dtype={a.dtype}"]
+    flat = a.ravel()
+    if flat.size and a.dtype.kind in "biuf":
+        finite = flat[np.isfinite(flat)] if a.dtype.kind == "f" else flat
+        if finite.size:
+            parts += [f"min={_number(finite.min())}", f"max={_number(finite.max())}"]
+        if a.dtype.kind == "f":
+            nan, inf = int(np.isnan(flat).sum()), int(np.isinf(flat).sum())
+            parts += [f"nan={nan}"] * bool(nan) + [f"inf={inf}"] * bool(inf)
+    shown = [_number(v) for v in flat[:ARRAY_VALUES_SHOWN]]
+    if flat.size > ARRAY_VALUES_SHOWN:
+        shown.append("...")
+    parts.append(f"first=[{', '.join(shown)}]" if flat.size else "empty")
+    return f"<array {' '.join(parts)}>"
+
+
+def _pretty_array(array: object, printer: object, cycle: bool) -> None:
+    printer.text(array_summary(array))
+
+
+def _summarise_arrays_in_examples() -> object:
+    """Make Hypothesis print numpy arrays with :func:`array_summary`; the printer it replaces."""
+    try:
+        from hypothesis.vendor import pretty
+    except ImportError:  # pragma: no cover - hypothesis is a test dependency
+        return None
+    return pretty.for_type_by_name("numpy", "ndarray", _pretty_array)
+
+
+def _restore_array_printer(previous: object) -> None:
+    try:
+        from hypothesis.vendor import pretty
+    except ImportError:  # pragma: no cover
+        return
+    if previous is None:
+        pretty._deferred_type_pprinters.pop(("numpy", "ndarray"), None)
+    else:
+        pretty.for_type_by_name("numpy", "ndarray", previous)
+
+
 _log: RunLog | None = None
+_previous_array_printer: object = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,11 +172,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _log
+    global _log, _previous_array_printer
     path = config.getoption("tinytorch_log", None)
     if path and _log is None:
         _log = RunLog(path)
         _log.start()
+        _previous_array_printer = _summarise_arrays_in_examples()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -118,6 +185,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _log is not None:
         _log.close()
         _log = None
+        _restore_array_printer(_previous_array_printer)
 
 
 def _write(**event: object) -> None:

@@ -98,6 +98,35 @@ _VALUE_LINES = (
 _TIMEOUT_BANNER = re.compile(r"\+{3,} Timeout \+{3,}")  # after the progress dots, maybe
 
 
+# How a test can end, and the label the CLI gives each (TestOutcome.kind, TestOutcome.label).
+KINDS = {
+    "passed": "PASSED",
+    "skipped": "SKIPPED",
+    "wrong result": "WRONG RESULT",  # the test's own check failed (an assert, pytest.raises, pytest.fail)
+    "not written": "NOT WRITTEN",  # a stub still raising NotImplementedError
+    "raised": "EXCEPTION",  # an exception raised inside the code under test
+    "test error": "FAILED",  # another exception, raised by the test's own code
+    "setup error": "ERROR",  # the same, in a fixture (the test's setup or teardown)
+    "import error": "IMPORT ERROR",  # a name or module the tests import is missing
+    "syntax error": "SYNTAX ERROR",  # the tests cannot import code that does not parse
+    "error at import": "ERROR AT IMPORT",  # another exception while the tests imported the code
+    "timeout": "TIMEOUT",
+    "crash": "CRASH",
+    "exit": "EXIT",
+    "not run": "NOT RUN",
+}
+SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
+IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
+# the exception's name at the start of a message: "AssertionError: ...", "numpy.linalg.LinAlgError"
+_EXCEPTION_NAME = re.compile(r"(?P<name>[A-Za-z_][\w.]*)(?=:|$)")
+# Python's line between two exceptions of a chain, in a native traceback
+_CHAINED = re.compile(
+    r"^(?:During handling of the above exception, another exception occurred|"
+    r"The above exception was the direct cause of the following exception):$",
+    re.MULTILINE,
+)
+
+
 @dataclass(frozen=True)
 class Location:
     """A place in a source file: path relative to the repository root, line and function."""
@@ -125,6 +154,9 @@ class TestOutcome:
     test_location: Location | None = None  # the last frame inside the test file, if any
     collection: bool = False  # the whole file failed to collect (an import or syntax error)
     problem: str = ""  # "" or one of PROBLEMS
+    # the exception itself was raised inside a kata folder (its own traceback, not one it was
+    # raised while handling, has a kata frame): the code under test raised, the test did not
+    raised_in_code: bool = False
 
     @property
     def ok(self) -> bool:
@@ -137,19 +169,56 @@ class TestOutcome:
 
     @property
     def not_implemented(self) -> bool:
-        return self.message.startswith("NotImplementedError")
+        return self.exception == "NotImplementedError"
+
+    @property
+    def exception(self) -> str:
+        """The name of the exception in the message (``AssertionError`` for pytest's bare
+        ``assert ...``), or ""."""
+        first = self.message.split("\n", 1)[0].strip()
+        if first.startswith("assert "):
+            return "AssertionError"
+        match = _EXCEPTION_NAME.match(first)
+        return match["name"].rpartition(".")[2] if match else ""
+
+    @property
+    def kind(self) -> str:
+        """What happened, one of ``KINDS``: how the test ended, decided from the outcome, the
+        problem, the exception and where it was raised (never from pytest's outcome alone)."""
+        if self.ok:
+            return "passed"
+        if self.problem:
+            return self.problem
+        if self.outcome == "skipped":
+            return "skipped"
+        exception = self.exception
+        if self.collection:
+            if exception in SYNTAX_ERRORS:
+                return "syntax error"
+            return "import error" if exception in IMPORT_ERRORS else "error at import"
+        if exception == "NotImplementedError":
+            return "not written"
+        if exception in IMPORT_ERRORS:
+            return "import error"
+        if self.raised_in_code:
+            return "raised"
+        if exception == "AssertionError" or self.message.startswith("Failed:"):
+            return "wrong result"
+        return "setup error" if self.outcome == "error" else "test error"
 
     @property
     def label(self) -> str:
-        """``FAILED``, ``ERROR``, ``SKIPPED``, ``TIMEOUT``, ``CRASH``, ``NOT RUN`` or ``EXIT``."""
-        return (self.problem or self.outcome).upper()
+        """The kind in capitals, as the CLI prints it before the test id: ``WRONG RESULT``, ..."""
+        return KINDS[self.kind]
 
     def summary_lines(self, max_lines: int = 12) -> list[str]:
         """At most ``max_lines`` lines that say what went wrong, for a terminal.
 
         The exception's first line always comes first (never a bare "..."); when the message is
         longer, the lines that carry the values (numpy's ACTUAL/DESIRED, pytest's "where") are kept
-        before the others. The example Hypothesis reports follows, within the same bound.
+        before the others. The example Hypothesis reports follows whole, every argument on a line
+        of its own (a long value cut in its middle), outside the bound: it is what decided the
+        failure, and a bound of 1 (the board's one line) leaves it out.
         """
         lines = [
             _HYPOTHESIS_NOTE.sub(r"(\1 also failed with this error)", line.rstrip())
@@ -165,8 +234,7 @@ class TestOutcome:
             lines[1:1] = _syntax_error_source(self.details)
         example = _example_lines(self.details)
         if example and max_lines >= 4:
-            example = _excerpt(example, max(2, min(len(example), max_lines // 3)))
-            return _excerpt(lines, max_lines - len(example)) + example
+            return _excerpt(lines, max(2, max_lines - len(example))) + example
         return _excerpt(lines, max_lines)
 
 
@@ -194,9 +262,7 @@ def _full_message(message: str, details: str) -> str:
     message = _JUNIT_CUT.sub("", message)
     first = message.splitlines()[0].rstrip() if message.strip() else ""
     start = details.rfind("\n" + first) if first else -1
-    if start < 0:
-        return message
-    text = details[start + 1 :]
+    text = details[start + 1 :] if start >= 0 else message
     cut = _EXAMPLE.search(text)
     text = text[: cut.start()] if cut else text
     # what follows the exception: "(note: ...)" lines are kept, pytest's and Hypothesis's advice not
@@ -208,13 +274,50 @@ def _full_message(message: str, details: str) -> str:
     return "\n".join(kept)
 
 
+# A value of Hypothesis's example longer than this (in characters, on one line) keeps its start
+# and its end. The runner's child prints numpy arrays short already (pytest_plugin.array_summary).
+EXAMPLE_VALUE_WIDTH = 160
+
+
 def _example_lines(details: str) -> list[str]:
-    """Hypothesis's ``Falsifying example: test(x=...)`` block, if the traceback has one."""
+    """Hypothesis's ``Falsifying example: test(x=...)`` block, if the traceback has one: the call
+    line, one line per argument (and per ``Draw`` of ``st.data()``), however many there are.
+
+    Hypothesis spreads a long value over several lines (a list one item per line, an array one
+    row per line); each value is joined into one line, and one still longer than
+    ``EXAMPLE_VALUE_WIDTH`` is cut in its middle, saying how long it was.
+    """
     match = _EXAMPLE.search(details)
     if not match:
         return []
-    block = details[match.start() :].split("\n\n")[0]
-    return [line.rstrip() for line in block.splitlines() if line.strip()]
+    entries: list[list[str]] = []
+    inside = False  # between "test(" and its ")": arguments are indented 4, their values deeper
+    for line in details[match.start() :].split("\n\n")[0].splitlines():
+        if not line.strip():
+            continue
+        if line.startswith(("You can reproduce", "You can add @seed", "Explanation:")):
+            break
+        indent = len(line) - len(line.lstrip())
+        if not entries or indent <= (4 if inside else 0):
+            entries.append([line.rstrip()])
+            if len(entries) == 1:
+                inside = line.rstrip().endswith("(")
+            elif inside and line.strip() == ")" and indent == 0:
+                inside = False
+        else:
+            entries[-1].append(line.strip())
+    return [_one_line(entry) for entry in entries]
+
+
+def _one_line(lines: list[str]) -> str:
+    """One argument of an example on one line, cut in its middle when longer than the width."""
+    text = " ".join(lines)
+    indent = len(text) - len(text.lstrip())
+    body = text[indent:]
+    if len(body) <= EXAMPLE_VALUE_WIDTH:
+        return text
+    keep = EXAMPLE_VALUE_WIDTH // 2
+    return f"{text[:indent]}{body[:keep]} ... {body[-keep // 2 :]}  [cut: {len(body)} characters]"
 
 
 def _excerpt(lines: list[str], max_lines: int) -> list[str]:
@@ -464,16 +567,22 @@ def _outcome(
     """A TestOutcome with its locations: the kata frame and the test frame."""
     test_file = nodeid.split("::", 1)[0]
     location = test_location = None
+    raised_in_code = False
     if outcome in ("failed", "error"):
         test_location = locate(details, root / test_file, root)
         if test_file in kata_dirs:
             location = locate(details, kata_dirs[test_file], root)
+            # the last exception of a chain is the one that ended the test: where was it raised?
+            own = _CHAINED.split(details)[-1]
+            raised_in_code = location is not None and locate(own, kata_dirs[test_file], root) is not None
     if collection and message in ("collection failure", ""):
         message = _collection_message(details)
     if not problem and "KataExit: " in message.split("\n", 1)[0]:
         problem = "exit"
         message = "KataExit: " + message.split("KataExit: ", 1)[1]  # without the plugin's module name
-    return TestOutcome(nodeid, outcome, message, details, location, test_location, collection, problem)
+    return TestOutcome(
+        nodeid, outcome, message, details, location, test_location, collection, problem, raised_in_code
+    )
 
 
 def parse_junit(

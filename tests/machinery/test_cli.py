@@ -80,9 +80,9 @@ def test_test_on_the_stubs_points_at_the_kata(fake_repo: Path):
     assert code == 1
     assert "module 15 alpha: 0/3 tests pass (katas)" in out
     assert (
-        "FAILED tests/test_alpha.py::TestDoubler::test_apply\n  at katas/alpha/core.py:13 in Doubler.apply"
-        in out
-    )
+        "NOT WRITTEN tests/test_alpha.py::TestDoubler::test_apply\n"
+        "  at katas/alpha/core.py:13 in Doubler.apply\n"
+    ) in out
     assert "still raising NotImplementedError: Doubler.apply in katas/alpha/core.py; double in" in out
 
 
@@ -91,7 +91,10 @@ def test_test_with_a_bug_and_with_a_solution(fake_repo: Path):
     code, out = run("test", "alpha")
     assert code == 1
     assert "2/3 tests pass" in out
-    assert "FAILED tests/test_alpha.py::test_double_negative\n  at katas/alpha/core.py:7 in double" in out
+    assert (
+        "EXCEPTION tests/test_alpha.py::test_double_negative\n"
+        "  at katas/alpha/core.py:7 in double (raised inside the code under test)\n"
+    ) in out
     assert "IndexError: list index out of range" in out
 
 
@@ -112,22 +115,23 @@ def test_test_reports_a_kata_that_cannot_be_imported(fake_repo: Path, monkeypatc
     assert code == 1
     assert "module 16 beta: the tests cannot be collected (katas)" in out
     assert (
-        "ERROR tests/test_beta.py\n  at katas/beta/__init__.py:2\n  | SyntaxError: '(' was never closed"
-        in out
-    )
+        "SYNTAX ERROR tests/test_beta.py\n"
+        "  at katas/beta/__init__.py:2 (the code does not parse, so the tests cannot import it)\n"
+        "  | SyntaxError: '(' was never closed"
+    ) in out
     code, out = run("status")
-    assert "16  beta              error  cannot import: see test" in out
-    assert "Next step: module 16 beta: tests/test_beta.py fails at katas/beta/__init__.py:2" in out
+    assert "16  beta              error  syntax error: see test" in out
+    assert "Next step: module 16 beta: tests/test_beta.py fails at katas/beta/__init__.py:2 (the code" in out
 
 
 def test_test_lists_the_rest_of_many_failures(fake_repo: Path, monkeypatch):
     many = canned("alpha", *(failing(f"tests/test_alpha.py::test_{i}") for i in range(8)))
     monkeypatch.setattr(cli, "_run", lambda modules, impl: many)
     code, out = run("test", "alpha")
-    assert code == 1 and out.count("\nFAILED tests/") == cli.SHOWN_FAILURES
-    assert "... and 3 more" in out and "  FAILED test_7" in out
+    assert code == 1 and out.count("\nWRONG RESULT tests/") == cli.SHOWN_FAILURES
+    assert "... and 3 more" in out and "  WRONG RESULT test_7" in out
     code, out = run("test", "alpha", "--all")
-    assert out.count("\nFAILED tests/") == 8 and "more" not in out
+    assert out.count("\nWRONG RESULT tests/") == 8 and "more" not in out
     monkeypatch.setattr(cli, "_run", lambda modules, impl: canned("alpha"))
     assert run("test", "alpha") == (
         1,
@@ -721,6 +725,104 @@ def test_a_failure_shows_the_actual_and_desired_values(fake_repo: Path, monkeypa
     assert "  | Failing explicit example: test_matmul(" in out
     code, out = run("hint", "alpha")
     assert "  |  ACTUAL: array([ 0.,  1.,  2.," in out
+
+
+def test_test_and_hint_show_every_argument_of_the_falsifying_example(fake_repo: Path, monkeypatch):
+    details = (
+        'File "tests/test_alpha.py", line 9, in test_double\n'
+        "AssertionError: attention outputs differ by 0.945\n"
+        "Falsifying explicit example: test_double(\n"
+        "    past=3,\n    new=2,\n    seed=3,\n    causal=False,\n)\n"
+    )
+    message = "AssertionError: attention outputs differ by 0.945"
+    outcome = runner.TestOutcome("tests/test_alpha.py::test_double", "failed", message, details)
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: canned("alpha", outcome))
+    example = "  |     past=3,\n  |     new=2,\n  |     seed=3,\n  |     causal=False,\n  | )\n"
+    for command in ("test", "hint"):
+        code, out = run(command, "alpha")
+        assert example in out, out
+
+
+def test_a_collection_error_from_a_missing_name_is_an_import_error(fake_repo: Path):
+    # the label once read "the test's check; the kata returned a wrong result"
+    (fake_repo / "tests" / "test_beta.py").write_text("from tinytorch.perf.alpha import triple\n")
+    code, out = run("test", "beta")
+    assert code == 1
+    assert (
+        "IMPORT ERROR tests/test_beta.py\n"
+        "  at tests/test_beta.py:1 (the tests cannot import a name or a module they need)\n"
+        "  | ImportError: cannot import name 'triple' from 'tinytorch.perf.alpha'"
+    ) in out, out
+    assert "wrong result" not in out
+    code, out = run("status")
+    assert "16  beta              error  import error: see test" in out
+
+
+def test_each_label_says_what_happened_where(fake_repo: Path, monkeypatch):
+    test_line = runner.Location("tests/test_alpha.py", 4, "test_double")
+    kata = runner.Location("katas/alpha/core.py", 6, "double")
+    t, at = "tests/test_alpha.py::test_", {"test_location": test_line}
+    outcomes = [
+        runner.TestOutcome(t + "a", "failed", "AssertionError: no", **at),
+        runner.TestOutcome(t + "b", "failed", "Failed: DID NOT RAISE <class 'ValueError'>", **at),
+        runner.TestOutcome(t + "c", "failed", "IndexError: x", location=kata, raised_in_code=True, **at),
+        runner.TestOutcome(t + "d", "failed", "AttributeError: 'int' has no 'data'", **at),
+        runner.TestOutcome(t + "e", "error", "RuntimeError: fixture", **at),
+    ]
+    monkeypatch.setattr(cli, "_run", lambda modules, impl: canned("alpha", *outcomes))
+    code, out = run("test", "alpha")
+    assert (
+        "\nWRONG RESULT tests/test_alpha.py::test_a\n  at tests/test_alpha.py:4 in test_double "
+        "(the test's check: the code under test returned a wrong result)\n"
+    ) in out
+    assert (
+        "\nWRONG RESULT tests/test_alpha.py::test_b\n  at tests/test_alpha.py:4 in test_double "
+        "(the test's check: the code under test did not raise)\n"
+    ) in out
+    assert (
+        "\nEXCEPTION tests/test_alpha.py::test_c\n  at katas/alpha/core.py:6 in double "
+        "(raised inside the code under test)\n"
+    ) in out
+    assert (
+        "\nFAILED tests/test_alpha.py::test_d\n  at tests/test_alpha.py:4 in test_double "
+        "(AttributeError raised by the test's own code, not by the code under test)\n"
+    ) in out
+    assert (
+        "\nERROR tests/test_alpha.py::test_e\n  at tests/test_alpha.py:4 in test_double "
+        "(in the test's setup or teardown, not inside the code under test)\n"
+    ) in out
+
+
+def _beta_needs_alpha(root: Path) -> None:
+    """The fake registry with beta needing alpha's double (beta's solution calls it)."""
+    path = root / "modules.toml"
+    beta = 'tests = "tests/test_beta.py"\npoints = 20\nstatus = "ready"\n'
+    path.write_text(path.read_text().replace(beta, beta + 'needs = ["alpha.double"]\n'))
+    registry._load.cache_clear()
+
+
+def test_a_failing_run_says_what_the_module_needs_from_earlier_ones(fake_repo: Path):
+    _beta_needs_alpha(fake_repo)
+    code, out = run("test", "beta")
+    assert code == 1
+    assert (
+        "\nmodule 16 uses 1 function of module 15: 0 written (its guide, katas/beta/README.md, lists them)\n"
+        "  module 15 alpha: 0 of 1 written; still to write: double\n"
+    ) in out
+    # beta's reference on alpha's stub: the failure is in alpha's code, which beta needs
+    code, out = run("test", "beta", "--impl", "katas,beta=solutions")
+    assert (
+        "NOT WRITTEN tests/test_beta.py::test_quadruple\n  at katas/alpha/core.py:6 in double "
+        "(a function of module 15 alpha, not written yet: module 16 needs it)\n"
+    ) in out
+    assert "still raising NotImplementedError: double in katas/alpha/core.py\n" in out
+    assert "module 16 uses 1 function of module 15: 0 written" in out
+    solve_alpha(fake_repo)
+    code, out = run("test", "beta")
+    assert "module 16 uses 1 function of module 15: 1 written" in out
+    assert "  module 15 alpha: 1 of 1 written\n" in out
+    code, out = run("test", "beta", "--impl", "solutions")
+    assert code == 0 and "uses" not in out  # all pass: nothing to say
 
 
 @pytest.mark.parametrize("command", ["hint", "test", "watch"])

@@ -778,3 +778,256 @@ def test_a_run_warns_of_nothing_the_student_did(fake_repo: Path, start_children)
     result = runner.run_modules([registry.get("alpha")], test_timeout=30, run_timeout=60)
     assert result["alpha"].total == 3
     assert "Warning" not in result.output, result.output
+
+
+# --------------------------------------------------------------------------- what a failure shows
+
+
+def test_a_hypothesis_example_is_shown_whole_every_argument_on_a_line():
+    # the argument that decided the failure came last; the summary once ended at `new=2, ...`
+    details = (
+        "Traceback (most recent call last):\n"
+        '  File "/r/tests/test_caching.py", line 161, in test_cached_attention\n'
+        "AssertionError: attention outputs differ by 0.945\n"
+        "Falsifying explicit example: test_cached_attention(\n"
+        "    past=3,\n    new=2,\n    seed=3,\n    causal=False,\n)\n"
+    )
+    message = "AssertionError: attention outputs differ by 0.945"
+    outcome = runner.TestOutcome("t::x", "failed", message, details)
+    assert outcome.summary_lines() == [
+        "AssertionError: attention outputs differ by 0.945",
+        "Falsifying explicit example: test_cached_attention(",
+        "    past=3,",
+        "    new=2,",
+        "    seed=3,",
+        "    causal=False,",
+        ")",
+    ]
+    assert outcome.summary_lines(1) == ["AssertionError: attention outputs differ by 0.945"]
+
+
+def test_a_long_value_of_an_example_is_one_line_cut_in_its_middle():
+    items = "".join(f"     {i},\n" for i in range(1, 60))
+    details = (
+        "AssertionError: assert 60 < 50\n"
+        "Falsifying example: test_list(\n"
+        "    # The test always failed when commented parts were varied together.\n"
+        f"    xs=[0,\n{items}     60],\n"
+        "    shape=GPTShape(vocab_size=7,\n              max_seq_len=12),\n"
+        "    flag=False,  # or any other generated value\n"
+        ")\n"
+        "Draw 1 (n): 3\n"
+        "Draw 2 (rows): [[0.0, 1.0],\n [2.0, 3.0]]\n"
+        "You can reproduce this example by temporarily adding @reproduce_failure('6.1', b'AA')\n"
+    )
+    lines = runner.TestOutcome("t::x", "failed", "AssertionError: assert 60 < 50", details).summary_lines()
+    assert lines[:3] == [
+        "AssertionError: assert 60 < 50",
+        "Falsifying example: test_list(",
+        "    # The test always failed when commented parts were varied together.",
+    ]
+    long = lines[3]
+    assert long.startswith("    xs=[0, 1, 2, 3,") and long.endswith("[cut: 238 characters]"), long
+    assert " ... " in long and "58, 59, 60]," in long and len(long) < runner.EXAMPLE_VALUE_WIDTH + 60
+    assert lines[4:] == [
+        "    shape=GPTShape(vocab_size=7, max_seq_len=12),",
+        "    flag=False,  # or any other generated value",
+        ")",
+        "Draw 1 (n): 3",
+        "Draw 2 (rows): [[0.0, 1.0], [2.0, 3.0]]",
+    ]
+
+
+def test_an_array_is_summarised_by_its_shape_dtype_range_and_first_values():
+    import numpy as np
+
+    from tinytorch.pytest_plugin import array_summary
+
+    assert array_summary(np.arange(3, dtype=np.int8)) == "array([0, 1, 2], dtype=int8)"  # short: as is
+    x = np.full((6, 40), 1.5, np.float32)
+    x[0, 1], x[2, 3], x[5, 39] = np.nan, -np.inf, -2.25
+    assert array_summary(x) == (
+        "<array shape=(6, 40) dtype=float32 min=-2.25 max=1.5 nan=1 inf=1 "
+        "first=[1.5, nan, 1.5, 1.5, 1.5, 1.5, ...]>"
+    )
+    empty = np.zeros((0,) + (1,) * 30)  # a repr longer than the width, and no values
+    assert array_summary(empty) == f"<array shape={empty.shape} dtype=float64 empty>"
+    assert array_summary(np.arange(100) > 50).startswith("<array shape=(100,) dtype=bool min=False max=True")
+
+
+HYPOTHESIS_TESTS = """\
+import numpy as np
+from hypothesis import example, given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinytorch.perf.alpha import double
+
+
+@given(hnp.arrays(np.float32, (6, 40), elements=st.floats(-3, 3, width=32)), st.integers(0, 3), st.booleans())
+@example(np.full((6, 40), 1.5, np.float32), 2, False)
+def test_double_with_a_flag(x, n, flag):
+    assert double(n) == 2 * n and flag, "the flag decides"
+"""
+
+
+def test_a_run_shows_the_whole_example_with_its_arrays_summarised(fake_repo: Path):
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
+    (fake_repo / "tests" / "test_alpha.py").write_text(HYPOTHESIS_TESTS)
+    result = runner.run_modules([registry.get("alpha")], test_timeout=60, run_timeout=120)
+    (failure,) = result["alpha"].failures
+    assert failure.kind == "wrong result"
+    lines = failure.summary_lines()
+    assert lines[0] == "AssertionError: the flag decides"
+    assert lines[-5:] == [
+        "Falsifying explicit example: test_double_with_a_flag(",
+        "    x=<array shape=(6, 40) dtype=float32 min=1.5 max=1.5 first=[1.5, 1.5, 1.5, 1.5, 1.5, 1.5, ...]>"
+        ",",
+        "    n=2,",
+        "    flag=False,",
+        ")",
+    ], lines
+
+
+KIND_KATA = """\
+def double(x, factor=2):
+    if x == "unwritten":
+        raise NotImplementedError("double (module 15, alpha): implement it in katas/alpha/core.py")
+    return factor * x
+
+
+class Doubler:
+    def apply(self, x):
+        return double(x)
+"""
+
+KIND_TESTS = """\
+import pytest
+
+from tinytorch.perf.alpha import double
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("the fixture fails")
+
+
+def test_wrong_result():
+    assert double(2) == 5
+
+
+def test_did_not_raise():
+    with pytest.raises(ValueError):
+        double(2)
+
+
+def test_wrong_error_message():
+    with pytest.raises(TypeError, match="must be a number"):
+        double(None)
+
+
+def test_raised():
+    double(None)
+
+
+def test_not_written():
+    double("unwritten")
+
+
+def test_test_error():
+    double(2).data
+
+
+def test_import_error():
+    from tinytorch.perf.alpha import triple  # noqa: F401
+
+
+def test_setup_error(broken):
+    pass
+
+
+def test_skipped():
+    pytest.skip("later")
+"""
+
+
+def test_every_way_a_test_fails_has_a_kind_and_label_of_its_own(fake_repo: Path):
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(KIND_KATA)
+    (fake_repo / "tests" / "test_alpha.py").write_text(KIND_TESTS)
+    # beta's tests import a name alpha does not define: a collection error from a missing name
+    (fake_repo / "tests" / "test_beta.py").write_text("from tinytorch.perf.alpha import triple\n")
+    modules = [registry.get("alpha"), registry.get("beta")]
+    result = runner.run_modules(modules, test_timeout=60, run_timeout=120)
+    kinds = {o.name: (o.kind, o.label) for o in result["alpha"].outcomes}
+    assert kinds == {
+        "test_wrong_result": ("wrong result", "WRONG RESULT"),
+        "test_did_not_raise": ("wrong result", "WRONG RESULT"),
+        "test_wrong_error_message": ("wrong result", "WRONG RESULT"),  # the TypeError came first
+        "test_raised": ("raised", "EXCEPTION"),
+        "test_not_written": ("not written", "NOT WRITTEN"),
+        "test_test_error": ("test error", "FAILED"),
+        "test_import_error": ("import error", "IMPORT ERROR"),
+        "test_setup_error": ("setup error", "ERROR"),
+        "test_skipped": ("skipped", "SKIPPED"),
+    }
+    (beta,) = result["beta"].outcomes
+    assert beta.collection and (beta.kind, beta.label) == ("import error", "IMPORT ERROR"), beta
+    outcomes = {o.name: o for o in result["alpha"].outcomes}
+    assert outcomes["test_raised"].exception == "TypeError" and outcomes["test_raised"].raised_in_code
+    assert outcomes["test_test_error"].exception == "AttributeError"
+    assert not outcomes["test_wrong_error_message"].raised_in_code
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kind"),
+    [
+        (runner.TestOutcome("t::x", "passed"), "passed"),
+        (runner.TestOutcome("t::x", "failed", "assert 1 == 2"), "wrong result"),
+        (runner.TestOutcome("t::x", "failed", "Failed: DID NOT RAISE <class 'ValueError'>"), "wrong result"),
+        (runner.TestOutcome("t::x", "failed", "numpy.linalg.LinAlgError: singular"), "test error"),
+        (runner.TestOutcome("t::x", "failed", "KeyError: 'x'", raised_in_code=True), "raised"),
+        (runner.TestOutcome("t::x", "failed", "AssertionError: mine", raised_in_code=True), "raised"),
+        (runner.TestOutcome("t::x", "error", "RuntimeError: fixture"), "setup error"),
+        (runner.TestOutcome("t", "error", "SyntaxError: invalid syntax", collection=True), "syntax error"),
+        (runner.TestOutcome("t", "error", "ModuleNotFoundError: No module", collection=True), "import error"),
+        (runner.TestOutcome("t", "error", "NameError: name 'x'", collection=True), "error at import"),
+        (runner.TestOutcome("t", "error", "KataExit: ...", collection=True, problem="exit"), "exit"),
+        (runner.TestOutcome("t::x", "error", "Timeout: ...", problem="timeout"), "timeout"),
+        (runner.TestOutcome("t::x", "error", "Crash: ...", problem="crash"), "crash"),
+        (runner.TestOutcome("t::x", "error", "Not run: ...", problem="not run"), "not run"),
+    ],
+)
+def test_the_kind_of_an_outcome(outcome: runner.TestOutcome, kind: str):
+    assert outcome.kind == kind and outcome.label == runner.KINDS[kind]
+
+
+# --------------------------------------------------------------------------- what a module needs
+
+
+def test_needs_says_which_functions_of_other_modules_are_written(fake_repo: Path):
+    registry_file = fake_repo / "modules.toml"
+    text = registry_file.read_text()
+    beta = 'tests = "tests/test_beta.py"\npoints = 20\nstatus = "ready"\n'
+    registry_file.write_text(text.replace(beta, beta + 'needs = ["alpha.double", "alpha.Doubler.apply"]\n'))
+    registry._load.cache_clear()
+    module = registry.get("beta")
+    assert module.needs == ("alpha.double", "alpha.Doubler.apply")
+    assert module.needs_by_module() == {"alpha": ["double", "Doubler.apply"]}
+
+    def written(impl: str, outcomes=()) -> dict[str, bool]:
+        return {need.function: need.written for need in runner.needs(module, impl, outcomes, fake_repo)}
+
+    assert written("katas") == {"double": False, "Doubler.apply": False}  # the stubs raise
+    assert written("solutions") == written("katas,alpha=solutions") == {"double": True, "Doubler.apply": True}
+    (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
+    assert written("katas") == {"double": True, "Doubler.apply": True}
+    # a run that saw double still raising NotImplementedError (in a branch) counts it unwritten
+    seen = runner.TestOutcome(
+        "tests/test_beta.py::test_quadruple",
+        "failed",
+        "NotImplementedError: double (module 15, alpha): implement it in katas/alpha/core.py",
+        location=runner.Location("katas/alpha/core.py", 6, "double"),
+    )
+    assert written("katas", [seen]) == {"double": False, "Doubler.apply": True}
+    assert written("katas,alpha=solutions", [seen]) == {"double": True, "Doubler.apply": True}  # elsewhere
+    (fake_repo / "katas" / "alpha" / "core.py").write_text("def double(x):\n    return 2 * x\n")
+    assert written("katas") == {"double": True, "Doubler.apply": False}  # not defined: not written
