@@ -41,8 +41,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/acceleration.py` from a clone, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import BLAS_THREAD_VARS  # noqa: E402
 
 
 def _requested_threads(argv: list[str]) -> str:
@@ -72,14 +77,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python benchmarks/acceleration.py` from a clone, not installed
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import (  # noqa: E402
     Timer,

@@ -13,6 +13,13 @@ competition is repeated ``--repeats`` times; each figure is the median over the 
 its range (min-max), so a burst of load from another process shows up as spread rather than as
 a different answer. BLAS is pinned to one thread unless ``OPENBLAS_NUM_THREADS`` is set.
 
+Module 20 needs modules 15, 16 and 18 (the timer, the fused layers, the pruning); an event whose
+model needs a module that is not finished yet (the KV cache of module 19), and the unscored INT8
+extra (module 17), are shown as not measured, naming the module, and the score is taken over
+the events that ran. Each event's model first runs once untimed under a watch
+(``tinytorch.leaderboard.CodeWatch``): the report says which code ran for each optimization the
+submission names, as ``tinytorch submit`` records it on the leaderboard.
+
 :func:`figures` returns everything as a dict (the overview command reuses it).
 """
 
@@ -28,14 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads BLAS: one thread, comparable figures
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/benchmarking.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import load_average, markdown_table  # noqa: E402
+from benchmarks import pin_blas_threads  # noqa: E402
+
+pin_blas_threads()  # before numpy loads BLAS: one thread, comparable figures
+
+from benchmarks.common import load_average, markdown_table, unfinished_module  # noqa: E402
 
 
 def _state_bytes(model: Any) -> int | None:
@@ -46,23 +54,70 @@ def _state_bytes(model: Any) -> int | None:
     return None if module is None else sum(a.nbytes for a in module.state_dict().values())
 
 
-def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
-    """Run the competition ``repeats`` times with the reference submission; return the figures.
+def not_measured_because(error: BaseException) -> str | None:
+    """Why a part of the benchmark is not measured when it raised ``error``: "needs module 19
+    (caching), not finished yet: ..." when the error shows another kata module than module 20
+    unfinished (:func:`benchmarks.common.unfinished_module`); None otherwise (module 20's own
+    error, or a crash: the caller lets it through)."""
+    module = unfinished_module(error)
+    if module is None or module.name == "benchmarking":
+        return None
+    return f"needs module {module.number} ({module.name}), not finished yet: {type(error).__name__}: {error}"
 
-    ``{"impl", "score": {"median", "min", "max", "runs"}, "optimizations", "events": {name:
+
+def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
+    """Run the competition ``repeats`` times with the submission of ``build_submission()`` (the
+    tree ``TINYTORCH_IMPL`` chooses); return the figures.
+
+    ``{"impl", "score": {"median", "min", "max", "runs"}, "optimizations", "observed" (what ran
+    per optimization), "served" (the tree of each kata module), "not_measured": {event: why},
+    "events": {name:
     {"speedup": {...}, "baseline_ms", "candidate_ms", "quality_metric", "baseline_quality",
     "candidate_quality", "target", "passed", "baseline_mflops", "candidate_mflops",
     "baseline_weight_bytes", "candidate_weight_bytes", "baseline_train_step_ms",
     "candidate_train_step_ms", "baseline_peak_bytes", "candidate_peak_bytes"}}, "int8",
-    "environment", "seconds"}``. Times are medians in milliseconds.
+    "int8_not_measured" (why, or None), "environment", "seconds"}``. Times are medians in
+    milliseconds; the score is over the events measured.
     """
+    import dataclasses
+
     from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
 
+    from tinytorch import leaderboard
     from tinytorch.perf import impl_for
 
     start = time.perf_counter()
-    submission = build_submission()
-    bench = TinyMLPerf(warmup=1 if quick else None, runs=5 if quick else None)
+    with leaderboard.CodeWatch() as build:
+        submission = build_submission()
+    warmup, timed = (1, 5) if quick else (None, None)
+    bench = TinyMLPerf(warmup=warmup, runs=timed)
+    not_measured: dict[str, str] = {}
+    watches: dict[str, leaderboard.CodeWatch] = {}
+    first_error: BaseException | None = None
+    for name in bench.events:  # each model once, untimed: what runs, and whether it can
+        if name not in submission.models:
+            continue  # compute_score says what is missing
+        try:
+            with leaderboard.CodeWatch() as watch:
+                bench.event(name).run(submission.models[name])
+            watches[name] = watch
+        except (NotImplementedError, ImportError) as error:
+            why = not_measured_because(error)
+            if why is None:
+                raise
+            not_measured[name] = why
+            first_error = first_error or error
+    if not_measured:  # score the events that ran: the same submission, fewer models
+        if len(not_measured) == len(bench.events):
+            raise first_error  # nothing to measure: main says which module is missing
+        measured = [event for name, event in bench.events.items() if name not in not_measured]
+        bench = TinyMLPerf(measured, warmup=warmup, runs=timed)
+        submission = dataclasses.replace(
+            submission,
+            models={n: m for n, m in submission.models.items() if n not in not_measured},
+            results=None,
+            scorecard=None,
+        )
     runs = []
     for _ in range(1 if quick else repeats):
         card = submission.compute_score(bench)
@@ -97,12 +152,24 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
             "baseline_peak_bytes": last.baseline.peak_memory_bytes,
             "candidate_peak_bytes": last.candidate.peak_memory_bytes,
         }
+    int8_not_measured = None
+    try:
+        int8 = int8_figures(runs=3 if quick else 7)
+    except (NotImplementedError, ImportError) as error:
+        why = not_measured_because(error)
+        if why is None:
+            raise
+        int8, int8_not_measured = None, why
     return {
         "impl": impl_for("benchmarking"),
         "score": spread([card.score for card, _ in runs]),
         "optimizations": list(submission.optimizations),
+        "observed": leaderboard.observe(submission.optimizations, watches, build),
+        "served": leaderboard.served_modules(),
+        "not_measured": not_measured,
         "events": events,
-        "int8": int8_figures(runs=3 if quick else 7),
+        "int8": int8,
+        "int8_not_measured": int8_not_measured,
         "environment": {
             "python": platform.python_version(),
             "machine": platform.machine(),
@@ -114,20 +181,17 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     }
 
 
-def int8_figures(runs: int = 7) -> dict[str, Any] | None:
+def int8_figures(runs: int = 7) -> dict[str, Any]:
     """Module 17's INT8 on the digits events, unscored: weights 4x smaller, but slower in numpy
-    (integer products have no BLAS kernel). None when module 17 is not available or not finished
-    (it is an unscored extra: module 20's figures never wait for it).
+    (integer products have no BLAS kernel). Module 17 not built (``ImportError``) or not
+    finished (``NotImplementedError``) raises: :func:`figures` shows the extra as not measured.
 
     Per model: fp32 and int8 weight bytes (module 17's ``weight_bytes``), test accuracy of both,
     and the speedup of the quantized model over the fp32 one, interleaved (below 1: slower).
     """
-    try:
-        from tinytorch.perf.quantization import quantize_model, weight_bytes
-    except (ModuleNotFoundError, ImportError):  # module 17 not built (or not importable)
-        return None
     from tinytorch.perf.benchmarking import CNN_MARATHON, MLP_SPRINT, compute_speedup, measure_interleaved
     from tinytorch.perf.profiling import Timer
+    from tinytorch.perf.quantization import quantize_model, weight_bytes
 
     from tinytorch import zoo
     from tinytorch.data import load_digits
@@ -136,10 +200,7 @@ def int8_figures(runs: int = 7) -> dict[str, Any] | None:
     result = {}
     for event in (MLP_SPRINT, CNN_MARATHON):
         fp32 = zoo.load_model(event.model)
-        try:
-            int8 = quantize_model(fp32, calibration)
-        except NotImplementedError:  # module 17 is not finished: this extra is not measured
-            return None
+        int8 = quantize_model(fp32, calibration)
         timings = measure_interleaved(
             {"fp32": lambda m=fp32, e=event: e.run(m), "int8": lambda m=int8, e=event: e.run(m)},
             warmup=1,
@@ -157,7 +218,11 @@ def int8_figures(runs: int = 7) -> dict[str, Any] | None:
 
 
 def report(fig: dict[str, Any]) -> str:
-    """The figures as Markdown: one row per event, then the overall score."""
+    """The figures as Markdown: one row per event (an event not measured says so), the overall
+    score, what ran for each optimization, and why any part was not measured."""
+    from tinytorch import leaderboard
+
+    not_measured = fig.get("not_measured", {})
     rows = []
     for name, e in fig["events"].items():
         s = e["speedup"]
@@ -177,8 +242,16 @@ def report(fig: dict[str, Any]) -> str:
                 flops,
             ]
         )
+    rows += [[name, "-", "-", "not measured", "-", "-", "-"] for name in not_measured]
     score = fig["score"]
+    counted, total = len(fig["events"]), len(rows)
+    over = f" over {counted} of {total} events" if total > counted else ""
     int8 = fig.get("int8") or {}
+    int8_missing = (
+        [f"not measured: INT8 (module 17, unscored): {fig['int8_not_measured']}"]
+        if fig.get("int8_not_measured")
+        else []
+    )
     train_lines = [
         f"training step (unscored, SGD on 32 images) {name}: {e['baseline_train_step_ms']:.2f} ms -> "
         f"{e['candidate_train_step_ms']:.2f} ms"
@@ -195,18 +268,23 @@ def report(fig: dict[str, Any]) -> str:
     headers = ["event", "baseline ms", "optimized ms", "speedup (range)", "quality", "gate", "MFLOP"]
     return "\n".join(
         [
-            f"# Module 20 benchmark: TinyMLPerf, reference submission (TINYTORCH_IMPL -> {fig['impl']})",
-            f"optimizations: {', '.join(fig['optimizations'])}; {len(score['runs'])} competition(s), "
-            f"{fig['seconds']:.1f} s; environment: {fig['environment']}",
+            f"# Module 20 benchmark: TinyMLPerf, the submission of build_submission() "
+            f"(TINYTORCH_IMPL -> {fig['impl']})",
+            f"{len(score['runs'])} competition(s), {fig['seconds']:.1f} s; environment: {fig['environment']}",
+            "optimizations (what ran): "
+            + leaderboard.optimizations_text(fig["optimizations"], fig.get("observed", {})),
+            f"code: {leaderboard.code_text(fig.get('served', {}))}",
             "",
             markdown_table(headers, rows),
             "",
-            f"overall score (geometric mean of the speedups): {score['median']:.2f}x "
+            f"overall score (geometric mean of the speedups{over}): {score['median']:.2f}x "
             f"(range {score['min']:.2f}-{score['max']:.2f})",
             "quality: accuracy on the 359 test digits, or the fraction of generated tokens identical to the "
             "baseline's greedy output",
             *train_lines,
             *int8_lines,
+            *(f"not measured: {name}: {why}" for name, why in not_measured.items()),
+            *int8_missing,
         ]
     )
 
@@ -221,11 +299,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be >= 1")
     try:
         fig = figures(repeats=args.repeats, quick=args.quick)
-    except NotImplementedError as err:  # the student's kata is not finished yet
-        print(f"the competition needs your module 20 code first: {err}")
+    except (NotImplementedError, ImportError) as err:  # a kata the submission needs is not finished
+        module = unfinished_module(err)
+        if module is None and not isinstance(err, NotImplementedError):
+            raise  # an import that is no kata module's: a crash, with its traceback
+        if module is None or module.name == "benchmarking":
+            print(f"the competition needs your module 20 code first: {err}")
+        else:
+            print(
+                f"the competition needs module {module.number} ({module.name}) first, which module 20 "
+                f"uses: {type(err).__name__}: {err}"
+            )
         return 1
     print(json.dumps(fig, indent=2) if args.json else report(fig))
-    return 0 if all(e["passed"] and e["speedup"]["median"] > 1 for e in fig["events"].values()) else 1
+    held = all(e["passed"] and e["speedup"]["median"] > 1 for e in fig["events"].values())
+    return 0 if held and not fig["not_measured"] else 1
 
 
 if __name__ == "__main__":

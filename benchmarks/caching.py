@@ -42,16 +42,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# One BLAS thread unless the caller chose (set before numpy loads its BLAS): the products here
-# are small, a second thread only adds synchronisation and noise from the other core's load.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/caching.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
+
+from benchmarks import BLAS_THREAD_VARS, pin_blas_threads  # noqa: E402
+
+# One BLAS thread unless the caller chose (set before numpy loads its BLAS): the products here
+# are small, a second thread only adds synchronisation and noise from the other core's load.
+pin_blas_threads()
+
+import numpy as np  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     interleaved_times,
@@ -66,7 +67,7 @@ ZOO_MODEL = "transformer_pydoc"
 FULL_CASES = (("zoo", 8, 32), ("zoo", 32, 64), ("zoo", 64, 192), ("long", 64, 448))
 QUICK_CASES = (("zoo", 8, 24), ("zoo", 32, 64))
 LONG_CONTEXT = 512
-BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # pinned to 1 above
+BLAS_ENV = BLAS_THREAD_VARS  # pinned to 1 above unless set
 
 
 def _load():

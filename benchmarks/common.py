@@ -10,6 +10,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,30 @@ def load_average() -> float | None:
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
+        return None
+
+
+def unfinished_module(error: BaseException) -> Any | None:
+    """The kata module (a ``registry.Module``) that ``error`` shows is not there yet, else None.
+
+    A ``NotImplementedError`` belongs to the module whose file raised it (the innermost frame of
+    its traceback inside a kata module's folder); an ``ImportError`` of ``tinytorch.perf.<name>``
+    (not built, or a name missing from it) to that module. Any other error is None: it is a
+    wrong result or a crash, not an unfinished module.
+    """
+    from tinytorch import leaderboard, registry
+
+    name = None
+    if isinstance(error, ImportError) and (error.name or "").startswith("tinytorch.perf."):
+        name = error.name.split(".")[2]
+    elif isinstance(error, NotImplementedError):
+        traceback = error.__traceback__
+        while traceback is not None:
+            name = leaderboard.kata_module_of(traceback.tb_frame.f_code.co_filename) or name
+            traceback = traceback.tb_next
+    try:
+        return None if name is None else registry.get(name)
+    except (KeyError, ValueError, registry.RegistryError):
         return None
 
 

@@ -30,21 +30,27 @@ PNG plots next to it: speedup vs matrix size, accuracy vs sparsity, generation t
 
 The code measured is the reference (``TINYTORCH_IMPL=solutions``) unless ``TINYTORCH_IMPL`` says
 otherwise (``TINYTORCH_IMPL=katas tinytorch bench`` measures yours). BLAS is pinned to one thread
-before numpy loads. Every ratio comes from one module benchmark's run with interleaved repeats
-(medians, with the spread each benchmark reports). Exit code: 0 when every module was measured
-(whether or not its claims hold), 1 when one could not be (not implemented, a wrong result).
+before numpy loads (``benchmarks.pin_blas_threads``: unless ``OPENBLAS_NUM_THREADS`` and the
+like are set, as for every benchmark and ``tinytorch submit``). Every ratio comes from one module
+benchmark's run with interleaved repeats (medians, with the spread each benchmark reports).
+Exit code: 0 when every module was measured (whether or not its claims hold), 1 when one could
+not be (not implemented, a wrong result).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/overview.py` from a clone
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import BLAS_THREAD_VARS, pin_blas_threads  # noqa: E402
 
 if __name__ == "__main__":  # before numpy loads its BLAS, and before tinytorch.perf reads the switch
-    for _var in BLAS_THREAD_VARS:
-        os.environ[_var] = "1"
+    pin_blas_threads()
     os.environ.setdefault("TINYTORCH_IMPL", "solutions")
 
 import argparse  # noqa: E402
@@ -57,12 +63,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any, TextIO  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python benchmarks/overview.py` from a clone
-    sys.path.insert(0, str(ROOT))
 
 DEFAULT_OUT = ROOT / "reports" / "bench"
 SCHEMA = 1
@@ -420,14 +421,22 @@ def claims_caching(fig: dict[str, Any], quick: bool = False) -> list[Claim]:
 
 
 def claims_benchmarking(fig: dict[str, Any]) -> list[Claim]:
-    """Module 20: the reference submission's score (geometric mean of the event speedups)."""
+    """Module 20: the reference submission's score (geometric mean of the event speedups); not
+    measured when an event could not run (a module it needs is unfinished): the score of the
+    events that ran is shown, with the reason."""
     score = fig["score"]
     events = fig["events"]
+    missing = fig.get("not_measured", {})
     failed = [name for name, e in events.items() if not e["passed"]]
     per_event = ", ".join(f"{name.split('_')[0]} {_x(e['speedup']['median'])}" for name, e in events.items())
     holds = score["median"] > 1 and not failed
     reason = f"optimizations: {', '.join(fig.get('optimizations', []))}"
-    if failed:
+    if missing:
+        reason = (
+            f"score over {len(events)} of {len(events) + len(missing)} events; not measured: "
+            + "; ".join(f"{part}: {why}" for part, why in missing.items())
+        )
+    elif failed:
         reason = f"quality gate missed: {', '.join(failed)}; " + reason
     elif score["median"] <= 1:
         reason = "the submission is not faster than the baseline; " + reason
@@ -439,7 +448,7 @@ def claims_benchmarking(fig: dict[str, Any]) -> list[Claim]:
             "reference submission score (geomean)",
             f"{_x(score['median'])} ({per_event})",
             PROMISE_SCORE,
-            HOLDS if holds else FAILS,
+            MISSING if missing else HOLDS if holds else FAILS,
             reason
             + (f"; {runs} competitions" if runs > 1 else "; one competition (the full mode runs three)"),
             score["median"],

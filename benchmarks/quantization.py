@@ -41,12 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads BLAS: one thread, comparable figures
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/quantization.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
+
+from benchmarks import pin_blas_threads  # noqa: E402
+
+pin_blas_threads()  # before numpy loads BLAS: one thread, comparable figures
 
 import numpy as np  # noqa: E402
 

@@ -631,8 +631,7 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
             return FAILING
         flags = ["--quick"] * args.quick + ["--no-plots"] * args.no_plots
         flags += ["--out", str(Path(args.out).resolve())] if args.out is not None else []
-        out.flush()
-        return subprocess.call([sys.executable, str(script), *flags], cwd=root, env=dict(os.environ))
+        return _measure(script, flags, out)
     if args.out is not None or args.no_plots:
         raise UsageError("--out and --no-plots belong to the overview: `tinytorch bench` without a module")
     module = _module(args.module, args.command)
@@ -643,9 +642,19 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         return FAILING
+    return _measure(script, [*["--quick"] * args.quick, *args.args], out)
+
+
+def _measure(script: Path, flags: list[str], out: TextIO, impl: str | None = None) -> int:
+    """Run a measuring script (a benchmark, the overview, ``benchmarks/submit.py``) in a fresh
+    interpreter from the checkout's root; its exit code. Every one pins BLAS threads the same
+    way before numpy loads (``benchmarks.pin_blas_threads``), which this process cannot do: it
+    has loaded numpy already. ``impl``: the ``TINYTORCH_IMPL`` of the run (default: this one's)."""
+    env = dict(os.environ)
+    if impl is not None:
+        env[perf.ENV_VAR] = impl
     out.flush()
-    argv = [sys.executable, str(script), *["--quick"] * args.quick, *args.args]
-    return subprocess.call(argv, cwd=root, env=dict(os.environ))
+    return subprocess.call([sys.executable, str(script), *flags], cwd=registry.repo_root(), env=env)
 
 
 # --------------------------------------------------------------------------- main
@@ -718,7 +727,22 @@ def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
-    return leaderboard.cli_submit(args, out, impl=_check_impl(args.impl))
+    """``submit --json FILE`` adds recorded results here; otherwise the submission is measured
+    like a benchmark, by ``benchmarks/submit.py`` in a fresh interpreter (:func:`_measure`)."""
+    impl = _check_impl(args.impl)
+    if args.json:  # nothing to measure
+        return leaderboard.cli_submit(args, out, impl=impl)
+    script = registry.repo_root() / "benchmarks" / "submit.py"
+    if not script.is_file():
+        print("no benchmarks/submit.py here: a submission is measured by it", file=out)
+        return FAILING
+    flags = ["--quick"] * args.quick
+    for name in ("name", "author"):
+        flags += [f"--{name}", getattr(args, name)] if getattr(args, name) else []
+    for name in ("db", "save_json"):  # paths from the caller's folder; the script runs in the root
+        value = getattr(args, name)
+        flags += [f"--{name.replace('_', '-')}", str(Path(value).resolve())] if value else []
+    return _measure(script, flags, out, impl)
 
 
 COMMANDS = {

@@ -584,3 +584,45 @@ def test_a_watch_sees_module_19_before_the_foundation_and_restores_the_tracer() 
     source = leaderboard.served_modules()["caching"]
     observed = leaderboard.observe(["kv-cache"], {"TRANSFORMER_DECATHLON": watch})
     assert observed == {"kv-cache": f"{source} module 19"}, f"module 19's code ran: {observed}"
+
+
+FAKE_BENCHMARKING = """
+import os
+
+
+class InvalidSubmission(ValueError):
+    pass
+
+
+class TinyMLPerf:
+    pass
+
+
+def build_submission():
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    threads = ",".join(f"{v}={os.environ.get(v)}" for v in names)
+    raise NotImplementedError(f"measured with {threads}")
+"""
+
+
+def test_tinytorch_submit_measures_with_blas_pinned_like_bench(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`tinytorch submit` runs the submission where every benchmark runs: a fresh interpreter
+    whose BLAS threads were pinned before numpy loaded (benchmarks/submit.py), one thread unless
+    the caller chose. A fake module 20 reports the threads its build_submission saw."""
+    fake = tmp_path / "benchmarking"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(FAKE_BENCHMARKING)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the caller's own choice is kept
+    out = io.StringIO()
+    code = cli.main(
+        ["submit", "--quick", "--impl", f"katas,benchmarking={fake}", "--db", str(tmp_path / "b.db")], out
+    )
+    said = out.getvalue() + capfd.readouterr().out
+    assert code == 1 and "cannot run yet" in said, f"the fake's unfinished build: {said}"
+    assert "measured with OPENBLAS_NUM_THREADS=1,OMP_NUM_THREADS=3,MKL_NUM_THREADS=1" in said, (
+        f"the BLAS threads the submission was measured with: {said}"
+    )
