@@ -12,18 +12,31 @@ Builds the repository a class receives from the instructor's checkout:
   (the check a student's clone can pass: foundation and tool tests, lint; the kata tests run
   with ``tinytorch status``/``test``), ``.ci/run``, and the GitHub Actions workflow for forks,
   ``.github/workflows/katas.yml``;
-* ``README.md`` with its instructor-only blocks (between ``<!-- instructor-only -->`` and
-  ``<!-- end instructor-only -->``) removed and its student-only blocks (an HTML comment that
-  starts ``<!-- student-only``) shown;
-* the gallery's notes without its patches: ``grading/mistakes/<module>.toml`` keeps each mistake's
-  ``name``, ``why`` and ``caught_by`` only, so ``tinytorch hint`` can still name the likely mistake
-  behind a failing test;
+* every Markdown file (``README.md``, the guides ``katas/<module>/README.md``, ``docs/``) with its
+  instructor-only blocks (between ``<!-- instructor-only -->`` and ``<!-- end instructor-only -->``)
+  removed, its student-only blocks (an HTML comment that starts ``<!-- student-only`` and a line
+  break) shown, and its with-reference blocks (``<!-- with-reference <module>`` and a line break,
+  up to ``-->``) shown when the release hands out that module's reference and removed otherwise,
+  so what a student reads speaks of what the release holds. None of these markers may stand
+  inside a block of another kind (the first ``-->`` or end marker closes it);
+* the hints the instructor chose (``--hints``): ``all`` (the default), ``nudges`` (the registry
+  without its recipe levels, :attr:`tinytorch.registry.Hint.recipe`) or ``none`` (no hint, and no
+  notes of the gallery either); the release's registry says which (its top-level ``hints``);
+* the gallery's notes without its patches (unless ``--hints none``): ``grading/mistakes/<module>.toml``
+  keeps each mistake's ``name``, ``why`` and ``caught_by`` only, so ``tinytorch hint`` can still name
+  the likely mistake behind a failing test;
+* the reference of the earlier modules the instructor hands out (``--reference 16 ...``, typically
+  after their deadline), under ``solutions/<module>/`` with a ``solutions/README.md`` that says how
+  to use it: ``TINYTORCH_IMPL=katas,<module>=solutions`` serves it, as in the instructor's checkout,
+  so a student who has not solved module 16 can still do 17;
 * a fresh git repository with a single commit (no history, so no earlier reference code), unless
   ``--no-git``.
 
 Before it finishes, the release is searched for the reference bodies (:func:`find_leaks`): every
-run of three consecutive statements of a solution body that the stub does not give is looked for
-in every text file, whitespace folded. A leak is an error and the release is not written.
+run of three consecutive statements of a solution body that the stub does not give (the handed-out
+references aside) is looked for in every text file, whitespace folded; and its Markdown for a use
+of a reference it does not hold (:func:`missing_references`: ``TINYTORCH_IMPL=solutions``, a
+``solutions/`` path). Either is an error and the release is not written.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -55,6 +69,20 @@ STUDENT_FILES = {
 EXCLUDED_DIRS = ("solutions/", "grading/", ".ci/", ".github/")
 INSTRUCTOR_BLOCK = re.compile(r"<!-- instructor-only -->.*?<!-- end instructor-only -->\n?", re.DOTALL)
 STUDENT_BLOCK = re.compile(r"<!-- student-only\n(.*?)-->\n?", re.DOTALL)
+# shown in a release that holds the reference of the module named (--reference), else dropped
+REFERENCE_BLOCK = re.compile(r"<!-- with-reference (\w+)\n(.*?)-->\n?", re.DOTALL)
+HINT_CHOICES = registry.HINTS_HELD  # --hints: all, nudges (no recipe levels), none
+REFERENCE_README = """\
+# Handed-out references
+
+{which}
+
+```bash
+TINYTORCH_IMPL=katas,{overrides} tinytorch test {later}   # your code on the reference of {numbers}
+```
+
+Everything else still runs your code in `katas/`. The reference of any other module is not here.
+"""
 WINDOW = 3  # consecutive reference statements that count as a leak
 NOTE_KEYS = ("name", "why", "caught_by")  # what a student release keeps of the gallery
 
@@ -111,8 +139,11 @@ def hidden_tests(modules: Iterable[registry.Module]) -> set[str]:
     return {path for m in modules for path in getattr(m, "hidden", ())}
 
 
-def released(path: str, root: Path, hidden: set[str]) -> bool:
-    """Whether the instructor's file ``path`` goes into the student release unchanged."""
+def released(path: str, root: Path, hidden: set[str], references: Iterable[registry.Module] = ()) -> bool:
+    """Whether the instructor's file ``path`` goes into the student release (``references``: the
+    modules whose reference is handed out)."""
+    if any(path.startswith(m.solution.rstrip("/") + "/") for m in references):
+        return "__pycache__" not in path
     if path.startswith(EXCLUDED_DIRS) or path in STUDENT_FILES or path in hidden:
         return False
     if path.startswith("tests/") and path.endswith(".py"):
@@ -129,9 +160,97 @@ def mistake_notes(toml_text: str) -> str:
     return "\n".join(notes) + "\n"
 
 
-def student_readme(text: str) -> str:
-    """The README without its instructor-only blocks, with its student-only blocks shown."""
+def student_text(text: str, references: Iterable[str] = ()) -> str:
+    """Markdown without its instructor-only blocks, with its student-only blocks shown, and its
+    with-reference blocks shown for the modules in ``references`` (names) and dropped for the rest."""
+    held = set(references)
+    text = REFERENCE_BLOCK.sub(lambda m: m.group(2) if m.group(1) in held else "", text)
     return STUDENT_BLOCK.sub(r"\1", INSTRUCTOR_BLOCK.sub("", text))
+
+
+student_readme = student_text  # the README was the first file made this way
+
+
+def _hint_blocks(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every ``[[module.hint]]`` table in the registry's text: from its header to the
+    next table header or the end (multi-line strings skipped)."""
+    headers = [m.start() for m in re.finditer(r"(?m)^\[", text) if text.count('"""', 0, m.start()) % 2 == 0]
+    ends = headers[1:] + [len(text)]
+    blocks = zip(headers, ends, strict=True)
+    return [(start, end) for start, end in blocks if text.startswith("[[module.hint]]", start)]
+
+
+def registry_with_hints(text: str, hints: str) -> str:
+    """The registry's text holding ``hints`` (``all``, ``nudges``: no recipe level, ``none``: no hint)
+    and saying so in its top-level ``hints``; comments and every other line as they are.
+
+    ``ValueError`` for another choice; ``ReleaseError`` when the result does not read back as the
+    source's modules with exactly those hints.
+    """
+    if hints not in HINT_CHOICES:
+        raise ValueError(f"hints must be one of {', '.join(HINT_CHOICES)}, got {hints!r}")
+    source = tomllib.loads(text)
+    out, last = [], 0
+    for start, end in _hint_blocks(text):
+        hint = tomllib.loads(text[start:end])["module"]["hint"][0]
+        kept = hints == "all" or (hints == "nudges" and not _is_recipe(hint))
+        out.append(text[last:start] + (text[start:end] if kept else ""))
+        last = end
+    result = "".join(out) + text[last:]
+    setting = f'hints = "{hints}"  # the hints this copy holds: {hints} (python -m grading release --hints)\n'
+    if re.search(r"(?m)^hints = ", result):
+        result = re.sub(r"(?m)^hints = .*\n", setting, result, count=1)
+    else:
+        first_table = re.search(r"(?m)^\[", result)
+        at = first_table.start() if first_table else len(result)
+        result = result[:at] + setting + "\n" + result[at:]
+    expected = [
+        [h for h in m.get("hint", []) if hints == "all" or (hints == "nudges" and not _is_recipe(h))]
+        for m in source.get("module", [])
+    ]
+    written = tomllib.loads(result)
+    if [m.get("hint", []) for m in written.get("module", [])] != expected or written.get("hints") != hints:
+        raise ReleaseError("the release's registry does not hold the chosen hints; is a hint table unusual?")
+    return result
+
+
+def _is_recipe(hint: dict) -> bool:
+    """A hint table's level, as the registry reads it (an explicit level, else its lead-in)."""
+    default = "recipe" if registry.RECIPE_LEAD.match(hint.get("text", "")) else "nudge"
+    return hint.get("level", default) == "recipe"
+
+
+# A use of the reference in a text: a TINYTORCH_IMPL (or --impl) value, or a path under solutions/.
+_IMPL_VALUE = re.compile(r"(?:TINYTORCH_IMPL=|--impl[ =])([\w./~,=-]+)")
+_SOLUTION_PATH = re.compile(r"(?<![\w/.-])solutions/([\w.-]+)?")
+
+
+def missing_references(release: Path) -> list[str]:
+    """Every place in the release's Markdown that uses a reference the release does not hold: a
+    ``TINYTORCH_IMPL``/``--impl`` value that serves a module from ``solutions`` while there is no
+    ``solutions/<module>/``, or a ``solutions/`` path that is not there. ``path:line: text``."""
+    modules = registry.modules()
+    names = {str(m.number): m.name for m in modules} | {m.name: m.name for m in modules}
+    held = {m.name for m in modules if (release / "solutions" / m.name / "__init__.py").is_file()}
+    found = []
+    for path in sorted(p for p in release.rglob("*.md") if ".git" not in p.parts):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            served = set()
+            for value in _IMPL_VALUE.findall(line):
+                items = [item.partition("=") for item in value.split(",") if item]
+                default = next((tree for tree, sep, _ in items if not sep), "katas")
+                overrides = {names[m]: tree for m, sep, tree in items if sep and m in names}
+                served |= {m.name for m in modules if overrides.get(m.name, default) == "solutions"}
+            missing = sorted(served - held)
+            if len(missing) == len(modules):
+                missing = ["every module"]
+            uses = [f"the reference of {', '.join(missing)}"] if missing else []
+            absent = [f for f in _SOLUTION_PATH.findall(line) if not (release / "solutions" / f).exists()]
+            uses += [f"solutions/{folder}" for folder in absent]
+            if uses:
+                where = path.relative_to(release).as_posix()
+                found.append(f"{where}:{number}: uses {'; '.join(uses)}, not in the release: {line.strip()}")
+    return found
 
 
 # --------------------------------------------------------------------------- the leak search
@@ -211,29 +330,33 @@ def _windows(lines: list[str]) -> Iterator[str]:
         yield " ".join(lines[i : i + WINDOW])
 
 
-def reference_windows(root: Path) -> dict[str, str]:
+def _function_windows(folder: Path) -> Iterator[tuple[str, str, str]]:
+    """(window, file relative to ``folder``, function) for every function of every file in it."""
+    for file in sorted(folder.rglob("*.py")) if folder.is_dir() else ():
+        source = file.read_text(encoding="utf-8")
+        lines = _source_lines(source)
+        for name, function in _functions(ast.parse(source)):
+            for window in _windows(_statements(function, lines)):
+                yield window, file.relative_to(folder).as_posix(), name
+
+
+def reference_windows(root: Path, public: Iterable[registry.Module] = ()) -> dict[str, str]:
     """{folded run of WINDOW reference statements: 'solution file:function'} for every module.
 
     Only what the stubs do not give counts: a run of statements that also stands in a stub
-    (given plumbing, argument checks before the ``raise NotImplementedError``) is public.
+    (given plumbing, argument checks before the ``raise NotImplementedError``) is public, and so is
+    the whole reference of the ``public`` modules (handed out with ``--reference``).
     """
-    windows: dict[str, str] = {}
-    given: set[str] = set()
+    public_names = {m.name for m in public}
+    given = {window for m in registry.modules() for window, _, _ in _function_windows(root / m.kata)}
     for m in registry.modules():
-        solution, kata = root / m.solution, root / m.kata
-        for file in sorted(kata.rglob("*.py")) if kata.is_dir() else ():
-            source = file.read_text(encoding="utf-8")
-            lines = _source_lines(source)
-            for _, function in _functions(ast.parse(source)):
-                given.update(_windows(_statements(function, lines)))
-        for file in sorted(solution.rglob("*.py")) if solution.is_dir() else ():
-            relative = file.relative_to(solution).as_posix()
-            source = file.read_text(encoding="utf-8")
-            lines = _source_lines(source)
-            for name, function in _functions(ast.parse(source)):
-                for window in _windows(_statements(function, lines)):
-                    if window not in given:
-                        windows.setdefault(window, f"{m.solution}/{relative}:{name}")
+        if m.name in public_names:
+            given.update(window for window, _, _ in _function_windows(root / m.solution))
+    windows: dict[str, str] = {}
+    for m in registry.modules():
+        for window, relative, name in _function_windows(root / m.solution):
+            if window not in given:
+                windows.setdefault(window, f"{m.solution}/{relative}:{name}")
     return windows
 
 
@@ -246,13 +369,14 @@ def _text_lines(path: Path) -> list[str]:
     return [folded for folded in map(_fold, text.splitlines()) if _meaningful(folded)]
 
 
-def find_leaks(release: Path, root: Path | None = None) -> list[Leak]:
-    """Every file under ``release`` in which WINDOW consecutive lines of a reference body stand.
+def find_leaks(release: Path, root: Path | None = None, public: Iterable[registry.Module] = ()) -> list[Leak]:
+    """Every file under ``release`` in which WINDOW consecutive lines of a reference body stand
+    (the reference of the ``public`` modules aside: handed out on purpose).
 
     Lines are compared with their white space folded, in any text file (code, docs, data), so a
     solution pasted into a guide's code block is found as well as a copied ``.py`` file.
     """
-    windows = reference_windows(root or registry.repo_root())
+    windows = reference_windows(root or registry.repo_root(), public)
     leaks = []
     for path in sorted(p for p in release.rglob("*") if p.is_file() and ".git" not in p.parts):
         for window in _windows(_text_lines(path)):
@@ -265,29 +389,82 @@ def find_leaks(release: Path, root: Path | None = None) -> list[Leak]:
 # --------------------------------------------------------------------------- building
 
 
-def build(dest: Path, root: Path | None = None, git: bool = True) -> list[str]:
-    """Write the student release into ``dest`` (which must not exist or be empty); its file list."""
+def handed_out(keys: Iterable[str | int], root: Path) -> list[registry.Module]:
+    """The modules named by ``keys`` (names or numbers) whose reference a release hands out, in
+    registry order; ``ReleaseError`` for an unknown or planned module, or one without a reference."""
+    modules = []
+    for key in keys:
+        try:
+            module = registry.get(key)
+        except KeyError as error:
+            raise ReleaseError(f"--reference: {error.args[0]}") from None
+        if not module.ready or not (root / module.solution / "__init__.py").is_file():
+            raise ReleaseError(f"--reference: module {module.number} {module.name} has no reference here")
+        modules.append(module)
+    return sorted(set(modules), key=lambda m: m.number)
+
+
+def _reference_readme(modules: list[registry.Module]) -> str:
+    """``solutions/README.md`` of a release that hands out the reference of ``modules``."""
+    each = ", ".join(f"{m.number} ({m.name}, `solutions/{m.name}/`)" for m in modules)
+    which = (
+        f"The reference of module{'s' if len(modules) > 1 else ''} {each}, handed out by your instructor "
+        f"(typically after the deadline), so that the later modules that build on "
+        f"{'them' if len(modules) > 1 else 'it'} work while your own version is unfinished:"
+    )
+    later = next((m for m in registry.modules() if m.ready and m.number > modules[-1].number), modules[-1])
+    return REFERENCE_README.format(
+        which=textwrap.fill(which, width=100),
+        overrides=",".join(f"{m.name}=solutions" for m in modules),
+        later=later.name,
+        numbers=" and ".join(str(m.number) for m in modules),
+    )
+
+
+def build(
+    dest: Path,
+    root: Path | None = None,
+    git: bool = True,
+    hints: str = "all",
+    references: Iterable[str | int] = (),
+) -> list[str]:
+    """Write the student release into ``dest`` (which must not exist or be empty); its file list.
+
+    ``hints``: ``all``, ``nudges`` (no recipe level) or ``none``; ``references``: the modules (names
+    or numbers) whose reference the release hands out under ``solutions/<module>/``.
+    """
     root = (root or registry.repo_root()).resolve()
     dest = Path(dest).resolve()
+    if hints not in HINT_CHOICES:
+        raise ReleaseError(f"--hints must be one of {', '.join(HINT_CHOICES)}, got {hints!r}")
     if dest.exists() and any(dest.iterdir()):
         raise ReleaseError(f"release destination {dest} exists and is not empty")
     if dest.is_relative_to(root):
         raise ReleaseError(f"release destination {dest} is inside the instructor's checkout {root}")
     hidden = hidden_tests(registry.modules())
+    public = handed_out(references, root)
+    registry_path = registry.REGISTRY_FILE.relative_to(registry.REGISTRY_FILE.parent.parent).as_posix()
     with tempfile.TemporaryDirectory(prefix="tinytorch-release-") as scratch:
         staged = Path(scratch) / "release"
         written = []
         for path in source_files(root):
-            if not released(path, root, hidden):
+            if not released(path, root, hidden, public):
                 continue
             target = staged / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            if path == "README.md":
-                target.write_text(student_readme((root / path).read_text(encoding="utf-8")), encoding="utf-8")
+            if path.endswith(".md"):
+                text = student_text((root / path).read_text(encoding="utf-8"), [m.name for m in public])
+                target.write_text(text, encoding="utf-8")
+            elif path == registry_path:
+                text = registry_with_hints((root / path).read_text(encoding="utf-8"), hints)
+                target.write_text(text, encoding="utf-8")
             else:
                 shutil.copy2(root / path, target)
             written.append(path)
-        for gallery in sorted((root / registry.MISTAKES_DIR).glob("*.toml")):
+        if public:
+            (staged / "solutions" / "README.md").write_text(_reference_readme(public), encoding="utf-8")
+            written.append("solutions/README.md")
+        for gallery in sorted((root / registry.MISTAKES_DIR).glob("*.toml")) if hints != "none" else ():
             path = (registry.MISTAKES_DIR / gallery.name).as_posix()
             target = staged / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -301,9 +478,15 @@ def build(dest: Path, root: Path | None = None, git: bool = True) -> list[str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
             written.append(path)
-        leaks = find_leaks(staged, root)
+        leaks = find_leaks(staged, root, public)
         if leaks:
             raise ReleaseError("reference code would leak into the release:\n" + "\n".join(map(str, leaks)))
+        missing = missing_references(staged)
+        if missing:
+            raise ReleaseError(
+                "the release's docs use a reference it does not hold (mark the text instructor-only, "
+                "or hand the reference out with --reference):\n" + "\n".join(missing)
+            )
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copytree(staged, dest, dirs_exist_ok=True)
     if git:
@@ -366,14 +549,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="then run the release's own tests in it (foundation and tools)"
     )
+    parser.add_argument(
+        "--hints",
+        choices=HINT_CHOICES,
+        default="all",
+        help="the hints the release holds: all (default), nudges (no recipe levels) or none (no hints, "
+        "no notes of classic mistakes)",
+    )
+    parser.add_argument(
+        "--reference",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="MODULE",
+        help="hand out the reference of these modules (names or numbers, e.g. 16), typically after "
+        "their deadline: solutions/<module>/, served by TINYTORCH_IMPL=katas,<module>=solutions",
+    )
     args = parser.parse_args(argv)
     try:
-        written = build(args.dest, git=not args.no_git)
+        written = build(args.dest, git=not args.no_git, hints=args.hints, references=args.reference)
     except ReleaseError as error:
         print(f"release: {error}", file=sys.stderr)
         return 1
     print(tree(written))
-    print(f"release: {len(written)} files written to {args.dest.resolve()}; no reference code found in them")
+    handed = sorted({path.split("/")[1] for path in written if re.match(r"solutions/[^/]+/", path)})
+    extra = f" but the handed-out reference of {', '.join(handed)}" if handed else ""
+    print(
+        f"release: {len(written)} files written to {args.dest.resolve()}; hints: {args.hints}; "
+        f"no reference code found in them{extra}"
+    )
     if args.check:
         return run_release_tests(args.dest.resolve())
     print(

@@ -114,8 +114,9 @@ def test_every_unwritten_function_leads_to_the_hints_that_teach_it():
     gets that function's hints first: the registry's ``ladders`` name, for every function a stub
     leaves open, a test of the module whose hints teach it."""
     root = Path(registry.__file__).resolve().parent.parent
+    every_hint = registry.hints_held(registry.REGISTRY_FILE) == "all"  # a student release may hold fewer
     for m in registry.modules(registry.REGISTRY_FILE):
-        if not m.ready or registry.hints_held(registry.REGISTRY_FILE) == "none":
+        if not m.ready:
             continue
         unwritten, named = _unwritten_functions(root / m.kata), dict(m.ladders)
         assert unwritten and set(named) == unwritten, (
@@ -125,7 +126,7 @@ def test_every_unwritten_function_leads_to_the_hints_that_teach_it():
         tests = _test_names(root / m.tests)
         for function, test in named.items():
             assert test in tests, f"{m.name}: ladders[{function!r}] names no test of {m.tests}: {test!r}"
-            assert m.hints_for(test), f"{m.name}: ladders[{function!r}]: {test} has no hint of its own"
+            assert m.hints_for(test) or not every_hint, f"{m.name}: ladders[{function!r}]: {test} has no hint"
 
 
 def test_a_hint_that_points_to_another_tests_hints_leads_there():
@@ -134,13 +135,15 @@ def test_a_hint_that_points_to_another_tests_hints_leads_there():
     import re
 
     root = Path(registry.__file__).resolve().parent.parent
+    every_hint = registry.hints_held(registry.REGISTRY_FILE) == "all"  # a student release may hold fewer
     for m in registry.modules(registry.REGISTRY_FILE):
         if not m.ready:
             continue
         tests = _test_names(root / m.tests)
         for hint in m.hints:
             for test in hint.see:
-                assert test in tests and m.hints_for(test), f"{m.name}: see {test!r}: no such test with hints"
+                assert test in tests, f"{m.name}: see {test!r}: no such test"
+                assert m.hints_for(test) or not every_hint, f"{m.name}: see {test!r}: a test without hints"
             for test in re.findall(r"hints of (test_\w+)|[Mm]ake (test_\w+) pass", hint.text):
                 test = "".join(test)  # a test named in the text, in full or by the start of its name
                 assert any(name.startswith(test) for name in hint.see), f"{m.name}: {test} not in see"

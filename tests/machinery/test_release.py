@@ -3,6 +3,8 @@
 One release is built per test session into a temporary folder; the tests then prove what a class
 receives: no reference code anywhere, the stubs in place, the student's tox/CI files, a README
 without the instructor's sections, a single commit, and tests that run in the release itself.
+Two more releases prove the instructor's options: the nudges only (no recipe level) with module
+16's reference handed out, and no hints at all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,35 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     return dest, written
 
 
+@pytest.fixture(scope="module")
+def nudges(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A release with the nudges only and module 16's reference handed out (by number)."""
+    dest = tmp_path_factory.mktemp("release") / "nudges"
+    return dest, release.build(dest, root=ROOT, git=False, hints="nudges", references=["16"])
+
+
+@pytest.fixture(scope="module")
+def no_hints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    dest = tmp_path_factory.mktemp("release") / "none"
+    return dest, release.build(dest, root=ROOT, git=False, hints="none")
+
+
+def in_release(dest: Path, *argv: str, impl: str = "katas") -> subprocess.CompletedProcess:
+    """Run a command in the release, with the release's own tinytorch and registry."""
+    env = {**os.environ, "TINYTORCH_ROOT": str(dest), "HYPOTHESIS_PROFILE": "ci", "TINYTORCH_IMPL": impl}
+    env.pop("TINYTORCH_REGISTRY", None)
+    return subprocess.run([sys.executable, *argv], cwd=dest, env=env, capture_output=True, text=True)
+
+
+REGISTRY_TESTS = "tests/machinery/test_registry.py"
+
+
+def release_hints(dest: Path) -> tuple[str, list[registry.Hint]]:
+    """What the release's registry says it holds, and every hint in it (parsed as its CLI does)."""
+    path = dest / "tinytorch" / "modules.toml"
+    return registry.hints_held(path), [h for m in registry.modules(path) for h in m.hints]
+
+
 def files_of(folder: Path) -> list[str]:
     found = (p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)
     return sorted(p.relative_to(folder).as_posix() for p in found)
@@ -53,7 +84,10 @@ def test_no_solutions_and_no_instructor_tools(built):
         for stub in kata.rglob("*") if kata.is_dir() else ():
             if stub.is_file() and "__pycache__" not in stub.parts:
                 relative = stub.relative_to(ROOT).as_posix()
-                assert (dest / relative).read_bytes() == stub.read_bytes(), relative
+                if stub.suffix == ".md":  # a guide: what the student reads of it
+                    assert (dest / relative).read_text() == release.student_text(stub.read_text()), relative
+                else:
+                    assert (dest / relative).read_bytes() == stub.read_bytes(), relative
 
 
 def test_no_reference_body_anywhere_in_the_release(built):
@@ -181,3 +215,144 @@ def test_hidden_tests_stay_with_the_instructor(tmp_path: Path):
     hidden = {"tests/hidden/test_more.py"}
     assert not release.released("tests/hidden/test_more.py", tmp_path, hidden)
     assert release.released("tests/test_open.py", tmp_path, hidden)
+
+
+# --------------------------------------------------------------------------- hints and references
+
+
+def test_a_default_release_holds_every_hint(built):
+    dest, _ = built
+    held, hints = release_hints(dest)
+    source = [h for m in registry.modules(registry.REGISTRY_FILE) for h in m.hints]
+    assert held == "all" and hints == source and any(h.recipe for h in hints)
+
+
+def test_a_nudges_release_holds_no_recipe_level_and_its_cli_still_works(nudges):
+    dest, _ = nudges
+    held, hints = release_hints(dest)
+    source = [h for m in registry.modules(registry.REGISTRY_FILE) for h in m.hints]
+    assert held == "nudges"
+    assert [h for h in hints if h.recipe] == []
+    assert hints == [h for h in source if not h.recipe]  # every nudge kept, in its order
+    registry_text = " ".join((dest / "tinytorch" / "modules.toml").read_text().split())
+    for hint in (h for h in source if h.recipe):  # nor does a recipe's text stand anywhere else
+        assert " ".join(hint.text.split()) not in registry_text
+    # the released CLI reads its registry and gives the first nudge for a failing test
+    proc = in_release(dest, "-m", "tinytorch.cli", "hint", "acceleration")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "About module 16 acceleration:" in proc.stdout and "Hint 1 of " in proc.stdout
+    assert in_release(dest, "-m", "tinytorch.cli", "list").returncode == 0
+    tests = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
+
+def test_a_release_without_hints_holds_no_hint_and_no_mistake_notes(no_hints):
+    dest, written = no_hints
+    held, hints = release_hints(dest)
+    assert held == "none" and hints == []
+    assert not [f for f in written if f.startswith("grading/")]
+    proc = in_release(dest, "-m", "tinytorch.cli", "hint", "profiling")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No hint in the registry for this test" in proc.stdout and "holds no hints" in proc.stdout
+    tests = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
+
+def test_the_registry_keeps_its_comments_and_refuses_an_unknown_choice():
+    text = registry.REGISTRY_FILE.read_text()
+    assert release.registry_with_hints(text, "all").replace('hints = "all"', "") != ""
+    nudges = release.registry_with_hints(text, "nudges")
+    assert [line for line in text.splitlines() if line.startswith("#")] == [
+        line for line in nudges.splitlines() if line.startswith("#")
+    ]
+    assert release.registry_with_hints(nudges, "nudges") == nudges  # already so: unchanged
+    with pytest.raises(ValueError, match="hints must be one of all, nudges, none, got 'some'"):
+        release.registry_with_hints(text, "some")
+
+
+def test_a_handed_out_reference_serves_under_the_students_code(nudges, built):
+    dest, written = nudges
+    module = registry.get("acceleration")
+    source = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / module.solution).rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    assert sorted(f for f in written if f.startswith("solutions/")) == ["solutions/README.md", *source]
+    for path in source:
+        assert (dest / path).read_bytes() == (ROOT / path).read_bytes(), path
+    assert "TINYTORCH_IMPL=katas,acceleration=solutions" in (dest / "solutions" / "README.md").read_text()
+    # the other references stay out, and the leak search still covers them
+    assert release.find_leaks(dest, ROOT, [module]) == []
+    assert {leak.source.split("/")[1] for leak in release.find_leaks(dest, ROOT)} == {"acceleration"}
+    # the guide's fallback names what works in this release, and not in one without the reference
+    guide = "katas/compression/README.md"
+    assert "This release holds it: `TINYTORCH_IMPL=katas,acceleration=solutions" in (dest / guide).read_text()
+    assert "This release holds it" not in (built[0] / guide).read_text()
+    assert "your instructor can hand it out" in (built[0] / guide).read_text()
+    # the documented value serves the release's reference under the student's katas
+    show = "from tinytorch.perf import acceleration as a, profiling as p; print(a.__file__, p.__file__)"
+    where = in_release(dest, "-c", show, impl="katas,acceleration=solutions")
+    assert where.returncode == 0, where.stderr
+    served, own = map(Path, where.stdout.split())
+    assert served.is_relative_to(dest / "solutions" / "acceleration") and own.is_relative_to(dest / "katas")
+    run = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests/test_acceleration.py",
+                     impl="katas,16=solutions")
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_a_reference_must_be_a_module_with_one(tmp_path: Path):
+    with pytest.raises(release.ReleaseError, match="--reference: unknown module '99'"):
+        release.build(tmp_path / "r", root=ROOT, references=["99"])
+    with pytest.raises(release.ReleaseError, match="--hints must be one of"):
+        release.build(tmp_path / "r", root=ROOT, hints="recipes")
+
+
+def test_what_a_student_reads_uses_no_reference_the_release_does_not_hold(built, nudges, tmp_path: Path):
+    """The release's README and guides speak of what it holds: no TINYTORCH_IMPL=solutions, no
+    --impl solutions, no solutions/ path, unless that reference is handed out."""
+    for dest, _ in (built, nudges):
+        assert release.missing_references(dest) == []
+        for path in dest.rglob("*.md"):
+            text = path.read_text()
+            markers = ("instructor-only", "student-only", "with-reference")
+            assert not [marker for marker in markers if marker in text], path
+    readme = (built[0] / "README.md").read_text()
+    assert "measure the reference" not in readme and "It measures the reference" not in readme
+    assert "`TINYTORCH_IMPL=katas tinytorch bench` measures your code" in readme
+    # the check finds what it is for
+    copy = tmp_path / "copy"
+    shutil.copytree(nudges[0], copy)
+    (copy / "docs" / "extra.md").write_text(
+        "`TINYTORCH_IMPL=solutions pytest`\n"
+        "TINYTORCH_IMPL=katas,acceleration=solutions and TINYTORCH_IMPL=katas,16=solutions hold\n"
+        "`tinytorch submit --impl solutions,caching=katas`\n"
+        "see solutions/caching/attention.py, but solutions/acceleration/matmul.py is here\n"
+        "TINYTORCH_IMPL=katas,<module>=solutions names no module\n"
+    )
+    found = release.missing_references(copy)
+    assert [line.split(": uses ")[0] for line in found] == [f"docs/extra.md:{n}" for n in (1, 3, 4)]
+    assert "the reference of benchmarking, caching, compression, profiling, quantization," in found[0]
+    assert "the reference of benchmarking, compression, profiling, quantization," in found[1]
+    assert found[2].startswith("docs/extra.md:4: uses solutions/caching, not in the release")
+    (copy / "solutions").rename(tmp_path / "gone")  # without the handed-out one, no reference is there
+    assert "uses the reference of every module, not in the release" in release.missing_references(copy)[0]
+
+
+def test_the_markers_of_what_a_student_reads():
+    text = (
+        "a\n<!-- instructor-only -->\nsecret\n<!-- end instructor-only -->\n"
+        "<!-- student-only\nfor students\n-->\n"
+        "<!-- with-reference acceleration\nheld 16\n-->\n"
+        "<!-- with-reference caching\nheld 19\n-->\nz\n"
+    )
+    assert release.student_text(text) == "a\nfor students\nz\n"
+    assert release.student_text(text, ["acceleration"]) == "a\nfor students\nheld 16\nz\n"
+
+
+def test_the_command_takes_the_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert release.main([str(tmp_path / "r"), "--no-git", "--hints", "nudges", "--reference", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "nudges; no reference code found in them but the handed-out reference of acceleration" in out
+    assert release.main([str(tmp_path / "s"), "--reference", "99"]) == 1
+    assert "--reference: unknown module '99'" in capsys.readouterr().err
