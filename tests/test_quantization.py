@@ -76,14 +76,52 @@ def per_tensor(lo: float, hi: float, symmetric: bool = False) -> QuantParams:
 def test_choose_qparams_worked_example() -> None:
     # [-1, 3]: s = 4 / 255, z = -128 - round(-1 / s) = -128 - round(-63.75) = -64.
     p = choose_qparams(-1.0, 3.0)
-    assert p.scale.dtype == np.float32 and p.zero_point.dtype == np.int32
-    assert p.axis is None and not p.symmetric
-    np.testing.assert_allclose(float(p.scale), 4 / 255, rtol=1e-7)
-    assert int(p.zero_point) == -64
+    assert p.scale.dtype == np.float32, f"scale dtype {p.scale.dtype}, expected float32"
+    assert p.zero_point.dtype == np.int32, f"zero point dtype {p.zero_point.dtype}, expected int32"
+    assert p.axis is None, f"axis of per-tensor parameters is {p.axis}, expected None"
+    assert not p.symmetric, "choose_qparams(-1.0, 3.0) is affine, its parameters say symmetric"
+    # rtol 1e-7: the float32 scale is within half an ulp (2**-24 relative) of 4 / 255
+    np.testing.assert_allclose(float(p.scale), 4 / 255, rtol=1e-7, err_msg="scale of [-1, 3]")
+    assert int(p.zero_point) == -64, f"zero point of [-1, 3] is {int(p.zero_point)}, expected -64"
     # symmetric: s = max(|-1|, |3|) / 127, z = 0
     s = choose_qparams(-1.0, 3.0, symmetric=True)
-    np.testing.assert_allclose(float(s.scale), 3 / 127, rtol=1e-7)
-    assert int(s.zero_point) == 0 and s.symmetric
+    np.testing.assert_allclose(float(s.scale), 3 / 127, rtol=1e-7, err_msg="symmetric scale of [-1, 3]")
+    assert int(s.zero_point) == 0, f"symmetric zero point of [-1, 3] is {int(s.zero_point)}, expected 0"
+    assert s.symmetric, "choose_qparams(..., symmetric=True) gave parameters that say affine"
+
+
+def test_the_zero_point_comes_from_the_float32_scale() -> None:
+    # [-1, 1]: the stored scale float32(2 / 255) = 0.0078431377 lies a little above 2 / 255, so
+    # -1 / s = -127.4999925 rounds to -127 and z = -128 - (-127) = -1. From the float64 2 / 255,
+    # -1 / s would be -127.5, rounded half to even to -128, and z = 0: the zero point of a grid
+    # that is not the one stored.
+    p = choose_qparams(-1.0, 1.0)
+    assert float(p.scale) == float(np.float32(2 / 255)), f"scale of [-1, 1] is {float(p.scale)!r}"
+    assert int(p.zero_point) == -1, (
+        f"zero point of [-1, 1] is {int(p.zero_point)}, expected -1 (from the float32 scale)"
+    )
+    q = quantize(np.array([-1.0, 0.0, 1.0], np.float32), p)
+    np.testing.assert_array_equal(q, [-128, -1, 126], err_msg="quantize of [-1, 0, 1] on the [-1, 1] grid")
+
+
+def test_choose_qparams_records_the_channel_axis() -> None:
+    # 1-d ranges give one (scale, zero point) per channel; axis (default 0) is recorded as the
+    # axis of the data the channels lie along. Scalar ranges are per tensor whatever axis says.
+    lo, hi = np.array([-1.0, 0.0, 2.0]), np.array([3.0, 0.0, 5.0])
+    p = choose_qparams(lo, hi)
+    assert p.axis == 0, f"axis of per-channel parameters by default is {p.axis}, expected 0"
+    assert p.scale.shape == (3,), f"per-channel scale shape {p.scale.shape}, expected (3,)"
+    for axis in (1, np.int64(2), -1):
+        q = choose_qparams(lo, hi, symmetric=True, axis=axis)
+        assert q.axis == axis, f"choose_qparams(..., axis={axis!r}) recorded axis {q.axis}"
+        assert q.symmetric, f"choose_qparams(..., symmetric=True, axis={axis!r}) says affine"
+    np.testing.assert_array_equal(
+        choose_qparams(lo, hi, axis=1).zero_point, p.zero_point, err_msg="zero points with axis=1"
+    )
+    assert choose_qparams(-1.0, 3.0, axis=1).axis is None, "a scalar range gave per-channel parameters"
+    for bad in (1.0, True, None, "0"):
+        with pytest.raises(TypeError, match="choose_qparams: axis must be an int"):
+            choose_qparams(lo, hi, axis=bad)
 
 
 @given(observed_ranges(), st.booleans())
@@ -235,6 +273,10 @@ def test_per_channel_parameters_follow_each_channel() -> None:
     sym = quantize_tensor(x, symmetric=True, axis=1)
     np.testing.assert_allclose(sym.params.scale, [1 / 127, 155 / 127], rtol=1e-6)
     np.testing.assert_array_equal(sym.data, [[0, -82], [51, 127], [127, 2]])
+    # a negative axis is recorded non-negative: axis=-1 of a 2-d array is axis 1
+    last = quantize_tensor(x, symmetric=True, axis=-1)
+    assert last.params.axis == 1, f"quantize_tensor(x, axis=-1) recorded axis {last.params.axis}, expected 1"
+    np.testing.assert_array_equal(last.data, sym.data, err_msg="int8 values with axis=-1 and axis=1")
 
 
 def test_quantized_tensor_is_real_int8_and_declares_its_kind() -> None:

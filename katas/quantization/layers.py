@@ -21,6 +21,7 @@ that stands for 0.0 (padding with the integer 0 would pad with -z_x * s_x instea
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -127,8 +128,7 @@ def weight_qparams(
     if bias is not None:
         fits = QMAX * np.abs(np.asarray(bias, dtype=np.float64)) / (float(input_scale) * 2.0**30)
         amax = np.maximum(amax, fits)
-    params = choose_qparams(-amax, amax, symmetric=True)
-    return QuantParams(params.scale, params.zero_point, axis=axis, symmetric=True)
+    return choose_qparams(-amax, amax, symmetric=True, axis=axis)
 
 
 def quantize_bias(bias: np.ndarray | None, scale: np.ndarray) -> np.ndarray | None:
@@ -169,7 +169,9 @@ class QuantizedLinear(Module):
     calibrated per-tensor parameters; the product runs through ``backend.dispatch("matmul", ...)``.
 
     Shapes: x (..., in_features) float -> y (..., out_features) float32 (a Tensor, no autograd:
-    inference only). Build it with :meth:`from_float`.
+    inference only); a 1-d x (in_features,) gives a 1-d y. Build it with :meth:`from_float`.
+    Given: ``ValueError`` for a weight that is not a 2-D QuantizedTensor, symmetric per channel
+    on axis 1, and for an x whose last axis is not ``in_features`` (a 0-d x has none).
     """
 
     def __init__(
@@ -182,6 +184,8 @@ class QuantizedLinear(Module):
         super().__init__()
         if not isinstance(weight, QuantizedTensor) or weight.ndim != 2 or weight.params.axis != 1:
             raise ValueError("QuantizedLinear: weight must be a 2-D QuantizedTensor, per channel on axis 1")
+        if not weight.params.symmetric:  # int8_product has no term for a weight zero point
+            raise ValueError("QuantizedLinear: weight must be quantized symmetric (zero points 0)")
         self.weight = weight
         self.weight_colsum = weight.data.astype(np.int32).sum(axis=0)  # (out,) for the zero-point term
         self.bias_q = bias_q
@@ -228,6 +232,9 @@ class QuantizedConv2d(Module):
     The weight (F, C, kh, kw) is stored in int8, symmetric per output channel (axis 0); the
     input is quantized per tensor, padded with its zero point, unfolded with im2col and
     multiplied by the (C * kh * kw, F) weight matrix. Shapes: (N, C, H, W) -> (N, F, H_out, W_out).
+    ``stride`` and ``padding`` default to 1 and 0, as ``Conv2d``'s do. Given: ``ValueError`` for
+    a weight that is not a 4-D QuantizedTensor, symmetric per channel on axis 0, and for an x
+    that is not 4-D with ``in_channels`` channels.
     """
 
     def __init__(
@@ -242,11 +249,13 @@ class QuantizedConv2d(Module):
         super().__init__()
         if not isinstance(weight, QuantizedTensor) or weight.ndim != 4 or weight.params.axis != 0:
             raise ValueError("QuantizedConv2d: weight must be a 4-D QuantizedTensor, per channel on axis 0")
+        if not weight.params.symmetric:  # int8_product has no term for a weight zero point
+            raise ValueError("QuantizedConv2d: weight must be quantized symmetric (zero points 0)")
         self.weight = weight
         f = weight.shape[0]
         self.weight_matrix = QuantizedTensor(
             weight.data.reshape(f, -1).T,  # a view: (C * kh * kw, F), no second copy of the weights
-            QuantParams(weight.params.scale, weight.params.zero_point, axis=1, symmetric=True),
+            dataclasses.replace(weight.params, axis=1),  # the same channels, now the columns
         )
         self.weight_colsum = self.weight_matrix.data.astype(np.int32).sum(axis=0)
         self.bias_q = bias_q

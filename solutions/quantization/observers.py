@@ -46,7 +46,9 @@ class MinMaxObserver:
         self.batches = 0
 
     def observe(self, x: np.ndarray) -> None:
-        """Widen the recorded range to cover every value of ``x`` (any shape)."""
+        """Widen the recorded range to cover every value of ``x`` (any shape): the first batch
+        sets ``min_val`` / ``max_val``, each later one widens them (the running min and max as
+        floats); every call counts one batch in ``self.batches``."""
         x = check_float_data(x, f"{type(self).__name__}.observe: x")
         lo, hi = float(x.min()), float(x.max())
         self.min_val = lo if self.min_val is None else min(self.min_val, lo)
@@ -70,6 +72,8 @@ class PercentileObserver(MinMaxObserver):
     With ``percentile=99.99`` the lowest and highest 0.01 % of a batch (the outliers) fall
     outside the range and will clamp; the range is the running min / max of those per-batch
     percentiles (numpy's linear interpolation). ``percentile=100`` is :class:`MinMaxObserver`.
+    Given: ``TypeError`` for a ``percentile`` that is not a number (a bool is not one),
+    ``ValueError`` outside (50, 100] (at 50 or below the high point is not above the low one).
     """
 
     def __init__(self, percentile: float = 99.99) -> None:
@@ -83,7 +87,9 @@ class PercentileObserver(MinMaxObserver):
         self.percentile = float(percentile)
 
     def observe(self, x: np.ndarray) -> None:
-        """Widen the range to the percentiles of ``x``: [P(100 - p), P(p)]."""
+        """Widen the range to the percentiles of ``x``, [P(100 - p), P(p)] (``np.percentile``),
+        as :meth:`MinMaxObserver.observe` does with the min and max: the first batch sets the
+        range, each later one widens it; every call counts one batch in ``self.batches``."""
         x = check_float_data(x, f"{type(self).__name__}.observe: x")
         lo, hi = np.percentile(x, [100.0 - self.percentile, self.percentile])
         self.min_val = float(lo) if self.min_val is None else min(self.min_val, float(lo))
@@ -118,10 +124,17 @@ def calibrate(
     batch_size: int = 256,
 ) -> dict[str, Any]:
     """Run ``calibration_data`` through ``model`` in batches and observe the input of every
-    ``Linear`` and ``Conv2d``: returns {dotted layer name: observer}, in model order.
+    ``Linear`` and ``Conv2d``: returns {dotted layer name: observer}, in model order (the names
+    of ``model.named_modules()``: a model that is itself a Linear or Conv2d is named ``""``).
 
-    The forward passes run under :func:`tinytorch.training.inference` (eval mode, no graph);
-    the hooks are removed afterwards even when the model raises. The model is not changed.
+    The batches are ``data[start : start + batch_size]`` for start = 0, batch_size, ...: every
+    row runs through the model exactly once, so each observer sees ceil(N / batch_size) batches
+    (the last one shorter). The forward passes run under :func:`tinytorch.training.inference`
+    (eval mode, no graph); the hooks are removed afterwards even when the model raises (its
+    error propagates). The model is not changed: the same parameters, its train / eval mode
+    restored. Given: ``TypeError`` for a model that is not a Module or an observer that is not a
+    name or a factory, ``ValueError`` for an unknown observer name, the errors of
+    ``check_float_data`` and ``check_int``.
     """
     if not isinstance(model, Module):
         raise TypeError(f"calibrate: model must be a tinytorch Module, got {type(model).__name__}")

@@ -9,10 +9,10 @@ with a scale s > 0 (float32) and a zero point z (an integer in [-128, 127]). The
 chosen from an observed range [min, max]:
 
 * **affine** (asymmetric, for activations): the range is first widened to include 0,
-  lo = min(min, 0), hi = max(max, 0); then s = (hi - lo) / 255 and z = -128 - round(min / s),
-  clamped into [-128, 127]. 0.0 maps to the integer z exactly, so zero (ReLU zeros, padding) is
-  represented without error; a range that lies above 0 gives a formula value below -128, which
-  the clamp moves to -128.
+  lo = min(min, 0), hi = max(max, 0); then s = (hi - lo) / 255, stored as float32, and
+  z = -128 - round(min / s) computed from that float32 s, clamped into [-128, 127]. 0.0 maps
+  to the integer z exactly, so zero (ReLU zeros, padding) is represented without error; a range
+  that lies above 0 gives a formula value below -128, which the clamp moves to -128.
 * **symmetric** (for weights): z = 0 and s = max(|min|, |max|) / 127, so the integers used are
   [-127, 127] and the product kernel needs no zero-point term for the weights.
 
@@ -20,8 +20,9 @@ The scale has a floor, float32 machine epsilon (2**-23): an all-zero tensor (a d
 pruned filter) would otherwise get s = 0 and divide by zero. Inside the range the round trip
 error is at most s / 2 (round to nearest); outside it values clamp to the ends.
 
-Per-tensor parameters are 0-d arrays; per-channel parameters (one (s, z) per slice along
-``axis``, e.g. per output channel of a weight) are 1-d arrays of the channel count.
+Per-tensor parameters are 0-d arrays with ``axis=None``; per-channel parameters (one (s, z) per
+slice along ``axis``, e.g. per output channel of a weight) are 1-d arrays of the channel count,
+and ``axis`` names the axis of the data the channels lie along.
 """
 
 from __future__ import annotations
@@ -73,7 +74,16 @@ class QuantParams:
     """Scale and zero point of an INT8 quantization, per tensor (``axis=None``) or per channel.
 
     ``scale`` float32 and ``zero_point`` int32 arrays of the same shape: 0-d per tensor, (C,)
-    per channel along ``axis``. ``symmetric`` records the mode (then every zero point is 0).
+    per channel along ``axis``, an axis of the data (a negative one counts from the end, as in
+    numpy; it must lie in [-ndim, ndim) of the array the parameters are used on, else
+    ``check_fits`` raises ``ValueError``). ``symmetric`` records the mode (then every zero point
+    is 0; default False, affine).
+
+    Given: the constructor converts what it gets (a Python float scale, a zero point of any
+    integer dtype) to those arrays and checks it once: ``TypeError`` for a zero point that is not
+    integers; ``ValueError`` for shapes that differ or have more than one axis, an ``axis``
+    without 1-d parameters (or 1-d ones without an ``axis``), a scale that is not finite and
+    > 0, a zero point outside [-128, 127]. Frozen: the fields cannot be reassigned afterwards.
     """
 
     scale: np.ndarray
@@ -147,7 +157,7 @@ def _check_range(min_val: Any, max_val: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def choose_qparams(
-    min_val: float | np.ndarray, max_val: float | np.ndarray, symmetric: bool = False
+    min_val: float | np.ndarray, max_val: float | np.ndarray, symmetric: bool = False, axis: int = 0
 ) -> QuantParams:
     """Scale and zero point for an observed range [min_val, max_val] (scalars, or 1-d per channel).
 
@@ -155,11 +165,22 @@ def choose_qparams(
                z = clamp(-128 - round(min_val / s), -128, 127)
     symmetric: s = max(max(|min_val|, |max_val|) / 127, EPS);  z = 0
 
+    s is computed in float64 and stored as float32; z is computed from that float32 s (the
+    division min_val / s in float64), so that z is the zero point of the grid actually stored.
     Example: [-1, 3] -> s = 4/255 = 0.01569, z = -128 - round(-63.75) = -64; 0.0 -> -64 -> 0.0.
-    ``ValueError`` for NaN / inf or min_val > max_val. Per-channel arrays give ``axis=0``
-    parameters; the caller sets the real channel axis (see :func:`quantize_tensor`).
+    Where it matters: [-1, 1] -> s = float32(2/255) = 0.0078431377, a little above 2/255, so
+    -1 / s = -127.4999925 rounds to -127 and z = -1 (the float64 2/255 would give -127.5, rounded
+    half to even to -128, and z = 0).
+
+    Scalars give per-tensor parameters (``axis=None``). 1-d arrays give one (s, z) per channel,
+    and ``axis`` (default 0) is recorded as their ``axis``: the axis of the data the channels lie
+    along (:func:`quantize_tensor` passes its own; a Conv2d weight's output channels are axis 0).
+    For scalars ``axis`` is not used. ``TypeError`` for an ``axis`` that is not an int;
+    ``ValueError`` for NaN / inf or min_val > max_val (both given).
     """
     lo, hi = _check_range(min_val, max_val)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"choose_qparams: axis must be an int, got {type(axis).__name__} {axis!r}")
     if symmetric:
         scale = np.maximum(np.maximum(-lo, hi) / QMAX, EPS).astype(np.float32)
         zero_point = np.zeros(scale.shape, dtype=np.int32)
@@ -167,7 +188,7 @@ def choose_qparams(
         lo_zero, hi_zero = np.minimum(lo, 0.0), np.maximum(hi, 0.0)  # 0.0 must be representable
         scale = np.maximum((hi_zero - lo_zero) / (QMAX - QMIN), EPS).astype(np.float32)
         zero_point = np.clip(QMIN - np.round(lo / scale), QMIN, QMAX).astype(np.int32)
-    return QuantParams(scale, zero_point, axis=None if scale.ndim == 0 else 0, symmetric=symmetric)
+    return QuantParams(scale, zero_point, axis=None if scale.ndim == 0 else axis, symmetric=symmetric)
 
 
 def quantize(x: np.ndarray, params: QuantParams) -> np.ndarray:
@@ -249,19 +270,23 @@ def quantize_tensor(x: np.ndarray, symmetric: bool = False, axis: int | None = N
     """Quantize ``x`` with parameters from its own min and max: per tensor, or per channel along
     ``axis`` (each channel's min/max over all the other axes).
 
+    Per-channel parameters record the axis non-negative, ``params.axis == axis % x.ndim``
+    (``axis=-1`` of a 2-d x is stored as 1), the form the layers check (a Linear weight is per
+    channel on axis 1). Given: ``TypeError`` for an ``axis`` that is not an int or None,
+    ``ValueError`` for one outside [-x.ndim, x.ndim), and the errors of ``check_float_data``.
+
     Example: a Linear weight (in, out) quantized per output channel is
     ``quantize_tensor(w, symmetric=True, axis=1)``: ``out`` scales, each from one column.
     """
     x = check_float_data(x, "quantize_tensor: x")
     if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
         raise TypeError(f"quantize_tensor: axis must be an int or None, got {type(axis).__name__} {axis!r}")
+    if axis is not None and not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"quantize_tensor: axis {axis} is out of range for shape {x.shape}")
     if axis is None:
         params = choose_qparams(x.min(), x.max(), symmetric)
     else:
-        if not -x.ndim <= axis < x.ndim:
-            raise ValueError(f"quantize_tensor: axis {axis} is out of range for shape {x.shape}")
         axis = axis % x.ndim
         others = tuple(i for i in range(x.ndim) if i != axis)
-        per_channel = choose_qparams(x.min(axis=others), x.max(axis=others), symmetric)
-        params = QuantParams(per_channel.scale, per_channel.zero_point, axis, symmetric)
+        params = choose_qparams(x.min(axis=others), x.max(axis=others), symmetric, axis=axis)
     return QuantizedTensor(quantize(x, params), params)
