@@ -134,11 +134,16 @@ def test_choose_qparams_records_the_channel_axis() -> None:
 def test_zero_is_exactly_representable(lo_hi, symmetric) -> None:
     p = per_tensor(*lo_hi, symmetric=symmetric)
     q = quantize(np.zeros(5, np.float32), p)
-    assert q.dtype == np.int8
-    np.testing.assert_array_equal(q, np.full(5, int(p.zero_point), np.int8))
+    assert q.dtype == np.int8, f"quantize returned dtype {q.dtype}, expected int8"
+    np.testing.assert_array_equal(
+        q,
+        np.full(5, int(p.zero_point), np.int8),
+        err_msg=f"quantize(0.0) for range {lo_hi}: not the zero point",
+    )
     assert np.all(dequantize(q, p) == 0.0), f"0.0 comes back as {dequantize(q, p)[0]} for range {lo_hi}"
-    assert QMIN <= int(p.zero_point) <= QMAX
-    assert float(p.scale) >= EPS  # the floor: never 0, even for a range of width 0
+    assert QMIN <= int(p.zero_point) <= QMAX, f"zero point {int(p.zero_point)} of {lo_hi} is not in int8"
+    # the floor: never 0, even for a range of width 0
+    assert float(p.scale) >= EPS, f"scale {float(p.scale)!r} of {lo_hi} is below the floor EPS"
 
 
 @given(observed_ranges(), st.booleans())
@@ -153,7 +158,10 @@ def test_the_range_is_covered_with_the_smallest_scale(lo_hi, symmetric) -> None:
     s = float(p.scale)
     lo0, hi0 = min(lo, 0.0), max(hi, 0.0)
     width = 2 * max(-lo0, hi0) / 254 if symmetric else (hi0 - lo0) / 255
-    assert s == pytest.approx(max(width, EPS), rel=1e-6)
+    # rel 1e-6: the float32 scale is the float64 quotient rounded once (2**-24 relative)
+    assert s == pytest.approx(max(width, EPS), rel=1e-6), (
+        f"scale {s!r} of {lo_hi}, expected {max(width, EPS)!r}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,8 +175,13 @@ def test_the_range_is_covered_with_the_smallest_scale(lo_hi, symmetric) -> None:
 )
 def test_rounding_is_to_nearest_half_to_even(x, expected) -> None:
     p = choose_qparams(-128.0, 127.0)
-    assert float(p.scale) == 1.0 and int(p.zero_point) == 0
-    np.testing.assert_array_equal(quantize(np.array(x, np.float32), p), np.array(expected, np.int8))
+    assert float(p.scale) == 1.0, f"scale of [-128, 127] is {float(p.scale)!r}, expected 1.0"
+    assert int(p.zero_point) == 0, f"zero point of [-128, 127] is {int(p.zero_point)}, expected 0"
+    np.testing.assert_array_equal(
+        quantize(np.array(x, np.float32), p),
+        np.array(expected, np.int8),
+        err_msg=f"quantize({x}) with s = 1, z = 0",
+    )
 
 
 def test_the_zero_point_is_added_after_rounding() -> None:
@@ -176,9 +189,14 @@ def test_the_zero_point_is_added_after_rounding() -> None:
     # [-127, 128] gives s = 1 and an odd zero point, z = -128 - round(-127) = -1; rounding
     # x / s + z instead would send each tie to the odd neighbour of x / s.
     p = choose_qparams(-127.0, 128.0)
-    assert float(p.scale) == 1.0 and int(p.zero_point) == -1
+    assert float(p.scale) == 1.0, f"scale of [-127, 128] is {float(p.scale)!r}, expected 1.0"
+    assert int(p.zero_point) == -1, f"zero point of [-127, 128] is {int(p.zero_point)}, expected -1"
     x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 100.5], np.float32)
-    np.testing.assert_array_equal(quantize(x, p), np.array([0, 2, 2, 0, -2, 100], np.int8) - 1)
+    np.testing.assert_array_equal(
+        quantize(x, p),
+        np.array([0, 2, 2, 0, -2, 100], np.int8) - 1,
+        err_msg=f"quantize({x}) with s = 1, z = -1",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,9 +216,11 @@ def test_round_trip_error_is_at_most_half_a_step(case: QuantArrayCase, symmetric
     x = case.array()
     p = per_tensor(float(x.min()), float(x.max()), symmetric)
     q = quantize(x, p)
-    assert q.dtype == np.int8 and q.shape == x.shape
+    assert q.dtype == np.int8, f"quantize returned dtype {q.dtype}, expected int8"
+    assert q.shape == x.shape, f"quantize returned shape {q.shape} for x of shape {x.shape}"
     x_hat = dequantize(q, p)
-    assert x_hat.dtype == np.float32 and x_hat.shape == x.shape
+    assert x_hat.dtype == np.float32, f"dequantize returned dtype {x_hat.dtype}, expected float32"
+    assert x_hat.shape == x.shape, f"dequantize returned shape {x_hat.shape} for q of shape {x.shape}"
     err = np.abs(x_hat.astype(np.float64) - x)
     bound = round_trip_bound(x, p.scale)
     worst = int(np.argmax(err - bound))
@@ -209,7 +229,9 @@ def test_round_trip_error_is_at_most_half_a_step(case: QuantArrayCase, symmetric
         f"at x = {x.flat[worst]!r} (scale {float(p.scale):.3g}, zero point {int(p.zero_point)})"
     )
     if case.fill == "constant":  # a nonzero constant comes back nonzero, with its sign
-        assert np.all(np.sign(x_hat) == np.sign(x))
+        assert np.all(np.sign(x_hat) == np.sign(x)), (
+            f"the constant {x.flat[0]!r} comes back as {x_hat.flat[0]!r}"
+        )
 
 
 @given(observed_ranges(), st.booleans())
@@ -219,7 +241,9 @@ def test_every_integer_survives_dequantize_then_quantize(lo_hi, symmetric) -> No
     # quantize(dequantize(k)) == k for all 256 integers: the grid points are fixed points.
     p = per_tensor(*lo_hi, symmetric=symmetric)
     k = np.arange(QMIN, QMAX + 1).astype(np.int8)
-    np.testing.assert_array_equal(quantize(dequantize(k, p), p), k)
+    np.testing.assert_array_equal(
+        quantize(dequantize(k, p), p), k, err_msg=f"quantize(dequantize(k)) for range {lo_hi}: not k"
+    )
 
 
 @given(observed_ranges(), st.lists(st.floats(-1e6, 1e6, width=32), min_size=2, max_size=40))
@@ -241,8 +265,12 @@ def test_values_outside_the_range_clamp_to_the_ends(lo_hi, symmetric) -> None:
     lo0, hi0 = min(lo, 0.0), max(hi, 0.0)
     far = np.array([lo0 - 1000 * s - 1.0, -3e38, hi0 + 1000 * s + 1.0, 3e38], np.float32)
     q = quantize(far, p)
-    assert q.dtype == np.int8
-    np.testing.assert_array_equal(q, np.array([QMIN, QMIN, QMAX, QMAX], np.int8))
+    assert q.dtype == np.int8, f"quantize returned dtype {q.dtype}, expected int8"
+    np.testing.assert_array_equal(
+        q,
+        np.array([QMIN, QMIN, QMAX, QMAX], np.int8),
+        err_msg=f"quantize of {far} outside {lo_hi}: not clamped",
+    )
 
 
 @given(quant_arrays(max_dims=3, fills=QUANT_FILLS), st.booleans(), st.data())
@@ -253,26 +281,45 @@ def test_per_channel_scales_never_exceed_the_per_tensor_scale(case, symmetric, d
     axis = 0 if data is None else data.draw(st.integers(-x.ndim, x.ndim - 1))
     whole = quantize_tensor(x, symmetric=symmetric)
     channels = quantize_tensor(x, symmetric=symmetric, axis=axis)
-    assert channels.params.axis == axis % x.ndim
-    assert channels.params.scale.shape == (x.shape[axis],)
-    assert np.all(channels.params.scale <= whole.params.scale)
+    assert channels.params.axis == axis % x.ndim, (
+        f"quantize_tensor(axis={axis}) recorded axis {channels.params.axis}, expected {axis % x.ndim}"
+    )
+    assert channels.params.scale.shape == (x.shape[axis],), (
+        f"per-channel scale shape {channels.params.scale.shape} for x {x.shape}, axis {axis}"
+    )
+    assert np.all(channels.params.scale <= whole.params.scale), (
+        f"per-channel scales {channels.params.scale} exceed the per-tensor one {float(whole.params.scale)!r}"
+    )
     # and each channel keeps its own round-trip bound
     scale = np.expand_dims(channels.params.scale, [i for i in range(x.ndim) if i != axis % x.ndim])
     err = np.abs(channels.dequantize().astype(np.float64) - x)
-    assert np.all(err <= round_trip_bound(x, scale))
+    bound = round_trip_bound(x, scale)
+    assert np.all(err <= bound), (
+        f"per-channel |x_hat - x| exceeds its bound by {float((err - bound).max()):.3g}"
+    )
 
 
 def test_per_channel_parameters_follow_each_channel() -> None:
     # column 0 lies in [0, 1], column 1 in [-100, 155]: per channel, column 0 keeps its precision
     x = np.array([[0.0, -100.0], [0.4, 155.0], [1.0, 3.0]], np.float32)
     qt = quantize_tensor(x, axis=1)
-    np.testing.assert_allclose(qt.params.scale, [1 / 255, 1.0], rtol=1e-6)
-    np.testing.assert_array_equal(qt.params.zero_point, [-128, -28])  # -128 - round(-100 / 1)
-    np.testing.assert_array_equal(qt.data, [[-128, -128], [-26, 127], [127, -25]])  # 0.4 * 255 = 102
-    np.testing.assert_allclose(qt.dequantize()[:, 0], x[:, 0], atol=0.5 / 255 + 1e-7)
+    # rtol 1e-6: each float32 scale is its float64 quotient rounded once (2**-24 relative)
+    np.testing.assert_allclose(qt.params.scale, [1 / 255, 1.0], rtol=1e-6, err_msg="affine per-column scales")
+    np.testing.assert_array_equal(  # -128 - round(-100 / 1)
+        qt.params.zero_point, [-128, -28], err_msg="affine per-column zero points"
+    )
+    np.testing.assert_array_equal(  # 0.4 * 255 = 102
+        qt.data, [[-128, -128], [-26, 127], [127, -25]], err_msg="affine per-column int8 values"
+    )
+    # half a step of column 0 (s = 1/255), plus float32 rounding of values <= 1 (1e-7 > 2 eps)
+    np.testing.assert_allclose(
+        qt.dequantize()[:, 0], x[:, 0], atol=0.5 / 255 + 1e-7, err_msg="column 0 after the round trip"
+    )
     sym = quantize_tensor(x, symmetric=True, axis=1)
-    np.testing.assert_allclose(sym.params.scale, [1 / 127, 155 / 127], rtol=1e-6)
-    np.testing.assert_array_equal(sym.data, [[0, -82], [51, 127], [127, 2]])
+    np.testing.assert_allclose(
+        sym.params.scale, [1 / 127, 155 / 127], rtol=1e-6, err_msg="symmetric per-column scales"
+    )
+    np.testing.assert_array_equal(sym.data, [[0, -82], [51, 127], [127, 2]], err_msg="symmetric int8 values")
     # a negative axis is recorded non-negative: axis=-1 of a 2-d array is axis 1
     last = quantize_tensor(x, symmetric=True, axis=-1)
     assert last.params.axis == 1, f"quantize_tensor(x, axis=-1) recorded axis {last.params.axis}, expected 1"
@@ -282,11 +329,17 @@ def test_per_channel_parameters_follow_each_channel() -> None:
 def test_quantized_tensor_is_real_int8_and_declares_its_kind() -> None:
     x = np.linspace(-3, 5, 48, dtype=np.float32).reshape(6, 8)
     qt = quantize_tensor(x)
-    assert isinstance(qt, QuantizedTensor) and qt.kind == "int8"
-    assert operand_kind(qt) == "int8"  # module 16's dispatch reads the declared kind
-    assert qt.data.dtype == np.int8 and qt.shape == (6, 8)
-    assert qt.nbytes == x.size == x.nbytes // 4  # one byte per value
-    assert qt.data.min() == QMIN and qt.data.max() == QMAX  # the whole range is used
+    assert isinstance(qt, QuantizedTensor), f"quantize_tensor returned a {type(qt).__name__}"
+    assert qt.kind == "int8", f"QuantizedTensor.kind is {qt.kind!r}"
+    # module 16's dispatch reads the declared kind
+    assert operand_kind(qt) == "int8", f"operand_kind of a QuantizedTensor is {operand_kind(qt)!r}"
+    assert qt.data.dtype == np.int8, f"QuantizedTensor data dtype {qt.data.dtype}, expected int8"
+    assert qt.shape == (6, 8), f"QuantizedTensor shape {qt.shape}, expected (6, 8)"
+    assert qt.nbytes == x.size == x.nbytes // 4, f"{qt.nbytes} bytes for {x.size} values: not one byte each"
+    # the whole range is used: the minimum maps to -128, the maximum to 127
+    assert (int(qt.data.min()), int(qt.data.max())) == (QMIN, QMAX), (
+        f"int8 values span [{qt.data.min()}, {qt.data.max()}], expected [{QMIN}, {QMAX}]"
+    )
     with pytest.raises(TypeError, match="int8"):
         QuantizedTensor(qt.data.astype(np.float32), qt.params)
 
@@ -310,7 +363,8 @@ def test_quantized_tensor_is_real_int8_and_declares_its_kind() -> None:
 )
 def test_quantize_rejects_bad_data(bad, error, match) -> None:
     p = choose_qparams(-1.0, 1.0)
-    assert quantize(np.array([0.0, 1.0], np.float32), p).dtype == np.int8
+    good = quantize(np.array([0.0, 1.0], np.float32), p)
+    assert good.dtype == np.int8, f"quantize of good data returned dtype {good.dtype}, expected int8"
     with pytest.raises(error, match=match):
         quantize(bad, p)
 
@@ -324,14 +378,16 @@ def test_quantize_rejects_bad_data(bad, error, match) -> None:
     ],
 )
 def test_choose_qparams_rejects_bad_ranges(lo, hi, match) -> None:
-    assert int(choose_qparams(1.0, 3.0).zero_point) == -128
+    z = int(choose_qparams(1.0, 3.0).zero_point)
+    assert z == -128, f"zero point of [1, 3] (widened to [0, 3]) is {z}, expected -128"
     with pytest.raises(ValueError, match=match):
         choose_qparams(lo, hi)
 
 
 def test_dequantize_rejects_a_non_int8_array() -> None:
     p = choose_qparams(-1.0, 1.0)
-    assert dequantize(np.array([0], np.int8), p).dtype == np.float32
+    good = dequantize(np.array([0], np.int8), p)
+    assert good.dtype == np.float32, f"dequantize of int8 data returned dtype {good.dtype}, expected float32"
     with pytest.raises(TypeError, match="dequantize.*int8"):
         dequantize(np.array([0, 1], np.int32), p)
 
@@ -359,11 +415,11 @@ def test_int8_matmul_accumulates_in_int32() -> None:
     B = np.full((K, 2), -128, np.int8)
     C = int8_matmul(A, B)
     # 127 * -128 * 300 = -4,876,800: far beyond int8 and int16, well inside int32
-    assert C.dtype == np.int32
-    np.testing.assert_array_equal(C, np.full((3, 2), 127 * -128 * K))
+    assert C.dtype == np.int32, f"int8_matmul returned dtype {C.dtype}, expected int32"
+    np.testing.assert_array_equal(C, np.full((3, 2), 127 * -128 * K), err_msg="int8_matmul of 127s by -128s")
     # QuantizedTensor operands: their int8 values are multiplied
     qa, qb = QuantizedTensor(A, choose_qparams(-1.0, 1.0)), QuantizedTensor(B, choose_qparams(-1.0, 1.0))
-    np.testing.assert_array_equal(int8_matmul(qa, qb), C)
+    np.testing.assert_array_equal(int8_matmul(qa, qb), C, err_msg="int8_matmul of QuantizedTensors")
 
 
 @given(st.integers(1, 12), st.integers(1, 600), st.integers(1, 12), st.integers(0, 2**32 - 1))
@@ -376,16 +432,21 @@ def test_int8_matmul_is_exact(m, k, n, seed) -> None:
     if seed % 3 == 0:  # the extremes, where narrow accumulators overflow first
         A[:], B[:] = QMIN, QMIN
     C = int8_matmul(A, B)
-    assert C.dtype == np.int32
-    np.testing.assert_array_equal(C, A.astype(np.int64) @ B.astype(np.int64))
+    assert C.dtype == np.int32, f"int8_matmul returned dtype {C.dtype}, expected int32"
+    np.testing.assert_array_equal(
+        C, A.astype(np.int64) @ B.astype(np.int64), err_msg=f"int8_matmul of ({m}, {k}) @ ({k}, {n})"
+    )
 
 
 def test_int8_matmul_refuses_k_beyond_the_int32_bound() -> None:
     # Each product is at most 128 * 128 = 2**14 in magnitude, so K * 2**14 < 2**31 for K <= MAX_K.
-    assert MAX_K * 128 * 128 < 2**31 <= (MAX_K + 1) * 128 * 128
+    assert MAX_K * 128 * 128 < 2**31 <= (MAX_K + 1) * 128 * 128, f"MAX_K = {MAX_K} is not the int32 bound"
     A = np.full((1, MAX_K), QMIN, np.int8)
     B = np.full((MAX_K, 1), QMIN, np.int8)
-    assert int(int8_matmul(A, B)[0, 0]) == MAX_K * 128 * 128  # the largest sum still fits, exactly
+    largest = int(int8_matmul(A, B)[0, 0])  # the largest sum still fits, exactly
+    assert largest == MAX_K * 128 * 128, (
+        f"int8_matmul at K = MAX_K gives {largest}, expected {MAX_K * 128 * 128}"
+    )
     too_long = np.zeros((1, MAX_K + 1), np.int8)
     with pytest.raises(ValueError, match=r"K = 131072.*2\*\*31"):
         int8_matmul(too_long, np.zeros((MAX_K + 1, 1), np.int8))
@@ -401,13 +462,14 @@ def test_int8_matmul_is_exact_where_float32_is_not() -> None:
     B[::2, 1] = -127
     B[1::3, 2] = 126
     expected = A.astype(np.int64) @ B.astype(np.int64)
-    assert expected[0, 2] == 65_891_029 and expected[0, 2] % 4 == 1  # not a float32 number
-    np.testing.assert_array_equal(int8_matmul(A, B), expected)
+    # the test's own premise: an odd sum above 2**25, not a float32 number
+    assert expected[0, 2] == 65_891_029 and expected[0, 2] % 4 == 1, f"the exact sum is {expected[0, 2]}"
+    np.testing.assert_array_equal(int8_matmul(A, B), expected, err_msg="int8_matmul with sums above 2**25")
 
 
 def test_int8_matmul_rejects_bad_operands() -> None:
     A = np.ones((2, 3), np.int8)
-    np.testing.assert_array_equal(int8_matmul(A, A.T), np.full((2, 2), 3))
+    np.testing.assert_array_equal(int8_matmul(A, A.T), np.full((2, 2), 3), err_msg="int8_matmul of ones")
     with pytest.raises(TypeError, match="int8"):
         int8_matmul(A.astype(np.float32), A.T)
     with pytest.raises(ValueError, match="inner dimensions"):
@@ -416,13 +478,21 @@ def test_int8_matmul_rejects_bad_operands() -> None:
 
 def test_int8_backend_registers_the_kernel_on_the_acceleration_backend() -> None:
     backend = int8_backend()
-    assert isinstance(backend, OptimizedBackend)
-    assert ("matmul", "int8") in backend.supported() and ("matmul", "dense") in backend.supported()
+    assert isinstance(backend, OptimizedBackend), f"int8_backend returned a {type(backend).__name__}"
+    supported = backend.supported()
+    assert ("matmul", "int8") in supported, f"the backend's kernels {supported} lack ('matmul', 'int8')"
+    assert ("matmul", "dense") in supported, f"the backend's kernels {supported} lack ('matmul', 'dense')"
     A = np.full((2, 300), 100, np.int8)
-    assert backend.kernel_for("matmul", A, A.T) is int8_matmul
-    np.testing.assert_array_equal(backend.dispatch("matmul", A, A.T), np.full((2, 2), 100 * 100 * 300))
+    kernel = backend.kernel_for("matmul", A, A.T)
+    assert kernel is int8_matmul, f"the kernel for int8 operands is {kernel!r}, not int8_matmul itself"
+    np.testing.assert_array_equal(
+        backend.dispatch("matmul", A, A.T),
+        np.full((2, 2), 100 * 100 * 300),
+        err_msg="dispatched int8 product",
+    )
     dense = np.ones((2, 2), np.float32)
-    assert backend.kernel_for("matmul", dense, dense) is matmul_numpy  # dense stays BLAS
+    kernel = backend.kernel_for("matmul", dense, dense)  # dense stays BLAS
+    assert kernel is matmul_numpy, f"the kernel for float32 operands is {kernel!r}, not matmul_numpy"
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +543,8 @@ def test_quantized_linear_stays_within_the_error_bound(case: QLinearCase) -> Non
     params = choose_qparams(float(x.min()), float(x.max()))  # calibrated on this very input
     layer = QuantizedLinear.from_float(_linear(w, b), params)
     y = layer(x).data
-    assert y.dtype == np.float32 and y.shape == (case.m, case.n)
+    assert y.dtype == np.float32, f"QuantizedLinear output dtype {y.dtype}, expected float32"
+    assert y.shape == (case.m, case.n), f"QuantizedLinear output shape {y.shape}, expected {(case.m, case.n)}"
     bound, exact = quantized_product_bound(x, w, b, params, layer.weight.params.scale)
     err = np.abs(y.astype(np.float64) - exact)
     worst = np.unravel_index(np.argmax(err - bound), err.shape)
@@ -488,17 +559,27 @@ def test_quantized_linear_stores_int8_weights_and_int32_bias() -> None:
     w, b = rng.standard_normal((12, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
     params = choose_qparams(0.0, 4.0)
     layer = QuantizedLinear.from_float(_linear(w, b), params)
-    assert layer.weight.data.dtype == np.int8 and layer.weight.shape == (12, 5)
-    assert layer.weight.nbytes * 4 == w.nbytes  # exactly a quarter of the float32 bytes
-    assert layer.weight.params.symmetric and layer.weight.params.axis == 1  # per output channel
-    np.testing.assert_array_equal(layer.weight.params.zero_point, 0)
-    np.testing.assert_allclose(layer.weight.params.scale, np.abs(w).max(axis=0) / 127, rtol=1e-6)
-    assert layer.bias_q.dtype == np.int32
+    weight = layer.weight
+    assert weight.data.dtype == np.int8, f"weight data dtype {weight.data.dtype}, expected int8"
+    assert weight.shape == (12, 5), f"weight shape {weight.shape}, expected (12, 5)"
+    # exactly a quarter of the float32 bytes
+    assert weight.nbytes * 4 == w.nbytes, f"weight bytes {weight.nbytes}, float32 bytes {w.nbytes}"
+    assert weight.params.symmetric, "the weight's parameters say affine, expected symmetric"
+    assert weight.params.axis == 1, f"weight channel axis {weight.params.axis}, expected 1 (output channels)"
+    np.testing.assert_array_equal(weight.params.zero_point, 0, err_msg="weight zero points")
+    # rtol 1e-6: each float32 scale is its float64 quotient rounded once (2**-24 relative)
+    np.testing.assert_allclose(
+        weight.params.scale, np.abs(w).max(axis=0) / 127, rtol=1e-6, err_msg="weight per-channel scales"
+    )
+    assert layer.bias_q.dtype == np.int32, f"bias_q dtype {layer.bias_q.dtype}, expected int32"
     # the bias lives at the accumulator's scale s_x * s_n: b_q = round(b / (s_x s_n))
-    acc_scale = float(params.scale) * layer.weight.params.scale.astype(np.float64)
-    np.testing.assert_array_equal(layer.bias_q, np.rint(b / acc_scale).astype(np.int32))
+    acc_scale = float(params.scale) * weight.params.scale.astype(np.float64)
+    np.testing.assert_array_equal(
+        layer.bias_q, np.rint(b / acc_scale).astype(np.int32), err_msg="bias_q = round(b / (s_x s_n))"
+    )
     # leading dimensions are kept, like Linear
-    assert layer(rng.uniform(0, 4, (2, 3, 12)).astype(np.float32)).shape == (2, 3, 5)
+    shape = layer(rng.uniform(0, 4, (2, 3, 12)).astype(np.float32)).shape
+    assert shape == (2, 3, 5), f"output shape {shape} for an input (2, 3, 12), expected (2, 3, 5)"
 
 
 def test_quantized_linear_dispatches_one_int8_product() -> None:
@@ -512,10 +593,17 @@ def test_quantized_linear_dispatches_one_int8_product() -> None:
     layer = QuantizedLinear.from_float(_linear(w, None), params, backend=backend)
     x = rng.uniform(-2, 2, (3, 6)).astype(np.float32)
     y = layer(x).data
-    assert int8_spy.calls == 1 and dense_spy.calls == 0
-    assert int8_spy.kinds == [("int8", "int8")]  # both operands are quantized tensors
+    assert int8_spy.calls == 1, f"{int8_spy.calls} int8 products dispatched by one forward, expected 1"
+    assert dense_spy.calls == 0, f"{dense_spy.calls} dense products dispatched, expected none"
+    # both operands are quantized tensors
+    assert int8_spy.kinds == [("int8", "int8")], (
+        f"operand kinds {int8_spy.kinds}, expected [('int8', 'int8')]"
+    )
     bound, exact = quantized_product_bound(x, w, None, params, layer.weight.params.scale)
-    assert np.all(np.abs(y - exact) <= bound)  # x lies inside the calibrated [-2, 2]
+    err = np.abs(y - exact)  # x lies inside the calibrated [-2, 2]
+    assert np.all(err <= bound), (
+        f"QuantizedLinear output error exceeds its bound by {float((err - bound).max()):.3g}"
+    )
 
 
 def test_quantized_layers_keep_their_fixed_input_parameters() -> None:
@@ -529,10 +617,16 @@ def test_quantized_layers_keep_their_fixed_input_parameters() -> None:
     params = choose_qparams(0.0, 1.0)
     x = rng.uniform(-0.5, 3.0, (4, 6)).astype(np.float32)
     lin = QuantizedLinear.from_float(_linear(rng.standard_normal((6, 3)).astype(np.float32), None), params)
-    np.testing.assert_array_equal(lin(x).data, lin(np.clip(x, 0.0, 1.0)).data)
+    np.testing.assert_array_equal(
+        lin(x).data, lin(np.clip(x, 0.0, 1.0)).data, err_msg="QuantizedLinear output: input vs clipped input"
+    )
     conv = QuantizedConv2d.from_float(Conv2d(2, 3, 3, padding=1, rng=rng), params)
     images = rng.uniform(-0.5, 3.0, (2, 2, 4, 4)).astype(np.float32)
-    np.testing.assert_array_equal(conv(images).data, conv(np.clip(images, 0.0, 1.0)).data)
+    np.testing.assert_array_equal(
+        conv(images).data,
+        conv(np.clip(images, 0.0, 1.0)).data,
+        err_msg="QuantizedConv2d output: input vs clipped",
+    )
 
 
 def _conv_arrays(case: ConvCase, fill: str, bias: bool):
@@ -561,10 +655,15 @@ def test_quantized_conv2d_stays_within_the_error_bound(case: ConvCase, fill: str
         conv.bias.data[...] = b
     params = choose_qparams(float(x.min()), float(x.max()))
     layer = QuantizedConv2d.from_float(conv, params)
-    assert layer.weight.data.dtype == np.int8 and layer.weight.nbytes * 4 == w.nbytes
+    assert layer.weight.data.dtype == np.int8, f"weight data dtype {layer.weight.data.dtype}, expected int8"
+    assert layer.weight.nbytes * 4 == w.nbytes, (
+        f"weight bytes {layer.weight.nbytes}, float32 bytes {w.nbytes}"
+    )
     y = layer(x).data
     h_out, w_out = case.out_hw
-    assert y.shape == (case.n, case.c_out, h_out, w_out) and y.dtype == np.float32
+    expected_shape = (case.n, case.c_out, h_out, w_out)
+    assert y.shape == expected_shape, f"QuantizedConv2d output shape {y.shape}, expected {expected_shape}"
+    assert y.dtype == np.float32, f"QuantizedConv2d output dtype {y.dtype}, expected float32"
     # The convolution is the product of the zero-padded im2col rows with the (C kh kw, F) matrix.
     cols = im2col(x.astype(np.float64), (case.kh, case.kw), case.stride, case.padding)
     w2 = w.reshape(case.c_out, -1).T
@@ -583,8 +682,10 @@ def test_quantized_conv2d_dispatches_one_int8_product() -> None:
     conv = Conv2d(2, 3, 3, padding=1, rng=np.random.default_rng(2))
     layer = QuantizedConv2d.from_float(conv, choose_qparams(0.0, 1.0), backend=backend)
     x = np.random.default_rng(3).uniform(0, 1, (2, 2, 5, 5)).astype(np.float32)
-    assert layer(x).shape == (2, 3, 5, 5)
-    assert spy.calls == 1 and spy.kinds == [("int8", "int8")]
+    shape = layer(x).shape
+    assert shape == (2, 3, 5, 5), f"QuantizedConv2d output shape {shape}, expected (2, 3, 5, 5)"
+    assert spy.calls == 1, f"{spy.calls} int8 products dispatched by one forward, expected 1"
+    assert spy.kinds == [("int8", "int8")], f"operand kinds {spy.kinds}, expected [('int8', 'int8')]"
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,8 +700,9 @@ def test_minmax_observer_covers_every_batch(cases) -> None:
     arrays = [c.array() for c in cases]
     for a in arrays:
         obs.observe(a)
-    assert obs.range() == (min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays))
-    assert obs.batches == len(arrays)
+    expected = (min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays))
+    assert obs.range() == expected, f"MinMaxObserver range {obs.range()}, expected {expected}"
+    assert obs.batches == len(arrays), f"MinMaxObserver counted {obs.batches} batches, expected {len(arrays)}"
 
 
 @given(
@@ -613,7 +715,9 @@ def test_percentile_range_lies_inside_the_minmax_range(cases, percentile) -> Non
         mm.observe(c.array())
         pc.observe(c.array())
     (lo, hi), (plo, phi) = mm.range(), pc.range()
-    assert lo <= plo <= phi <= hi
+    assert lo <= plo <= phi <= hi, (
+        f"percentile range [{plo}, {phi}] not inside the min/max range [{lo}, {hi}]"
+    )
 
 
 def test_percentile_observer_ignores_an_outlier() -> None:
@@ -623,16 +727,17 @@ def test_percentile_observer_ignores_an_outlier() -> None:
     mm, pc = MinMaxObserver(), PercentileObserver(99.99)
     mm.observe(x)
     pc.observe(x)
-    assert mm.range()[1] == 1000.0
+    assert mm.range()[1] == 1000.0, f"MinMaxObserver maximum {mm.range()[1]}, expected the outlier 1000.0"
     lo, hi = pc.range()
-    assert -5 < lo < -3 and 3 < hi < 5  # the 0.01 % and 99.99 % points of N(0, 1)
+    # the 0.01 % and 99.99 % points of N(0, 1) are -3.72 and 3.72
+    assert -5 < lo < -3 and 3 < hi < 5, f"PercentileObserver(99.99) range [{lo}, {hi}], expected about +-3.7"
     bulk = np.abs(x) < 3
     err = {}
     for name, obs in (("minmax", mm), ("percentile", pc)):
         p = obs.qparams()
         err[name] = float(np.abs(dequantize(quantize(x, p), p) - x)[bulk].mean())
     # min/max spends the 256 levels on [-4, 1000]: a step of about 4, the bulk is rounded away
-    assert err["percentile"] * 20 < err["minmax"], err
+    assert err["percentile"] * 20 < err["minmax"], f"mean round-trip error on |x| < 3 by observer: {err}"
 
 
 @pytest.mark.parametrize("order", [1, -1], ids=["low-first", "high-first"])
@@ -644,8 +749,12 @@ def test_percentile_observer_covers_every_batch(order) -> None:
     pc = PercentileObserver(99.0)
     for batch in (low, high)[::order]:
         pc.observe(batch)
-    assert pc.range() == pytest.approx((np.percentile(low, 1.0), np.percentile(high, 99.0)))  # -1.98, 5.99
-    assert pc.batches == 2
+    expected = (np.percentile(low, 1.0), np.percentile(high, 99.0))  # -1.98, 5.99
+    # the same np.percentile of the same batches: equal but for the float conversion (approx's rel 1e-6)
+    assert pc.range() == pytest.approx(expected), (
+        f"PercentileObserver range {pc.range()}, expected {expected}"
+    )
+    assert pc.batches == 2, f"PercentileObserver counted {pc.batches} batches, expected 2"
 
 
 def test_calibrate_observes_the_input_of_every_linear_and_conv() -> None:
@@ -654,13 +763,22 @@ def test_calibrate_observes_the_input_of_every_linear_and_conv() -> None:
 
     rng = np.random.default_rng(4)
     model = Sequential(
-        Conv2d(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(), Linear(8, 5, rng=rng), ReLU(),
+        Conv2d(1, 2, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(8, 5, rng=rng),
+        ReLU(),
         Linear(5, 3, rng=rng),
     )
     data = rng.uniform(-1, 2, (10, 1, 4, 4)).astype(np.float32)
     observers = calibrate(model, data, batch_size=4)
-    assert list(observers) == ["layers.0", "layers.4", "layers.6"]
-    assert all(obs.batches == 3 for obs in observers.values())  # 10 rows in batches of 4
+    names = list(observers)
+    assert names == ["layers.0", "layers.4", "layers.6"], (
+        f"observed layers {names}, expected the Linear / Conv2d"
+    )
+    batches = {name: obs.batches for name, obs in observers.items()}
+    assert set(batches.values()) == {3}, f"batches seen per layer {batches}: 10 rows in batches of 4 are 3"
     # The recorded ranges are those of each layer's input over the whole data.
     seen = {}
 
@@ -676,9 +794,20 @@ def test_calibrate_observes_the_input_of_every_linear_and_conv() -> None:
             layer.register_forward_hook(record(name))
     model(data)
     for name, obs in observers.items():
-        assert obs.range() == pytest.approx((float(seen[name].min()), float(seen[name].max())), abs=1e-6)
-    assert observers["layers.0"].range() == (float(data.min()), float(data.max()))
-    assert observers["layers.4"].range()[0] >= 0.0 and observers["layers.6"].range()[0] >= 0.0  # after ReLUs
+        # one forward over the 10 rows against batches of 4: BLAS may sum in another order, a
+        # float32 rounding of values below 10 (< 1e-6)
+        expected = (float(seen[name].min()), float(seen[name].max()))
+        assert obs.range() == pytest.approx(expected, abs=1e-6), (
+            f"{name}: range {obs.range()}, input {expected}"
+        )
+    first = observers["layers.0"].range()
+    assert first == (float(data.min()), float(data.max())), (
+        f"layers.0 range {first}: not the data's min and max"
+    )
+    for name in ("layers.4", "layers.6"):  # after ReLUs
+        assert observers[name].range()[0] >= 0.0, (
+            f"{name}: range {observers[name].range()} below 0 after a ReLU"
+        )
 
 
 def test_calibrate_removes_its_hooks_and_leaves_the_model_unchanged() -> None:
@@ -689,17 +818,19 @@ def test_calibrate_removes_its_hooks_and_leaves_the_model_unchanged() -> None:
     before = model.state_dict()
     data = np.random.default_rng(7).standard_normal((6, 3)).astype(np.float32)
     observers = calibrate(model, data, observer="percentile")
-    assert all(isinstance(o, PercentileObserver) for o in observers.values())
-    assert all(not m._forward_hooks for m in model.modules())
+    kinds = {name: type(o).__name__ for name, o in observers.items()}
+    assert set(kinds.values()) == {"PercentileObserver"}, f"observers {kinds} for observer='percentile'"
+    assert all(not m._forward_hooks for m in model.modules()), "calibrate left forward hooks on the model"
     for name, value in model.state_dict().items():
-        np.testing.assert_array_equal(value, before[name])
-    assert model.training  # calibration ran in eval mode and restored the mode
+        np.testing.assert_array_equal(value, before[name], err_msg=f"parameter {name} after calibrate")
+    # calibration ran in eval mode and restored the mode
+    assert model.training, "the model is left in eval mode after calibrate"
     # ... even when the model raises (the first Linear refuses rows of width 5), the mode
     # restored too
     with pytest.raises(ValueError):
         calibrate(model, np.ones((6, 5), np.float32))
     assert all(not m._forward_hooks for m in model.modules()), "a failed calibration left its hooks"
-    assert model.training
+    assert model.training, "the model is left in eval mode after a failed calibration"
 
 
 def test_calibrate_observes_the_model_in_eval_mode() -> None:
@@ -714,8 +845,12 @@ def test_calibrate_observes_the_model_in_eval_mode() -> None:
     observers = calibrate(model, data)
     hidden = model[0](data).data  # what the last Linear sees at inference
     expected = (float(hidden.min()), float(hidden.max()))
-    assert observers["layers.2"].range() == pytest.approx(expected, abs=1e-6)
-    assert model.training
+    # the same 6 rows through the same Linear: equal up to BLAS summation order (values < 10, 1e-6)
+    got = observers["layers.2"].range()
+    assert got == pytest.approx(expected, abs=1e-6), (
+        f"layers.2 range {got}, its input at inference {expected}"
+    )
+    assert model.training, "the model is left in eval mode after calibrate"
 
 
 @pytest.mark.parametrize(
@@ -731,7 +866,8 @@ def test_calibrate_rejects_bad_data(bad, error, match) -> None:
     from tinytorch.layers import Linear
 
     model = Linear(3, 2, rng=np.random.default_rng(8))
-    assert calibrate(model, np.ones((2, 3), np.float32))[""].range() == (1.0, 1.0)
+    got = calibrate(model, np.ones((2, 3), np.float32))[""].range()  # a single layer is named ""
+    assert got == (1.0, 1.0), f"range {got} of the input ones, expected (1.0, 1.0)"
     with pytest.raises(error, match=match):
         calibrate(model, bad)
 
@@ -741,7 +877,7 @@ def test_observers_reject_bad_input() -> None:
     with pytest.raises(RuntimeError, match="nothing observed"):
         obs.range()
     obs.observe(np.array([1.0, 2.0], np.float32))
-    assert obs.range() == (1.0, 2.0)
+    assert obs.range() == (1.0, 2.0), f"MinMaxObserver range {obs.range()} of [1, 2]"
     with pytest.raises(ValueError, match="observe.*NaN or inf"):
         obs.observe(np.array([np.inf], np.float32))
     with pytest.raises(ValueError, match="percentile"):
@@ -775,14 +911,17 @@ def test_quantized_zoo_model_loses_less_than_one_point(digits, name) -> None:
     model = models[name]
     float_state = model.state_dict()
     float_acc = accuracy(model, test_x, test_y)
-    assert float_acc == zoo.load_metrics()["models"][name]["test_accuracy"]
+    recorded = zoo.load_metrics()["models"][name]["test_accuracy"]
+    assert float_acc == recorded, f"{name}: float accuracy {float_acc}, the zoo recorded {recorded}"
     quantized = quantize_model(model, calibration)
     int8_acc = accuracy(quantized, test_x, test_y)
     # The course's claim, deterministic on the 359 test images (one image = 0.28 points).
     assert float_acc - int8_acc < 0.01, f"{name}: float32 {float_acc:.4f}, int8 {int8_acc:.4f}"
     # the float model is untouched
     for key, value in model.state_dict().items():
-        np.testing.assert_array_equal(value, float_state[key])
+        np.testing.assert_array_equal(
+            value, float_state[key], err_msg=f"float parameter {key} after quantize_model"
+        )
 
 
 @pytest.mark.parametrize(("name", "n_products"), [("mlp_digits", 3), ("cnn_digits", 4)])
@@ -796,20 +935,28 @@ def test_quantized_zoo_model_runs_int8_products_through_the_backend(digits, name
     backend.register("matmul", "int8", int8_spy)
     backend.register("matmul", "dense", dense_spy)
     quantized = quantize_model(models[name], calibration, observer="percentile", backend=backend)
-    assert not any(isinstance(m, (Linear, Conv2d)) for m in quantized.modules())
+    left = [type(m).__name__ for m in quantized.modules() if isinstance(m, (Linear, Conv2d))]
+    assert not left, f"{name}: float layers left in the quantized model: {left}"
     layers = [m for m in quantized.modules() if isinstance(m, (QuantizedLinear, QuantizedConv2d))]
-    assert len(layers) == n_products and all(layer.backend is backend for layer in layers)
+    assert len(layers) == n_products, f"{name}: {len(layers)} quantized layers, expected {n_products}"
+    assert all(layer.backend is backend for layer in layers), f"{name}: a layer holds another backend"
     logits = quantized(test_x[:8]).data
-    assert logits.shape == (8, 10) and logits.dtype == np.float32
-    assert int8_spy.calls == n_products and dense_spy.calls == 0
-    assert set(int8_spy.kinds) == {("int8", "int8")}
+    assert logits.shape == (8, 10), f"{name}: logits shape {logits.shape}, expected (8, 10)"
+    assert logits.dtype == np.float32, f"{name}: logits dtype {logits.dtype}, expected float32"
+    assert int8_spy.calls == n_products, f"{name}: {int8_spy.calls} int8 products, expected {n_products}"
+    assert dense_spy.calls == 0, f"{name}: {dense_spy.calls} dense products, expected none"
+    assert set(int8_spy.kinds) == {("int8", "int8")}, f"{name}: operand kinds {set(int8_spy.kinds)}"
     # weights: int8, a quarter of the float32 bytes; the whole model (with int32 biases and the
     # per-channel scales) is well under a third of the float32 model
     float_weights = sum(
         m.weight.data.nbytes for m in models[name].modules() if isinstance(m, (Linear, Conv2d))
     )
-    assert sum(layer.weight.nbytes for layer in layers) * 4 == float_weights
-    assert weight_bytes(quantized) < weight_bytes(models[name]) / 3
+    int8_weights = sum(layer.weight.nbytes for layer in layers)
+    assert int8_weights * 4 == float_weights, (
+        f"{name}: int8 weight bytes {int8_weights}, float32 {float_weights}"
+    )
+    sizes = (weight_bytes(quantized), weight_bytes(models[name]))
+    assert sizes[0] < sizes[1] / 3, f"{name}: weight_bytes int8 {sizes[0]}, float32 {sizes[1]}"
 
 
 def test_quantize_model_rejects_a_layer_without_a_rule() -> None:
@@ -818,7 +965,9 @@ def test_quantize_model_rejects_a_layer_without_a_rule() -> None:
     rng = np.random.default_rng(9)
     data = rng.standard_normal((4, 3)).astype(np.float32)
     good = quantize_model(Sequential(Linear(3, 3, rng=rng), ReLU()), data)
-    assert isinstance(good[0], QuantizedLinear)
+    assert isinstance(good[0], QuantizedLinear), (
+        f"layer 0 of the quantized model is a {type(good[0]).__name__}"
+    )
     with pytest.raises(ValueError, match=r"quantize_model: no rule for layer 'layers.1' of type LayerNorm"):
         quantize_model(Sequential(Linear(3, 3, rng=rng), LayerNorm(3)), data)
     with pytest.raises(TypeError, match="quantize_model.*float"):
@@ -839,15 +988,20 @@ def test_quantize_model_uses_affine_input_parameters_from_calibration() -> None:
     for name in ("layers.0", "layers.2"):
         got, expected = dict(quantized.named_modules())[name].input_params, observers[name].qparams()
         assert not got.symmetric, f"{name}: activations are quantized affine, not symmetric"
-        np.testing.assert_array_equal(got.scale, expected.scale)
-        np.testing.assert_array_equal(got.zero_point, expected.zero_point)
-    assert int(quantized[2].input_params.zero_point) == QMIN  # after the ReLU the range starts at 0
+        np.testing.assert_array_equal(got.scale, expected.scale, err_msg=f"{name}: input scale")
+        np.testing.assert_array_equal(
+            got.zero_point, expected.zero_point, err_msg=f"{name}: input zero point"
+        )
+    z = int(quantized[2].input_params.zero_point)  # after the ReLU the range starts at 0
+    assert z == QMIN, f"layers.2 input zero point {z} after a ReLU, expected {QMIN}"
     # the observer asked for is the one used
     percentile = calibrate(model, data, observer="percentile")
     by_percentile = quantize_model(model, data, observer="percentile")
     for name in ("layers.0", "layers.2"):
         got, expected = dict(by_percentile.named_modules())[name].input_params, percentile[name].qparams()
-        np.testing.assert_array_equal(got.scale, expected.scale)
+        np.testing.assert_array_equal(
+            got.scale, expected.scale, err_msg=f"{name}: input scale, percentile observer"
+        )
 
 
 def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
@@ -856,11 +1010,17 @@ def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
     layer = Linear(4, 3, rng=np.random.default_rng(10))
     data = np.random.default_rng(11).uniform(0, 1, (5, 4)).astype(np.float32)
     quantized = quantize_model(layer, data)
-    assert isinstance(quantized, QuantizedLinear) and "int8" in repr(quantized)
+    assert isinstance(quantized, QuantizedLinear), (
+        f"quantize_model(Linear) returned a {type(quantized).__name__}"
+    )
+    assert "int8" in repr(quantized), f"repr {quantized!r} does not say int8"
     # calibrated on this very data (min / max), so every input lies inside its range
     params, b = quantized.input_params, layer.bias.data
     bound, exact = quantized_product_bound(data, layer.weight.data, b, params, quantized.weight.params.scale)
-    assert np.all(np.abs(quantized(data).data - exact) <= bound)
+    err = np.abs(quantized(data).data - exact)
+    assert np.all(err <= bound), (
+        f"quantized layer output error exceeds its bound by {float((err - bound).max()):.3g}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -883,13 +1043,20 @@ def _bad_calls():
         "input-params-type": (lambda: QuantizedLinear.from_float(lin, 0.5), TypeError, "input_params"),
         "input-params-axis": (lambda: QuantizedLinear.from_float(lin, per_channel), ValueError, "per-tensor"),
         "linear-weight": (
-            lambda: QuantizedLinear(QuantizedTensor(i8, per_channel), None, p), ValueError, "axis 1"
+            lambda: QuantizedLinear(QuantizedTensor(i8, per_channel), None, p),
+            ValueError,
+            "axis 1",
         ),
         "linear-from-conv": (lambda: QuantizedLinear.from_float(conv, p), TypeError, "expected a Linear"),
-        "linear-input": (lambda: QuantizedLinear.from_float(lin, p)(np.ones((2, 4), np.float32)), ValueError,
-                         r"input x has shape \(2, 4\)"),
+        "linear-input": (
+            lambda: QuantizedLinear.from_float(lin, p)(np.ones((2, 4), np.float32)),
+            ValueError,
+            r"input x has shape \(2, 4\)",
+        ),
         "conv-weight": (
-            lambda: QuantizedConv2d(QuantizedTensor(i8, per_channel), None, p), ValueError, "4-D"
+            lambda: QuantizedConv2d(QuantizedTensor(i8, per_channel), None, p),
+            ValueError,
+            "4-D",
         ),
         "conv-from-linear": (lambda: QuantizedConv2d.from_float(lin, p), TypeError, "expected a Conv2d"),
         "conv-input": (
@@ -899,11 +1066,17 @@ def _bad_calls():
         ),
         "model-type": (lambda: quantize_model("mlp", np.ones((1, 3), np.float32)), TypeError, "quantize_mod"),
         "calibrate-model": (lambda: calibrate(None, np.ones((1, 3), np.float32)), TypeError, "calibrate"),
-        "observer-name": (lambda: calibrate(lin, np.ones((1, 3), np.float32), observer="median"), ValueError,
-                          "unknown observer 'median'"),
+        "observer-name": (
+            lambda: calibrate(lin, np.ones((1, 3), np.float32), observer="median"),
+            ValueError,
+            "unknown observer 'median'",
+        ),
         "observer-type": (lambda: calibrate(lin, np.ones((1, 3), np.float32), 3), TypeError, "factory"),
-        "observer-factory": (lambda: calibrate(lin, np.ones((1, 3), np.float32), observer=object), TypeError,
-                             "observe"),
+        "observer-factory": (
+            lambda: calibrate(lin, np.ones((1, 3), np.float32), observer=object),
+            TypeError,
+            "observe",
+        ),
         "percentile-type": (lambda: PercentileObserver("99"), TypeError, "percentile"),
         "zero-point-float": (lambda: QuantParams(np.float32(1), np.float32(0)), TypeError, "zero_point"),
         "shapes": (lambda: QuantParams(np.ones(2, np.float32), np.int32(0)), ValueError, "same shape"),
@@ -912,17 +1085,27 @@ def _bad_calls():
         "zero-point-range": (lambda: QuantParams(np.float32(1), np.int32(200)), ValueError, r"\[-128, 127\]"),
         "axis-range": (
             lambda: quantize(np.ones(2, np.float32), QuantParams(per_channel.scale, np.zeros(2, int), 3)),
-            ValueError, "axis 3",
+            ValueError,
+            "axis 3",
         ),
         "channels": (lambda: quantize(np.ones((3, 2), np.float32), per_channel), ValueError, "2 per-channel"),
         "range-shapes": (lambda: choose_qparams([0.0, 1.0], 1.0), ValueError, "choose_qparams"),
         "tensor-params": (lambda: QuantizedTensor(i8, 0.5), TypeError, "QuantParams"),
-        "tensor-axis": (lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=2), ValueError,
-                        "quantize_tensor: axis 2"),
-        "tensor-axis-type": (lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=1.0), TypeError,
-                             "quantize_tensor: axis must be an int"),
-        "quantize-params": (lambda: quantize(np.ones(2, np.float32), (0.5, 0)), TypeError,
-                            "quantize: params must be QuantParams"),
+        "tensor-axis": (
+            lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=2),
+            ValueError,
+            "quantize_tensor: axis 2",
+        ),
+        "tensor-axis-type": (
+            lambda: quantize_tensor(np.ones((2, 2), np.float32), axis=1.0),
+            TypeError,
+            "quantize_tensor: axis must be an int",
+        ),
+        "quantize-params": (
+            lambda: quantize(np.ones(2, np.float32), (0.5, 0)),
+            TypeError,
+            "quantize: params must be QuantParams",
+        ),
         "dequantize-params": (lambda: dequantize(i8, None), TypeError, "dequantize: params must be Quant"),
     }
 
@@ -931,7 +1114,8 @@ def _bad_calls():
 def test_bad_arguments_are_refused_with_a_clear_error(case) -> None:
     # a valid call first, so that a stub with only its checks written does not pass
     qt = quantize_tensor([0.5, -1.0, 2.0], symmetric=True)  # a list of floats is float data too
-    assert "symmetric" in repr(qt) and qt.data.dtype == np.int8
+    assert "symmetric" in repr(qt), f"repr {qt!r} of a symmetric QuantizedTensor does not say symmetric"
+    assert qt.data.dtype == np.int8, f"quantize_tensor data dtype {qt.data.dtype}, expected int8"
     call, error, match = _bad_calls()[case]
     with pytest.raises(error, match=match):
         call()
@@ -942,8 +1126,11 @@ def test_quantized_layers_describe_themselves() -> None:
 
     float_conv = Conv2d(1, 2, 3, rng=np.random.default_rng(13))
     conv = QuantizedConv2d.from_float(float_conv, choose_qparams(0.0, 1.0))
-    assert "int8" in repr(conv) and "kernel_size=(3, 3)" in repr(conv)
-    assert "per-channel (axis 0)" in repr(conv.weight)
+    assert "int8" in repr(conv) and "kernel_size=(3, 3)" in repr(conv), f"QuantizedConv2d repr {conv!r}"
+    assert "per-channel (axis 0)" in repr(conv.weight), (
+        f"weight repr {conv.weight!r}: not per channel on axis 0"
+    )
     data = np.ones((1, 1, 4, 4), np.float32)
     custom = calibrate(float_conv, data, observer=lambda: PercentileObserver(90.0))
-    assert custom[""].percentile == 90.0
+    got = custom[""].percentile
+    assert got == 90.0, f"the factory's observer has percentile {got}, expected 90.0"
