@@ -28,11 +28,13 @@ figures with their spread, each claim, the machine: CPU, cores, Python, numpy an
 settings, load average) and, with the ``plots`` extra (``pip install -e .[plots]``, matplotlib),
 PNG plots next to it: speedup vs matrix size, accuracy vs sparsity, generation time vs length.
 
-The code measured is the reference (``TINYTORCH_IMPL=solutions``) unless ``TINYTORCH_IMPL`` says
-otherwise (``TINYTORCH_IMPL=katas tinytorch bench`` measures yours). BLAS is pinned to one thread
-before numpy loads (``benchmarks.pin_blas_threads``: unless ``OPENBLAS_NUM_THREADS`` and the
-like are set, as for every benchmark and ``tinytorch submit``). Every ratio comes from one module
-benchmark's run with interleaved repeats (medians, with the spread each benchmark reports).
+The code measured is the reference (``TINYTORCH_IMPL=solutions``) in a checkout that holds
+``solutions/``, and yours (``katas``) in a student release, which does not; ``TINYTORCH_IMPL``
+chooses otherwise (``TINYTORCH_IMPL=katas tinytorch bench`` measures yours in a checkout).
+BLAS is pinned to one thread before numpy loads (``benchmarks.pin_blas_threads``: unless
+``OPENBLAS_NUM_THREADS`` and the like are set, as for every benchmark and ``tinytorch
+submit``). Every ratio comes from one module benchmark's run with interleaved repeats (medians,
+with the spread each benchmark reports).
 Exit code: 0 when every module was measured (whether or not its claims hold), 1 when one could
 not be (not implemented, a wrong result).
 """
@@ -49,9 +51,16 @@ if str(ROOT) not in sys.path:  # `python benchmarks/overview.py` from a clone
 
 from benchmarks import BLAS_THREAD_VARS, pin_blas_threads  # noqa: E402
 
+
+def default_impl(root: Path = ROOT) -> str:
+    """The tree measured when ``TINYTORCH_IMPL`` is not set: the reference where the checkout
+    holds it, else the student's own code (a student release has no ``solutions/``)."""
+    return "solutions" if (root / "solutions").is_dir() else "katas"
+
+
 if __name__ == "__main__":  # before numpy loads its BLAS, and before tinytorch.perf reads the switch
     pin_blas_threads()
-    os.environ.setdefault("TINYTORCH_IMPL", "solutions")
+    os.environ.setdefault("TINYTORCH_IMPL", default_impl())
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402

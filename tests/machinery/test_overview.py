@@ -737,3 +737,10 @@ def test_every_measuring_script_pins_blas_with_the_one_rule_before_numpy_loads()
         "acceleration's variables"
     )
     assert BLAS_THREAD_VARS == ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def test_the_overview_measures_the_reference_in_a_checkout_and_the_students_code_in_a_release(tmp_path: Path):
+    # a student release has no solutions/: defaulting to them would measure nothing at all
+    assert ov.default_impl(tmp_path) == "katas", "a tree without solutions/ (a release) measures the katas"
+    (tmp_path / "solutions").mkdir()
+    assert ov.default_impl(tmp_path) == "solutions", "the instructor's checkout measures the reference"
