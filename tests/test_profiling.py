@@ -153,7 +153,7 @@ def test_summarize_rejects_bad_samples_and_accepts_a_single_one():
 
 
 # --------------------------------------------------------------------------------------------
-# Timer.measure: warmup excluded, samples read from the clock
+# Timer: warmup excluded, a calibrated loop of calls per sample, reported per call
 # --------------------------------------------------------------------------------------------
 
 
@@ -171,41 +171,179 @@ def clocked_function(clock: FakeClock, durations: list[float]):
 WARMUP_COST = 1e9  # a warmup call that leaked into the samples would stick out by far
 
 
-@given(
-    warmup=st.integers(0, 5),
-    timed=st.lists(st.integers(0, 10**6).map(float), min_size=1, max_size=30),
-)
+def autorange_trials(cost: float, min_time: float) -> list[int]:
+    """The loop counts calibration tries for a call lasting ``cost``, the chosen one last: the
+    k-th count is (1, 2, 5)[k % 3] * 10 ** (k // 3), and the first whose loop lasts >= min_time
+    is chosen (timeit's autorange). Exact for the integer and dyadic costs used here."""
+    trials: list[int] = []
+    for k in range(60):
+        trials.append((1, 2, 5)[k % 3] * 10 ** (k // 3))
+        if trials[-1] * cost >= min_time:
+            return trials
+    raise AssertionError(f"no count up to {trials[-1]} lasts {min_time} at {cost} per call")
+
+
+@given(warmup=st.integers(0, 5), timed=st.lists(st.integers(0, 10**6).map(float), min_size=1, max_size=30))
 @example(warmup=0, timed=[7.0])  # the smallest valid measurement
 @example(warmup=3, timed=[5.0, 5.0, 5.0])
 def test_measure_times_only_the_timed_runs(warmup, timed):
+    # loops=1: one call per sample, no calibration, so sample i is the i-th timed call itself.
     # Integer durations: every clock reading and difference is exact in float64 (< 2**53).
     clock = FakeClock()
     func, calls = clocked_function(clock, [WARMUP_COST] * warmup + timed)
-    result = Timer(clock=clock).measure(func, warmup=warmup, runs=len(timed))
-    assert calls[0] == warmup + len(timed), "func must be called warmup + runs times"
+    result = Timer(clock=clock).measure(func, warmup=warmup, runs=len(timed), loops=1)
+    assert calls[0] == warmup + len(timed), (
+        "func must be called warmup + runs times (loops=1: no calibration)"
+    )
     assert result.runs == len(timed), (
         f"runs = {result.runs}, expected {len(timed)} timed samples (warmup calls are not samples)"
     )
+    assert result.loops == 1, f"result.loops = {result.loops}, expected 1 (loops=1 was given)"
     assert_summary_of(result, timed)
 
 
-def test_measure_defaults_to_3_warmup_and_100_runs():
+@given(cost=st.integers(1, 1000).map(float), min_time=st.integers(0, 20_000).map(float))
+@example(cost=30.0, min_time=20.0)  # a call slower than min_time: one trial, count 1
+@example(cost=20.0, min_time=20.0)  # exactly min_time counts: >=, not >
+@example(cost=2.0, min_time=10.0)  # the loop of 5 lasts exactly min_time: 5, not 10
+@example(cost=1.0, min_time=3.0)  # 1, 2, 5: doubling (1, 2, 4) would stop at 4
+@example(cost=1.0, min_time=2.0)  # 2: powers of ten alone (1, 10) would give 10
+@example(cost=1.0, min_time=6.0)  # 10: adding the trials up (1 + 2 + 5 = 8 >= 6) would stop at 5
+@example(cost=1.0, min_time=150.0)  # 200, in the third decade
+@example(cost=3.0, min_time=0.0)  # min_time 0: the first trial, count 1
+def test_calibrate_picks_the_first_count_of_1_2_5_10_20_50_that_lasts_min_time(cost, min_time):
     clock = FakeClock()
-    func, calls = clocked_function(clock, [WARMUP_COST] * 3 + [1.0] * 100)
-    result = Timer(clock=clock).measure(func)
-    assert calls[0] == 103, (
-        f"func called {calls[0]} times, expected 3 warmup + 100 timed = 103 (the defaults)"
+    trials = autorange_trials(cost, min_time)
+    func, calls = clocked_function(clock, [cost] * sum(trials))
+    n = Timer(clock=clock).calibrate(func, min_time=min_time)
+    assert n == trials[-1], (
+        f"calibrate = {n}: a call of {cost} s and min_time {min_time} s need {trials[-1]} calls, "
+        f"the first count of 1, 2, 5, 10, 20, 50, ... whose loop lasts >= min_time (tried {trials})"
     )
-    assert result.samples.tolist() == [1.0] * 100, (
-        "samples must be the 100 timed runs of 1 s each, none of the warmup calls"
+    assert calls[0] == sum(trials), (
+        f"func called {calls[0]} times; each trial is a fresh loop, {' + '.join(map(str, trials))} "
+        f"= {sum(trials)} calls"
+    )
+    assert clock.reads == 2 * len(trials), (
+        f"{clock.reads} clock readings; two per trial (before and after its loop) = {2 * len(trials)}"
+    )
+
+
+@given(
+    warmup=st.integers(0, 3),
+    cost=st.integers(1, 50).map(float),
+    min_time=st.integers(1, 400).map(float),
+    runs=st.integers(1, 8),
+    pattern=st.lists(st.integers(0, 10**4).map(float), min_size=1, max_size=7),
+)
+@example(warmup=1, cost=1.0, min_time=6.0, runs=3, pattern=[1.0, 3.0, 8.0])  # 10 calls per sample
+@example(warmup=0, cost=100.0, min_time=20.0, runs=4, pattern=[100.0, 300.0])  # slower: one call
+@example(warmup=2, cost=2.0, min_time=10.0, runs=2, pattern=[0.0, 0.0, 0.0, 0.0, 10.0])  # a 0 s call
+def test_measure_times_a_calibrated_loop_per_sample_and_reports_per_call(
+    warmup, cost, min_time, runs, pattern
+):
+    # Warmup calls cost 10**9 s, calibration calls `cost`, and the timed calls cycle through
+    # `pattern`. All integers: every reading, difference and sum is exact in float64.
+    trials = autorange_trials(cost, min_time)
+    n = trials[-1]
+    timed = [pattern[k % len(pattern)] for k in range(runs * n)]
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] * warmup + [cost] * sum(trials) + timed)
+    result = Timer(clock=clock).measure(func, warmup=warmup, runs=runs, min_time=min_time)
+    assert result.loops == n, (
+        f"result.loops = {result.loops}, expected {n}: calibrated after the warmup on calls of {cost} s "
+        f"(min_time {min_time} s)"
+    )
+    assert calls[0] == warmup + sum(trials) + runs * n, (
+        f"func called {calls[0]} times, expected warmup {warmup} + calibration {sum(trials)} "
+        f"+ runs {runs} x loops {n} = {warmup + sum(trials) + runs * n}"
+    )
+    assert clock.reads == 2 * (len(trials) + runs), (
+        f"{clock.reads} clock readings, expected two per calibration trial and two per sample "
+        f"(none inside a sample's loop) = {2 * (len(trials) + runs)}"
+    )
+    per_call = [sum(timed[i * n : (i + 1) * n]) / n for i in range(runs)]
+    # One correctly rounded division of an exact loop time by n; (end - start) * (1 / n) rounds
+    # twice: within 2 eps relative.
+    np.testing.assert_allclose(
+        result.samples, per_call, rtol=2 * EPS64, atol=0,
+        err_msg=f"each sample is its loop's time divided by loops = {n} (seconds per call)",
+    )
+    assert_summary_of(result, result.samples.tolist())  # statistics of the samples, in order
+
+
+def test_measure_warms_up_before_calibrating():
+    # The first two calls are cold (10**9 s). Calibrating first, the cold call alone would last
+    # min_time and fix the count at 1; warmed up, a call lasts 1 s and min_time 6 s needs 10.
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] * 2 + [1.0] * (18 + 5 * 10))
+    result = Timer(clock=clock).measure(func, warmup=2, runs=5, min_time=6.0)
+    assert result.loops == 10, (
+        f"result.loops = {result.loops}, expected 10: warm up first, then calibrate on warm calls of 1 s"
+    )
+    assert result.samples.tolist() == [1.0] * 5, (
+        f"samples = {result.samples.tolist()}, expected five samples of 1 s per call"
+    )
+
+
+def test_a_call_slower_than_min_time_is_timed_once_per_sample():
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] * 3 + [1.0] * (1 + 100))
+    result = Timer(clock=clock).measure(func)  # a 1 s call, the default min_time (20 ms)
+    assert result.loops == 1, f"result.loops = {result.loops}: a 1 s call lasts min_time alone, expected 1"
+    assert calls[0] == 3 + 1 + 100, (
+        f"func called {calls[0]} times, expected 3 warmup + 1 calibration trial + 100 samples of 1 call"
+    )
+    assert result.samples.tolist() == [1.0] * 100, "samples must be the 100 timed calls of 1 s each"
+
+
+def test_measure_with_fixed_loops_skips_calibration():
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] + [1.0, 2.0, 3.0, 6.0] * 3)
+    result = Timer(clock=clock).measure(func, warmup=1, runs=3, loops=4)
+    assert calls[0] == 1 + 3 * 4, f"func called {calls[0]} times, expected 1 warmup + 3 samples x 4 loops"
+    assert clock.reads == 2 * 3, f"{clock.reads} clock readings, expected 2 per sample and no calibration"
+    assert result.loops == 4, f"result.loops = {result.loops}, expected the given 4"
+    assert result.samples.tolist() == [3.0] * 3, (
+        f"samples = {result.samples.tolist()}: each loop lasts 1 + 2 + 3 + 6 = 12 s, 3 s per call"
+    )
+
+
+def test_measure_defaults_to_3_warmup_100_runs_and_20_ms_samples():
+    # A call of 2**-8 s (3.9 ms): loops of 1, 2, 5 last 3.9, 7.8, 19.5 ms < 20 ms; 10 calls 39 ms.
+    cost = 2.0**-8
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [WARMUP_COST] * 3 + [cost] * (1 + 2 + 5 + 10 + 100 * 10))
+    result = Timer(clock=clock).measure(func)
+    assert result.loops == 10, (
+        f"result.loops = {result.loops}: a call of 3.9 ms needs 10 calls to last the default 20 ms"
+    )
+    assert calls[0] == 3 + 18 + 1000, (
+        f"func called {calls[0]} times, expected 3 warmup + 18 calibration + 100 runs x 10 loops = 1021"
+    )
+    assert result.samples.tolist() == [cost] * 100, "samples: 100 samples of 2**-8 s per call"
+
+
+def test_summarize_records_the_loop_count():
+    assert summarize([2.0, 1.0]).loops == 1, "summarize's loops defaults to 1 (one call per sample)"
+    result = summarize([2.0, 1.0], loops=50)
+    assert result.loops == 50, f"result.loops = {result.loops}, expected the given 50"
+    assert result.samples.tolist() == [2.0, 1.0] and result.p50 == 1.5, (
+        "summarize(samples, loops) summarises the samples as given: they are per call already"
+    )
+    assert str(result).startswith("2 runs of 50 calls, per call: min 1000.000 ms"), (
+        f"str of a TimingResult with loops: {str(result)!r}"
     )
 
 
 def test_measure_with_the_real_clock():
     timer = Timer()
     assert timer.clock is time.perf_counter, "Timer().clock must default to time.perf_counter"
-    result = timer.measure(lambda: sum(range(100)), warmup=1, runs=5)
+    result = timer.measure(lambda: sum(range(100)), warmup=1, runs=5, min_time=0.002)
     assert result.runs == 5, f"runs = {result.runs}, expected 5"
+    assert result.loops in autorange_trials(1.0, 10**12), (
+        f"result.loops = {result.loops}: must be one of 1, 2, 5, 10, 20, 50, ..."
+    )
     assert np.all(result.samples >= 0), "every sample read from the real clock must be a duration >= 0"
     assert result.min <= result.p50 <= result.p95 <= result.p99 <= result.max, (
         "percentiles out of order: min <= p50 <= p95 <= p99 <= max must hold"
@@ -222,11 +360,40 @@ def test_measure_rejects_bad_arguments_at_the_boundary():
         timer.measure(lambda: None, runs=2.5)
     with pytest.raises(TypeError, match="func"):
         timer.measure(42)
-    # ... and the boundary itself is valid: no warmup, a single run.
+    # ... and the boundary itself is valid: no warmup, a single run of one call.
     calls = []
-    result = timer.measure(lambda: calls.append(1), warmup=0, runs=1)
+    result = timer.measure(lambda: calls.append(1), warmup=0, runs=1, loops=1)
     assert len(calls) == 1 and result.runs == 1, (
-        f"warmup=0, runs=1 called func {len(calls)} times and kept {result.runs} samples, expected 1 and 1"
+        f"warmup=0, runs=1, loops=1 called func {len(calls)} times and kept {result.runs} samples, "
+        "expected 1 and 1"
+    )
+
+
+def test_min_time_and_loops_are_checked_and_min_time_0_is_valid():
+    timer = Timer(clock=FakeClock())
+    for bad in (-0.001, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="min_time"):
+            timer.measure(lambda: None, min_time=bad)
+        with pytest.raises(ValueError, match="min_time"):
+            timer.calibrate(lambda: None, min_time=bad)
+    for bad in ("20 ms", True, None):
+        with pytest.raises(TypeError, match="min_time"):
+            timer.measure(lambda: None, min_time=bad)
+    with pytest.raises(ValueError, match="loops"):
+        timer.measure(lambda: None, loops=0)
+    for bad in (2.5, True):
+        with pytest.raises(TypeError, match="loops"):
+            timer.measure(lambda: None, loops=bad)
+    with pytest.raises(TypeError, match="func"):
+        timer.calibrate("not a function")
+    with pytest.raises(ValueError, match="loops"):
+        summarize([1.0], loops=0)
+    # min_time 0 is valid: the first trial (one call) lasts >= 0 s, so one call per sample.
+    clock = FakeClock()
+    func, calls = clocked_function(clock, [1.0] * 3)
+    result = Timer(clock=clock).measure(func, warmup=0, runs=2, min_time=0.0)
+    assert (result.loops, calls[0]) == (1, 3), (
+        f"min_time=0: loops {result.loops} after {calls[0]} calls, expected 1 after 1 trial call + 2 samples"
     )
 
 

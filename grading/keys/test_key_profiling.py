@@ -4,8 +4,11 @@ Each check exercises as few kata functions as it can (one public function or met
 private helpers it calls), so that the functions it calls on the reference are a subset of those
 of every test of that function, and its failure withholds exactly those tests' credit (see
 ``grading/autograde.py``, ``decides``): summarize's values, its run count and its printed line
-apart; ``Timer.measure`` on a scripted fake clock (warmup excluded, the defaults, the real
-clock, its run count) and its bad arguments; ``MemoryProfiler`` on allocations of known size
+apart; ``Timer.calibrate`` on scripted calls (the count of 1, 2, 5, 10, ... chosen, the calls
+and clock readings it takes); ``Timer.measure`` on a scripted fake clock (one call per sample:
+warmup excluded, its run count; calibrated loops: the loop count, the calls, the readings and
+the per-call samples; fixed loops; the defaults, 20 ms samples included; the real clock) and
+the bad arguments of both; ``MemoryProfiler`` on allocations of known size
 (peak, net, start/stop around a block, nesting, tracing started by someone else, a raising
 function, misuse) and ``MemoryResult``'s line; ``layer_flops`` / ``FLOPCounter`` on single
 layers (Linear, Conv2d against its im2col product, 1x1 conv, attention with and without a cache)
@@ -16,8 +19,9 @@ without a model), its clean-up when the block or the clock fails (a drawn readin
 kind, in each phase of the block), ``instrument``, and the errors every entry point raises.
 Inputs are drawn from ``answer.rng`` (sizes, durations, layer shapes, clock costs).
 
-Durations on the fake clocks are integers or multiples of 2**-6, so every sum and difference of
-them is exact in float64 whatever the order: those outputs are compared exactly.
+Durations on the fake clocks are integers or multiples of 2**-6 (2**-10 for the calibrated
+timer), so every sum and difference of them is exact in float64 whatever the order: those
+outputs are compared exactly, or within a few ulps where a division by the loop count rounds.
 """
 
 from __future__ import annotations
@@ -65,8 +69,10 @@ SUMMARY_TOLERANCE = pytest.mark.tolerance(
 TIMER_TOLERANCE = pytest.mark.tolerance(
     rtol=0.0,
     atol=1e-10,
-    why="integer durations <= 1000 are exact on the fake clock; a correct percentile lies within "
-    "(2 (n - 1) + 4) eps max|x| < 5e-11 of numpy's for n <= 100, a mean within n eps max|x|",
+    why="integer durations <= 1000 and multiples of 2**-10 s are exact on the fake clock; a per-call "
+    "sample (end - start) / n rounds once, (end - start) * (1 / n) twice: within 2 eps max|x|; a correct "
+    "percentile lies within (2 (n - 1) + 4) eps max|x| < 5e-11 of numpy's for n <= 100, a mean within "
+    "n eps max|x|",
 )
 
 
@@ -284,6 +290,7 @@ def _statistics(result) -> dict:
         "p95": float(result.p95),
         "p99": float(result.p99),
         "max": float(result.max),
+        "loops": int(result.loops),
     }
 
 
@@ -337,6 +344,24 @@ def test_summarize_counts_its_runs(answer):
 
 
 @pytest.mark.covers("test_summarize_*", "test_the_mean_lies_*", "test_measure_*", "test_results_*")
+def test_summarize_records_its_loops(answer):
+    from tinytorch.perf.profiling import summarize
+
+    rng = answer.rng
+    loops = int(rng.integers(2, 10**4))
+    samples = list(rng.uniform(0.0, 1.0, int(rng.integers(1, 9))))
+    result = summarize(samples, loops=loops)
+    answer.record(
+        loops_default=int(summarize(samples).loops),
+        loops_given=int(result.loops),
+        loops_samples_untouched=bool(np.array_equal(np.asarray(result.samples), np.asarray(samples))),
+        loops_text=str(summarize([int(rng.integers(1, 2**12)) / 1024.0] * 3, loops=loops)),
+        loops_zero=answer.raises(summarize, samples, loops=0),
+        loops_float=answer.raises(summarize, samples, loops=2.5),
+    )
+
+
+@pytest.mark.covers("test_summarize_*", "test_the_mean_lies_*", "test_measure_*", "test_results_*")
 def test_summarize_prints_a_readable_line(answer):
     from tinytorch.perf.profiling import summarize
 
@@ -383,19 +408,87 @@ def _scripted(clock: FakeClock, durations):
     return func, calls
 
 
-def _measure_scripted(answer, name: str, warmup: int | None, runs: int | None, runs_only: bool = False):
+def _measure_scripted(answer, name: str, warmup: int, runs: int, runs_only: bool = False):
+    """One call per sample (loops=1, no calibration): warmup calls of 10**9 s, then drawn ones."""
     from tinytorch.perf.profiling import Timer
 
     clock = FakeClock()
-    timed = answer.rng.integers(0, 1001, 100 if runs is None else runs).astype(np.float64)
-    func, calls = _scripted(clock, [BIG] * (3 if warmup is None else warmup) + list(timed))
-    timer = Timer(clock=clock)
-    result = timer.measure(func) if warmup is None else timer.measure(func, warmup=warmup, runs=runs)
+    timed = answer.rng.integers(0, 1001, runs).astype(np.float64)
+    func, calls = _scripted(clock, [BIG] * warmup + list(timed))
+    result = Timer(clock=clock).measure(func, warmup=warmup, runs=runs, loops=1)
     if runs_only:
         answer.record(**{f"{name}_runs": int(result.runs)})
         return
     answer.record(**{f"{name}_calls": calls[0]})
     answer.record(**{f"{name}_{k}": v for k, v in _statistics(result).items()})
+
+
+class _Cycling:
+    """A function whose calls take ``BIG`` for the first ``cold`` calls, then cycle through
+    ``durations`` (multiples of 2**-10 s: every reading and difference stays exact)."""
+
+    def __init__(self, clock: FakeClock, cold: int, durations) -> None:
+        self.clock, self.cold, self.durations, self.calls = clock, cold, [float(d) for d in durations], 0
+
+    def __call__(self) -> None:
+        k = self.calls - self.cold
+        self.clock.now += BIG if k < 0 else self.durations[k % len(self.durations)]
+        self.calls += 1
+
+
+def _calibrated(answer, name: str, func: _Cycling, clock: FakeClock, result) -> None:
+    answer.record(**{f"{name}_calls": func.calls, f"{name}_reads": clock.reads})
+    answer.record(**{f"{name}_{k}": v for k, v in _statistics(result).items()})
+
+
+def test_calibrate_on_scripted_calls(answer):
+    from tinytorch.perf.profiling import Timer
+
+    rng = answer.rng
+    cost = int(rng.integers(1, 64))
+    cases = {  # (cost of a call, min_time), in 2**-10 s
+        "drawn": (cost, int(rng.integers(1, 50_000))),
+        "slower": (cost, int(rng.integers(0, cost))),  # one trial, one call
+        "exactly_min_time": (cost, cost),  # >=: one call
+        "loop_of_5_exact": (cost, 5 * cost),  # the loop of 5 lasts exactly min_time: 5
+        # the trials of 1, 2 and 5 add up to min_time, but only a loop of 10 lasts it: 10
+        "sum_of_trials": (cost, int(rng.integers(5 * cost + 1, 8 * cost + 1))),
+        "third_decade": (cost, int(rng.integers(100 * cost + 1, 200 * cost + 1))),  # 200
+    }
+    for name, (c, t) in cases.items():
+        clock = FakeClock()
+        func = _Cycling(clock, 0, [c / 1024.0])
+        n = Timer(clock=clock).calibrate(func, min_time=t / 1024.0)
+        answer.record(**{f"{name}_n": int(n), f"{name}_calls": func.calls, f"{name}_reads": clock.reads})
+
+
+@TIMER_TOLERANCE
+def test_measure_calibrates_a_loop_per_sample(answer):
+    from tinytorch.perf.profiling import Timer
+
+    rng = answer.rng
+    for name in ("drawn", "cold_start"):
+        warmup = int(rng.integers(1, 4)) if name == "cold_start" else int(rng.integers(0, 4))
+        durations = rng.integers(1, 64, int(rng.integers(1, 8))) / 1024.0
+        clock = FakeClock()
+        func = _Cycling(clock, warmup, durations)
+        min_time = int(rng.integers(1, 2000)) / 1024.0
+        runs = int(rng.integers(1, 12))
+        result = Timer(clock=clock).measure(func, warmup=warmup, runs=runs, min_time=min_time)
+        _calibrated(answer, name, func, clock, result)
+
+
+@TIMER_TOLERANCE
+def test_measure_with_fixed_loops(answer):
+    from tinytorch.perf.profiling import Timer
+
+    rng = answer.rng
+    warmup = int(rng.integers(0, 4))
+    clock = FakeClock()
+    func = _Cycling(clock, warmup, rng.integers(0, 1001, int(rng.integers(1, 8))))
+    runs, loops = int(rng.integers(1, 12)), int(rng.integers(1, 9))
+    result = Timer(clock=clock).measure(func, warmup=warmup, runs=runs, loops=loops)
+    _calibrated(answer, "fixed", func, clock, result)
 
 
 @TIMER_TOLERANCE
@@ -406,8 +499,15 @@ def test_measure_on_a_scripted_clock(answer):
 
 
 @TIMER_TOLERANCE
-def test_measure_defaults_to_3_warmup_and_100_runs(answer):
-    _measure_scripted(answer, "defaults", None, None)
+def test_measure_defaults_to_3_warmup_100_runs_and_20_ms_samples(answer):
+    # Calls of 1 to 40 ms (multiples of 2**-10 s), drawn: the default 20 ms picks 1, 2, 5 or 10
+    # calls per sample, and 3 warmup calls and 100 samples.
+    from tinytorch.perf.profiling import Timer
+
+    rng = answer.rng
+    clock = FakeClock()
+    func = _Cycling(clock, 3, rng.integers(1, 41, int(rng.integers(1, 6))) / 1024.0)
+    _calibrated(answer, "defaults", func, clock, Timer(clock=clock).measure(func))
 
 
 def test_measure_counts_its_runs(answer):
@@ -421,12 +521,14 @@ def test_measure_with_the_real_clock(answer):
 
     real = Timer()
     runs = int(answer.rng.integers(2, 8))
-    result = real.measure(lambda: sum(range(100)), warmup=1, runs=runs)
+    result = real.measure(lambda: sum(range(100)), warmup=1, runs=runs, min_time=0.002)
+    digits = str(result.loops).rstrip("0")
     answer.record(
         real_clock_is_perf_counter=real.clock is time.perf_counter,
         real_samples=len(result.samples),
         real_nonnegative=bool(np.all(np.asarray(result.samples) >= 0)),
         real_ordered=bool(result.min <= result.p50 <= result.p95 <= result.p99 <= result.max),
+        real_loops_of_1_2_5=digits in ("1", "2", "5"),
     )
 
 
@@ -443,10 +545,23 @@ def test_measure_refuses_bad_arguments(answer):
         runs_bool=answer.raises(timer.measure, lambda: None, runs=True),
         not_callable=answer.raises(timer.measure, int(rng.integers(0, 100))),
         timer_clock=answer.raises(Timer, clock=float(rng.uniform(0.0, 9.0))),
+        min_time_negative=answer.raises(timer.measure, lambda: None, min_time=-float(rng.uniform(1e-6, 1.0))),
+        min_time_nan=answer.raises(timer.measure, lambda: None, min_time=float("nan")),
+        min_time_inf=answer.raises(timer.measure, lambda: None, min_time=float("inf")),
+        min_time_text=answer.raises(timer.measure, lambda: None, min_time="20 ms"),
+        loops_zero=answer.raises(timer.measure, lambda: None, loops=0),
+        loops_float=answer.raises(timer.measure, lambda: None, loops=float(rng.integers(1, 9)) + 0.5),
+        loops_bool=answer.raises(timer.measure, lambda: None, loops=True),
+        calibrate_not_callable=answer.raises(timer.calibrate, int(rng.integers(0, 100))),
+        calibrate_min_time_negative=answer.raises(timer.calibrate, lambda: None, min_time=-1.0),
     )
-    calls: list[int] = []  # ... and the boundary itself is valid: no warmup, a single run
-    result = timer.measure(lambda: calls.append(1), warmup=0, runs=1)
+    calls: list[int] = []  # ... and the boundary itself is valid: no warmup, a single run of one call
+    result = timer.measure(lambda: calls.append(1), warmup=0, runs=1, loops=1)
     answer.record(boundary_calls=len(calls), boundary_samples=len(result.samples))
+    clock = FakeClock()  # min_time 0 is valid too: the first trial of one call lasts >= 0 s
+    func = _Cycling(clock, 0, [1.0])
+    result = Timer(clock=clock).measure(func, warmup=0, runs=2, min_time=0.0)
+    answer.record(min_time_zero_calls=func.calls, min_time_zero_loops=int(result.loops))
 
 
 # --------------------------------------------------------------------------------------------

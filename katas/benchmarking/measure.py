@@ -104,7 +104,8 @@ def measure_interleaved(
     the timed calls are *interleaved*: round r times every function once, in the given order
     for even r and in reverse order for odd r, so a change in the machine during the run
     (load from another process, a CPU slowing down) hits every function alike. One sample is
-    one ``timer.measure(func, warmup=0, runs=1)`` (module 15's Timer, so a fake clock works);
+    one ``timer.measure(func, warmup=0, runs=1, loops=1)`` (module 15's Timer, one call per sample
+    and no calibration; a fake clock works);
     build each result with ``summarize`` from its ``runs`` samples (warmup calls are never
     samples).
 

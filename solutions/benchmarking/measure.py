@@ -102,8 +102,9 @@ def measure_interleaved(
 
     Each function is called ``warmup`` times untimed, then ``runs`` times timed. Round r times
     every function once, in the given order for even r and in reverse order for odd r (so no
-    function always runs first); one sample is one ``timer.measure(func, warmup=0, runs=1)``.
-    The warmup calls never enter the samples: each result has exactly ``runs`` samples.
+    function always runs first); one sample is one ``timer.measure(func, warmup=0, runs=1,
+    loops=1)`` (one call, no calibration). The warmup calls never enter the samples: each
+    result has exactly ``runs`` samples.
 
     Example: funcs {"baseline": b, "candidate": c}, runs=4 calls b c c b b c c b after warmup.
     """
@@ -120,7 +121,7 @@ def measure_interleaved(
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(runs):
         for name in names if r % 2 == 0 else reversed(names):
-            samples[name].append(float(timer.measure(funcs[name], warmup=0, runs=1).samples[0]))
+            samples[name].append(float(timer.measure(funcs[name], warmup=0, runs=1, loops=1).samples[0]))
     return {name: summarize(samples[name]) for name in names}
 
 
