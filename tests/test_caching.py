@@ -16,7 +16,8 @@ be far smaller than the input's magnitude (cancellation in x - mean), so it ampl
 to |x| / std: measured over 3,000 random GPTs with embed_dim >= 4, the largest difference was
 92 EPS32 per layer relative to 1 + max |logit| (1.3-2.2 EPS32 on the two zoo transformers). We
 allow ``1024 * EPS32 * n_layers * (1 + max |logit|)``: 10x that worst case, and still about 1000x
-smaller than what any of the classic mistakes does to the logits (O(0.1) or more).
+smaller than what any of the classic mistakes does to the logits (O(0.1) or more). A float64 model
+with a float64 cache gets the same bound with EPS64 (the argument only uses the unit roundoff).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from tinytorch.tensor import Tensor, no_grad
 from tinytorch.transformer import GPT
 
 EPS32 = float(np.finfo(np.float32).eps)
+EPS64 = float(np.finfo(np.float64).eps)
 ZOO_GPTS = ["transformer_sort", "transformer_pydoc"]
 PYDOC_PROMPT = 'The "assert" statement\n'
 # 8 random splits per zoo model (the 256-position one costs ~0.3 s each); the whole 256-token context
@@ -121,9 +123,6 @@ def test_incremental_decoding_equals_the_full_forward(case) -> None:
     assert cache.length == sum(chunks), f"cache.length {cache.length} after {sum(chunks)} tokens"
 
 
-EPS64 = float(np.finfo(np.float64).eps)
-
-
 @given(split_cases())
 @example((GPTShape(embed_dim=12, n_heads=4, n_layers=2, seed=1), [4, 1, 7], 2))  # head_dim 3
 @example((GPTShape(embed_dim=10, n_heads=2, max_seq_len=6, seed=2), [1] * 6, 1))  # head_dim 5
@@ -154,11 +153,11 @@ def test_incremental_decoding_equals_the_full_forward_on_the_zoo_transformers(na
 
 def test_the_long_context_model_over_its_whole_context_in_uneven_chunks() -> None:
     model = zoo_gpt("transformer_pydoc")
-    assert model.max_seq_len >= 256
+    assert model.max_seq_len >= 256, f"transformer_pydoc's max_seq_len is {model.max_seq_len}, not >= 256"
     text = zoo.eval_data("transformer_pydoc")[0][:1]  # real text: (1, 256)
     chunks = [1, 2, 61, 64, 1, 1, 126]
     got, cache = chunked_logits(model, text, chunks)
-    assert cache.length == model.max_seq_len == sum(chunks)
+    assert cache.length == model.max_seq_len == sum(chunks), f"cache.length {cache.length} after 256 tokens"
     assert_logits_close(got, full_logits(model, text), model.n_layers)
 
 
@@ -188,6 +187,41 @@ def test_cached_attention_equals_the_rows_of_full_attention(
     assert_logits_close(cache.keys[0], k, 1, "cached keys")
 
 
+def test_cached_attention_with_large_scores_stays_finite() -> None:
+    # Inputs 6x a unit normal: scores q k^T / sqrt(D) up to ~150, where exp() overflows float32
+    # (above 88.7) unless each row's maximum is subtracted first, as the foundation's softmax does.
+    # The two computations still differ only in rounding (a score's ulp is ~1e-5 here), within the
+    # bound of the module docstring.
+    rng = np.random.default_rng(4)
+    attn = MultiHeadAttention(8, 2, causal=True, rng=rng)
+    x = (6 * rng.standard_normal((2, 6, 8))).astype(np.float32)
+    with no_grad():
+        expected = attn(Tensor(x))[0].data[:, 2:]
+    cache = KVCache(1, 2, 2, 6, 4)
+    cached_attention(attn, x[:, :2], cache, 0)
+    cache.advance(2)
+    got = cached_attention(attn, x[:, 2:], cache, 0).data
+    assert np.isfinite(got).all(), "attention outputs are not finite (exp overflowed: subtract the row max)"
+    assert_logits_close(got, expected, 1, "attention outputs of large scores")
+
+
+def test_cached_attention_keeps_a_float64_array_in_float64() -> None:
+    # x given as a float64 array (not a Tensor) to a float64 attention: the result is float64 and
+    # equals the full float64 attention to float64 rounding (bound of the module docstring with
+    # EPS64); wrapping x as Tensor(x) makes it float32, ~1e-8 off.
+    rng = np.random.default_rng(8)
+    attn = MultiHeadAttention(12, 4, causal=True, rng=rng).astype(np.float64)  # head_dim 3
+    x = rng.standard_normal((2, 5, 12))
+    with no_grad():
+        expected = attn(Tensor(x, dtype=np.float64))[0].data[:, 3:]
+    cache = KVCache(1, 2, 4, 5, 3, dtype=np.float64)
+    cached_attention(attn, x[:, :3], cache, 0)
+    cache.advance(3)
+    got = cached_attention(attn, x[:, 3:], cache, 0).data
+    assert got.dtype == np.float64, f"attention outputs of a float64 array have dtype {got.dtype}"
+    assert_logits_close(got, expected, 1, "float64 attention outputs", EPS64)
+
+
 # --------------------------------------------------------------------------------------------
 # Generation
 # --------------------------------------------------------------------------------------------
@@ -201,7 +235,9 @@ def assert_same_greedy_tokens(model: GPT, got: np.ndarray, expected: np.ndarray)
     different order of float32 additions may pick the other one. Only then may the sequences
     part, and only from that position on.
     """
-    assert got.shape == expected.shape and got.dtype == np.int64, (got.shape, got.dtype, expected.shape)
+    assert got.shape == expected.shape and got.dtype == np.int64, (
+        f"generated tokens: {got.dtype} {got.shape}, expected int64 {expected.shape}"
+    )
     for row, (a, b) in enumerate(zip(got, expected, strict=True)):
         differ = np.flatnonzero(a != b)
         if differ.size:
@@ -231,13 +267,21 @@ def test_greedy_generation_gives_the_tokens_of_the_foundation(shape, batch, data
 def test_greedy_generation_on_the_zoo_transformers() -> None:
     sorter = zoo_gpt("transformer_sort")
     prompts = zoo.eval_data("transformer_sort")[0][:64]
-    np.testing.assert_array_equal(generate(sorter, prompts, 6), sorter.generate(prompts, 6, use_cache=False))
+    np.testing.assert_array_equal(
+        generate(sorter, prompts, 6),
+        sorter.generate(prompts, 6, use_cache=False),
+        err_msg="transformer_sort: greedy tokens of 64 held-out prompts",
+    )
     model = zoo_gpt("transformer_pydoc")
     prompt = encode_text(PYDOC_PROMPT)
     out = generate(model, prompt, 48)
-    assert out.shape == (len(PYDOC_PROMPT) + 48,) and out.dtype == np.int64
-    np.testing.assert_array_equal(out, model.generate(prompt, 48, use_cache=False))
-    assert decode_text(out).startswith(PYDOC_PROMPT)
+    assert out.shape == (len(PYDOC_PROMPT) + 48,) and out.dtype == np.int64, (
+        f"generate of a (T,) prompt: {out.dtype} {out.shape}, expected int64 ({len(PYDOC_PROMPT) + 48},)"
+    )
+    np.testing.assert_array_equal(
+        out, model.generate(prompt, 48, use_cache=False), err_msg="transformer_pydoc: greedy tokens"
+    )
+    assert decode_text(out).startswith(PYDOC_PROMPT), f"the output does not start with the prompt: {out[:24]}"
 
 
 def test_a_batch_generates_what_each_row_generates_alone() -> None:
@@ -245,7 +289,9 @@ def test_a_batch_generates_what_each_row_generates_alone() -> None:
     prompts = random_tokens(model, 3, 4, seed=1)
     together = generate(model, prompts, 10)
     for row in range(3):
-        np.testing.assert_array_equal(generate(model, prompts[row], 10), together[row])
+        np.testing.assert_array_equal(
+            generate(model, prompts[row], 10), together[row], err_msg=f"row {row} alone vs in the batch"
+        )
 
 
 def test_the_prompt_keys_and_values_are_written_during_prefill() -> None:
@@ -255,7 +301,8 @@ def test_the_prompt_keys_and_values_are_written_during_prefill() -> None:
         _, present = model(prompt)  # the foundation's keys and values of the 5 prompt positions
     cache = new_cache(model, 2)
     generate(model, prompt, 4, cache=cache)
-    assert cache.length == 5 + 4 - 1  # the prompt and the new tokens except the last one
+    # the prompt and the new tokens except the last one
+    assert cache.length == 5 + 4 - 1, f"cache.length {cache.length} after a 5-token prompt and 4 new tokens"
     for layer, (k, v) in enumerate(present):
         # the full forward's keys and values, to the rounding bound of the module docstring;
         # a prompt that was not written leaves zeros, O(1) off
@@ -269,8 +316,11 @@ def test_the_cache_length_counts_the_tokens_run_through_the_model(prompt_len, ne
     model = random_gpt(GPTShape(max_seq_len=12, n_layers=2))
     cache = new_cache(model)
     out = generate(model, random_tokens(model, 1, prompt_len), new, cache=cache)
-    assert out.shape == (1, prompt_len + new)
-    assert cache.length == (prompt_len + new - 1 if new else 0)
+    assert out.shape == (1, prompt_len + new), f"generated shape {out.shape}, not (1, {prompt_len + new})"
+    expected = prompt_len + new - 1 if new else 0  # n = 0 runs nothing, not even the prefill
+    assert cache.length == expected, (
+        f"cache.length {cache.length} after T={prompt_len}, n={new}: not {expected}"
+    )
 
 
 def test_reset_gives_a_run_identical_to_a_fresh_cache() -> None:
@@ -279,12 +329,13 @@ def test_reset_gives_a_run_identical_to_a_fresh_cache() -> None:
     first = generate(model, random_tokens(model, 2, 3, seed=4), 12, cache=cache)
     keys = cache.keys
     cache.reset()
-    assert cache.length == 0 and cache.keys is keys
+    assert cache.length == 0, f"cache.length {cache.length} after reset()"
+    assert cache.keys is keys, "reset() replaced the keys buffer"
     prompt = random_tokens(model, 2, 6, seed=5)
     again = generate(model, prompt, 9, temperature=0.8, top_k=5, seed=3, cache=cache)
     fresh = generate(model, prompt, 9, temperature=0.8, top_k=5, seed=3)
-    np.testing.assert_array_equal(again, fresh)
-    assert first.shape == (2, 15)
+    np.testing.assert_array_equal(again, fresh, err_msg="sampled tokens: reset cache vs fresh cache")
+    assert first.shape == (2, 15), f"generated shape {first.shape}, expected (2, 15)"
     with pytest.raises(ValueError, match="reset"):
         generate(model, prompt, 2, cache=cache)  # a used cache is refused, not silently continued
 
@@ -295,11 +346,22 @@ def test_seeded_sampling_is_reproducible() -> None:
     a = generate(model, prompt, 40, temperature=0.9, top_k=10, seed=1)
     b = generate(model, prompt, 40, temperature=0.9, top_k=10, seed=1)
     c = generate(model, prompt, 40, temperature=0.9, top_k=10, seed=2)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)  # 40 draws from a model that is not certain
-    assert not np.array_equal(a, generate(model, prompt, 40))  # sampling is not greedy
+    np.testing.assert_array_equal(a, b, err_msg="sampled tokens of two runs with seed 1")
+    # 40 draws from a model that is not certain
+    assert not np.array_equal(a, c), "seeds 1 and 2 sampled the same 40 tokens"
+    assert not np.array_equal(a, generate(model, prompt, 40)), "sampled tokens (T=0.9) equal the greedy ones"
     top1 = generate(model, prompt, 20, temperature=1.5, top_k=1, seed=9)
-    np.testing.assert_array_equal(top1, generate(model, prompt, 20))  # top-1 sampling is greedy
+    np.testing.assert_array_equal(top1, generate(model, prompt, 20), err_msg="top-1 sampled vs greedy tokens")
+
+
+def test_seeded_sampling_reproduces_the_guides_sample() -> None:
+    # katas/caching/README.md prints what generate(model, encode_text(prompt), 236, temperature=0.8,
+    # top_k=10, seed=0) gives; its first 60 characters (the same draws: one per step from one rng)
+    model = zoo_gpt("transformer_pydoc")
+    prompt = 'The "for" statement\n'
+    out = decode_text(generate(model, encode_text(prompt), 60, temperature=0.8, top_k=10, seed=0))
+    expected = prompt + "***********\nA interacept cywound in or comperration the func"
+    assert out == expected, f"sampled text {out!r}, the guide's is {expected!r}"
 
 
 def test_seeded_generation_draws_every_token_from_one_rng() -> None:
@@ -326,9 +388,10 @@ def test_sampled_tokens_are_among_the_top_k(batch, top_k, seed, temperature) -> 
     rng = np.random.default_rng(seed)
     logits = rng.standard_normal((batch, 12)).astype(np.float32)
     tokens = sample_next(logits, temperature, top_k, np.random.default_rng(seed))
-    assert tokens.shape == (batch,) and tokens.dtype == np.int64
+    assert tokens.shape == (batch,) and tokens.dtype == np.int64, f"tokens: {tokens.dtype} {tokens.shape}"
     kth = np.sort(logits, axis=1)[:, -top_k]
-    assert np.all(logits[np.arange(batch), tokens] >= kth)
+    picked = logits[np.arange(batch), tokens]
+    assert np.all(picked >= kth), f"drawn tokens' logits {picked} below the top-{top_k} threshold {kth}"
 
 
 def test_sampling_follows_the_softmax_of_the_tempered_logits() -> None:
@@ -341,7 +404,9 @@ def test_sampling_follows_the_softmax_of_the_tempered_logits() -> None:
         p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
         counts = np.bincount(tokens, minlength=5)
         # 20,000 draws: a count's standard deviation is sqrt(n p (1 - p)) <= 71; allow 5 of them
-        assert np.all(np.abs(counts - 20_000 * p) <= 5 * np.sqrt(20_000 * p * (1 - p)) + 1e-9), (counts, p)
+        assert np.all(np.abs(counts - 20_000 * p) <= 5 * np.sqrt(20_000 * p * (1 - p)) + 1e-9), (
+            f"token counts {counts} of 20,000 draws (T={temperature}, top_k={top_k}), expected {20_000 * p}"
+        )
 
 
 def test_top_k_keeps_every_logit_tied_with_the_kth_largest() -> None:
@@ -356,16 +421,22 @@ def test_top_k_keeps_every_logit_tied_with_the_kth_largest() -> None:
         for row, k in ((0, 1), (1, 2))
     ]
     # 4,000 draws of p = 1/4: a count's standard deviation is sqrt(4000 * 1/4 * 3/4) ~ 27; 5 of them
-    assert np.all(np.abs(counts[0][:4] - 1000) <= 5 * 27.4) and counts[0][4] == 0, counts[0]
+    assert np.all(np.abs(counts[0][:4] - 1000) <= 5 * 27.4) and counts[0][4] == 0, (
+        f"row 0 (four tied logits, top_k=1): token counts {counts[0]} of 4,000, expected 1000 x 4 and 0"
+    )
     p = np.exp([3.0, 1.0, 1.0, 1.0]) / np.exp([3.0, 1.0, 1.0, 1.0]).sum()
-    assert np.all(np.abs(counts[1][:4] - 4000 * p) <= 5 * np.sqrt(4000 * p * (1 - p))), (counts[1], p)
-    assert counts[1][4] == 0, counts[1]
+    assert np.all(np.abs(counts[1][:4] - 4000 * p) <= 5 * np.sqrt(4000 * p * (1 - p))), (
+        f"row 1 (three logits tied 2nd, top_k=2): token counts {counts[1][:4]} of 4,000, expected {4000 * p}"
+    )
+    assert counts[1][4] == 0, f"row 1: token 4 (below the top 2) drawn {counts[1][4]} times"
 
 
 def test_greedy_picks_the_first_maximum() -> None:
     logits = np.array([[0.0, 3.0, 3.0, 1.0], [5.0, 5.0, 5.0, 5.0]], dtype=np.float32)
-    np.testing.assert_array_equal(sample_next(logits), [1, 0])
-    np.testing.assert_array_equal(sample_next(logits, 0.0, 2, np.random.default_rng(0)), [1, 0])
+    np.testing.assert_array_equal(sample_next(logits), [1, 0], err_msg="greedy tokens")
+    np.testing.assert_array_equal(
+        sample_next(logits, 0.0, 2, np.random.default_rng(0)), [1, 0], err_msg="greedy tokens with top_k=2"
+    )
 
 
 class FixedUniforms:
@@ -397,6 +468,19 @@ def test_sampling_is_the_inverse_cdf_in_vocabulary_order() -> None:
     below_one = FixedUniforms([np.nextafter(1.0, 0.0)])
     last = sample_next(np.array([[0.0, 0.0, -np.inf]], np.float32), 1.0, None, below_one)
     assert last.tolist() == [1], f"token drawn for u -> 1 with the last token ruled out: {last}"
+    # a vocabulary of one token: always token 0
+    one = sample_next(np.zeros((2, 1), np.float32), 1.0, None, FixedUniforms([[0.0], [0.99]]))
+    assert one.tolist() == [0, 0], f"tokens drawn from a vocabulary of one: {one}"
+    # logits / temperature far above exp's range (float64 overflows above 709): w = exp(z - max z)
+    # stays finite; exp(z) alone is inf and the count runs past the vocabulary
+    for logits, temperature, u, expected in (
+        ([0.0, 1000.0, 1000.0], 1.0, 0.75, 2),
+        ([3.0, 1.0, 2.9], 0.001, 0.5, 0),
+    ):
+        drawn = sample_next(np.array([logits], np.float32), temperature, None, FixedUniforms([u]))
+        assert drawn.tolist() == [expected], (
+            f"token drawn from logits {logits} at T={temperature}, u={u}: {drawn}"
+        )
     # a real seeded generator and unequal probabilities: one call rng.random((B, 1)), one number
     # per row in row order, the cdf in vocabulary order (not sorted by probability)
     logits = np.random.default_rng(5).standard_normal((64, 9)).astype(np.float32)
@@ -421,11 +505,16 @@ def test_sampling_is_the_inverse_cdf_in_vocabulary_order() -> None:
 )
 def test_nbytes_matches_the_formula(n_layers, batch, heads, max_len, head_dim, dtype) -> None:
     cache = KVCache(n_layers, batch, heads, max_len, head_dim, dtype=dtype)
-    itemsize = np.dtype(dtype).itemsize
-    assert cache.nbytes == 2 * n_layers * batch * heads * max_len * head_dim * itemsize
-    assert cache.keys.shape == cache.values.shape == (n_layers, batch, heads, max_len, head_dim)
-    assert cache.keys.dtype == cache.values.dtype == np.dtype(dtype)
-    assert cache.length == 0
+    expected = 2 * n_layers * batch * heads * max_len * head_dim * np.dtype(dtype).itemsize
+    assert cache.nbytes == expected, f"nbytes {cache.nbytes}, expected {expected}"
+    shape = (n_layers, batch, heads, max_len, head_dim)
+    assert cache.keys.shape == cache.values.shape == shape, (
+        f"buffer shapes {cache.keys.shape} and {cache.values.shape}, expected {shape}"
+    )
+    assert cache.keys.dtype == cache.values.dtype == np.dtype(dtype), (
+        f"buffer dtypes {cache.keys.dtype} and {cache.values.dtype}, expected {np.dtype(dtype)}"
+    )
+    assert cache.length == 0, f"a new cache's length is {cache.length}"
 
 
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=6))
@@ -445,17 +534,23 @@ def test_appends_write_in_place_and_return_views(chunks) -> None:
             k_all, v_all = cache.append(
                 layer, written_k[layer, :, :, start : start + t], written_v[layer, :, :, start : start + t]
             )
-            assert k_all.shape == v_all.shape == (2, 3, start + t, 4)
-            assert np.shares_memory(k_all, keys) and np.shares_memory(v_all, values)  # views, not copies
-            np.testing.assert_array_equal(k_all, written_k[layer, :, :, : start + t])
-            np.testing.assert_array_equal(v_all, written_v[layer, :, :, : start + t])
+            assert k_all.shape == v_all.shape == (2, 3, start + t, 4), (
+                f"append returned keys {k_all.shape}, values {v_all.shape}, expected (2, 3, {start + t}, 4)"
+            )
+            assert np.shares_memory(k_all, keys) and np.shares_memory(v_all, values), (
+                "append returned copies, not views of the buffers"
+            )
+            for got, written, name in ((k_all, written_k, "keys"), (v_all, written_v, "values")):
+                expected = written[layer, :, :, : start + t]
+                np.testing.assert_array_equal(got, expected, err_msg=f"appended {name}")
         cache.advance(t)
         start += t
-        assert cache.length == start
-        assert cache.keys is keys and cache.values is values  # the same buffers: no copy, no growth
-        assert (cache.keys.ctypes.data, cache.values.ctypes.data) == pointers
-    np.testing.assert_array_equal(cache.keys[:, :, :, :total], written_k)
-    np.testing.assert_array_equal(cache.keys[:, :, :, total:], 0.0)  # the spare position: still zeros
+        assert cache.length == start, f"cache.length {cache.length} after advancing to {start}"
+        # the same buffers: no copy, no growth
+        assert cache.keys is keys and cache.values is values, "the buffers were replaced"
+        assert (cache.keys.ctypes.data, cache.values.ctypes.data) == pointers, "the buffers moved in memory"
+    np.testing.assert_array_equal(cache.keys[:, :, :, :total], written_k, err_msg="the cached keys")
+    np.testing.assert_array_equal(cache.keys[:, :, :, total:], 0.0, err_msg="the spare position (zeros)")
 
 
 def test_generation_keeps_the_same_buffers() -> None:
@@ -472,9 +567,11 @@ def test_generation_keeps_the_same_buffers() -> None:
 
     cache.append = spy
     generate(model, random_tokens(model, 1, 3), 7, cache=cache)
-    assert calls and all(calls) and len(calls) == 2 * 7  # every layer, every forward (prefill + 6 steps)
-    assert cache.keys is keys and cache.values is values
-    assert cache.nbytes == keys.nbytes + values.nbytes == 2 * 2 * 1 * 2 * 10 * 4 * 4
+    # every layer, every forward (prefill + 6 steps), each returning views of the buffers
+    assert len(calls) == 2 * 7, f"{len(calls)} calls of cache.append, expected 2 layers x 7 forwards"
+    assert all(calls), f"append returned copies at calls {[i for i, view in enumerate(calls) if not view]}"
+    assert cache.keys is keys and cache.values is values, "the buffers were replaced during generate"
+    assert cache.nbytes == keys.nbytes + values.nbytes == 2 * 2 * 1 * 2 * 10 * 4 * 4, f"nbytes {cache.nbytes}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,9 +606,9 @@ def test_a_refused_append_leaves_the_cache_unchanged(layer, shape, error, match)
     k = np.ones(shape, dtype=np.float32)
     with pytest.raises(error, match=match):
         cache.append(layer, k, k)
-    assert cache.length == 3
-    np.testing.assert_array_equal(cache.keys, keys_before)
-    np.testing.assert_array_equal(cache.values, values_before)
+    assert cache.length == 3, f"cache.length {cache.length} after a refused append (was 3)"
+    np.testing.assert_array_equal(cache.keys, keys_before, err_msg="keys after a refused append")
+    np.testing.assert_array_equal(cache.values, values_before, err_msg="values after a refused append")
 
 
 def test_bad_cache_arguments() -> None:
@@ -522,7 +619,8 @@ def test_bad_cache_arguments() -> None:
         cache.append(0, [[[[0.0] * 5]] * 3] * 2, np.zeros((2, 3, 1, 5), np.float32))
     with pytest.raises(ValueError, match="same shape"):
         cache.append(0, np.zeros((2, 3, 1, 5), np.float32), np.zeros((2, 3, 0, 5), np.float32))
-    assert cache.length == 3
+    cache.advance(0)  # t >= 0: advancing by nothing is allowed and changes nothing
+    assert cache.length == 3, f"cache.length {cache.length} after refused calls (was 3)"
     for bad, error in [(0, ValueError), (2.0, TypeError), (True, TypeError)]:
         with pytest.raises(error, match="n_layers"):
             KVCache(bad, 1, 1, 1, 1)
@@ -544,20 +642,30 @@ def test_bad_generation_arguments() -> None:
         generate(model, prompt, 2, temperature=1.0, top_k=0)
     with pytest.raises(ValueError, match="token ids"):
         generate(model, np.array([[0, model.vocab_size]]), 2)
-    with pytest.raises(ValueError, match="shape"):
-        generate(model, np.zeros((1, 0), dtype=np.int64), 2)
+    for shape in ((1, 0), (1, 1, 3)):  # no token, or a third axis: refused, naming the prompt
+        with pytest.raises(ValueError, match="prompt"):
+            generate(model, np.zeros(shape, dtype=np.int64), 2)
     with pytest.raises(ValueError, match="batch size"):
         cached_forward(model, prompt, new_cache(model, 2))
     small = KVCache(1, 1, 2, 2, 4)
-    with pytest.raises(ValueError, match="max_seq_len"):
-        cached_forward(model, prompt, small)  # 3 positions, room for 2
-    assert small.length == 0 and not small.keys.any()  # refused before anything was written
+    big = KVCache(1, 1, 2, 12, 4)  # room for 12 positions, the model has 8
+    deep = KVCache(2, 1, 2, 8, 4)  # 2 layers for a 1-layer model
+    for cache, tokens, match in (
+        (small, prompt, "max_seq_len"),
+        (big, np.zeros((1, 9), np.int64), "max_seq_len"),
+        (deep, prompt, "layers"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            cached_forward(model, tokens, cache)
+        # refused before anything was written
+        assert cache.length == 0 and not cache.keys.any(), f"a refused cached_forward wrote into {cache!r}"
     with pytest.raises(ValueError, match="heads"):
         cached_forward(model, prompt, KVCache(1, 1, 1, 8, 8))
     with pytest.raises(TypeError, match="MultiHeadAttention"):
         cached_attention(model, np.zeros((1, 1, 8), np.float32), new_cache(model), 0)
-    with pytest.raises(ValueError, match="x must be"):
-        cached_attention(model.blocks[0].attn, np.zeros((1, 1, 7), np.float32), new_cache(model), 0)
+    for shape in ((1, 1, 7), (1, 0, 8)):  # a wrong width, no position
+        with pytest.raises(ValueError, match="x must be"):
+            cached_attention(model.blocks[0].attn, np.zeros(shape, np.float32), new_cache(model), 0)
     with pytest.raises(ValueError, match="exceeds"):
         new_cache(model, 1, 9)
     with pytest.raises(TypeError, match="temperature"):
@@ -570,9 +678,11 @@ def test_bad_generation_arguments() -> None:
     with pytest.raises(ValueError, match="finite logit"):
         sample_next(np.full((2, 3), -np.inf, np.float32))
     masked = np.array([[-np.inf, 2.0, -np.inf]], np.float32)  # -inf: a token ruled out, allowed
-    assert sample_next(masked, 1.0, None, np.random.default_rng(0))[0] == 1
-    with pytest.raises(TypeError, match="cache must be a KVCache"):
-        generate(model, prompt, 2, cache=np.zeros((1, 1, 2, 8, 4)))
+    drawn = sample_next(masked, 1.0, None, np.random.default_rng(0))
+    assert drawn.tolist() == [1], f"token {drawn} drawn where only token 1 has a finite logit"
+    for n in (2, 0):  # also when no token is asked and nothing would use the cache
+        with pytest.raises(TypeError, match="cache must be a KVCache"):
+            generate(model, prompt, n, cache=np.zeros((1, 1, 2, 8, 4)))
     with pytest.raises(TypeError, match="cache must be a KVCache"):
         cached_forward(model, prompt, None)
     with pytest.raises(TypeError, match="cache must be a KVCache"):
@@ -591,4 +701,4 @@ def test_bad_generation_arguments() -> None:
     assert repr(small) == (
         "KVCache(n_layers=1, batch_size=1, n_heads=2, max_seq_len=2, head_dim=4, dtype=float32, "
         "length=0, nbytes=128)"
-    )
+    ), f"repr {small!r}"

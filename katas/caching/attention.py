@@ -71,9 +71,12 @@ def check_attention_args(attn: Any, x: Any, cache: Any) -> np.ndarray:
 def cached_attention(attn: MultiHeadAttention, x: Any, cache: KVCache, layer: int) -> Tensor:
     """Self-attention of t new positions over the cached past and themselves, with ``attn``'s weights.
 
-    x (B, t, E) -> y (B, t, E), a Tensor (computed without a graph). Writes the new keys and
-    values into ``cache`` at layer ``layer`` (positions ``cache.length .. cache.length + t - 1``)
-    and does not advance ``cache.length``: the caller does that once all layers have appended.
+    x (B, t, E), a Tensor or an array, t >= 1 -> y (B, t, E), a Tensor (computed without a
+    graph; float64 for a float64 x, weights and cache: nothing is rounded to float32 on the way).
+    The softmax subtracts each row's maximum first, as the foundation's does, so large scores do
+    not overflow exp. Writes the new keys and values into ``cache`` at layer ``layer`` (positions
+    ``cache.length .. cache.length + t - 1``) and does not advance ``cache.length``: the caller
+    does that once all layers have appended.
     Equals the rows P .. P + t - 1 of ``attn`` run on the whole sequence (P = cache.length), to
     the rounding of x's dtype. The causal mask (offset by P) only when ``attn.causal`` is True;
     with ``causal=False`` no key is masked.

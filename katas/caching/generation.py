@@ -101,8 +101,9 @@ def cached_forward(model: GPT, tokens: Any, cache: KVCache) -> np.ndarray:
     Position embeddings of positions P .. P + t - 1; every block attends with
     :func:`cached_attention` at its own layer of the cache; ``cache.length`` grows by t, once.
     Equal (to float32 rounding) to ``model(all P + t tokens)[0][:, P:]``. Runs without a graph.
-    ``ValueError`` if the cache does not fit the model or the tokens would overflow it (the
-    cache is then unchanged).
+    ``ValueError`` if the cache does not fit the model (its layers, heads and head dimension must
+    be the model's, its batch size the tokens') or P + t exceeds max_seq_len, the cache's or the
+    model's, whichever is smaller (the error names max_seq_len); the cache is then unchanged.
     """
     if not isinstance(model, GPT):
         raise TypeError(f"cached_forward: model must be a GPT, got {type(model).__name__}")
