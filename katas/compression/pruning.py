@@ -91,6 +91,7 @@ def prune_model(model: Module, sparsity: float, scope: str = "layer") -> dict[st
     ``scope="layer"``: each weight array loses ``round(sparsity * n)`` of its n entries.
     ``scope="global"``: one ranking over all of them together, ``round(sparsity * N)`` in total.
     Returns ``{parameter name: bool keep-mask}`` (names as in ``model.named_parameters()``).
+    ``ValueError`` for a model without a Linear or Conv2d (:func:`prunable_weights` says so).
 
     Example: ``Sequential(Linear(4, 2), ReLU(), Linear(2, 1))`` at 0.5, ``scope="layer"``: 4 of
     ``layers.0.weight``'s 8 entries and 1 of ``layers.2.weight``'s 2 become 0; the masks are
@@ -121,7 +122,8 @@ class MaskedOptimizer:
     """An optimizer whose ``step()`` keeps pruned weights at zero.
 
     Wraps any optimizer (``SGD``, ``Adam``, a learning-rate schedule: anything with ``step()`` and
-    ``zero_grad()``); ``masks`` as returned by :func:`prune_model`.
+    ``zero_grad()``); ``masks`` as returned by :func:`prune_model`, checked here
+    (:func:`check_masks`): a bad mask is refused at once, not at the first step.
     """
 
     def __init__(self, optimizer, model: Module, masks: Mapping[str, np.ndarray]) -> None:
@@ -150,7 +152,7 @@ class MaskedOptimizer:
 
 @dataclass(frozen=True)
 class SparsityReport:
-    """Exact zeros per prunable weight: ``zeros[name]`` of ``sizes[name]`` entries."""
+    """Exact zeros per prunable weight: ``zeros[name]`` of ``sizes[name]`` entries (frozen)."""
 
     zeros: dict[str, int]
     sizes: dict[str, int]
@@ -177,6 +179,8 @@ class SparsityReport:
 
 def sparsity_report(model: Module) -> SparsityReport:
     """Count the exact zeros of every Linear and Conv2d weight of ``model`` (see :class:`SparsityReport`).
+
+    ``ValueError`` for a model without a Linear or Conv2d (:func:`prunable_weights` says so).
 
     Example: a Linear whose (2, 3) weight is ``[[0, 1, -0.0], [2, 0, 1e-30]]`` has 3 zeros of 6
     (-0.0 is zero, 1e-30 is not): ``zeros == {"weight": 3}``, ``sizes == {"weight": 6}``.

@@ -42,8 +42,10 @@ class CSRMatrix:
     """A (rows, cols) matrix in CSR form: ``data`` (nnz,), ``indices`` (nnz,), ``indptr`` (rows + 1,).
 
     The constructor checks the structure (``ValueError`` naming what is wrong): indptr starts at
-    0, never decreases and ends at nnz; every column index is in [0, cols). It stores
-    ``indices`` and ``indptr`` as int32 and ``data`` as given (no copy where the dtype fits).
+    0, never decreases and ends at nnz; every column index is in [0, cols). It takes array-likes
+    and any (rows, cols) sequence, and stores ndarrays (``indices`` and ``indptr`` as int32,
+    ``data`` in its own floating dtype; no copy where the dtype fits) and a tuple of ints. A
+    frozen record, compared by identity (``==`` is ``is``: arrays have no single truth value).
 
     Repeated columns: a hand-built row may list the same column more than once; such entries
     add up (scipy's convention), in :meth:`to_dense` as in :func:`csr_matmul`.

@@ -117,7 +117,7 @@ def unit_norms(linear: Linear) -> np.ndarray:
 
 
 def units_to_keep(norms: np.ndarray, amount: float) -> np.ndarray:
-    """The sorted indices that survive removing the ``round(amount * n)`` units of smallest norm.
+    """The sorted integer indices that survive removing the ``round(amount * n)`` units of smallest norm.
 
     Ties: the lower index is removed first. At least one unit must survive (``ValueError``).
 
@@ -140,6 +140,9 @@ def units_to_keep(norms: np.ndarray, amount: float) -> np.ndarray:
 def prune_conv_filters(conv: Conv2d, keep: np.ndarray) -> Conv2d:
     """A smaller Conv2d with only the filters ``keep``: its output is ``conv``'s output[:, keep].
 
+    ``keep``: sorted distinct filter indices (``ValueError`` otherwise, :func:`check_keep`). A
+    layer without a bias gives one without.
+
     Shapes: weight (F, C, kh, kw) -> (len(keep), C, kh, kw); bias (F,) -> (len(keep),). A new
     layer (build it with :func:`conv_like`); ``conv`` is not changed. Zeroing the dropped
     filters instead would leave the layer, and its cost, the same size.
@@ -155,6 +158,9 @@ def prune_conv_filters(conv: Conv2d, keep: np.ndarray) -> Conv2d:
 def shrink_conv_inputs(conv: Conv2d, keep: np.ndarray) -> Conv2d:
     """A Conv2d that reads only the input channels ``keep`` (the producer kept those filters).
 
+    ``keep``: sorted distinct channel indices (``ValueError`` otherwise). The bias, or its
+    absence, is kept.
+
     Shapes: weight (F, C, kh, kw) -> (F, len(keep), kh, kw); the bias is unchanged.
     """
     if not isinstance(conv, Conv2d):
@@ -167,6 +173,9 @@ def shrink_conv_inputs(conv: Conv2d, keep: np.ndarray) -> Conv2d:
 
 def prune_linear_units(linear: Linear, keep: np.ndarray) -> Linear:
     """A smaller Linear with only the output units ``keep``: columns of weight (in, out), entries of bias.
+
+    ``keep``: sorted distinct unit indices (``ValueError`` otherwise). A layer without a bias
+    gives one without.
 
     Shapes: weight (in, out) -> (in, len(keep)); bias (out,) -> (len(keep),). Build it with
     :func:`linear_like`.
@@ -184,7 +193,8 @@ def shrink_linear_inputs(linear: Linear, keep: np.ndarray, features_per_channel:
 
     Its input comes from ``channels * features_per_channel`` features ordered channel by channel
     (``Flatten`` of (N, C, h, w): ``features_per_channel = h * w``; a Linear producer: 1), so
-    channel c owns rows ``c * fpc ... (c + 1) * fpc - 1`` of weight (in, out).
+    channel c owns rows ``c * fpc ... (c + 1) * fpc - 1`` of weight (in, out). ``keep``: sorted
+    distinct channel indices (``ValueError`` otherwise). The bias, or its absence, is kept.
 
     Example: 3 channels of 2 x 2 pixels flattened (fpc = 4), keep = [0, 2]: rows 0-3 and 8-11
     of a (12, out) weight remain, giving (8, out); the bias is unchanged.
@@ -259,13 +269,15 @@ def prune_structured(
 ) -> Sequential:
     """A new, smaller model: each chosen layer of type ``kind`` (``Conv2d``: filters; ``Linear``:
     output units) loses its ``round(amount * units)`` units of smallest L2 norm, and its consumer
-    (:func:`find_consumer`) the inputs that read them. ``model`` itself is not modified.
+    (:func:`find_consumer`) the inputs that read them. ``model`` itself is not modified, and the
+    new model shares no array with it (fine-tuning one leaves the other alone).
 
     ``layers``: indices of the layers to prune; default: every ``kind`` layer that has a consumer.
-    Layers are pruned in order, each ranked by its norms at that moment. Every consumer is found
-    before any layer changes (``consumers``: {layer index: (consumer index, features per
-    channel)}, in order). The new model, every layer of it, is in ``model``'s train/eval mode
-    (``model.training``; a new ``Sequential`` starts in training mode).
+    The arguments are checked in order (``model``, ``amount``, ``layers``). Layers are pruned in
+    order, each ranked by its norms at that moment. Every consumer is found before any layer
+    changes (``consumers``: {layer index: (consumer index, features per channel)}, in order).
+    The new model, every layer of it, is in ``model``'s train/eval mode (``model.training``; a
+    new ``Sequential`` starts in training mode).
 
     Example: the zoo CNN with ``kind=Conv2d``, amount 0.5: conv 0 keeps 8 of 16 filters and conv
     3 reads those 8 channels; conv 3 keeps 16 of 32 filters and the Linear after Flatten keeps

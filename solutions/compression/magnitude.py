@@ -30,7 +30,8 @@ __all__ = ["check_sparsity", "check_weights", "global_magnitude_masks", "magnitu
 def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
     """``sparsity`` as a float in [0, 1]; ``TypeError`` for a non-number, ``ValueError`` outside [0, 1].
 
-    A value in (1, 100] is almost always a percentage (``70`` for 70 %): the error says so.
+    A value in (1, 100] is almost always a percentage (``70`` for 70 %): the error says so and
+    names the fraction to pass (``... not a percentage: 70 % is sparsity=0.7``).
     """
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number in [0, 1], got {type(sparsity).__name__} {sparsity!r}")
@@ -78,7 +79,10 @@ def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
 
 
 def magnitude_prune(weights: np.ndarray, sparsity: float) -> tuple[np.ndarray, np.ndarray]:
-    """(pruned copy of ``weights``, keep-mask): the pruned entries are exactly 0 (never -0.0)."""
+    """(pruned copy of ``weights``, keep-mask): the pruned entries are exactly 0 (never -0.0).
+
+    The copy has the shape and dtype of ``weights``, which is not modified.
+    """
     mask = magnitude_mask(weights, sparsity)
     return np.where(mask, weights, np.zeros((), weights.dtype)), mask
 

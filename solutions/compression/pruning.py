@@ -91,6 +91,7 @@ def prune_model(model: Module, sparsity: float, scope: str = "layer") -> dict[st
     ``scope="layer"``: each weight array loses ``round(sparsity * n)`` of its n entries.
     ``scope="global"``: one ranking over all of them together, ``round(sparsity * N)`` in total.
     Returns ``{parameter name: bool keep-mask}`` (names as in ``model.named_parameters()``).
+    ``ValueError`` for a model without a Linear or Conv2d (:func:`prunable_weights` says so).
     """
     sparsity = check_sparsity(sparsity)
     if scope not in SCOPES:
@@ -115,7 +116,8 @@ class MaskedOptimizer:
     """An optimizer whose ``step()`` keeps pruned weights at zero.
 
     Wraps any optimizer (``SGD``, ``Adam``, a learning-rate schedule: anything with ``step()`` and
-    ``zero_grad()``); ``masks`` as returned by :func:`prune_model`.
+    ``zero_grad()``); ``masks`` as returned by :func:`prune_model`, checked here
+    (:func:`check_masks`): a bad mask is refused at once, not at the first step.
     """
 
     def __init__(self, optimizer, model: Module, masks: Mapping[str, np.ndarray]) -> None:
@@ -139,7 +141,7 @@ class MaskedOptimizer:
 
 @dataclass(frozen=True)
 class SparsityReport:
-    """Exact zeros per prunable weight: ``zeros[name]`` of ``sizes[name]`` entries."""
+    """Exact zeros per prunable weight: ``zeros[name]`` of ``sizes[name]`` entries (frozen)."""
 
     zeros: dict[str, int]
     sizes: dict[str, int]
@@ -165,7 +167,9 @@ class SparsityReport:
 
 
 def sparsity_report(model: Module) -> SparsityReport:
-    """Count the exact zeros of every Linear and Conv2d weight of ``model`` (see :class:`SparsityReport`)."""
+    """Count the exact zeros of every Linear and Conv2d weight of ``model`` (see :class:`SparsityReport`).
+
+    ``ValueError`` for a model without a Linear or Conv2d (:func:`prunable_weights` says so)."""
     weights = prunable_weights(model)
     return SparsityReport(
         zeros={name: int(np.count_nonzero(p.data == 0)) for name, p in weights},

@@ -108,7 +108,7 @@ def unit_norms(linear: Linear) -> np.ndarray:
 
 
 def units_to_keep(norms: np.ndarray, amount: float) -> np.ndarray:
-    """The sorted indices that survive removing the ``round(amount * n)`` units of smallest norm.
+    """The sorted integer indices that survive removing the ``round(amount * n)`` units of smallest norm.
 
     Ties: the lower index is removed first. At least one unit must survive (``ValueError``).
     """
@@ -124,7 +124,10 @@ def units_to_keep(norms: np.ndarray, amount: float) -> np.ndarray:
 
 
 def prune_conv_filters(conv: Conv2d, keep: np.ndarray) -> Conv2d:
-    """A smaller Conv2d with only the filters ``keep``: its output is ``conv``'s output[:, keep]."""
+    """A smaller Conv2d with only the filters ``keep``: its output is ``conv``'s output[:, keep].
+
+    ``keep``: sorted distinct filter indices (``ValueError`` otherwise, :func:`check_keep`). A
+    layer without a bias gives one without."""
     if not isinstance(conv, Conv2d):
         raise TypeError(f"conv must be a Conv2d, got {type(conv).__name__}")
     keep = check_keep(keep, conv.out_channels)
@@ -133,7 +136,10 @@ def prune_conv_filters(conv: Conv2d, keep: np.ndarray) -> Conv2d:
 
 
 def shrink_conv_inputs(conv: Conv2d, keep: np.ndarray) -> Conv2d:
-    """A Conv2d that reads only the input channels ``keep`` (the producer kept those filters)."""
+    """A Conv2d that reads only the input channels ``keep`` (the producer kept those filters).
+
+    ``keep``: sorted distinct channel indices (``ValueError`` otherwise). The bias, or its
+    absence, is kept."""
     if not isinstance(conv, Conv2d):
         raise TypeError(f"conv must be a Conv2d, got {type(conv).__name__}")
     keep = check_keep(keep, conv.in_channels)
@@ -142,7 +148,10 @@ def shrink_conv_inputs(conv: Conv2d, keep: np.ndarray) -> Conv2d:
 
 
 def prune_linear_units(linear: Linear, keep: np.ndarray) -> Linear:
-    """A smaller Linear with only the output units ``keep``: columns of weight (in, out), entries of bias."""
+    """A smaller Linear with only the output units ``keep``: columns of weight (in, out), entries of bias.
+
+    ``keep``: sorted distinct unit indices (``ValueError`` otherwise). A layer without a bias
+    gives one without."""
     if not isinstance(linear, Linear):
         raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")
     keep = check_keep(keep, linear.out_features)
@@ -155,7 +164,8 @@ def shrink_linear_inputs(linear: Linear, keep: np.ndarray, features_per_channel:
 
     Its input comes from ``channels * features_per_channel`` features ordered channel by channel
     (``Flatten`` of (N, C, h, w): ``features_per_channel = h * w``; a Linear producer: 1), so
-    channel c owns rows ``c * fpc ... (c + 1) * fpc - 1`` of weight (in, out).
+    channel c owns rows ``c * fpc ... (c + 1) * fpc - 1`` of weight (in, out). ``keep``: sorted
+    distinct channel indices (``ValueError`` otherwise). The bias, or its absence, is kept.
     """
     if not isinstance(linear, Linear):
         raise TypeError(f"linear must be a Linear, got {type(linear).__name__}")
@@ -227,13 +237,15 @@ def prune_structured(
 ) -> Sequential:
     """A new, smaller model: each chosen layer of type ``kind`` (``Conv2d``: filters; ``Linear``:
     output units) loses its ``round(amount * units)`` units of smallest L2 norm, and its consumer
-    (:func:`find_consumer`) the inputs that read them. ``model`` itself is not modified.
+    (:func:`find_consumer`) the inputs that read them. ``model`` itself is not modified, and the
+    new model shares no array with it (fine-tuning one leaves the other alone).
 
     ``layers``: indices of the layers to prune; default: every ``kind`` layer that has a consumer.
-    Layers are pruned in order, each ranked by its norms at that moment. Every consumer is found
-    before any layer changes (``consumers``: {layer index: (consumer index, features per
-    channel)}, in order). The new model, every layer of it, is in ``model``'s train/eval mode
-    (``model.training``; a new ``Sequential`` starts in training mode).
+    The arguments are checked in order (``model``, ``amount``, ``layers``). Layers are pruned in
+    order, each ranked by its norms at that moment. Every consumer is found before any layer
+    changes (``consumers``: {layer index: (consumer index, features per channel)}, in order).
+    The new model, every layer of it, is in ``model``'s train/eval mode (``model.training``; a
+    new ``Sequential`` starts in training mode).
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
