@@ -1,6 +1,6 @@
 """The measuring half of ``tinytorch submit``: run your TinyMLPerf submission, add it to the board.
 
-    tinytorch submit [--quick] [--name N] [--author A] [--db PATH] [--save-json FILE]
+    tinytorch submit [--quick] [--name N] [--author A] [--db PATH] [--save-json FILE] [--dry-run]
     python benchmarks/submit.py ...     # the same, without the CLI
 
 A submission is measured like every benchmark: in a fresh interpreter whose BLAS threads are
@@ -8,7 +8,9 @@ pinned before numpy loads (:func:`benchmarks.pin_blas_threads`: one thread unles
 ``OPENBLAS_NUM_THREADS`` and the like are set), so a leaderboard entry and ``tinytorch bench
 benchmarking`` time the same way. ``TINYTORCH_IMPL`` chooses the code (your katas by default).
 Everything else is :func:`tinytorch.leaderboard.cli_submit`: validate, run the competition,
-record what ran, add the entry.
+record what ran and the code's folders (``impl``), add the entry, verified: the leaderboard's own
+process measured it. ``--dry-run`` adds nothing: ``tinytorch leaderboard verify`` re-runs a
+recorded entry this way and reads its score from ``--save-json``.
 """
 
 from __future__ import annotations

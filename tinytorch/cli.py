@@ -715,7 +715,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="overview: folder of the JSON and the plots")
     p.add_argument("--no-plots", action="store_true", help="overview: the table and the JSON only")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the module's benchmark")
-    p = add("leaderboard", "the TinyMLPerf leaderboard (module 20) as a table", module=False, impl=False)
+    p = add(
+        "leaderboard",
+        "the TinyMLPerf leaderboard (module 20) as a table; `leaderboard verify` re-runs its entries",
+        module=False,
+        impl=False,
+    )
     leaderboard.add_leaderboard_arguments(p)
     p = add("submit", "run your TinyMLPerf submission (module 20), add it to the leaderboard", module=False)
     leaderboard.add_submit_arguments(p)
@@ -727,8 +732,9 @@ def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
-    """``submit --json FILE`` adds recorded results here; otherwise the submission is measured
-    like a benchmark, by ``benchmarks/submit.py`` in a fresh interpreter (:func:`_measure`)."""
+    """``submit --json FILE`` adds recorded results here (self-reported: unverified); otherwise
+    the submission is measured like a benchmark, by ``benchmarks/submit.py`` in a fresh
+    interpreter (:func:`_measure`), and recorded verified."""
     impl = _check_impl(args.impl)
     if args.json:  # nothing to measure
         return leaderboard.cli_submit(args, out, impl=impl)
@@ -736,7 +742,7 @@ def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     if not script.is_file():
         print("no benchmarks/submit.py here: a submission is measured by it", file=out)
         return FAILING
-    flags = ["--quick"] * args.quick
+    flags = ["--quick"] * args.quick + ["--dry-run"] * args.dry_run
     for name in ("name", "author"):
         flags += [f"--{name}", getattr(args, name)] if getattr(args, name) else []
     for name in ("db", "save_json"):  # paths from the caller's folder; the script runs in the root

@@ -14,7 +14,15 @@ Guarantees.
   fields, NaN, infinite, zero or negative times, an unknown optimization, an event listed twice,
   a quality flag that contradicts its value and target, or a score that is not the geometric
   mean of the counted speedups. A rejected entry raises :class:`InvalidEntry` (a ``ValueError``)
-  listing every reason, and the database is not touched.
+  listing every reason, each naming its field, and the database is not touched.
+* Figures are plausible measurements (:data:`FIGURE_RANGES`): a time between a nanosecond and
+  a million seconds, a speedup between 1e-6 and 1e6; a 400-digit integer, a bool or a string in a
+  figure is a reason like any other, never an ``OverflowError``.
+* Texts are one line of visible text (:data:`TEXT_LIMITS`): a name and an author of at most 64
+  characters; no control characters (``\\r`` or ``\\n`` would end a Markdown table row), no
+  invisible format characters (zero-width, bidirectional overrides), no line or paragraph
+  separators, no lone surrogates. Rendering escapes every text anyway (:func:`markdown_text`,
+  ``html.escape``): a board written before these checks renders one row per entry too.
 * One submission is one transaction (``BEGIN IMMEDIATE``: the write lock is taken before the
   first row): its submission row and its event rows land together or not at all. A process
   that crashes mid-submission leaves no partial rows (SQLite's journal rolls it back).
@@ -23,6 +31,20 @@ Guarantees.
 * The schema carries a version (``PRAGMA user_version``, :data:`SCHEMA_VERSION`); a database
   written by a newer version is refused rather than misread, an older one is migrated in place
   (its entries keep every field and show "what ran" as not recorded).
+
+Verified and unverified. An entry is ``verified`` only when the leaderboard's own process
+measured it: ``tinytorch submit`` without ``--json`` runs the competition in a fresh interpreter
+(``benchmarks/submit.py``) and records the score it measured. Every other way onto the board is
+self-reported and recorded ``unverified``, whatever the entry says: ``tinytorch submit --json``
+(figures from a file) and :meth:`Leaderboard.add`, the path of module 20's
+``CompetitionSubmission.submit_to_leaderboard`` (figures from the caller's process).
+``tinytorch leaderboard verify`` re-runs recorded entries from the code they name (``impl``, the
+``TINYTORCH_IMPL`` of the run with every tree made an absolute folder) and records the score it
+measures beside the claimed one, or why it could not (the folder is gone, the run failed). What
+verified means and what it does not: who measured, not whether the code is honest. The
+submission's own code runs in the measuring process and the database is a file its owner can
+edit; the status tells a measurement from a figure someone typed or passed in, and a re-run
+shows whether the code still gives the claimed score.
 
 What ran. The optimizations a submission names are its own claim. ``tinytorch submit`` also
 records what the code shows (:class:`CodeWatch`, :func:`observe`): which tree served each kata
@@ -45,10 +67,14 @@ from __future__ import annotations
 import html
 import json
 import math
+import numbers
 import os
 import sqlite3
+import subprocess
 import sys
+import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -74,7 +100,7 @@ __all__ = [
     "watch_events",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ENV_VAR = "TINYTORCH_LEADERBOARD"
 FILE_NAME = "leaderboard.sqlite3"
 
@@ -121,6 +147,40 @@ SOURCES = ("student", "reference", "folder")
 # and the speedups are float64 and go through exp/log, a few ulps of error each.
 SCORE_RTOL = 1e-9
 
+# Plausible figures, (low, high) inclusive. Times: a timer ticks in nanoseconds at best, and no
+# event of the competition runs for 11 days (1e6 s). Speedups and scores: the course's
+# optimizations give 1-100x on these models; a million times faster (or slower) than the
+# unoptimized model is not a measurement of them but a broken clock or a typed-in number.
+FIGURE_RANGES: dict[str, tuple[float, float]] = {
+    "seconds": (1e-9, 1e6),
+    "speedup": (1e-6, 1e6),
+}
+# A quality value or target (accuracy, a fraction of identical tokens, ...) is a finite number of
+# sane size; created_at a time in seconds since the epoch, before the year 5000.
+QUALITY_LIMIT = 1e12
+LATEST_TIME = 95_617_584_000.0  # 5000-01-01 UTC
+
+# Longest texts, in characters (code points): a name and an author fill a board column, not a
+# paragraph; the rest are written by the machinery (machine, what ran, impl paths) or free notes.
+TEXT_LIMITS: dict[str, int] = {
+    "name": 64,
+    "author": 64,
+    "event": 64,
+    "quality_metric": 64,
+    "reason": 500,
+    "notes": 2000,
+    "machine": 300,
+    "impl": 4096,
+    "remeasure_note": 500,
+    "observed": 200,  # each key and each value
+    "served": 200,
+}
+# Unicode categories no text of an entry may hold: control characters (Cc: \r, \n, \t, NUL,
+# the escape of a terminal colour code), format characters (Cf: zero-width spaces and joiners,
+# bidirectional overrides that reorder what a reader sees), lone surrogates (Cs: not encodable
+# in UTF-8, so SQLite cannot store them) and the line and paragraph separators (Zl, Zp).
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
 
 class InvalidEntry(ValueError):
     """A leaderboard entry that cannot be recorded; ``reasons`` lists every problem found."""
@@ -139,7 +199,65 @@ def geometric_mean(values: Iterable[float]) -> float:
 
 
 def _is_real(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _described(value: Any) -> str:
+    """A value for a message: an integer too long to print is described by its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "..." + text[-10:]
+
+
+def figure_problem(
+    field_name: str, value: Any, low: float | None = None, high: float | None = None, positive: bool = False
+) -> str | None:
+    """Why ``value`` cannot be the figure ``field_name`` (None when it can): it must be a real
+    number (not a bool, not a string), representable as a float64 (a 400-digit integer is not),
+    finite, > 0 when ``positive``, and within [low, high] when given."""
+    if not _is_real(value):
+        return f"{field_name} must be a number, got {type(value).__name__}"
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return f"{field_name} must be a number a float can hold, got {_described(value)}"
+    if not math.isfinite(number) or (positive and number <= 0):
+        wanted = "finite and > 0" if positive else "a finite number"
+        return f"{field_name} must be {wanted}, got {_described(value)}"
+    if (low is not None and number < low) or (high is not None and number > high):
+        return (
+            f"{field_name} = {number:.3g} is not a plausible measurement: expected "
+            f"{low if low is not None else '-inf':g} to {high if high is not None else 'inf':g}"
+        )
+    return None
+
+
+def text_problem(field_name: str, value: Any, required: bool = False, newlines: bool = False) -> str | None:
+    """Why ``value`` cannot be the text ``field_name`` (None when it can): a string of at most
+    ``TEXT_LIMITS[field_name]`` characters, without the characters of
+    :data:`FORBIDDEN_CATEGORIES` (``newlines``: ``\\n`` and ``\\t`` allowed, for free notes);
+    ``required``: not blank."""
+    if not isinstance(value, str):
+        if required:
+            return f"missing field {field_name!r}: a non-empty string is required"
+        return f"{field_name} must be a string, got {type(value).__name__}"
+    if required and not value.strip():
+        return f"missing field {field_name!r}: a non-empty string is required"
+    limit = TEXT_LIMITS.get(field_name)
+    if limit is not None and len(value) > limit:
+        return f"{field_name} is {len(value)} characters long; at most {limit} are allowed"
+    for position, char in enumerate(value):
+        if newlines and char in "\n\t":
+            continue
+        category = unicodedata.category(char)
+        if category in FORBIDDEN_CATEGORIES:
+            return (
+                f"{field_name} holds the invisible or line-breaking character U+{ord(char):04X} "
+                f"({unicodedata.name(char, category)}) at position {position}: one line of visible text "
+                "is allowed"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -158,38 +276,48 @@ class EventRecord:
     reason: str = ""
 
     def problems(self) -> list[str]:
-        where = f"event {self.event!r}" if isinstance(self.event, str) and self.event else "an event"
+        named = isinstance(self.event, str) and self.event and text_problem("event", self.event) is None
+        where = f"event {self.event!r}" if named else "an event"
         found = []
         if not isinstance(self.event, str) or not self.event:
             found.append("an event has no name")
-        for name in ("baseline_seconds", "candidate_seconds", "speedup"):
-            value = getattr(self, name)
-            if not _is_real(value):
-                found.append(f"{where}: {name} must be a number, got {type(value).__name__}")
-            elif not math.isfinite(value) or value <= 0:
-                found.append(f"{where}: {name} must be finite and > 0, got {value!r}")
-        b, c, s = self.baseline_seconds, self.candidate_seconds, self.speedup
-        if all(_is_real(v) and math.isfinite(v) and v > 0 for v in (b, c, s)):
+        elif not named:
+            found.append(f"an event's name: {text_problem('event', self.event)}")
+        figures = [
+            figure_problem(name, getattr(self, name), *FIGURE_RANGES[kind], positive=True)
+            for name, kind in (
+                ("baseline_seconds", "seconds"),
+                ("candidate_seconds", "seconds"),
+                ("speedup", "speedup"),
+            )
+        ]
+        found += [f"{where}: {why}" for why in figures if why]
+        if not any(figures):
+            b, c, s = float(self.baseline_seconds), float(self.candidate_seconds), float(self.speedup)
             if not math.isclose(s, b / c, rel_tol=SCORE_RTOL):
                 found.append(f"{where}: speedup {s!r} is not baseline/candidate = {b / c!r}")
         if not isinstance(self.quality_metric, str) or not self.quality_metric:
             found.append(f"{where}: quality_metric must be a non-empty string")
+        else:
+            why = text_problem("quality_metric", self.quality_metric)
+            found += [f"{where}: {why}"] if why else []
+        quality = {}
         for name in ("quality_value", "quality_target"):
-            value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value):
-                found.append(f"{where}: {name} must be a finite number, got {value!r}")
+            why = figure_problem(name, getattr(self, name), -QUALITY_LIMIT, QUALITY_LIMIT)
+            found += [f"{where}: {why}"] if why else []
+            quality[name] = None if why else float(getattr(self, name))
         if not isinstance(self.passed, bool):
             found.append(f"{where}: passed must be a bool, got {type(self.passed).__name__}")
-        elif _is_real(self.quality_value) and _is_real(self.quality_target):
-            if self.passed != (self.quality_value >= self.quality_target):
+        elif None not in quality.values():
+            if self.passed != (quality["quality_value"] >= quality["quality_target"]):
                 found.append(
                     f"{where}: passed={self.passed} contradicts quality {self.quality_value!r} "
                     f"against target {self.quality_target!r}"
                 )
             if not self.passed and not (isinstance(self.reason, str) and self.reason):
                 found.append(f"{where}: a failed quality gate must say why (reason is empty)")
-        if not isinstance(self.reason, str):
-            found.append(f"{where}: reason must be a string")
+        why = text_problem("reason", self.reason)
+        found += [f"{where}: {why}"] if why else []
         return found
 
     @property
@@ -216,46 +344,68 @@ class Entry:
     served: Mapping[str, str] = field(default_factory=dict)
     id: int | None = None
     created_at: float | None = None
+    # Set by the board, never by a submitter (see "Verified and unverified" above): the board
+    # records what Leaderboard.add is given as unverified, and only `tinytorch submit`'s own
+    # measurement as verified; `tinytorch leaderboard verify` records the score it re-measured
+    # (None: not re-measured, or it failed) and when, or why it could not (remeasure_note).
+    verified: bool = False
+    remeasured_score: float | None = None
+    remeasured_at: float | None = None
+    remeasure_note: str = ""
 
     def problems(self) -> list[str]:
-        """Every reason this entry cannot be recorded (empty when it can)."""
+        """Every reason this entry cannot be recorded (empty when it can), each naming its field."""
         found = []
         for name in ("name", "author"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                found.append(f"missing field {name!r}: a non-empty string is required")
-        for name in ("impl", "machine", "notes"):
-            if not isinstance(getattr(self, name), str):
-                found.append(f"{name} must be a string")
+            why = text_problem(name, getattr(self, name), required=True)
+            found += [why] if why else []
+        for name in ("impl", "machine", "remeasure_note"):
+            why = text_problem(name, getattr(self, name))
+            found += [why] if why else []
+        why = text_problem("notes", self.notes, newlines=True)
+        found += [why] if why else []
         for name in ("observed", "served"):
             value = getattr(self, name)
             if not isinstance(value, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
             ):
-                found.append(f"{name} must map names to strings, got {value!r}")
-            elif name == "observed" and any(k not in OPTIMIZATIONS for k in value):
+                found.append(f"{name} must map names to strings, got {_described(value)}")
+                continue
+            found += [why for text in (*value, *value.values()) if (why := text_problem(name, text))][:1]
+            if name == "observed" and any(k not in OPTIMIZATIONS for k in value):
                 found.append(
                     f"observed names an unknown optimization: {sorted(set(value) - set(OPTIMIZATIONS))}"
                 )
-        created = self.created_at
-        if created is not None and (not _is_real(created) or not math.isfinite(created) or created < 0):
-            found.append(f"created_at must be absent or a time in seconds since the epoch, got {created!r}")
-        if self.id is not None and (isinstance(self.id, bool) or not isinstance(self.id, int)):
-            found.append(f"id must be absent or an int, got {self.id!r}")
+        for name in ("created_at", "remeasured_at"):
+            value = getattr(self, name)
+            if value is not None and figure_problem(name, value, 0.0, LATEST_TIME):
+                found.append(
+                    f"{name} must be absent or a time in seconds since the epoch, got {_described(value)}"
+                )
+        if self.remeasured_score is not None:
+            why = figure_problem("remeasured_score", self.remeasured_score, *FIGURE_RANGES["speedup"], True)
+            found += [why] if why else []
+        if not isinstance(self.verified, bool):
+            found.append(f"verified must be a bool, got {type(self.verified).__name__}")
+        if self.id is not None and (
+            isinstance(self.id, bool) or not isinstance(self.id, int) or not 0 < self.id < 2**63
+        ):
+            found.append(f"id must be absent or a positive int, got {_described(self.id)}")
         optimizations = self.optimizations
         if isinstance(optimizations, str) or not isinstance(optimizations, Sequence) or not optimizations:
             found.append("missing field 'optimizations': name at least one, e.g. 'kv-cache'")
         else:
             for opt in optimizations:
-                if opt not in OPTIMIZATIONS:
-                    found.append(f"unknown optimization {opt!r}; known: {', '.join(OPTIMIZATIONS)}")
-            if len(set(map(str, optimizations))) != len(optimizations):
+                if not isinstance(opt, str) or opt not in OPTIMIZATIONS:
+                    found.append(f"unknown optimization {_described(opt)}; known: {', '.join(OPTIMIZATIONS)}")
+            named = [opt for opt in optimizations if isinstance(opt, str)]
+            if len(set(named)) != len(named):
                 found.append("an optimization is listed twice")
         events = self.events
-        if not isinstance(events, Sequence) or not events:
+        if isinstance(events, str) or not isinstance(events, Sequence) or not events:
             found.append("missing field 'events': a submission reports at least one event")
             events = ()
-        names = [getattr(e, "event", None) for e in events]
+        names = [e.event for e in events if isinstance(e, EventRecord) and isinstance(e.event, str)]
         if len(set(names)) != len(names):
             found.append("an event is listed twice")
         for record in events:
@@ -263,11 +413,12 @@ class Entry:
                 found.append(f"events must be EventRecords, got {type(record).__name__}")
             else:
                 found.extend(record.problems())
-        if not _is_real(self.score) or not math.isfinite(self.score) or self.score <= 0:
-            found.append(f"score must be finite and > 0, got {self.score!r}")
+        why = figure_problem("score", self.score, *FIGURE_RANGES["speedup"], positive=True)
+        if why:
+            found.append(why)
         elif events and not found:
-            expected = geometric_mean(record.counted for record in events)
-            if not math.isclose(self.score, expected, rel_tol=SCORE_RTOL):
+            expected = geometric_mean(float(record.counted) for record in events)
+            if not math.isclose(float(self.score), expected, rel_tol=SCORE_RTOL):
                 found.append(
                     f"score {self.score!r} is not the geometric mean of the counted speedups ({expected!r})"
                 )
@@ -374,6 +525,15 @@ _MIGRATIONS = {
 ALTER TABLE submissions ADD COLUMN observed TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE submissions ADD COLUMN served TEXT NOT NULL DEFAULT '{}'
 """,
+    # who measured (1: the board's own `tinytorch submit`; entries of older boards are
+    # unverified) and the last re-measurement of `tinytorch leaderboard verify`
+    3: """
+ALTER TABLE submissions ADD COLUMN verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1));
+ALTER TABLE submissions ADD COLUMN remeasured_score REAL
+    CHECK (remeasured_score IS NULL OR remeasured_score > 0);
+ALTER TABLE submissions ADD COLUMN remeasured_at REAL;
+ALTER TABLE submissions ADD COLUMN remeasure_note TEXT NOT NULL DEFAULT ''
+""",
 }
 
 
@@ -423,10 +583,17 @@ class Leaderboard:
     def add(self, entry: Entry, _fault: Callable[[], None] | None = None) -> int:
         """Record ``entry`` in one transaction and return its id.
 
-        Raises :class:`InvalidEntry` (nothing written) when :meth:`Entry.problems` finds any.
+        The entry is self-reported: recorded unverified and not re-measured, whatever its
+        ``verified`` and ``remeasured_*`` fields say (only ``tinytorch submit``'s own measurement
+        is recorded verified, and only ``tinytorch leaderboard verify`` re-measures). Raises
+        :class:`InvalidEntry` (nothing written) when :meth:`Entry.problems` finds any.
         ``_fault`` is for tests: called between the submission row and its event rows, it
         simulates a crash in the middle of a submission.
         """
+        return self._add(entry, verified=False, _fault=_fault)
+
+    def _add(self, entry: Entry, verified: bool, _fault: Callable[[], None] | None = None) -> int:
+        """:meth:`add`, recording ``verified`` as given (``cli_submit``'s measured path)."""
         if not isinstance(entry, Entry):
             raise TypeError(f"entry must be a leaderboard Entry, got {type(entry).__name__}")
         entry.check()
@@ -435,7 +602,8 @@ class Leaderboard:
             try:
                 cursor = db.execute(
                     "INSERT INTO submissions (name, author, score, optimizations, impl, machine, notes, "
-                    "observed, served, created_at, n_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "observed, served, created_at, n_events, verified) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.name.strip(),
                         entry.author.strip(),
@@ -448,6 +616,7 @@ class Leaderboard:
                         json.dumps(dict(entry.served)),
                         time.time() if entry.created_at is None else float(entry.created_at),
                         len(entry.events),
+                        int(bool(verified)),
                     ),
                 )
                 submission_id = int(cursor.lastrowid)
@@ -510,9 +679,46 @@ class Leaderboard:
                 served=_json_map(r["served"]),
                 id=r["id"],
                 created_at=r["created_at"],
+                verified=bool(r["verified"]),
+                remeasured_score=r["remeasured_score"],
+                remeasured_at=r["remeasured_at"],
+                remeasure_note=r["remeasure_note"],
             )
             for r in rows
         ]
+
+    def _record_remeasurement(
+        self, entry_id: int, score: float | None, note: str = "", at: float | None = None
+    ) -> None:
+        """Record what ``tinytorch leaderboard verify`` measured for entry ``entry_id``: the score
+        (None when it could not measure one) and ``note`` (why not; "" when it did), at ``at``
+        (default: now). The claimed score and the status stay as they were."""
+        if score is not None:
+            why = figure_problem("remeasured_score", score, *FIGURE_RANGES["speedup"], positive=True)
+            if why:
+                raise InvalidEntry([why])
+        why = text_problem("remeasure_note", note)
+        if why:
+            raise InvalidEntry([why])
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute(
+                    "UPDATE submissions SET remeasured_score = ?, remeasured_at = ?, remeasure_note = ? "
+                    "WHERE id = ?",
+                    (
+                        None if score is None else float(score),
+                        time.time() if at is None else at,
+                        note,
+                        entry_id,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    raise KeyError(f"no submission with id {entry_id}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def __len__(self) -> int:
         with self._connect() as db:
@@ -544,31 +750,33 @@ class Leaderboard:
         return names
 
     def to_markdown(self, limit: int | None = None) -> str:
-        """The board as a Markdown table: rank, name, author, score, each event's speedup, the
-        optimizations with what ran, the code's trees, the date (UTC) and the machine."""
+        """The board as a Markdown table: rank, name, author, score, its status (verified or
+        not) and the re-measured score, each event's speedup, the optimizations with what ran,
+        the code's trees, the date (UTC) and the machine. Every text is escaped
+        (:func:`markdown_text`): each entry is one row, and no HTML or link of a submitter's
+        renders."""
         entries = self.entries(limit)
         if not entries:
             return "_The leaderboard is empty: submit with `tinytorch submit`._\n"
         events = self.event_names(entries)
-        header = ["#", "submission", "author", "score", *map(_md, events), *TRAILING_COLUMNS]
+        header = [*LEADING_COLUMNS, *map(markdown_text, events), *TRAILING_COLUMNS]
+        align = ["---:", "---", "---", "---:", "---", "---:"] + ["---:"] * len(events)
         lines = [
             "| " + " | ".join(header) + " |",
-            "|"
-            + "|".join(
-                ["---:"] + ["---"] * 2 + ["---:"] * (1 + len(events)) + ["---"] * len(TRAILING_COLUMNS)
-            )
-            + "|",
+            "|" + "|".join(align + ["---"] * len(TRAILING_COLUMNS)) + "|",
         ]
         for rank, entry in enumerate(entries, 1):
-            cells = [str(rank), _md(entry.name), _md(entry.author), f"{entry.score:.2f}x"]
+            cells = [str(rank), markdown_text(entry.name), markdown_text(entry.author), f"{entry.score:.2f}x"]
+            cells += [markdown_text(text) for text in _status_cells(entry)]
             cells += [_event_cell(entry, name) for name in events]
-            cells += [_md(text) for text in _trailing_cells(entry)]
+            cells += [markdown_text(text) for text in _trailing_cells(entry)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(
             "Score: geometric mean of the per-event speedups over the unoptimized models, measured in "
             "the same run; an event whose quality gate failed (marked *) counts as 1x."
         )
+        lines.append(STATUS_NOTE)
         lines.append(WHAT_RAN_NOTE)
         return "\n".join(lines) + "\n"
 
@@ -577,12 +785,12 @@ class Leaderboard:
         entries = self.entries(limit)
         events = self.event_names(entries)
         esc = html.escape
-        head = "".join(
-            f"<th>{esc(h)}</th>" for h in ["#", "submission", "author", "score", *events, *TRAILING_COLUMNS]
-        )
+        head = "".join(f"<th>{esc(h)}</th>" for h in [*LEADING_COLUMNS, *events, *TRAILING_COLUMNS])
         rows = []
         for rank, entry in enumerate(entries, 1):
             cells = [str(rank), esc(entry.name), esc(entry.author), f"{entry.score:.2f}&times;"]
+            status, remeasured = (esc(text) for text in _status_cells(entry))
+            cells += [f'<span class="{status}">{status}</span>', remeasured]
             for name in events:
                 record = next((e for e in entry.events if e.event == name), None)
                 if record is None:
@@ -594,7 +802,7 @@ class Leaderboard:
                     cells.append(f'<span class="fail" title="{why}">{record.speedup:.2f}&times; *</span>')
             cells += [esc(text) for text in _trailing_cells(entry)]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        columns = 4 + len(events) + len(TRAILING_COLUMNS)
+        columns = len(LEADING_COLUMNS) + len(events) + len(TRAILING_COLUMNS)
         body = "\n".join(rows) if rows else f'<tr><td colspan="{columns}">No submissions yet.</td></tr>'
         return f"""<!DOCTYPE html>
 <html lang="en">
@@ -606,8 +814,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }}
 th, td {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ccc; text-align: right; }}
 th {{ background: #f0f0f0; }}
-td:nth-child(2), td:nth-child(3), td:nth-child(n+{5 + len(events)}) {{ text-align: left; }}
-.fail {{ color: #a00; }}
+td:nth-child(2), td:nth-child(3), td:nth-child(5), td:nth-child(n+{7 + len(events)}) {{ text-align: left; }}
+.fail, .unverified {{ color: #a00; }}
 </style>
 </head>
 <body>
@@ -620,6 +828,7 @@ td:nth-child(2), td:nth-child(3), td:nth-child(n+{5 + len(events)}) {{ text-alig
 </table>
 <p>Score: geometric mean of the per-event speedups over the unoptimized models, measured in the same
 run with baseline and candidate interleaved. An event whose quality gate failed (*) counts as 1&times;.</p>
+<p>{esc(STATUS_NOTE)}</p>
 <p>{esc(WHAT_RAN_NOTE)}</p>
 </body>
 </html>
@@ -635,9 +844,48 @@ def _json_map(text: str) -> dict[str, str]:
     return value if isinstance(value, dict) else {}
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# Markdown, escaped for renderers that allow raw HTML (GitHub, most static-site generators) and
+# for a terminal: <, > and & become entities, so no tag, comment or entity of a submitter's
+# reaches the page; the punctuation that starts Markdown syntax inside a table cell is
+# backslash-escaped (CommonMark: any ASCII punctuation may be), so no link ([x](javascript:...)),
+# autolink (<javascript:...>), image, code span, emphasis, strikethrough, math or cell boundary
+# (|) is made of it (an underscore between two letters or digits is left as it is: CommonMark
+# never reads one as emphasis, and MLP_SPRINT stays readable in a terminal); and every character
+# that is invisible or breaks a line (the categories of FORBIDDEN_CATEGORIES, which a board
+# written before the checks may hold) becomes a space, so a row stays one line.
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MD_PUNCTUATION = frozenset("\\`*_[]|~$")
 
+
+def markdown_text(text: str) -> str:
+    """``text`` as the content of one Markdown table cell that renders as exactly that text."""
+    out, text = [], str(text)
+    for i, char in enumerate(text):
+        if char in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[char])
+        elif char == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            out.append(char)
+        elif char in _MD_PUNCTUATION:
+            out.append("\\" + char)
+        elif unicodedata.category(char) in FORBIDDEN_CATEGORIES:
+            out.append(" ")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+# Columns before the events: the rank, who, the claimed score, who measured it (verified or
+# unverified, STATUS_NOTE) and what `tinytorch leaderboard verify` measured when it re-ran it.
+LEADING_COLUMNS = ("#", "submission", "author", "score", "status", "re-measured")
+VERIFIED, UNVERIFIED = "verified", "unverified"
+STATUS_NOTE = (
+    f"Status: `{VERIFIED}`: measured by the leaderboard's own process (`tinytorch submit`, which runs "
+    f"the competition in a fresh interpreter); `{UNVERIFIED}`: self-reported figures (`tinytorch submit "
+    "--json`, module 20's `submit_to_leaderboard`, or an entry older than the status). Re-measured: the "
+    "score `tinytorch leaderboard verify` measured when it last re-ran the entry's code (its folder), "
+    "with the date (UTC), beside the claimed score; or why it could not (`folder gone`, `failed`); "
+    "`-`: not re-run."
+)
 
 # Columns after the events: the optimizations with what ran, the trees that served the kata
 # modules, when and where it was measured.
@@ -680,6 +928,16 @@ def date_text(entry: Entry) -> str:
     if entry.created_at is None:
         return ""
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.created_at))
+
+
+def _status_cells(entry: Entry) -> list[str]:
+    """The status (verified, unverified) and the re-measured score, or why there is none."""
+    if entry.remeasured_score is not None:
+        when = time.strftime("%Y-%m-%d", time.gmtime(entry.remeasured_at or 0))
+        remeasured = f"{entry.remeasured_score:.2f}x ({when})"
+    else:
+        remeasured = entry.remeasure_note or "-"
+    return [VERIFIED if entry.verified else UNVERIFIED, remeasured]
 
 
 def _trailing_cells(entry: Entry) -> list[str]:
@@ -917,11 +1175,30 @@ def machine_description() -> str:
 
 
 def add_leaderboard_arguments(parser: Any) -> None:
-    """The options of ``tinytorch leaderboard`` (an argparse parser)."""
+    """The options of ``tinytorch leaderboard [verify]`` (an argparse parser)."""
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("show", "verify"),
+        default="show",
+        help="show the board (the default), or verify: re-run recorded entries from their code and "
+        "record the re-measured score beside the claimed one",
+    )
     parser.add_argument("--db", default=None, help=f"the database (default: ${ENV_VAR} or {default_path()})")
     parser.add_argument("--format", choices=("markdown", "html"), default="markdown", help="default markdown")
     parser.add_argument("--output", default=None, help="write to this file instead of printing")
     parser.add_argument("--limit", type=int, default=None, help="show the best N entries only")
+    parser.add_argument(
+        "--top", type=int, default=None, metavar="N", help="verify: re-run the best N entries (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="verify: fewer timed runs per event")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=VERIFY_TIMEOUT,
+        metavar="SECONDS",
+        help=f"verify: give up on one entry's run after this long (default {VERIFY_TIMEOUT:g})",
+    )
 
 
 def add_submit_arguments(parser: Any) -> None:
@@ -930,14 +1207,24 @@ def add_submit_arguments(parser: Any) -> None:
     parser.add_argument("--name", default=None, help="the entry's name (default: the submission's)")
     parser.add_argument("--author", default=None, help="who submits (default: the submission's)")
     parser.add_argument(
-        "--json", default=None, help="submit recorded results (an entry as JSON) instead of running"
+        "--json",
+        default=None,
+        help="submit recorded results (an entry as JSON) instead of running; recorded unverified",
     )
     parser.add_argument("--save-json", default=None, help="also write the entry as JSON to this file")
     parser.add_argument("--quick", action="store_true", help="fewer timed runs per event")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="measure and print the score (and --save-json), add nothing to the board",
+    )
 
 
 def cli_leaderboard(args: Any, out: TextIO) -> int:
-    """``tinytorch leaderboard``: print (or write) the board as Markdown or HTML."""
+    """``tinytorch leaderboard``: print (or write) the board as Markdown or HTML;
+    ``tinytorch leaderboard verify``: :func:`cli_verify`."""
+    if getattr(args, "action", "show") == "verify":
+        return cli_verify(args, out)
     if args.limit is not None and args.limit < 1:
         print("tinytorch leaderboard: --limit must be >= 1", file=out)
         return 2
@@ -959,7 +1246,8 @@ def load_entry_json(path: str | os.PathLike) -> Entry:
     """An :class:`Entry` from a JSON file (``tinytorch submit --json``); InvalidEntry if malformed."""
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError: JSONDecodeError, and an integer literal past Python's 4300-digit limit
         raise InvalidEntry([f"{path}: not a readable JSON file ({err})"]) from err
     return Entry.from_dict(record)
 
@@ -996,18 +1284,71 @@ def _run_submission(args: Any, out: TextIO, submission: Any = None, benchmark: A
     entry = submission.to_entry()
     return replace(
         entry,
+        impl=resolved_impl(),
         machine=machine_description(),
         observed=observe(entry.optimizations, runs, build),
         served=served_modules(),
     )
 
 
+def resolved_impl(value: str | None = None) -> str:
+    """``value`` (default: this process's ``TINYTORCH_IMPL``) with every tree made an absolute
+    folder, so that the code can be found again from anywhere (``tinytorch leaderboard verify``):
+    ``solutions,caching=katas`` -> ``/checkout/solutions,caching=/checkout/katas/caching``. A
+    checkout whose path holds a ``,`` or ``=`` cannot be written so: the value is kept as given."""
+    from tinytorch import perf, registry
+
+    value = os.environ.get(perf.ENV_VAR, "") if value is None else value
+    default, overrides = perf.parse_impl(value)
+    root = registry.repo_root().resolve()
+    if any(c in str(root) for c in ",="):
+        return value.strip() or perf.DEFAULT_IMPL
+    trees = [default if perf.is_folder(default) else str(root / default)]
+    for module, tree in sorted(overrides.items()):
+        trees.append(f"{module}={tree if perf.is_folder(tree) else root / registry.get(module).tree(tree)}")
+    return ",".join(trees)
+
+
+def _submitter_problems(args: Any) -> list[str]:
+    """What is wrong with ``--name`` and ``--author`` (checked before anything runs)."""
+    found = []
+    for name in ("name", "author"):
+        value = getattr(args, name, None)
+        why = None if value is None else text_problem(name, value, required=True)
+        found += [f"--{name}: {why}"] if why else []
+    return found
+
+
 def cli_submit(args: Any, out: TextIO, impl: str | None = None) -> int:
-    """``tinytorch submit``: run the submission (or read ``--json``) and add it to the board."""
+    """``tinytorch submit``: run the submission (or read ``--json``) and add it to the board.
+
+    Measured here (no ``--json``): recorded verified. ``--json``: the file's figures are
+    self-reported, recorded unverified whatever the file says. ``--dry-run``: nothing is added.
+    """
+    problems = _submitter_problems(args)
+    if problems:
+        return _rejected(problems, out)
+    measured = not args.json
     try:
         if args.json:
             entry = load_entry_json(args.json)
             entry = replace(entry, **{k: getattr(args, k) for k in ("name", "author") if getattr(args, k)})
+            if entry.verified or entry.remeasured_score is not None or entry.remeasure_note:
+                print(
+                    f"{args.json}: a file cannot make an entry verified or re-measured; recorded as "
+                    f"{UNVERIFIED}",
+                    file=out,
+                )
+            # what ran is what `tinytorch submit` saw run, which a file cannot show: not recorded
+            entry = replace(
+                entry,
+                observed={},
+                served={},
+                verified=False,
+                remeasured_score=None,
+                remeasured_at=None,
+                remeasure_note="",
+            )
         else:
             if impl:
                 os.environ["TINYTORCH_IMPL"] = impl  # before tinytorch.perf.benchmarking is imported
@@ -1023,12 +1364,121 @@ def cli_submit(args: Any, out: TextIO, impl: str | None = None) -> int:
     if args.save_json:
         Path(args.save_json).write_text(json.dumps(entry.to_dict(), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.save_json}", file=out)
+    if getattr(args, "dry_run", False):
+        done = "measured" if measured else "checked"
+        print(f"{done} {entry.name!r}: score {entry.score:.3f}x (dry run: the board is unchanged)", file=out)
+        return 0
     board = Leaderboard(args.db)
-    entry_id = board.add(entry)
+    entry_id = board._add(entry, verified=measured)
     rank = next(i for i, e in enumerate(board.entries(), 1) if e.id == entry_id)
+    status = f"{VERIFIED}: measured here" if measured else f"{UNVERIFIED}: self-reported figures"
     print(
-        f"submitted {entry.name!r} by {entry.author}: score {entry.score:.3f}x, rank {rank} of {len(board)}",
+        f"submitted {entry.name!r} by {entry.author}: score {entry.score:.3f}x ({status}), "
+        f"rank {rank} of {len(board)}",
         file=out,
     )
     print(f"database: {board.path}", file=out)
     return 0
+
+
+# ------------------------------------------------------------- CLI: tinytorch leaderboard verify
+
+# How long one entry's re-run may take: a full competition takes about a minute on 2 cores
+# (`tinytorch bench benchmarking` runs three in one to two), 15 minutes leave room for a loaded
+# machine.
+VERIFY_TIMEOUT = 900.0
+FOLDER_GONE = "folder gone"
+NO_FOLDER = "no folder recorded"
+
+
+def _impl_folders(impl: str) -> list[Path]:
+    """The folders a ``TINYTORCH_IMPL`` value names (a tree name: that tree of this checkout)."""
+    from tinytorch import perf, registry
+
+    folders = []
+    for item in impl.split(","):
+        tree = item.partition("=")[2] if "=" in item else item
+        tree = tree.strip()
+        if tree:
+            folders.append(Path(tree).expanduser() if perf.is_folder(tree) else registry.repo_root() / tree)
+    return folders
+
+
+def remeasure(entry: Entry, quick: bool = False, timeout: float = VERIFY_TIMEOUT) -> tuple[float | None, str]:
+    """Re-run ``entry``'s code as ``tinytorch submit`` measures it (``benchmarks/submit.py`` in a
+    fresh interpreter, ``TINYTORCH_IMPL`` = the entry's ``impl``), adding nothing to any board;
+    (the score measured, "") or (None, why not): ``no folder recorded``, ``folder gone: PATH``,
+    ``failed: ...`` (the run's last words, or its timeout)."""
+    from tinytorch import perf, registry
+
+    impl = entry.impl.strip() if isinstance(entry.impl, str) else ""
+    if not impl:
+        return None, NO_FOLDER
+    gone = [folder for folder in _impl_folders(impl) if not folder.is_dir()]
+    if gone:
+        return None, f"{FOLDER_GONE}: {gone[0]}"
+    try:
+        perf.parse_impl(impl)
+    except ValueError as err:
+        return None, _one_line(f"failed: the recorded code cannot be served ({err})")
+    script = registry.repo_root() / "benchmarks" / "submit.py"
+    with tempfile.TemporaryDirectory(prefix="tinytorch-verify-") as tmp:
+        result = Path(tmp) / "entry.json"
+        command = [sys.executable, str(script), "--dry-run", "--save-json", str(result), *["--quick"] * quick]
+        env = {**os.environ, perf.ENV_VAR: impl}
+        try:
+            done = subprocess.run(
+                command, cwd=registry.repo_root(), env=env, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return None, f"failed: no result within {timeout:g} s"
+        said = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        if done.returncode != 0 or not result.is_file():
+            last = said[-1] if said else f"exit status {done.returncode}"
+            return None, _one_line(f"failed: {last}")
+        try:
+            measured = load_entry_json(result).check()
+        except InvalidEntry as err:
+            return None, _one_line(f"failed: the run gave an invalid entry ({'; '.join(err.reasons)})")
+    return float(measured.score), ""
+
+
+def _one_line(text: str) -> str:
+    """``text`` as a remeasure note: visible characters only, cut to its limit."""
+    limit = TEXT_LIMITS["remeasure_note"]
+    text = "".join(" " if unicodedata.category(c) in FORBIDDEN_CATEGORIES else c for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cli_verify(args: Any, out: TextIO) -> int:
+    """``tinytorch leaderboard verify [--top N]``: re-run the best N entries (all by default)
+    from their recorded code and record each re-measured score beside the claimed one (or why
+    there is none). Exit status 0 when every entry was re-measured, 1 when one could not be."""
+    top = getattr(args, "top", None)
+    if top is not None and top < 1:
+        print("tinytorch leaderboard verify: --top must be >= 1", file=out)
+        return 2
+    if not args.timeout > 0:
+        print("tinytorch leaderboard verify: --timeout must be > 0 seconds", file=out)
+        return 2
+    board = Leaderboard(args.db)
+    entries = board.entries(top)
+    if not entries:
+        print(f"leaderboard: {board.path}: no entries to verify", file=out)
+        return 0
+    count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+    print(f"leaderboard: {board.path}: re-running {count}, one at a time", file=out)
+    failed = 0
+    for rank, entry in enumerate(entries, 1):
+        print(
+            f"{rank}. {entry.name!r} by {entry.author} (claimed {entry.score:.3f}x) ...", file=out, flush=True
+        )
+        score, note = remeasure(entry, quick=args.quick, timeout=args.timeout)
+        board._record_remeasurement(entry.id, score, note)
+        if score is None:
+            failed += 1
+            print(f"   not re-measured: {note}", file=out)
+        else:
+            print(f"   re-measured {score:.3f}x (claimed {entry.score:.3f}x)", file=out)
+    print(f"recorded; {len(entries) - failed} re-measured, {failed} could not be", file=out)
+    return 1 if failed else 0

@@ -7,6 +7,8 @@ tests/test_benchmarking.py.
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import io
 import json
 import math
@@ -14,7 +16,10 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+import unicodedata
 from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tinytorch import cli, leaderboard
 from tinytorch.leaderboard import (
@@ -130,6 +137,40 @@ MALFORMED = {
     "text created_at": (dict(created_at="yesterday"), "created_at"),  # from a hand-written JSON entry
     "NaN created_at": (dict(created_at=math.nan), "created_at"),
     "text id": (dict(id="7"), "id must be"),
+    # figures that no clock measured: a clear reason naming the field, never an OverflowError
+    "400-digit speedup": (
+        dict(events=(record(speedup=10**400),), score=3.0),
+        "speedup must be a number a float",
+    ),
+    "400-digit time": (dict(events=(record(base=10**400, speedup=3.0),)), "baseline_seconds"),
+    "400-digit score": (dict(score=10**400), "score must be a number a float can hold"),
+    "400-digit quality": (dict(events=(record(quality_value=10**400),)), "quality_value"),
+    "400-digit created_at": (dict(created_at=10**400), "created_at"),
+    "400-digit id": (dict(id=10**400), "id must be"),
+    "1e300x speedup": (
+        dict(events=(record(base=1e3, cand=1e-297),), score=1e300),
+        "speedup = 1e+300 is not a plausible",
+    ),
+    "a femtosecond": (dict(events=(record(base=3e-15, cand=1e-15),)), "candidate_seconds = 1e-15 is not"),
+    "eleven days and more": (dict(events=(record(base=3e6, cand=1e6),)), "baseline_seconds = 3e+06 is not"),
+    "a millionth of the speed": (dict(events=(record(base=1e-3, cand=1e4),)), "speedup = 1e-07 is not"),
+    "infinite quality": (dict(events=(record(quality_target=math.inf),)), "quality_target must be a finite"),
+    "absurd quality": (dict(events=(record(quality_value=1e300),)), "quality_value = 1e+300 is not"),
+    "bool speedup": (dict(events=(record(speedup=True),), score=3.0), "speedup must be a number, got bool"),
+    "negative score": (dict(score=-3.0), "score must be finite and > 0"),
+    "400-digit re-measured score": (dict(remeasured_score=10**400), "remeasured_score"),
+    "text verified": (dict(verified="yes"), "verified must be a bool"),
+    # texts: one line of visible text, names and authors at most 64 characters
+    "name of 65 characters": (dict(name="n" * 65), "name is 65 characters long; at most 64"),
+    "author of 65 characters": (dict(author="a" * 65), "author is 65 characters long; at most 64"),
+    "carriage return in a name": (dict(name="fast\r| 1 | fake | row"), "name holds"),
+    "newline in an author": (dict(author="ada\n"), "author holds"),
+    "terminal escape in a name": (dict(name="\x1b[31mred"), "U+001B"),
+    "right-to-left override": (dict(author="ada\u202eevil"), "U+202E"),
+    "line separator in an event": (dict(events=(record("A\u2028B"),)), "event holds"),
+    "lone surrogate": (dict(name="a\ud800"), "U+D800"),
+    "unhashable optimization": (dict(optimizations=(["kv-cache"],)), "unknown optimization"),
+    "unhashable event name": (dict(events=(record(["A"]),)), "no name"),
 }
 
 
@@ -383,7 +424,8 @@ def test_boards_with_different_events_render(board: Leaderboard) -> None:
     )
     board.add(entry("two", events=(record("C", 0.3, 0.1),)))
     md = board.to_markdown()
-    assert "| score | C | A | B |" in md.splitlines()[0]  # events in order of first appearance, best first
+    # events in order of first appearance, best first
+    assert "| re-measured | C | A | B |" in md.splitlines()[0], f"the columns: {md.splitlines()[0]}"
     assert "| - |" in md and "9.00x *" in md
     page = board.to_html()
     assert "&ndash;" in page and 'class="fail"' in page and "below the target" in page
@@ -442,14 +484,15 @@ def test_a_board_of_schema_1_is_migrated_and_keeps_its_entries(tmp_path: Path) -
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
     board = Leaderboard(path)
-    assert board.schema_version == SCHEMA_VERSION == 2, "the version after the migration"
+    assert board.schema_version == SCHEMA_VERSION == 3, "the version after the migration"
     (old,) = board.entries()
-    assert (old.name, old.score, old.optimizations, old.observed, old.served) == (
+    assert (old.name, old.score, old.optimizations, old.observed, old.served, old.verified) == (
         "old",
         3.0,
         ("kv-cache",),
         {},
         {},
+        False,
     ), f"the old entry as read back: {old}"
     assert "kv-cache (not recorded)" in board.to_markdown(), "an old entry's optimizations: not recorded"
     seen = {"kv-cache": leaderboard.FOUNDATION_CACHE}
@@ -626,3 +669,489 @@ def test_tinytorch_submit_measures_with_blas_pinned_like_bench(
     assert "measured with OPENBLAS_NUM_THREADS=1,OMP_NUM_THREADS=3,MKL_NUM_THREADS=1" in said, (
         f"the BLAS threads the submission was measured with: {said}"
     )
+
+
+# --------------------------------------------------------------------------- input hygiene
+
+# The Unicode categories a text of an entry may not hold (leaderboard.FORBIDDEN_CATEGORIES).
+FORBIDDEN = st.characters(categories=["Cc", "Cf", "Cs", "Zl", "Zp"])
+VISIBLE = st.text(st.characters(exclude_categories=["Cc", "Cf", "Cs", "Zl", "Zp"]), max_size=8)
+TEXT_FIELDS = ("name", "author", "machine", "impl", "event", "quality_metric", "reason")
+
+
+def with_text(field: str, text: str) -> Entry:
+    """A valid entry whose text ``field`` (of the entry or of its one event) is ``text``."""
+    if field in ("event", "quality_metric", "reason"):
+        failed = field == "reason"
+        return entry(events=(record(passed=not failed, **{field: text}),), score=1.0 if failed else None)
+    return entry(**{field: text})
+
+
+@given(field=st.sampled_from(TEXT_FIELDS), before=VISIBLE, bad=FORBIDDEN, after=VISIBLE)
+@example(field="name", before="fast", bad="\r", after="| 1 | fake | 9.99x |")  # the row it added
+@example(field="author", before="ada", bad="\n", after="")
+@example(field="name", before="", bad="\x1b", after="[2J")  # a terminal's clear screen
+@example(field="author", before="ada", bad="\u202e", after="live")  # shown reversed
+@example(field="event", before="A", bad="\u2028", after="B")
+@example(field="name", before="a", bad="\ud800", after="")  # not encodable: SQLite would raise
+@example(field="reason", before="slow", bad="\x00", after="")
+def test_invisible_and_line_breaking_characters_are_rejected_naming_the_field(
+    field: str, before: str, bad: str, after: str
+) -> None:
+    problems = with_text(field, before + bad + after).problems()
+    assert any(field in p and f"U+{ord(bad):04X}" in p for p in problems), (
+        f"the reasons for {field} = {before + bad + after!r} must name the field and U+{ord(bad):04X}: "
+        f"{problems}"
+    )
+
+
+def test_names_and_authors_are_limited_to_64_characters(board: Leaderboard, monkeypatch) -> None:
+    board.add(entry("n" * 64, author="a" * 64))  # at the limit: it lands
+    assert [len(e.name) for e in board.entries()] == [64], "a name of 64 characters is recorded whole"
+
+    def must_not_run(args, out):
+        raise AssertionError("the competition ran for a submission whose name is refused")
+
+    monkeypatch.setattr(leaderboard, "_run_submission", must_not_run)
+    for flag in ("name", "author"):
+        args = Namespace(json=None, name=None, author=None, save_json=None, db=str(board.path), quick=True)
+        setattr(args, flag, "x" * 65)
+        out = io.StringIO()
+        status = leaderboard.cli_submit(args, out)
+        assert status == 1 and f"--{flag}: {flag} is 65 characters long; at most 64" in out.getvalue(), (
+            f"tinytorch submit --{flag} of 65 characters: exit {status}, said {out.getvalue()!r}"
+        )
+    assert len(board) == 1, "a refused submission leaves the board as it was"
+
+
+# Text that must reach a reader as itself, never as markup: tags, comments, entities, links of
+# every kind, code, emphasis, math, cell boundaries, escapes and a row break.
+MARKUP = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+    "[click](javascript:alert(1))",
+    "<javascript:alert(1)>",
+    "![x](http://e.x/a.png)",
+    "[x][1]\n\n[1]: javascript:alert(1)",
+    "a|b\\|c\\",
+    "`code` **bold** _it_ ~~gone~~ $x^2$",
+    "&lt;b&gt; &amp; &#60;i&#62; &copy",
+    "<!-- hidden -->",
+    "fast\r| 1 | fake | 9.99x |",
+]
+
+
+def unescaped(cell: str) -> str:
+    """What a CommonMark renderer shows for a cell: backslash escapes and entities resolved."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", cell))
+
+
+def table_of(markdown: str) -> list[list[str]]:
+    """The table's lines (CommonMark line endings: \\n, \\r\\n, \\r) split into cells at the
+    unescaped pipes, up to the first blank line."""
+    lines = re.split(r"\r\n|\r|\n", markdown)
+    table = lines[: lines.index("")]
+    return [re.split(r"(?<!\\)\|", line)[1:-1] for line in table]
+
+
+def raw_markup(text: str) -> list[str]:
+    """The characters of ``text`` that a renderer could read as markup: <, > and every one of
+    `*_[]~$| not preceded by an escaping backslash (but an underscore between two letters or
+    digits, which CommonMark never reads as emphasis)."""
+    found, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        intraword = 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        if text[i] in "<>`*_[]~$|" and not (text[i] == "_" and intraword):
+            found.append(text[i])
+        i += 1
+    return found
+
+
+@given(text=st.text(max_size=80))
+@example(text="")
+@example(text="\\")
+@example(text="\\|")
+@example(text="a\r\nb\u2028c\x85d\x0be")
+@example(text="".join(MARKUP))
+@example(text="MLP_SPRINT _it_ a__b x_")
+def test_markdown_text_is_one_inert_cell_that_shows_the_text(text: str) -> None:
+    """Any text, even one an old board holds unchecked: one line, no raw <, >, link, code or
+    cell boundary, and a renderer shows the text itself (invisible and line-breaking
+    characters as spaces)."""
+    cell = leaderboard.markdown_text(text)
+    assert re.search(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", cell) is None, f"a line break in {cell!r}"
+    assert raw_markup(cell) == [], f"markup left in the cell of {text!r}: {cell!r}"
+    shown = "".join(" " if unicodedata.category(c) in leaderboard.FORBIDDEN_CATEGORIES else c for c in text)
+    assert unescaped(cell) == shown, f"the cell of {text!r} shows {unescaped(cell)!r}"
+
+
+@settings(max_examples=20)  # a board per example (SQLite, WAL): the cell-level test above covers the text
+@given(
+    name=st.text(min_size=1, max_size=70),
+    author=st.text(min_size=1, max_size=70),
+    event=st.text(min_size=1, max_size=70),
+)
+@example(name=MARKUP[0], author=MARKUP[2], event=MARKUP[1])
+@example(name=MARKUP[3], author=MARKUP[6], event=MARKUP[7])
+@example(name=MARKUP[8], author=MARKUP[9], event=MARKUP[4])
+@example(name=MARKUP[10], author="ada", event="MLP_SPRINT")
+def test_the_board_has_one_row_per_entry_and_shows_its_texts_as_text(
+    name: str, author: str, event: str
+) -> None:
+    """Arbitrary names, authors and event names: an entry is refused with a reason naming the
+    field, or recorded and rendered as exactly one table row whose cells show the texts as
+    given, with no raw <, link or cell boundary of theirs."""
+    with tempfile.TemporaryDirectory() as folder:
+        board = Leaderboard(Path(folder) / "lb.sqlite3")
+        board.add(entry("plain"))
+        candidate = entry(name, author=author, events=(record(event),))
+        problems = candidate.problems()
+        if problems:
+            with pytest.raises(InvalidEntry):
+                board.add(candidate)
+            assert all(any(f in p for f in ("name", "author", "event")) for p in problems), problems
+            return
+        board.add(candidate)
+        markdown = board.to_markdown()
+    assert "<" not in markdown and ">" not in markdown, f"a raw < or > in the board:\n{markdown}"
+    table = table_of(markdown)
+    assert len(table) == 2 + 2, f"header, rule and one row per entry (2), got {len(table)}:\n{markdown}"
+    assert len({len(row) for row in table}) == 1, f"every row has the header's columns:\n{markdown}"
+    for row in table:
+        assert all(raw_markup(cell) == [] for cell in row), f"markup in a row: {row}"
+    (got,) = [row for row in table[2:] if unescaped(row[1].strip(" ")) != "plain"]
+    assert (unescaped(got[1].strip(" ")), unescaped(got[2].strip(" "))) == (name.strip(), author.strip()), (
+        f"the row shows name and author as given: {got}"
+    )
+    header = [unescaped(cell.strip(" ")) for cell in table[0]]
+    assert event in header or event.strip(" ") in header, f"the event's column is named {event!r}: {header}"
+
+
+def test_an_old_board_holding_a_carriage_return_still_renders_one_row_per_entry(board: Leaderboard) -> None:
+    board.add(entry("plain"))
+    board.add(entry("hostile"))
+    with sqlite3.connect(board.path) as db:  # as a board written before the checks may hold it
+        db.execute("UPDATE submissions SET name = ? WHERE name = 'hostile'", ("fast\r| 1 | fake | 9.99x |",))
+    table = table_of(board.to_markdown())
+    assert len(table) == 2 + 2, f"header, rule and one row per entry (2), got {len(table)}: {table}"
+    assert any(unescaped(row[1].strip(" ")) == "fast | 1 | fake | 9.99x |" for row in table), table
+
+
+def test_a_json_file_with_a_400_digit_figure_is_refused_with_a_reason(tmp_path: Path) -> None:
+    record = entry().to_dict()
+    record["events"][0]["speedup"] = "DIGITS"
+    valid = json.dumps(record)
+    huge = tmp_path / "huge.json"
+    huge.write_text(valid.replace('"DIGITS"', "1" + "0" * 399))
+    too_long = tmp_path / "too_long.json"  # past Python's 4300-digit limit for int("...")
+    too_long.write_text(valid.replace('"DIGITS"', "1" + "0" * 5000))
+    for path, reason in (
+        (huge, "speedup must be a number a float can hold"),
+        (too_long, "not a readable JSON"),
+    ):
+        assert path.read_text() != valid, "the test edits the speedup of the file"
+        out = io.StringIO()
+        status = cli.main(["submit", "--json", str(path), "--db", str(tmp_path / "j.sqlite3")], out)
+        assert status == 1 and reason in out.getvalue() and "unchanged" in out.getvalue(), (
+            f"tinytorch submit --json {path.name}: exit {status}, said {out.getvalue()!r}"
+        )
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**300, max_value=10**500)
+    | st.floats()
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+ENTRY_FIELDS = (
+    "name", "author", "score", "optimizations", "impl", "machine", "notes", "observed", "served",
+    "id", "created_at", "verified", "remeasured_score", "remeasured_at", "remeasure_note",
+)  # fmt: skip
+EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(EventRecord))
+
+
+@given(field=st.sampled_from(ENTRY_FIELDS + EVENT_FIELDS), value=JSON_VALUES)
+@example(field="speedup", value=10**400)
+@example(field="score", value=10**400)
+@example(field="created_at", value=10**400)
+@example(field="id", value=10**400)
+@example(field="optimizations", value=[["kv-cache"]])
+@example(field="optimizations", value=[{"kv-cache": 1}])
+@example(field="event", value=["MLP_SPRINT"])
+@example(field="observed", value={"kv-cache": 10**400})
+@example(field="quality_value", value=float("nan"))
+@example(field="passed", value="true")
+def test_any_json_value_in_any_field_is_a_reason_or_an_entry(field: str, value: Any) -> None:
+    """A hand-written JSON entry with anything in one field: InvalidEntry with reasons, or an
+    entry that is valid; never another exception (OverflowError, TypeError of an unhashable)."""
+    record = entry().to_dict()
+    if field in EVENT_FIELDS:
+        record["events"][0][field] = value
+    else:
+        record[field] = value
+    try:
+        Entry.from_dict(record).check()
+    except InvalidEntry as error:
+        assert error.reasons and all(isinstance(r, str) and r for r in error.reasons), error.reasons
+
+
+# --------------------------------------------------------------------------- verified entries
+
+
+def test_only_the_boards_own_measurement_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaderboard.add (module 20's path) and `submit --json` record unverified whatever the entry
+    says; `tinytorch submit`'s measured path records verified; both boards show the status in a
+    column and say what it means."""
+    db = tmp_path / "v.sqlite3"
+    Leaderboard(db).add(entry("claims", verified=True, remeasured_score=9.0, remeasure_note="fine"))
+    claim = tmp_path / "claim.json"
+    claim.write_text(json.dumps({**entry("from json").to_dict(), "verified": True}))
+    out = io.StringIO()
+    assert cli.main(["submit", "--json", str(claim), "--db", str(db)], out) == 0, out.getvalue()
+    assert "cannot make an entry verified" in out.getvalue(), (
+        f"--json says it is unverified: {out.getvalue()}"
+    )
+    monkeypatch.setattr(leaderboard, "_run_submission", lambda args, out: entry("measured"))
+    args = Namespace(json=None, name=None, author=None, save_json=None, db=str(db), quick=True)
+    out = io.StringIO()
+    assert leaderboard.cli_submit(args, out) == 0 and "verified: measured here" in out.getvalue(), (
+        out.getvalue()
+    )
+    board = Leaderboard(db)
+    status = {e.name: (e.verified, e.remeasured_score, e.remeasure_note) for e in board.entries()}
+    assert status == {
+        "claims": (False, None, ""),
+        "from json": (False, None, ""),
+        "measured": (True, None, ""),
+    }, f"(verified, re-measured score, note) as recorded: {status}"
+    table = table_of(board.to_markdown())
+    columns = [cell.strip() for cell in table[0]]
+    assert columns[3:6] == ["score", "status", "re-measured"], f"the columns: {columns}"
+    shown = {row[1].strip(): (row[4].strip(), row[5].strip()) for row in table[2:]}
+    assert shown == {
+        "claims": ("unverified", "-"),
+        "from json": ("unverified", "-"),
+        "measured": ("verified", "-"),
+    }, f"status and re-measured cells: {shown}"
+    legend = board.to_markdown()
+    for said in ("`verified`: measured by the leaderboard's own process", "`unverified`: self-reported"):
+        assert said in legend, f"the legend says {said!r}"
+    page = board.to_html()
+    for status in ("verified", "unverified"):
+        assert f'<span class="{status}">{status}</span>' in page, f"the HTML page's status cell {status}"
+    assert html.escape("`unverified`: self-reported") in page, "the HTML page's legend"
+
+
+def test_module_20s_submit_to_leaderboard_records_unverified(board: Leaderboard) -> None:
+    from tinytorch.perf.benchmarking import CompetitionSubmission
+
+    class Scored(CompetitionSubmission):
+        """Already scored (not measured again), its entry claiming to be verified."""
+
+        def validate(self, benchmark: Any = None) -> list[str]:
+            return []
+
+        def to_entry(self) -> Entry:
+            return entry(self.name, verified=True)
+
+    submission = Scored(name="api", author="ada", optimizations=["kv-cache"], models={})
+    submission.results, submission.scorecard = {}, "scored"
+    submission.submit_to_leaderboard(board)
+    (got,) = board.entries()
+    assert (got.name, got.verified) == ("api", False), f"module 20's entry as recorded: {got}"
+
+
+FAKE_SUBMISSION = """
+from tinytorch.leaderboard import Entry, EventRecord
+
+
+class InvalidSubmission(ValueError):
+    pass
+
+
+class TinyMLPerf:
+    events = {{}}
+
+    def __init__(self, warmup=None, runs=None):
+        pass
+
+
+class Submission:
+    name, author, optimizations, models = "fake", "ada", ("kv-cache",), {{}}
+
+    def validate(self, benchmark):
+        return []
+
+    def compute_score(self, benchmark):
+        return "score 2.000x"
+
+    def to_entry(self):
+        event = EventRecord("MLP_SPRINT", 0.4, 0.2, 2.0, "accuracy", 0.97, 0.95, True)
+        return Entry("fake", "ada", 2.0, ("kv-cache",), (event,))
+
+
+def build_submission():
+    {build}
+"""
+
+
+def fake_module_20(folder: Path, build: str) -> Path:
+    """A module 20 folder whose submission scores 2.0 (``build``: build_submission's body)."""
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(FAKE_SUBMISSION.format(build=build))
+    return folder
+
+
+def test_verify_re_runs_recorded_entries_and_records_the_score_beside_the_claim(tmp_path: Path) -> None:
+    """`tinytorch leaderboard verify [--top N]` re-runs each entry from its recorded code, in a
+    fresh interpreter: the re-measured score lands beside the claimed one; an entry whose folder
+    is gone, whose run fails, or that names no code says so, and keeps its claim."""
+    honest = fake_module_20(tmp_path / "honest" / "benchmarking", "return Submission()")
+    crash = fake_module_20(tmp_path / "crash" / "benchmarking", "raise RuntimeError('the model crashed')")
+    gone = fake_module_20(tmp_path / "gone" / "benchmarking", "return Submission()")
+    db = tmp_path / "verify.sqlite3"
+    board = Leaderboard(db)
+    for name, cand, impl in (
+        ("gone", 0.0003, f"katas,benchmarking={gone}"),
+        ("no code", 0.003, ""),
+        ("claims 1000x", 0.03, f"katas,benchmarking={honest}"),
+        ("crashes", 0.1, f"solutions,benchmarking={crash}"),
+    ):
+        board.add(entry(name, events=(record(base=30.0, cand=cand),), impl=impl))
+    for path in sorted(gone.rglob("*"), reverse=True) + [gone]:
+        path.unlink() if path.is_file() else path.rmdir()
+    out = io.StringIO()
+    status = cli.main(["leaderboard", "verify", "--top", "2", "--db", str(db)], out)
+    assert status == 1, f"an entry could not be re-measured: exit 1, got {status}: {out.getvalue()}"
+    notes = {e.name: (e.remeasured_score, e.remeasure_note) for e in board.entries()}
+    assert notes == {
+        "gone": (None, f"folder gone: {gone}".replace(str(Path.home()), "~", 1)),
+        "no code": (None, "no folder recorded"),
+        "claims 1000x": (None, ""),
+        "crashes": (None, ""),
+    }, f"--top 2 re-runs the best two only: {notes}"
+    out = io.StringIO()
+    status = cli.main(["leaderboard", "verify", "--quick", "--db", str(db)], out)
+    said = out.getvalue()
+    got = {e.name: e for e in board.entries()}
+    assert got["claims 1000x"].remeasured_score == pytest.approx(2.0, rel=1e-12), (
+        f"the fake submission scores 2.0 when re-run: {got['claims 1000x']}; said {said}"
+    )
+    assert got["claims 1000x"].score == pytest.approx(1000.0) and not got["claims 1000x"].verified, (
+        "the claim and the status stay as they were"
+    )
+    assert got["crashes"].remeasured_score is None, f"a failed run has no score: {got['crashes']}"
+    assert got["crashes"].remeasure_note == "failed: RuntimeError: the model crashed", got["crashes"]
+    assert status == 1 and "re-measured 2.000x (claimed 1000.000x)" in said, said
+    rows = {row[1].strip(): row[5].strip() for row in table_of(board.to_markdown())[2:]}
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert rows["claims 1000x"] == f"2.00x ({today})", f"re-measured cells: {rows}"
+    assert rows["crashes"].startswith("failed: RuntimeError"), f"re-measured cells: {rows}"
+    assert rows["gone"].startswith("folder gone") and rows["no code"] == "no folder recorded", rows
+    for bad in (["--top", "0"], ["--timeout", "0"]):
+        status = cli.main(["leaderboard", "verify", *bad, "--db", str(db)], io.StringIO())
+        assert status == 2, f"leaderboard verify {' '.join(bad)}: a usage error, exit 2, got {status}"
+
+
+def test_verify_says_why_it_could_not_re_measure(tmp_path: Path, monkeypatch) -> None:
+    """Code the switch cannot serve, a run past its timeout and a run whose result is not a
+    valid entry are each recorded as failed, with why; an empty board has nothing to verify."""
+    board = Leaderboard(tmp_path / "why.sqlite3")
+    out = io.StringIO()
+    args = Namespace(action="verify", db=str(board.path), top=None, quick=True, timeout=0.5)
+    assert leaderboard.cli_leaderboard(args, out) == 0 and "no entries to verify" in out.getvalue(), (
+        f"verify on an empty board: {out.getvalue()!r}"
+    )
+
+    def run(command, **kwargs):
+        """benchmarks/submit.py as the entry named by its impl behaves: too slow, or lying."""
+        if kwargs["env"]["TINYTORCH_IMPL"] == "solutions":
+            raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+        saved = Path(command[command.index("--save-json") + 1])
+        saved.write_text(json.dumps({**entry().to_dict(), "score": 10**400}))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(leaderboard.subprocess, "run", run)
+    for name, impl in (("slow", "solutions"), ("lies", "katas"), ("unserved", "katas,teleport=solutions")):
+        board.add(entry(name, impl=impl))
+    out = io.StringIO()
+    assert leaderboard.cli_leaderboard(args, out) == 1, f"entries could not be re-measured: {out.getvalue()}"
+    notes = {e.name: (e.remeasured_score, e.remeasure_note) for e in board.entries()}
+    assert notes["slow"] == (None, "failed: no result within 0.5 s"), f"a run past its timeout: {notes}"
+    assert notes["lies"][0] is None and notes["lies"][1].startswith(
+        "failed: the run gave an invalid entry ("
+    ), f"a run whose result is not a valid entry: {notes}"
+    assert "score must be a number a float can hold" in notes["lies"][1], f"the reason is kept: {notes}"
+    assert notes["unserved"][0] is None and "cannot be served" in notes["unserved"][1], (
+        f"code the switch cannot serve (unknown module teleport): {notes}"
+    )
+
+
+def test_notes_may_hold_lines_and_tabs_other_texts_may_not() -> None:
+    assert entry(notes="line one\n\tline two").problems() == [], "free notes keep their lines and tabs"
+    assert any("notes holds" in p for p in entry(notes="bell\x07").problems()), (
+        "but no other control character"
+    )
+
+
+def test_submit_records_the_code_it_ran_as_absolute_folders(tmp_path: Path, monkeypatch) -> None:
+    """The measured path records impl with every tree an absolute folder (what verify re-runs);
+    --dry-run measures and adds nothing."""
+    monkeypatch.setenv("TINYTORCH_IMPL", "solutions,caching=katas")
+    assert leaderboard.resolved_impl() == f"{ROOT / 'solutions'},caching={ROOT / 'katas' / 'caching'}", (
+        f"the recorded code: {leaderboard.resolved_impl()}"
+    )
+    from tinytorch import registry
+
+    with monkeypatch.context() as patch:  # a checkout path TINYTORCH_IMPL cannot hold: kept as given
+        patch.setattr(registry, "repo_root", lambda: Path("/tmp/a,b"))
+        assert leaderboard.resolved_impl() == "solutions,caching=katas", "a root with a comma"
+    import tinytorch.perf.benchmarking as perf_benchmarking
+
+    monkeypatch.setattr(perf_benchmarking, "build_submission", WatchedSubmission)
+    monkeypatch.setattr(perf_benchmarking, "TinyMLPerf", WatchedCompetition)
+    saved = tmp_path / "dry.json"
+    args = Namespace(
+        json=None, name=None, author=None, save_json=str(saved), db=str(tmp_path / "d.sqlite3"), quick=True,
+        dry_run=True,
+    )  # fmt: skip
+    out = io.StringIO()
+    assert leaderboard.cli_submit(args, out) == 0 and "dry run" in out.getvalue(), out.getvalue()
+    assert len(Leaderboard(args.db)) == 0, "a dry run adds nothing"
+    assert leaderboard.load_entry_json(saved).impl == leaderboard.resolved_impl(), "the entry names its code"
+
+
+V2_MIGRATION = """
+ALTER TABLE submissions ADD COLUMN observed TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE submissions ADD COLUMN served TEXT NOT NULL DEFAULT '{}';
+PRAGMA user_version = 2;
+"""
+
+
+def test_a_board_of_schema_2_is_migrated_unverified_and_can_be_re_measured(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA + V2_MIGRATION)
+    board = Leaderboard(path)
+    assert board.schema_version == SCHEMA_VERSION == 3, "the version after the migration"
+    (old,) = board.entries()
+    assert (old.name, old.verified, old.remeasured_score, old.remeasure_note) == ("old", False, None, ""), (
+        f"an entry of schema 2 is unverified and not re-measured: {old}"
+    )
+    board._record_remeasurement(old.id, 2.5, at=1.8e9)
+    (old,) = board.entries()
+    assert (old.remeasured_score, old.remeasured_at) == (2.5, 1.8e9), f"re-measured: {old}"
+    with pytest.raises(InvalidEntry, match="remeasured_score"):
+        board._record_remeasurement(old.id, math.inf)
+    with pytest.raises(KeyError, match="no submission"):
+        board._record_remeasurement(999, 2.0)
+    with pytest.raises(InvalidEntry, match="remeasure_note holds"):
+        board._record_remeasurement(old.id, None, "failed\rrow")
+    assert board.integrity_problems() == [] and "| unverified | 2.50x (2027-01-15) |" in board.to_markdown()
