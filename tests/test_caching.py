@@ -92,8 +92,9 @@ def assert_logits_close(
     assert got.shape == expected.shape, f"{what}: shape {got.shape}, expected {expected.shape}"
     tolerance = 1024 * eps * n_layers * (1.0 + float(np.abs(expected).max()))
     err = np.abs(got.astype(np.float64) - expected)
-    worst = np.unravel_index(np.argmax(err), err.shape)
-    assert err.max() <= tolerance, f"{what} differ by {err.max():.3g} > {tolerance:.3g} at {worst}"
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(err), err.shape))
+    largest = float(err.max())  # a float, so a failure report does not print the arrays
+    assert largest <= tolerance, f"{what} differ by {largest:.3g} > {tolerance:.3g} at {worst}"
 
 
 # --------------------------------------------------------------------------------------------
