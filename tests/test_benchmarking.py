@@ -55,6 +55,14 @@ from tinytorch.tensor import Tensor, no_grad
 # few more float64 roundings (2**-53 ~ 1.1e-16 each). 1e-12 leaves a 100x margin.
 RTOL = 1e-12
 
+
+@pytest.fixture(autouse=True)
+def default_leaderboard_in_tmp(tmp_path_factory, monkeypatch) -> None:
+    """Leaderboard() opens $TINYTORCH_LEADERBOARD: a submission that ignores the board it is given
+    writes to a throwaway file (where the test finds nothing), never to the user's own board."""
+    monkeypatch.setenv("TINYTORCH_LEADERBOARD", str(tmp_path_factory.mktemp("default") / "board.sqlite3"))
+
+
 PASS = QualityCheck(metric="accuracy", value=0.97, target=0.95)
 FAIL = QualityCheck(metric="accuracy", value=0.50, target=0.95)
 
@@ -80,16 +88,22 @@ def score_of(speedups, passed=None) -> float:
 @example(2.0, 1.0)  # twice as fast is 2, not 0.5
 @example(1.0, 4.0)  # four times slower is 0.25
 def test_speedup_is_baseline_time_over_candidate_time(baseline: float, candidate: float) -> None:
-    assert compute_speedup(baseline, candidate) == pytest.approx(baseline / candidate, rel=RTOL)
+    speedup = compute_speedup(baseline, candidate)
+    assert speedup == pytest.approx(baseline / candidate, rel=RTOL), (
+        f"speedup of a {candidate} s candidate over a {baseline} s baseline: {speedup}, "
+        f"expected t_baseline / t_candidate = {baseline / candidate}"
+    )
 
 
 def test_speedup_compares_medians_of_timings() -> None:
     # A single slow outlier (the OS, a cache flush) moves the mean but not the median.
     baseline = summarize([3.0, 3.0, 3.0, 3.0, 300.0])
     candidate = summarize([1.0, 1.0, 1.0, 1.0, 1.0])
-    assert compute_speedup(baseline, candidate) == 3.0
+    speedup = compute_speedup(baseline, candidate)
+    assert speedup == 3.0, f"speedup of TimingResults: {speedup}, expected median 3 / median 1 = 3.0"
     result = BenchmarkResult("E", baseline, 1.0, 0, None, PASS)
-    assert compute_speedup(result, candidate) == 3.0
+    speedup = compute_speedup(result, candidate)
+    assert speedup == 3.0, f"speedup of a BenchmarkResult (its latency's median): {speedup}, expected 3.0"
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf])
@@ -117,14 +131,17 @@ def test_score_unchanged_when_every_time_is_scaled(timings, factor: float) -> No
         ]
         return score_events(events).score
 
-    assert score(factor) == pytest.approx(score(1.0), rel=RTOL)
+    assert score(factor) == pytest.approx(score(1.0), rel=RTOL), (
+        f"score with every time scaled by {factor}: {score(factor)}, unscaled {score(1.0)}"
+    )
 
 
 @given(SPEEDUPS, st.integers(1, 6))
 @example(3.0, 3)
 @example(1e-3, 6)
 def test_every_speedup_k_gives_score_k(k: float, n: int) -> None:
-    assert score_of([k] * n) == pytest.approx(k, rel=RTOL)
+    score = score_of([k] * n)
+    assert score == pytest.approx(k, rel=RTOL), f"score of {n} events of speedup {k}: {score}, expected {k}"
 
 
 @given(speedup_lists(min_size=1))
@@ -132,14 +149,26 @@ def test_every_speedup_k_gives_score_k(k: float, n: int) -> None:
 @example([2.0, 8.0])
 @example([1e3, 1e-3, 1.0])
 def test_reciprocal_speedups_give_reciprocal_score(speedups: list[float]) -> None:
-    assert score_of([1 / s for s in speedups]) == pytest.approx(1 / score_of(speedups), rel=RTOL)
+    reciprocal = score_of([1 / s for s in speedups])
+    assert reciprocal == pytest.approx(1 / score_of(speedups), rel=RTOL), (
+        f"score of the reciprocal speedups of {speedups}: {reciprocal}, expected 1 / score = "
+        f"{1 / score_of(speedups)}"
+    )
 
 
 def test_score_is_the_geometric_mean() -> None:
-    assert score_of([2.0, 8.0]) == pytest.approx(4.0, rel=RTOL)
-    assert score_of([2.0, 0.5]) == pytest.approx(1.0, rel=RTOL)
-    assert geometric_mean([4.0, 2.25]) == pytest.approx(3.0, rel=RTOL)
-    assert geometric_mean([1e300, 1e300, 1e300]) == pytest.approx(1e300, rel=1e-9)  # no overflow
+    for speedups, expected in (([2.0, 8.0], 4.0), ([2.0, 0.5], 1.0), ([4.0, 9.0], 6.0)):
+        score = score_of(speedups)
+        assert score == pytest.approx(expected, rel=RTOL), (
+            f"score of {speedups}: {score}, expected {expected}"
+        )
+    mean = geometric_mean([4.0, 2.25])
+    assert mean == pytest.approx(3.0, rel=RTOL), f"geometric_mean([4, 2.25]): {mean}, expected 3.0"
+    # No overflow: the product 1e900 is inf in float64, its cube root is not. In log space the
+    # result is 1e300 within rounding: log(1e300) ~ 691 carries an error of a few ulps
+    # (ulp(691) ~ 1.1e-13), which exp turns into the same relative error, ~2.4e-14 here.
+    mean = geometric_mean([1e300, 1e300, 1e300])
+    assert mean == pytest.approx(1e300, rel=RTOL), f"geometric_mean([1e300] * 3): {mean}, expected 1e300"
 
 
 @given(speedup_lists(min_size=1), st.integers(0, 5), st.floats(1.01, 100.0))
@@ -149,10 +178,15 @@ def test_score_is_monotone_in_each_speedup(speedups: list[float], index: int, ga
     i = index % len(speedups)
     faster = list(speedups)
     faster[i] *= gain
-    assert score_of(faster) > score_of(speedups)
+    assert score_of(faster) > score_of(speedups), (
+        f"score after event {i} got {gain}x faster: {score_of(faster)}, before {score_of(speedups)}"
+    )
     # ... unless that event failed its quality gate: then it scores nothing either way.
     passed = [j != i for j in range(len(speedups))]
-    assert score_of(faster, passed) == pytest.approx(score_of(speedups, passed), rel=RTOL)
+    assert score_of(faster, passed) == pytest.approx(score_of(speedups, passed), rel=RTOL), (
+        f"score after the failed event {i} got {gain}x faster: {score_of(faster, passed)}, "
+        f"before {score_of(speedups, passed)} (a failed event counts 1 either way)"
+    )
 
 
 @given(speedup_lists(min_size=2), st.integers(0, 5))
@@ -165,9 +199,14 @@ def test_event_below_its_target_scores_nothing_and_says_why(speedups: list[float
     card = score_events(scores(speedups, passed))
     assert card.counted[f"E{i}"] == 1.0, "a failed event must count as 1 (log 1 = 0: nothing)"
     others = [1.0 if j == i else s for j, s in enumerate(speedups)]
-    assert card.score == pytest.approx(geometric_mean(others), rel=RTOL)
-    assert set(card.reasons) == {f"E{i}"}
-    assert "accuracy" in card.reasons[f"E{i}"] and "0.95" in card.reasons[f"E{i}"]
+    assert card.score == pytest.approx(geometric_mean(others), rel=RTOL), (
+        f"score with E{i} failed: {card.score}, expected the geometric mean of {others}"
+    )
+    assert set(card.reasons) == {f"E{i}"}, f"events with a reason: {set(card.reasons)}, expected only E{i}"
+    reason = card.reasons[f"E{i}"]
+    assert "accuracy" in reason and "0.95" in reason, (
+        f"reason of E{i}: {reason!r}, expected its quality.reason (metric and target)"
+    )
 
 
 def test_score_counts_a_nan_gate_value_as_failed() -> None:
@@ -176,19 +215,43 @@ def test_score_counts_a_nan_gate_value_as_failed() -> None:
     # not flag it; the gate is "value >= target" (QualityCheck.passed).
     nan = QualityCheck(metric="accuracy", value=math.nan, target=0.95)
     card = score_events([EventScore("E0", 4.0, PASS), EventScore("E1", 9.0, nan)])
-    assert card.counted == {"E0": 4.0, "E1": 1.0} and set(card.reasons) == {"E1"}
-    assert card.score == pytest.approx(2.0, rel=RTOL)
+    assert card.counted == {"E0": 4.0, "E1": 1.0}, f"counted speedups: {card.counted}, E1 (NaN) must count 1"
+    assert set(card.reasons) == {"E1"}, f"events with a reason: {set(card.reasons)}, expected only E1"
+    assert card.score == pytest.approx(2.0, rel=RTOL), f"score: {card.score}, expected sqrt(4 * 1) = 2"
 
 
 def test_score_rejects_nothing_to_score() -> None:
-    with pytest.raises(ValueError, match="empty"):
+    # Each is a ValueError naming the argument (the docstrings): events or values.
+    with pytest.raises(ValueError, match="events"):
         score_events([])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="events"):
+        score_events(scores([1.0]) * 2)  # two events with one name
+    with pytest.raises(ValueError, match="values"):
         geometric_mean([])
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match="values"):
         geometric_mean([1.0, -2.0])
-    with pytest.raises(ValueError, match="distinct"):
-        score_events(scores([1.0]) * 2)
+    with pytest.raises(ValueError, match="values"):
+        geometric_mean([2.0, 0.0])  # log 0 is undefined: refused like any value that is not > 0
+
+
+def test_scores_and_measurements_are_frozen_records(mlp_logits) -> None:
+    # A measured figure is a record the leaderboard trusts: it cannot be edited in place (a
+    # changed copy comes from dataclasses.replace).
+    card = score_events(scores([2.0]))
+    bench, machine = quick_bench(mlp_logits)
+    result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
+    records = {
+        "ScoreCard": (card, "score"),
+        "EventScore": (scores([2.0])[0], "speedup"),
+        "QualityCheck": (PASS, "value"),
+        "EventResult": (result, "speedup"),
+        "BenchmarkResult": (result.candidate, "throughput"),
+        "Event": (MLP_SPRINT, "runs"),
+    }
+    for name, (record, attribute) in records.items():
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, attribute, 0)
+        assert getattr(record, attribute) != 0, f"{name}.{attribute} was changed in place"
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,8 +306,11 @@ def test_interleaved_speedup_survives_a_machine_that_slows_down(warmup: int, rou
         runs=runs,
         timer=Timer(clock=machine.clock),
     )
-    assert compute_speedup(timings["baseline"], timings["candidate"]) == pytest.approx(
-        costs[0] / costs[1], rel=RTOL
+    speedup = compute_speedup(timings["baseline"], timings["candidate"])
+    assert speedup == pytest.approx(costs[0] / costs[1], rel=RTOL), (
+        f"speedup measured on a machine that slows down half way: {speedup}, expected the true cost "
+        f"ratio {costs[0]} / {costs[1]} (baseline samples {list(timings['baseline'].samples)}, "
+        f"candidate {list(timings['candidate'].samples)})"
     )
 
 
@@ -258,7 +324,7 @@ def test_interleaved_calls_alternate_and_warm_up_first() -> None:
     )
     timed = machine.log[4:]
     assert sorted(machine.log[:4]) == ["b", "b", "c", "c"], "warmup: each function, before any timed call"
-    assert len(timed) == 12
+    assert len(timed) == 12, f"timed calls: {len(timed)}, expected 6 runs x 2 functions: {machine.log}"
     rounds = [timed[i : i + 2] for i in range(0, 12, 2)]
     assert all(sorted(r) == ["b", "c"] for r in rounds), f"every round times each function once: {timed}"
     firsts = {r[0] for r in rounds}
@@ -278,14 +344,21 @@ def test_warmup_calls_never_enter_the_samples(warmup: int, runs: int, cost: int)
         runs=runs,
         timer=Timer(clock=machine.clock),
     )
-    assert timings["a"].runs == runs and timings["b"].runs == runs
-    assert np.all(timings["a"].samples == cost) and np.all(timings["b"].samples == 2 * cost)
-    assert machine.calls == 2 * (warmup + runs)
+    counts = (timings["a"].runs, timings["b"].runs)
+    assert counts == (runs, runs), f"samples per function: {counts}, expected runs = {runs} each"
+    assert np.all(timings["a"].samples == cost) and np.all(timings["b"].samples == 2 * cost), (
+        f"samples {list(timings['a'].samples)} and {list(timings['b'].samples)}: a cold warmup call "
+        f"(100x) became a sample, expected only the warm costs {cost} and {2 * cost}"
+    )
+    assert machine.calls == 2 * (warmup + runs), (
+        f"calls: {machine.calls}, expected (warmup + runs) x 2 functions = {2 * (warmup + runs)}"
+    )
 
 
 def test_measure_interleaved_checks_its_arguments() -> None:
     timer = Timer(clock=itertools.count().__next__)
-    assert measure_interleaved({"a": lambda: None}, warmup=0, runs=2, timer=timer)["a"].runs == 2
+    runs = measure_interleaved({"a": lambda: None}, warmup=0, runs=2, timer=timer)["a"].runs
+    assert runs == 2, f"samples with warmup=0, runs=2: {runs}"
     with pytest.raises(ValueError, match="funcs"):
         measure_interleaved({}, 1, 1, timer)
     with pytest.raises(TypeError, match="funcs"):
@@ -329,21 +402,91 @@ def ticking_profiler() -> Profiler:
 
 def test_benchmark_model_measures_with_module_15(mlp) -> None:
     result = benchmark_model(mlp, QUICK_MLP, ticking_profiler())
-    assert result.event == "MLP_SPRINT"
-    assert result.latency.runs == QUICK_MLP.runs and np.all(result.latency.samples == 1.0)
-    assert result.throughput == pytest.approx(MLP_SPRINT.batch_size / 1.0)
-    assert result.flops == FLOPCounter().count_ops(mlp, MLP_SPRINT.inputs()).total
-    assert result.peak_memory_bytes > 0  # the logits alone are 359 x 10 float32
+    assert result.event == "MLP_SPRINT", f"result.event: {result.event!r}"
+    samples = list(result.latency.samples)
+    assert samples == [1.0] * QUICK_MLP.runs, f"latency samples: {samples}, expected runs = 3 ticks of 1 s"
+    # One call classifies every image of the event: batch_size of them (throughput counts them).
+    for event in EVENTS:
+        inputs, labels = event.inputs(), event.labels()
+        assert len(inputs) == len(labels) == event.batch_size, (
+            f"{event.name}: {len(inputs)} inputs and {len(labels)} labels, expected batch_size = "
+            f"{event.batch_size}"
+        )
+    images = len(MLP_SPRINT.inputs())
+    assert result.throughput == pytest.approx(images / 1.0), (
+        f"throughput: {result.throughput} images/s, expected {images} images / p50 of 1 s"
+    )
+    flops = FLOPCounter().count_ops(mlp, MLP_SPRINT.inputs()).total
+    assert result.flops == flops, f"flops: {result.flops}, FLOPCounter counts {flops}"
+    assert result.peak_memory_bytes > 0, "peak memory of one call: the logits alone are 359 x 10 float32"
     recorded = zoo.load_metrics()["models"]["mlp_digits"]["test_accuracy"]
-    assert result.quality.passed and result.quality.value == pytest.approx(recorded, abs=0.5 / 359)
-    assert result.train_step is not None and result.train_step.runs >= 1  # an extra, unscored
+    assert result.quality.passed and result.quality.value == pytest.approx(recorded, abs=0.5 / 359), (
+        f"quality: {result.quality}, expected the zoo's recorded accuracy {recorded} (half an image)"
+    )
+    assert result.train_step is not None and result.train_step.runs == 3, (
+        f"train_step: {result.train_step}, expected train_step_time's 3 runs (an extra, unscored)"
+    )
+
+
+def test_training_step_times_a_whole_sgd_step(mlp, monkeypatch) -> None:
+    # train_step_time (given) times zero_grad, forward, loss, backward and update on the event's
+    # first 32 images, after one untimed warmup step. The log interleaves the clock's readings
+    # with the parts of each step.
+    import sys
+
+    from tinytorch.optim import SGD
+
+    measure = sys.modules[benchmark_model.__module__]
+    log: list[str] = []
+    rows: list[int] = []
+
+    def logged(name, function):
+        def wrapper(*args, **kwargs):
+            log.append(name)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    def loss(logits, labels):
+        rows.append(len(labels))
+        return real_loss(logits, labels)
+
+    real_loss = measure.cross_entropy
+    monkeypatch.setattr(measure, "cross_entropy", logged("loss", loss))
+    monkeypatch.setattr(SGD, "zero_grad", logged("zero_grad", SGD.zero_grad))
+    monkeypatch.setattr(SGD, "step", logged("step", SGD.step))
+    monkeypatch.setattr(Tensor, "backward", logged("backward", Tensor.backward))
+    ticks = itertools.count()
+
+    def clock() -> int:
+        log.append("clock")
+        return next(ticks)
+
+    result = benchmark_model(mlp, QUICK_MLP, Profiler(timer=Timer(clock=clock)))
+    assert result.train_step is not None and result.train_step.runs == 3, (
+        f"train_step: {result.train_step}, expected train_step_time's 3 runs (an extra, unscored)"
+    )
+    training = log[log.index("zero_grad") :] if "zero_grad" in log else []
+    step = ["zero_grad", "loss", "backward", "step"]
+    parts = [part for part in training if part != "clock"]
+    assert parts == step * (len(parts) // 4) and len(parts) >= 4 * 4, (
+        f"what the training steps called: {parts}, expected whole steps ({step}), a warmup and 3 timed"
+    )
+    warmup = training[: training.index("clock")] if "clock" in training else training
+    assert warmup == step, f"calls before the first clock reading of the training step: {warmup}, one step"
+    assert set(rows) == {32}, f"images per training step: {rows}, expected the event's first 32"
 
 
 def test_benchmark_model_keeps_a_latency_measured_side_by_side(mlp) -> None:
     latency = summarize([0.25, 0.5, 2.0])  # median 0.5, mean 0.917: throughput is at the median
     result = benchmark_model(mlp, QUICK_MLP, ticking_profiler(), latency=latency)
-    assert result.latency is latency
-    assert result.throughput == pytest.approx(MLP_SPRINT.batch_size / 0.5)
+    assert result.latency is latency, "benchmark_model replaced the latency it was given"
+    assert result.throughput == pytest.approx(MLP_SPRINT.batch_size / 0.5), (
+        f"throughput: {result.throughput}, expected 359 images / the median 0.5 s"
+    )
+    instant = summarize([0.0, 0.0, 0.0])  # a clock too coarse to see the call
+    result = benchmark_model(mlp, QUICK_MLP, ticking_profiler(), latency=instant)
+    assert result.throughput == math.inf, f"throughput at a p50 of 0 s: {result.throughput}, expected inf"
 
 
 def test_benchmark_model_warms_up_before_timing(mlp_logits) -> None:
@@ -353,26 +496,58 @@ def test_benchmark_model_warms_up_before_timing(mlp_logits) -> None:
     model = FakeClassifier(machine, "model", 1.0, mlp_logits)
     event = dataclasses.replace(MLP_SPRINT, warmup=2, runs=3)
     result = benchmark_model(model, event, Profiler(timer=Timer(clock=machine.clock)))
-    assert list(result.latency.samples) == [1.0, 1.0, 1.0]
-    assert result.flops is None and result.train_step is None  # not a tinytorch network
+    samples = list(result.latency.samples)
+    assert samples == [1.0, 1.0, 1.0], f"latency samples: {samples}, expected 3 warm calls of 1 s"
+    assert result.flops is None and result.train_step is None, (
+        f"flops {result.flops}, train_step {result.train_step}: expected None for a model that is not "
+        "a tinytorch network"
+    )
 
 
-def test_quality_gate_rejects_a_broken_model(mlp) -> None:
+def test_quality_gate_rejects_a_broken_model(mlp, mlp_logits) -> None:
     broken = zoo.load_model("mlp_digits")
     for p in broken.parameters():
         p.data[...] = np.random.default_rng(0).permutation(p.data.ravel()).reshape(p.data.shape)
     result = benchmark_model(broken, QUICK_MLP, ticking_profiler())
-    assert not result.quality.passed
+    assert not result.quality.passed, f"quality of an MLP with shuffled weights: {result.quality}, passed"
     card = score_events([EventScore("MLP_SPRINT", 5.0, result.quality)])
-    assert card.score == 1.0 and "accuracy" in card.reasons["MLP_SPRINT"]
+    assert card.score == 1.0 and "accuracy" in card.reasons["MLP_SPRINT"], (
+        f"score {card.score} (expected 1: the gate failed), reasons {card.reasons}"
+    )
+    # Logits of the wrong shape score 0 (Event.check_quality), never an error or a lucky match:
+    # one row short, or an extra axis.
+    logits = mlp_logits
+    for wrong in (logits[:-1], logits[:, :, None]):
+        shaped = benchmark_model(lambda x, wrong=wrong: wrong, QUICK_MLP, ticking_profiler())
+        assert shaped.quality.value == 0.0 and not shaped.quality.passed, (
+            f"quality of logits of shape {wrong.shape} for {len(logits)} images: {shaped.quality}, expected 0"
+        )
 
 
-def test_generation_quality_is_identical_tokens_and_throughput_counts_tokens() -> None:
+def test_generation_quality_is_identical_tokens_and_throughput_counts_tokens(monkeypatch, tmp_path) -> None:
     gpt = zoo.load_model(TRANSFORMER_DECATHLON.model)
-    good = benchmark_model(FullRecomputeGenerator(gpt), QUICK_GEN, ticking_profiler())
-    assert good.quality.passed and good.quality.value == 1.0
+    prompts: list[tuple[int, ...]] = []
+
+    class Recording(FullRecomputeGenerator):
+        def generate(self, tokens, max_new_tokens):
+            prompts.append(tokens.shape)
+            return super().generate(tokens, max_new_tokens)
+
+    good = benchmark_model(Recording(gpt), QUICK_GEN, ticking_profiler())
+    assert good.quality.passed and good.quality.value == 1.0, (
+        f"quality of the baseline itself: {good.quality}"
+    )
+    width = QUICK_GEN.prompt_length or QUICK_GEN.inputs().shape[1]
+    assert set(prompts) == {(QUICK_GEN.batch_size, width)}, (
+        f"prompt shapes a call generated from: {set(prompts)}, expected batch_size x prompt_length"
+    )
+    hooked = [name for name, m in gpt.named_modules() if getattr(m, "_forward_hooks", None)]
+    assert not hooked, f"forward hooks left on the model after counting its FLOPs: {hooked}"
     # throughput counts generated tokens (every sequence of the batch), not sequences: 1 s per call
-    assert good.throughput == pytest.approx(QUICK_GEN.batch_size * QUICK_GEN.max_new_tokens / 1.0)
+    tokens = QUICK_GEN.batch_size * QUICK_GEN.max_new_tokens
+    assert good.throughput == pytest.approx(tokens / 1.0), (
+        f"throughput: {good.throughput}, expected {tokens} generated tokens / p50 of 1 s"
+    )
 
     class OffByOne:
         model = gpt
@@ -383,7 +558,32 @@ def test_generation_quality_is_identical_tokens_and_throughput_counts_tokens() -
             return tokens
 
     bad = benchmark_model(OffByOne(), QUICK_GEN, ticking_profiler())
-    assert not bad.quality.passed and bad.quality.value < 1.0
+    assert not bad.quality.passed and bad.quality.value < 1.0, (
+        f"quality with one token changed: {bad.quality}"
+    )
+
+    class OneSequenceShort:
+        model = gpt
+
+        def generate(self, prompts, max_new_tokens):
+            return gpt.generate(prompts, max_new_tokens)[1:]
+
+    short = benchmark_model(OneSequenceShort(), QUICK_GEN, ticking_profiler())
+    assert short.quality.value == 0.0 and not short.quality.passed, (
+        f"quality of one sequence fewer than the prompts: {short.quality}, expected 0 (wrong shape)"
+    )
+    # The decathlon's model: the long-context GPT when the zoo ships its weights, else the sorter.
+    real = zoo.weights_path
+    monkeypatch.setattr(
+        zoo,
+        "weights_path",
+        lambda name: tmp_path / "absent.npz" if name == "transformer_pydoc" else real(name),
+    )
+    from tinytorch.perf.benchmarking import decathlon_model_name
+
+    assert decathlon_model_name() == "transformer_sort", (
+        f"decathlon model without transformer_pydoc's weights: {decathlon_model_name()!r}"
+    )
 
 
 class FakeClassifier:
@@ -407,12 +607,16 @@ def test_tinymlperf_times_baseline_and_candidate_in_the_same_run(mlp_logits) -> 
         baselines={"MLP_SPRINT": FakeClassifier(machine, "baseline", 3.0, mlp_logits)},
     )
     result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
-    assert result.speedup == pytest.approx(3.0, rel=RTOL)
+    assert result.speedup == pytest.approx(3.0, rel=RTOL), (
+        f"speedup on a machine that slows down half way: {result.speedup}, expected 3 / 1"
+    )
     # The latencies are those of the one interleaved run: half the samples on each side of the slowdown.
-    assert sorted(result.baseline.latency.samples) == [3.0] * 4 + [6.0] * 4
-    assert sorted(result.candidate.latency.samples) == [1.0] * 4 + [2.0] * 4
-    assert result.candidate.quality.passed
-    assert bench.score({"MLP_SPRINT": result}).score == pytest.approx(3.0, rel=RTOL)
+    baseline, candidate = sorted(result.baseline.latency.samples), sorted(result.candidate.latency.samples)
+    assert baseline == [3.0] * 4 + [6.0] * 4, f"baseline samples: {baseline}, expected 4 before, 4 after"
+    assert candidate == [1.0] * 4 + [2.0] * 4, f"candidate samples: {candidate}, expected 4 before, 4 after"
+    assert result.candidate.quality.passed, f"candidate's quality: {result.candidate.quality}"
+    score = bench.score({"MLP_SPRINT": result}).score
+    assert score == pytest.approx(3.0, rel=RTOL), f"score of one event of speedup 3: {score}"
 
 
 def test_tinymlperf_speedup_is_the_ratio_of_medians(mlp_logits) -> None:
@@ -425,8 +629,11 @@ def test_tinymlperf_speedup_is_the_ratio_of_medians(mlp_logits) -> None:
         baselines={"MLP_SPRINT": FakeClassifier(machine, "baseline", 3.0, mlp_logits)},
     )
     result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
-    assert sorted(result.candidate.latency.samples) == [1.0, 1.0, 10.0]
-    assert result.speedup == pytest.approx(3.0, rel=RTOL)
+    candidate = sorted(result.candidate.latency.samples)
+    assert candidate == [1.0, 1.0, 10.0], f"candidate samples: {candidate}, expected one 10x hiccup"
+    assert result.speedup == pytest.approx(3.0, rel=RTOL), (
+        f"speedup with one hiccup: {result.speedup}, expected the ratio of medians 3 / 1"
+    )
 
 
 def test_tinymlperf_gate_fails_a_fast_broken_candidate(mlp_logits) -> None:
@@ -439,9 +646,12 @@ def test_tinymlperf_gate_fails_a_fast_broken_candidate(mlp_logits) -> None:
     )
     broken = FakeClassifier(machine, "candidate", 1.0, np.zeros_like(mlp_logits))
     results = bench.run({"MLP_SPRINT": broken})
-    assert results["MLP_SPRINT"].speedup == pytest.approx(4.0)
+    speedup = results["MLP_SPRINT"].speedup
+    assert speedup == pytest.approx(4.0), f"speedup of the broken candidate: {speedup}, expected 4 / 1"
     card = bench.score(results)
-    assert card.score == 1.0 and "below the target" in card.reasons["MLP_SPRINT"]
+    assert card.score == 1.0 and "below the target" in card.reasons["MLP_SPRINT"], (
+        f"score {card.score} (expected 1: the gate failed), reasons {card.reasons}"
+    )
     with pytest.raises(ValueError, match="missing"):
         bench.run({})
 
@@ -485,14 +695,44 @@ def snapshot(board: Leaderboard) -> list:
 def test_a_valid_submission_lands_with_its_score(mlp_logits, board) -> None:
     bench, machine = quick_bench(mlp_logits, cost=2.0)
     submission = a_submission(mlp_logits, machine)
-    assert submission.validate(bench) == []
+    problems = submission.validate(bench)
+    assert problems == [], f"problems of a valid submission: {problems}"
     card = submission.compute_score(bench)
-    assert card.score == pytest.approx(2.0, rel=RTOL)
+    assert card.score == pytest.approx(2.0, rel=RTOL), f"score: {card.score}, expected 2 / 1"
+    results, calls = submission.results, machine.calls
     entry_id = submission.submit_to_leaderboard(board, bench)
-    (entry,) = board.entries()
-    assert entry.id == entry_id and entry.name == "fast" and entry.score == pytest.approx(2.0, rel=RTOL)
-    assert entry.events[0].speedup == pytest.approx(2.0) and entry.events[0].passed
-    assert "| fast | ada | 2.00x |" in board.to_markdown()
+    # Already scored: recorded with that score, not measured again (validate runs the model once).
+    assert submission.results is results and machine.calls == calls + 1, (
+        f"model calls while submitting a scored submission: {machine.calls - calls}, expected 1 "
+        "(validate's run): it was measured again"
+    )
+    entries = board.entries()
+    assert len(entries) == 1, f"entries on the leaderboard: {len(entries)}, expected 1"
+    (entry,) = entries
+    assert (entry.id, entry.name) == (entry_id, "fast"), (
+        f"entry {entry.id} {entry.name!r}, expected {entry_id}"
+    )
+    assert entry.score == pytest.approx(2.0, rel=RTOL), f"recorded score: {entry.score}, expected 2"
+    assert entry.events[0].speedup == pytest.approx(2.0) and entry.events[0].passed, (
+        f"recorded event: {entry.events[0]}, expected speedup 2, passed"
+    )
+    assert "| fast | ada | 2.00x |" in board.to_markdown(), board.to_markdown()
+
+
+@pytest.mark.parametrize("dropped", ["results", "scorecard"])
+def test_a_half_scored_submission_is_scored_before_it_lands(dropped, mlp_logits, board) -> None:
+    # "Already scored" means results and scorecard both set: with either one missing, submitting
+    # scores the submission again instead of recording half a result.
+    bench, machine = quick_bench(mlp_logits, cost=2.0)
+    submission = a_submission(mlp_logits, machine)
+    submission.compute_score(bench)
+    setattr(submission, dropped, None)
+    submission.submit_to_leaderboard(board, bench)
+    assert submission.results is not None and submission.scorecard is not None, (
+        f"results {submission.results}, scorecard {submission.scorecard}: not scored again"
+    )
+    scores = [e.score for e in board.entries()]
+    assert scores == [pytest.approx(2.0, rel=RTOL)], f"recorded scores: {scores}, expected [2.0]"
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -516,11 +756,14 @@ def bad_weights(tmp_path: Path) -> dict[str, Path]:
     np.savez(text, w=np.array(["a", "b"]))
     complex_ = tmp_path / "complex.npz"
     np.savez(complex_, w=np.ones(2, np.float32), phase=np.array([1 + 2j]))
+    mixed = tmp_path / "mixed.npz"
+    np.savez(mixed, w=np.ones(2, np.float32), code=np.array([{"run": "code"}], dtype=object))
     truncated = write_bytes(tmp_path / "truncated.npz", good.read_bytes()[:40])
     pickled = write_bytes(tmp_path / "pickled.npz", pickle.dumps({"w": [1.0]}))
     not_zip = write_bytes(tmp_path / "random.npz", b"\x00\x01 definitely not a zip archive")
     return {
         "pickled objects": objects,
+        "pickled objects beside numbers": mixed,
         "single .npy": npy,
         "no arrays": empty,
         "NaN": nan,
@@ -530,6 +773,7 @@ def bad_weights(tmp_path: Path) -> dict[str, Path]:
         "pickle": pickled,
         "not a zip": not_zip,
         "missing": tmp_path / "missing.npz",
+        "a folder": tmp_path,
     }
 
 
@@ -537,11 +781,15 @@ def test_check_weights_file_accepts_npz_and_refuses_everything_else(tmp_path: Pa
     good = tmp_path / "w.npz"
     np.savez(good, weight=np.arange(6, dtype=np.float32).reshape(2, 3), steps=np.array([3], np.int64))
     arrays = check_weights_file(good)
-    assert set(arrays) == {"weight", "steps"} and arrays["weight"].shape == (2, 3)
+    shapes = {name: array.shape for name, array in arrays.items()}
+    assert shapes == {"weight": (2, 3), "steps": (1,)}, f"arrays read from a good file: {shapes}"
     for what, path in bad_weights(tmp_path).items():
-        with pytest.raises(ValueError, match=str(path.name)):
+        try:
             check_weights_file(path)
-        assert what  # the case's name says which problem it is
+        except ValueError as error:
+            assert path.name in str(error), f"{what}: the error {str(error)!r} does not name the file"
+        else:
+            pytest.fail(f"check_weights_file accepted a weights file with a problem: {what}")
 
 
 class _Touch:
@@ -600,11 +848,16 @@ def test_malformed_submission_is_rejected_with_a_reason_and_changes_nothing(case
     if isinstance(fields.get("models"), str):
         fields = {**fields, "models": models[fields["models"]]}
     submission = a_submission(mlp_logits, machine, **fields)
-    assert any(reason in problem for problem in submission.validate(bench)), submission.validate(bench)
+    problems = submission.validate(bench)
+    assert any(reason in problem for problem in problems), (
+        f"{case}: validate's problems {problems} do not say {reason!r}"
+    )
     with pytest.raises(InvalidSubmission) as error:
         submission.submit_to_leaderboard(board, bench)
-    assert any(reason in r for r in error.value.reasons)
-    assert snapshot(board) == before
+    assert any(reason in r for r in error.value.reasons), (
+        f"{case}: the refusal's reasons {error.value.reasons} do not say {reason!r}"
+    )
+    assert snapshot(board) == before, f"{case}: the leaderboard changed: {snapshot(board)}"
 
 
 @pytest.mark.parametrize("which", ["pickled objects", "not a zip", "truncated", "missing"])
@@ -614,7 +867,7 @@ def test_submission_with_bad_weights_is_rejected(which, mlp_logits, board, tmp_p
     submission = a_submission(mlp_logits, machine, weights={"MLP_SPRINT": path})
     with pytest.raises(InvalidSubmission, match=path.name):
         submission.submit_to_leaderboard(board, bench)
-    assert len(board) == 0
+    assert len(board) == 0, f"entries after refusing weights with a problem ({which}): {len(board)}"
 
 
 @pytest.mark.parametrize("time", [math.nan, -0.5, 0.0, math.inf])
@@ -629,7 +882,7 @@ def test_submission_with_bad_times_is_rejected(time, mlp_logits, board) -> None:
     )
     with pytest.raises(InvalidSubmission, match="candidate time"):
         submission.submit_to_leaderboard(board, bench)
-    assert len(board) == 0
+    assert len(board) == 0, f"entries after refusing a candidate time of {time}: {len(board)}"
 
 
 def test_crash_mid_submission_leaves_the_leaderboard_consistent(mlp_logits, board) -> None:
@@ -648,10 +901,11 @@ def test_crash_mid_submission_leaves_the_leaderboard_consistent(mlp_logits, boar
         a_submission(mlp_logits, machine, name="second").submit_to_leaderboard(
             CrashingBoard(board.path), bench
         )
-    assert snapshot(board) == before
-    assert board.integrity_problems() == []
+    assert snapshot(board) == before, f"the leaderboard after a crash mid-submission: {snapshot(board)}"
+    assert board.integrity_problems() == [], f"integrity problems: {board.integrity_problems()}"
     a_submission(mlp_logits, machine, name="third").submit_to_leaderboard(board, bench)
-    assert sorted(e.name for e in board.entries()) == ["first", "third"]
+    names = sorted(e.name for e in board.entries())
+    assert names == ["first", "third"], f"entries: {names}, expected first and third"
 
 
 def _submit_in_child(path: str, name: str, logits: np.ndarray, barrier) -> None:
@@ -673,9 +927,11 @@ def test_two_processes_submitting_at_once_both_land(mlp_logits, board) -> None:
         child.start()
     for child in children:
         child.join(timeout=60)
-    assert [child.exitcode for child in children] == [0, 0]
-    assert sorted(e.name for e in board.entries()) == ["proc0", "proc1"]
-    assert board.integrity_problems() == []
+    codes = [child.exitcode for child in children]
+    assert codes == [0, 0], f"exit codes of the two submitting processes: {codes}"
+    names = sorted(e.name for e in board.entries())
+    assert names == ["proc0", "proc1"], f"entries: {names}, expected both processes' submissions"
+    assert board.integrity_problems() == [], f"integrity problems: {board.integrity_problems()}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,9 +945,12 @@ def reference() -> CompetitionSubmission:
 
 
 def test_reference_submission_validates(reference) -> None:
-    assert reference.validate(TinyMLPerf()) == []
-    assert set(reference.models) == {e.name for e in EVENTS}
-    assert all(opt in OPTIMIZATIONS for opt in reference.optimizations)
+    problems = reference.validate(TinyMLPerf())
+    assert problems == [], f"problems of the reference submission: {problems}"
+    events = set(reference.models)
+    assert events == {e.name for e in EVENTS}, f"events with a model: {events}, expected every event"
+    unknown = [opt for opt in reference.optimizations if opt not in OPTIMIZATIONS]
+    assert not unknown, f"optimizations not in OPTIMIZATIONS: {unknown}"
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.name)
@@ -700,31 +959,61 @@ def test_reference_submission_does_less_work_on_every_event(reference, event) ->
     if event.task == "generate":
         event = QUICK_GEN  # the same model and prompts, fewer tokens: the baseline is slow
     candidate = workload_flops(reference.models[event.name], event)
-    baseline = workload_flops(event.baseline_model(), event)
-    assert candidate is not None and baseline is not None
+    baseline_model = event.baseline_model()
+    baseline = workload_flops(baseline_model, event)
+    assert candidate is not None and baseline is not None, (
+        f"{event.name}: FLOPs of the candidate {candidate}, of the baseline {baseline}: not counted"
+    )
     assert candidate < baseline, f"{event.name}: {candidate} FLOPs, baseline {baseline}"
+    if event.task == "generate":
+        # The baseline recomputes the whole prefix at every step: one full forward per new token,
+        # over the prompt and every token generated so far (module 15's count of each).
+        prompt = event.inputs()
+        tokens = baseline_model.generate(prompt, event.max_new_tokens)
+        full = sum(
+            FLOPCounter().count_ops(baseline_model.model, tokens[:, : prompt.shape[1] + i]).total
+            for i in range(event.max_new_tokens)
+        )
+        assert baseline == full, (
+            f"{event.name}: baseline FLOPs {baseline}, expected {full} (a full forward per new token)"
+        )
 
 
 def test_reference_weights_files_are_well_formed(reference, tmp_path) -> None:
     from tinytorch.perf.benchmarking import save_weights_files
 
-    paths = save_weights_files({**reference.models, "NO_NETWORK": object()}, tmp_path)  # skipped
-    assert set(paths) == {e.name for e in EVENTS}
+    folder = tmp_path / "weights" / "reference"  # created, parents included
+    paths = save_weights_files({**reference.models, "NO_NETWORK": object()}, folder)  # skipped
+    assert set(paths) == {e.name for e in EVENTS}, (
+        f"weights files written: {set(paths)}, expected one per event"
+    )
     for path in paths.values():
-        assert zipfile.is_zipfile(path) and check_weights_file(path)
+        assert path.parent == folder, f"{path}: not in {folder}"
+        assert zipfile.is_zipfile(path) and check_weights_file(path), f"{path}: not an .npz archive of arrays"
+    again = save_weights_files(reference.models, folder)  # into the folder that now exists
+    assert again == paths, f"weights files written a second time: {again}, expected the same {paths}"
 
 
 def test_reference_runs_in_the_competition_against_the_zoo_baseline(reference) -> None:
     # The baseline comes from the zoo; a fake clock, so the speedup is 1 and only the rest is checked.
     bench = TinyMLPerf(events=[QUICK_MLP], profiler=ticking_profiler())
     result = bench.run_event("MLP_SPRINT", reference.models["MLP_SPRINT"])
-    assert result.baseline.quality.passed and result.candidate.quality.passed
-    assert result.candidate.flops < result.baseline.flops
-    assert "MLP_SPRINT" in str(result.candidate) and "MFLOP" in str(result.baseline)
+    assert result.baseline.quality.passed and result.candidate.quality.passed, (
+        f"quality of the baseline {result.baseline.quality}, of the candidate {result.candidate.quality}"
+    )
+    assert result.candidate.flops < result.baseline.flops, (
+        f"FLOPs of the candidate {result.candidate.flops}, of the baseline {result.baseline.flops}"
+    )
+    text = f"{result.candidate} / {result.baseline}"
+    assert "MLP_SPRINT" in text and "MFLOP" in text, f"a BenchmarkResult as text: {text!r}"
     with pytest.raises(KeyError, match="unknown event 'BOBSLEIGH'"):
         bench.run_event("BOBSLEIGH", reference.models["MLP_SPRINT"])
     with pytest.raises(TypeError, match="events"):
         TinyMLPerf(events=[])
+    with pytest.raises(ValueError, match="runs"):
+        TinyMLPerf(runs=0)
+    with pytest.raises(TypeError, match="warmup"):
+        TinyMLPerf(warmup=1.5)
     with pytest.raises(TypeError, match="candidates"):
         bench.run([reference.models["MLP_SPRINT"]])
 
@@ -739,11 +1028,13 @@ def test_fused_inference_computes_the_network(reference) -> None:
     with no_grad():
         expected = fused.model(Tensor(x)).data
     # float32 through the same products in another order: a few ulps of the logits' scale
-    np.testing.assert_allclose(fused(x), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fused(x), expected, rtol=1e-4, atol=1e-4, err_msg="fused CNN logits")
     no_bias = Sequential(Linear(4, 3, bias=False), ReLU())
     v = np.arange(8, dtype=np.float32).reshape(2, 4)
     with no_grad():
-        np.testing.assert_allclose(FusedInference(no_bias)(v), no_bias(Tensor(v)).data, rtol=1e-6)
+        np.testing.assert_allclose(
+            FusedInference(no_bias)(v), no_bias(Tensor(v)).data, rtol=1e-6, err_msg="Linear without bias"
+        )
     # The event's inputs are cached and shared by every call: fused inference must never write
     # into its input (a ReLU done in place on it, or on a Flatten view of it, would).
     first_relu = Sequential(ReLU(), Linear(4, 3))
@@ -751,31 +1042,85 @@ def test_fused_inference_computes_the_network(reference) -> None:
     before = signed.copy()
     with no_grad():
         expected = first_relu(Tensor(signed)).data
-    np.testing.assert_allclose(FusedInference(first_relu)(signed), expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(signed, before)
+    np.testing.assert_allclose(
+        FusedInference(first_relu)(signed), expected, rtol=1e-6, atol=1e-6, err_msg="ReLU first"
+    )
+    np.testing.assert_array_equal(signed, before, err_msg="the caller's input after fused inference")
+    # Max pooling keeps the whole windows, as MaxPool2d does: 7 x 9 pooled by 2 is 3 x 4.
+    from tinytorch.conv import MaxPool2d
+
+    pool = Sequential(MaxPool2d(2))
+    odd = np.random.default_rng(0).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    with no_grad():
+        np.testing.assert_array_equal(
+            FusedInference(pool)(odd), pool(Tensor(odd)).data, err_msg="max pooling of 7 x 9 by 2"
+        )
     with pytest.raises(TypeError, match="Sequential"):
         FusedInference(Linear(2, 2))
     from tinytorch.layers import GELU
 
     with pytest.raises(TypeError, match="GELU"):
         FusedInference(Sequential(Linear(2, 2), GELU()))
-    from tinytorch.conv import MaxPool2d
+    for kernel, stride in ((3, 1), ((2, 3), 2), ((3, 2), 2)):  # windows that overlap one way or both
+        with pytest.raises(ValueError, match="non-overlapping"):
+            FusedInference(Sequential(MaxPool2d(kernel, stride=stride)))
 
-    with pytest.raises(ValueError, match="non-overlapping"):
-        FusedInference(Sequential(MaxPool2d(3, stride=1)))
+
+def test_fused_inference_relus_in_place(reference) -> None:
+    # The point of fused inference is no extra work: Linear, Conv2d and pooling make one new
+    # array each, a ReLU or a Flatten none once the array is fused inference's own (the first
+    # ReLU on the caller's input must copy). tracemalloc sees numpy's buffers.
+    import tracemalloc
+
+    from tinytorch.perf.benchmarking import FusedInference
+
+    from tinytorch.layers import Flatten, Linear, ReLU, Sequential
+
+    assert isinstance(reference.models["MLP_SPRINT"], FusedInference), (
+        f"the reference's MLP_SPRINT model: {type(reference.models['MLP_SPRINT']).__name__}"
+    )
+    x = np.random.default_rng(0).standard_normal((512, 64)).astype(np.float32)
+    one = 512 * 1024 * 4  # bytes of one (512, 1024) float32 activation
+    for layers in ((Linear(64, 1024), ReLU(), ReLU(), Flatten(), ReLU()), (ReLU(), ReLU(), Linear(64, 1024))):
+        fused = FusedInference(Sequential(*layers))
+        fused(x)  # a first call, so that no lazy import or cache is counted
+        tracemalloc.start()
+        try:
+            fused(x)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        names = [type(layer).__name__ for layer in layers]
+        assert peak < 1.5 * one, (
+            f"peak memory of fused {names}: {peak} bytes, expected one (512, 1024) activation "
+            f"({one} bytes): a ReLU after the first copied its array"
+        )
 
 
 def test_validate_reports_containers_of_the_wrong_type(mlp_logits) -> None:
     bench, machine = quick_bench(mlp_logits)
     submission = a_submission(mlp_logits, machine, models=["a model"], weights="w.npz")
     problems = submission.validate(bench)
-    assert any("models must map" in p for p in problems) and any("weights must map" in p for p in problems)
+    assert any("models must map" in p for p in problems), (
+        f"validate's problems {problems}: none says 'models must map ...' for models given as a list"
+    )
+    assert any("weights must map" in p for p in problems), (
+        f"validate's problems {problems}: none says 'weights must map ...' for weights given as a string"
+    )
     with pytest.raises(ValueError, match="compute_score"):
         a_submission(mlp_logits, machine).to_entry()
+    half = a_submission(mlp_logits, machine)
+    half.compute_score(bench)
+    half.scorecard = None  # results without their score card: nothing to record yet
+    with pytest.raises(ValueError, match="compute_score"):
+        half.to_entry()
 
 
 def test_benchmark_model_and_events_check_their_arguments(mlp) -> None:
-    assert benchmark_model(mlp, QUICK_MLP, ticking_profiler()).latency.runs == QUICK_MLP.runs
+    runs = benchmark_model(mlp, QUICK_MLP, ticking_profiler()).latency.runs
+    assert runs == QUICK_MLP.runs, f"latency samples: {runs}, expected the event's runs {QUICK_MLP.runs}"
+    one = dataclasses.replace(MLP_SPRINT, batch_size=1, warmup=0)  # the smallest valid event
+    assert (one.batch_size, one.warmup) == (1, 0), f"batch_size and warmup of the smallest event: {one}"
     with pytest.raises(TypeError, match="event"):
         benchmark_model(mlp, "MLP_SPRINT", ticking_profiler())
     with pytest.raises(TypeError, match="profiler"):
@@ -786,12 +1131,17 @@ def test_benchmark_model_and_events_check_their_arguments(mlp) -> None:
         dataclasses.replace(MLP_SPRINT, batch_size=0)
     with pytest.raises(TypeError, match="runs"):
         dataclasses.replace(MLP_SPRINT, runs=2.5)
+    for name in ("max_new_tokens", "prompt_length"):  # generation only: a classify event has 0
+        with pytest.raises(ValueError, match=name):
+            dataclasses.replace(MLP_SPRINT, **{name: 2})
 
 
 def test_score_card_reads_as_text() -> None:
     card = score_events(scores([4.0, 9.0], [True, False]))
     text = str(card)
-    assert "score 2.000x" in text and "E1: 1.000x" in text and "not counted" in text
+    assert "score 2.000x" in text and "E1: 1.000x" in text and "not counted" in text, (
+        f"a ScoreCard as text: {text!r}"
+    )
 
 
 def test_corrupt_array_inside_a_valid_zip_is_refused(tmp_path: Path) -> None:
@@ -814,12 +1164,16 @@ def test_tinytorch_submit_runs_validates_and_records(mlp_logits, board, monkeypa
     entry = leaderboard._run_submission(
         args, out, submission=a_submission(mlp_logits, machine), benchmark=bench
     )
-    assert entry.name == "cli" and entry.score == pytest.approx(3.0, rel=RTOL)
-    assert "score 3.000x" in out.getvalue()
+    assert entry.name == "cli" and entry.score == pytest.approx(3.0, rel=RTOL), (
+        f"entry recorded by tinytorch submit: {entry.name!r}, score {entry.score}, expected 'cli', 3"
+    )
+    assert "score 3.000x" in out.getvalue(), f"tinytorch submit's output: {out.getvalue()!r}"
     broken = a_submission(mlp_logits, machine, optimizations=["teleport"])
     with pytest.raises(InvalidSubmission, match="teleport"):
         leaderboard._run_submission(args, out, submission=broken, benchmark=bench)
     monkeypatch.setenv("TINYTORCH_IMPL", "solutions")  # restored after the test
     monkeypatch.setattr(leaderboard, "_run_submission", lambda a, o: entry)
-    assert leaderboard.cli_submit(args, out, impl="solutions") == 0
-    assert [e.name for e in board.entries()] == ["cli"]
+    status = leaderboard.cli_submit(args, out, impl="solutions")
+    assert status == 0, f"exit status of tinytorch submit: {status}"
+    names = [e.name for e in board.entries()]
+    assert names == ["cli"], f"entries: {names}, expected the one submission"

@@ -164,9 +164,10 @@ def workload_flops(model: Any, event: Event, counter: FLOPCounter | None = None)
 
 
 def train_step_time(model: Any, event: Event, timer: Timer, runs: int = 3) -> TimingResult | None:
-    """Time one SGD step (forward, cross-entropy, backward, update) on a copy of ``model`` with
-    a batch of 32 of the event's images. Unscored: inference events are judged on inference.
-    None for a generation event or a model without trainable tinytorch parameters."""
+    """Time one SGD step (zero_grad, forward, cross-entropy, backward, update) on a copy of
+    ``model`` with the event's first 32 images: ``timer.measure(step, warmup=1, runs=runs)``.
+    Unscored: inference events are judged on inference. None for a generation event or a model
+    without trainable tinytorch parameters."""
     module = underlying_module(model)
     if event.task != "classify" or module is None or not module.parameters():
         return None

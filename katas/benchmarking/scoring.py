@@ -72,6 +72,10 @@ def compute_speedup(baseline: Any, optimized: Any) -> float:
 
         speedup = t_baseline / t_optimized        (> 1: faster, < 1: slower)
 
+    A time that is not a finite number > 0 is a ``ValueError`` (not a number: ``TypeError``)
+    naming the argument, ``baseline`` or ``optimized``: ``median_seconds(baseline, "baseline")``
+    raises it.
+
     Example: a baseline of 30 ms and a candidate of 10 ms give 3.0; a candidate twice as slow
     as its baseline gives 0.5.
     """
@@ -83,12 +87,14 @@ def compute_speedup(baseline: Any, optimized: Any) -> float:
 def geometric_mean(values: Sequence[float]) -> float:
     """(v_1 * ... * v_n) ** (1/n) of n >= 1 positive, finite numbers.
 
-    Raise ``ValueError`` for no values or a value that is not finite and > 0. The product of
-    many ratios can overflow float64 long before its n-th root does (1e300 * 1e300): stay in
-    log space, exp(mean(log v)) is the same number.
+    Raise a ``ValueError`` naming ``values`` for no values (an empty list) or for a value that
+    is not finite and > 0 (0 included: log 0 is undefined). The product of many ratios can
+    overflow float64 long before its n-th root does (1e300 * 1e300): stay in log space,
+    exp(mean(log v)) is the same number up to rounding.
 
-    Examples: geometric_mean([2, 8]) == 4; geometric_mean([2, 0.5]) == 1 (the arithmetic mean
-    would say 1.25); geometric_mean([1e300] * 3) == 1e300.
+    Examples: geometric_mean([2, 8]) == 4.0; geometric_mean([2, 0.5]) == 1.0 (the arithmetic
+    mean would say 1.25); geometric_mean([1e300] * 3) gives 9.999999999999763e+299, 1e300 within
+    rounding (exp and log each round; the product 1e900 would be inf).
     """
     raise NotImplementedError(
         "geometric_mean (module 20, benchmarking): implement it in katas/benchmarking/scoring.py"
@@ -148,11 +154,12 @@ def score_events(events: Sequence[EventScore]) -> ScoreCard:
     An event's speedup counts only if ``event.quality.passed``; a failed event contributes a
     factor 1 (log 1 = 0: it scores nothing) and ``reasons[event]`` says why
     (``quality.reason``). score = geometric mean of the counted speedups over *all* events.
-    ``ValueError`` for no events or two events with the same name.
+    A ``ValueError`` naming ``events`` for no events (an empty list) or for two events with the
+    same name.
 
-    Example: speedups 4 and 2.25, both passing: score sqrt(4 * 2.25) = 3.0, counted
-    {"A": 4, "B": 2.25}, no reasons. If B fails its gate: score sqrt(4 * 1) = 2.0, counted
-    {"A": 4, "B": 1.0}, reasons {"B": "accuracy 0.5000 is below the target 0.9500"}.
+    Example: speedups 4 and 9, both passing: score sqrt(4 * 9) = 6.0, counted {"A": 4, "B": 9},
+    no reasons. If B fails its gate: score sqrt(4 * 1) = 2.0, counted {"A": 4, "B": 1.0},
+    reasons {"B": "accuracy 0.5000 is below the target 0.9500"}.
     """
     raise NotImplementedError(
         "score_events (module 20, benchmarking): implement it in katas/benchmarking/scoring.py"

@@ -46,11 +46,12 @@ def check_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Valid: an ``.npz`` archive that ``np.load(path, allow_pickle=False)`` opens, holding at
     least one array, every array numeric (dtype kind b, i, u or f) and every float finite.
     Anything else is a ``ValueError`` whose message names the file (``str(path)``) and the
-    problem: missing file; not an .npz archive (a bare ``.npy`` gives an ndarray, not an
+    problem: not an .npz archive (a bare ``.npy`` gives an ndarray, not an
     ``np.lib.npyio.NpzFile``; a pickle or random bytes make ``np.load`` raise ``ValueError``;
-    a truncated zip raises ``OSError``, ``EOFError`` or ``zipfile.BadZipFile``); an array of
-    pickled objects (reading it raises ``ValueError``); no arrays; a non-numeric or non-finite
-    array. Never ``allow_pickle=True``: unpickling runs arbitrary code.
+    a missing file, a folder or a truncated zip raises ``OSError``, ``EOFError`` or
+    ``zipfile.BadZipFile``); an array that cannot be read, such as one of pickled objects
+    (reading it raises ``ValueError``), even beside good arrays; no arrays; a non-numeric or
+    non-finite array. Never ``allow_pickle=True``: unpickling runs arbitrary code.
 
     Example: a file written by ``np.savez(path, w=np.ones(3))`` gives {"w": array([1., 1., 1.])};
     one written with an object array is refused.
@@ -105,6 +106,8 @@ class CompetitionSubmission:
         * ``name`` or ``author`` not a non-empty string: "missing field 'name' ...";
         * ``optimizations`` empty or not a list: "missing field 'optimizations' ..."; a name not in
           ``OPTIMIZATIONS``: "unknown optimization 'x'; known: ..."; a name listed twice ("twice");
+        * ``models`` or ``weights`` not a mapping: "models must map event names to models, got
+          list", "weights must map event names to .npz paths, got str" (and nothing more about it);
         * ``models``: "no model for event E" for each event of the benchmark without one,
           "unknown event 'X'" for a key that is not an event; each model is run once on its event
           (``event.run``): "E: the model does not run (...)" if it raises anything, else
@@ -151,7 +154,10 @@ class CompetitionSubmission:
         """Validate, score (unless already scored) and record this submission; return its id.
 
         A submission with any problem (:meth:`validate`) raises :class:`InvalidSubmission` with
-        the list of problems and writes nothing. ``leaderboard`` defaults to ``Leaderboard()``
+        the list of problems and writes nothing. Already scored means ``results`` and
+        ``scorecard`` are both set (as :meth:`compute_score` leaves them): a scored submission
+        is recorded with that score, not measured again (``validate`` still runs each model
+        once); otherwise call ``compute_score`` first. ``leaderboard`` defaults to ``Leaderboard()``
         (``$TINYTORCH_LEADERBOARD`` or the user's data folder); the record is ``self.to_entry()``
         and ``leaderboard.add`` returns the id.
         """

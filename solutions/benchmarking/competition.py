@@ -16,7 +16,7 @@ from typing import Any
 from tinytorch.leaderboard import EventRecord
 
 from .events import EVENTS, Event
-from .measure import BenchmarkResult, Profiler, benchmark_model, check_repeats, measure_interleaved
+from .measure import BenchmarkResult, Profiler, benchmark_model, measure_interleaved
 from .scoring import EventScore, ScoreCard, compute_speedup, score_events
 
 __all__ = ["EventResult", "TinyMLPerf"]
@@ -69,7 +69,7 @@ class TinyMLPerf:
         events = list(events)
         if not events or not all(isinstance(e, Event) for e in events):
             raise TypeError("events must be a non-empty sequence of Event")
-        check_repeats(0 if warmup is None else warmup, 1 if runs is None else runs)
+        # an override is checked by Event itself (TypeError / ValueError naming warmup or runs)
         overrides = {k: v for k, v in (("warmup", warmup), ("runs", runs)) if v is not None}
         self.events = {e.name: dataclasses.replace(e, **overrides) for e in events}
         self.profiler = profiler if profiler is not None else Profiler()

@@ -68,8 +68,11 @@ def compute_speedup(baseline: Any, optimized: Any) -> float:
     """How many times faster ``optimized`` is than ``baseline``: t_baseline / t_optimized.
 
     Both are timings of the same event (a ``TimingResult``, a ``BenchmarkResult`` or seconds);
-    their medians are compared. Example: a baseline of 30 ms and a candidate of 10 ms give 3.0;
-    a candidate that is twice as slow gives 0.5.
+    their medians are compared. A time that is not a finite number > 0 is a ``ValueError`` (not
+    a number: ``TypeError``) naming the argument, ``baseline`` or ``optimized``.
+
+    Example: a baseline of 30 ms and a candidate of 10 ms give 3.0; a candidate that is twice as
+    slow gives 0.5.
     """
     return median_seconds(baseline, "baseline") / median_seconds(optimized, "optimized")
 
@@ -77,8 +80,12 @@ def compute_speedup(baseline: Any, optimized: Any) -> float:
 def geometric_mean(values: Sequence[float]) -> float:
     """(v_1 * ... * v_n) ** (1/n) of n >= 1 positive, finite numbers.
 
+    A ``ValueError`` naming ``values`` for no values or a value that is not finite and > 0.
     Computed as exp(mean(log v)): a product of many ratios would overflow or underflow first.
-    geometric_mean([2, 8]) == 4; geometric_mean([2, 0.5]) == 1.
+
+    Examples: geometric_mean([2, 8]) == 4.0; geometric_mean([2, 0.5]) == 1.0;
+    geometric_mean([1e300] * 3) gives 9.999999999999763e+299, 1e300 within rounding (exp and
+    log each round; the product 1e900 would be inf).
     """
     values = list(values)
     if not values:
@@ -140,8 +147,10 @@ def score_events(events: Sequence[EventScore]) -> ScoreCard:
     """The overall score of a run: the geometric mean of the per-event speedups, each counted
     only if its quality gate passed (a failed event counts as 1.0 and its reason is kept).
 
-    Example: speedups 4 and 2.25 that both pass score sqrt(4 * 2.25) = 3.0; if the second one
-    fails its gate, the score is sqrt(4 * 1) = 2.0 and ``reasons`` says why.
+    A ``ValueError`` naming ``events`` for no events or two events with the same name.
+
+    Example: speedups 4 and 9 that both pass score sqrt(4 * 9) = 6.0; if the second one fails
+    its gate, the score is sqrt(4 * 1) = 2.0 and ``reasons`` says why.
     """
     events = list(events)
     if not events:

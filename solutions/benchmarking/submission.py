@@ -46,17 +46,16 @@ def check_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     A valid file is an ``.npz`` archive (a zip of ``.npy`` arrays) that ``np.load`` opens with
     ``allow_pickle=False``, holding at least one array, every array numeric (bool, int, uint or
     float) and every float finite. Anything else is a ``ValueError`` naming the file and the
-    problem: missing, not an .npz archive (a bare ``.npy``, a pickle, random bytes, a truncated
-    zip), pickled object arrays, no arrays, a non-numeric or non-finite array.
+    problem: not an .npz archive (a bare ``.npy``, a pickle, random bytes, a missing file or a
+    folder, a truncated zip), an array that cannot be read (pickled objects, even beside good
+    arrays), no arrays, a non-numeric or non-finite array.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such weights file")
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as err:  # numpy's answer to pickled data when allow_pickle=False
         raise ValueError(f"{path}: not a valid .npz archive: it holds pickled data ({err})") from err
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, EOFError, zipfile.BadZipFile) as err:  # missing, a folder, or a broken zip
         raise ValueError(f"{path}: not a valid .npz archive ({err})") from err
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")
@@ -118,10 +117,12 @@ class CompetitionSubmission:
         """Every problem with this submission, as sentences (an empty list: it is valid).
 
         Checks: ``name`` and ``author`` are non-empty strings; ``optimizations`` is a non-empty
-        list of known names (``OPTIMIZATIONS``), none twice; ``models`` has exactly one model
-        per event of ``benchmark`` (default ``TinyMLPerf()``), and each runs on its event and
-        passes the event's quality gate; every weights file passes :func:`check_weights_file`;
-        results already measured have finite, positive times and speedups.
+        list of known names (``OPTIMIZATIONS``), none twice; ``models`` and ``weights`` are
+        mappings ("models must map ...", "weights must map ..." otherwise); ``models`` has
+        exactly one model per event of ``benchmark`` (default ``TinyMLPerf()``), and each runs on
+        its event and passes the event's quality gate; every weights file passes
+        :func:`check_weights_file`; results already measured have finite, positive times and
+        speedups.
         """
         benchmark = benchmark if benchmark is not None else TinyMLPerf()
         problems = []
@@ -205,7 +206,9 @@ class CompetitionSubmission:
         """Validate, score (unless already scored) and record this submission; return its id.
 
         An invalid submission raises :class:`InvalidSubmission` with every reason, and the
-        leaderboard is left unchanged. ``leaderboard`` defaults to ``Leaderboard()``.
+        leaderboard is left unchanged. Already scored: ``results`` and ``scorecard`` both set (by
+        :meth:`compute_score`); such a submission is recorded with that score, not measured
+        again. ``leaderboard`` defaults to ``Leaderboard()``.
         """
         problems = self.validate(benchmark)
         if problems:
