@@ -7,6 +7,9 @@ Every test here fails on the untouched stubs (katas/quantization) and passes on 
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -40,6 +43,7 @@ from tinytorch.perf.quantization import (
     int8_backend,
     int8_matmul,
     quantize,
+    quantize_bias,
     quantize_model,
     quantize_tensor,
     weight_bytes,
@@ -344,6 +348,27 @@ def test_quantized_tensor_is_real_int8_and_declares_its_kind() -> None:
         QuantizedTensor(qt.data.astype(np.float32), qt.params)
 
 
+def test_quant_params_are_converted_checked_once_and_frozen() -> None:
+    # QuantParams (given) stores float32 / int32 arrays whatever it is given, defaults to per
+    # tensor and affine, and cannot be changed after its checks ran.
+    made = choose_qparams(0.0, 2.0)
+    p = QuantParams(0.5, np.int64(3))
+    assert isinstance(p.scale, np.ndarray) and p.scale.dtype == np.float32, f"scale stored as {p.scale!r}"
+    assert p.zero_point.dtype == np.int32, f"zero point stored as dtype {p.zero_point.dtype}, not int32"
+    assert (p.axis, p.symmetric) == (None, False), f"defaults axis={p.axis}, symmetric={p.symmetric}"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.axis = 0
+    # a negative channel axis counts from the end: axis -2 of a (3, 2) array is axis 0
+    x = np.array([[0.0, 1.0], [-2.0, 2.0], [0.5, 4.0]], np.float32)
+    rows = choose_qparams(x.min(axis=1), x.max(axis=1))
+    from_end = QuantParams(rows.scale, rows.zero_point, axis=-2)
+    q = quantize(x, from_end)
+    np.testing.assert_array_equal(q, quantize(x, rows), err_msg="quantize with axis -2 and with axis 0")
+    np.testing.assert_array_equal(
+        dequantize(q, from_end), dequantize(q, rows), err_msg="dequantize with axis -2 and with axis 0"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Bad input: clear errors naming the function and the value
 # --------------------------------------------------------------------------------------------
@@ -582,6 +607,54 @@ def test_quantized_linear_stores_int8_weights_and_int32_bias() -> None:
     assert shape == (2, 3, 5), f"output shape {shape} for an input (2, 3, 12), expected (2, 3, 5)"
 
 
+def test_quantize_bias_rounds_half_to_even_and_saturates_at_the_int32_range() -> None:
+    # b_q = round(b / scale) in int32: ties to even, and a bias beyond the int32 range saturates at
+    # its ends instead of wrapping around, by clipping to [-2**31, 2**31 - 1] before the cast (a
+    # cast of a value outside int32 is one numpy flags as invalid, its result up to the platform)
+    bias = np.array([2.5, 3.5, -2.5, 3e9, -3e9, 1.0], np.float32)
+    scale = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.25], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = quantize_bias(bias, scale)
+    assert got.dtype == np.int32, f"quantize_bias returned dtype {got.dtype}, expected int32"
+    expected = [2, 4, -2, 2**31 - 1, -(2**31), 4]
+    np.testing.assert_array_equal(got, expected, err_msg=f"quantize_bias({bias}, {scale})")
+    assert quantize_bias(None, scale) is None, "quantize_bias of no bias is not None"
+
+
+def test_a_zero_weight_channel_keeps_its_bias_in_int32() -> None:
+    # A channel whose weights are all 0 would get the floor scale EPS, and its bias b / (s_x EPS)
+    # would not fit int32; weight_qparams (given) widens that channel's scale to
+    # s_n = |b_n| / (s_x 2**30), so |b_q| is 2**30 up to the float32 rounding of s_n (2**-24
+    # relative, and 1 for the rounding to an integer). The output of that channel is its bias.
+    w = np.zeros((3, 2), np.float32)
+    w[:, 0] = [1.0, -2.0, 0.5]
+    b = np.array([0.25, 5.0], np.float32)
+    params = choose_qparams(0.0, 1.0)
+    layer = QuantizedLinear.from_float(_linear(w, b), params)
+    largest = int(np.abs(layer.bias_q.astype(np.int64)).max())
+    assert largest <= 2**30 * (1 + 2 * EPS32) + 1, f"|b_q| reaches {largest}, expected at most about 2**30"
+    x = np.random.default_rng(16).uniform(0, 1, (4, 3)).astype(np.float32)
+    bound, exact = quantized_product_bound(x, w, b, params, layer.weight.params.scale)
+    err = np.abs(layer(x).data - exact)
+    assert np.all(err <= bound), (
+        f"QuantizedLinear output error exceeds its bound by {float((err - bound).max()):.3g}"
+    )
+
+
+def test_quantized_linear_takes_a_single_vector() -> None:
+    # x (..., in_features): with no leading axes, a vector (in_features,) gives (out_features,)
+    rng = np.random.default_rng(17)
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    layer = QuantizedLinear.from_float(_linear(w, None), choose_qparams(0.0, 1.0))
+    x = rng.uniform(0, 1, 4).astype(np.float32)
+    y = layer(x).data
+    assert y.shape == (3,), f"output shape {y.shape} for an input of shape (4,), expected (3,)"
+    np.testing.assert_array_equal(
+        y, layer(x[None, :]).data[0], err_msg="a vector and the same vector as a row"
+    )
+
+
 def test_quantized_linear_dispatches_one_int8_product() -> None:
     backend = int8_backend()
     int8_spy, dense_spy = Spy(int8_matmul), Spy(matmul_numpy)
@@ -671,6 +744,23 @@ def test_quantized_conv2d_stays_within_the_error_bound(case: ConvCase, fill: str
     to_nchw = lambda a: a.reshape(case.n, h_out, w_out, case.c_out).transpose(0, 3, 1, 2)  # noqa: E731
     err = np.abs(y.astype(np.float64) - to_nchw(exact))
     assert np.all(err <= to_nchw(bound)), f"max error {err.max():.4g} over the bound ({case}, {fill})"
+
+
+def test_quantized_conv2d_built_from_its_parts_defaults_to_stride_1_without_padding() -> None:
+    # QuantizedConv2d(weight, bias_q, input_params) with stride and padding left out is, like
+    # Conv2d's defaults, a stride-1 convolution without padding
+    from tinytorch.conv import Conv2d
+
+    params = choose_qparams(0.0, 1.0)
+    made = QuantizedConv2d.from_float(Conv2d(2, 3, 3, rng=np.random.default_rng(18)), params)
+    built = QuantizedConv2d(made.weight, made.bias_q, params)
+    assert (built.stride, built.padding) == (1, 0), f"stride {built.stride}, padding {built.padding}"
+    x = np.random.default_rng(19).uniform(0, 1, (1, 2, 5, 5)).astype(np.float32)
+    y = built(x).data
+    assert y.shape == (1, 3, 3, 3), f"output shape {y.shape} for a 5 x 5 image, expected (1, 3, 3, 3)"
+    np.testing.assert_array_equal(
+        y, made(x).data, err_msg="built from parts vs from_float of Conv2d(2, 3, 3)"
+    )
 
 
 def test_quantized_conv2d_dispatches_one_int8_product() -> None:
@@ -872,6 +962,25 @@ def test_calibrate_rejects_bad_data(bad, error, match) -> None:
         calibrate(model, bad)
 
 
+def test_percentile_observer_accepts_percentiles_in_50_to_100() -> None:
+    # (50, 100]: 100 keeps the min and max (the MinMaxObserver's range), and just above 50 the
+    # range closes in on the median
+    x = np.linspace(-1.0, 3.0, 401, dtype=np.float32)
+    everything, mm = PercentileObserver(100.0), MinMaxObserver()
+    everything.observe(x)
+    mm.observe(x)
+    assert everything.range() == mm.range(), (
+        f"PercentileObserver(100) range {everything.range()}, min/max {mm.range()}"
+    )
+    middle = PercentileObserver(50.5)
+    middle.observe(x)
+    lo, hi = middle.range()
+    # the 49.5 % and 50.5 % points of 401 evenly spaced values around 1.0, 2 of the 400 steps each side
+    assert lo == pytest.approx(0.98, abs=1e-6) and hi == pytest.approx(1.02, abs=1e-6), (
+        f"PercentileObserver(50.5) range [{lo}, {hi}], expected [0.98, 1.02]"
+    )
+
+
 def test_observers_reject_bad_input() -> None:
     obs = MinMaxObserver()
     with pytest.raises(RuntimeError, match="nothing observed"):
@@ -1004,6 +1113,77 @@ def test_quantize_model_uses_affine_input_parameters_from_calibration() -> None:
         )
 
 
+def test_calibration_runs_every_row_once_in_batches_of_batch_size() -> None:
+    # data[start : start + batch_size] for start = 0, batch_size, ...: 300 rows are 256 + 44 with
+    # the default batch size 256, in calibrate and in quantize_model; the first row is observed
+    from tinytorch.layers import Linear, Sequential
+
+    made = []
+
+    class RowCounter(MinMaxObserver):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[int] = []
+            made.append(self)
+
+        def observe(self, x) -> None:
+            super().observe(x)
+            self.rows.append(len(x))
+
+    rng = np.random.default_rng(20)
+    model = Sequential(Linear(3, 2, rng=rng))
+    data = rng.uniform(0, 1, (300, 3)).astype(np.float32)
+    data[0, 0] = -5.0  # the smallest value sits in the first row
+    observers = calibrate(model, data, observer=RowCounter)
+    assert observers["layers.0"].rows == [256, 44], (
+        f"rows per batch {observers['layers.0'].rows}, expected [256, 44]"
+    )
+    assert observers["layers.0"].range()[0] == -5.0, (
+        f"range {observers['layers.0'].range()} misses the first row"
+    )
+    small = calibrate(model, data[:10], observer=RowCounter, batch_size=4)
+    assert small["layers.0"].rows == [4, 4, 2], f"rows per batch {small['layers.0'].rows}, expected [4, 4, 2]"
+    made.clear()
+    quantize_model(model, data, observer=RowCounter)
+    batches = [o.rows for o in made if o.rows]  # the observers that saw data: one per Linear
+    assert batches == [[256, 44]], (
+        f"rows per batch in quantize_model's calibration {batches}, expected [[256, 44]]"
+    )
+
+
+def test_quantize_model_walks_nested_sequentials() -> None:
+    # a Sequential inside a Sequential is walked too: every Linear at any depth is quantized
+    from tinytorch.layers import Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(21)
+    model = Sequential(Sequential(Linear(3, 4, rng=rng), ReLU()), Linear(4, 2, rng=rng))
+    data = rng.uniform(-1, 1, (8, 3)).astype(np.float32)
+    quantized = quantize_model(model, data)
+    kinds = [type(m).__name__ for m in quantized.modules() if isinstance(m, (Linear, QuantizedLinear))]
+    assert kinds == ["QuantizedLinear", "QuantizedLinear"], f"layers after quantize_model: {kinds}"
+    assert isinstance(model[0][0], Linear), "quantize_model changed the float model's nested layer"
+    # two layers, each within a few steps of its input and weight grids: a loose check of the output
+    np.testing.assert_allclose(
+        quantized(data).data, model(data).data, atol=0.1, err_msg="nested model output"
+    )
+
+
+def test_weight_bytes_counts_every_stored_byte() -> None:
+    # Linear(4, 3) with bias and Linear(3, 2) without: float32, (12 + 3 + 6) * 4 = 84 bytes.
+    # Quantized: int8 weights 12 + 6; per output channel a float32 scale and an int32 zero point,
+    # (3 + 2) * 8 = 40; per layer the input's scale and zero point, 2 * 8 = 16; the int32 bias
+    # 3 * 4 = 12: 86 bytes.
+    from tinytorch.layers import Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(22)
+    model = Sequential(Linear(4, 3, rng=rng), ReLU(), Linear(3, 2, bias=False, rng=rng))
+    quantized = quantize_model(model, rng.uniform(0, 1, (5, 4)).astype(np.float32))
+    assert weight_bytes(model) == 84, f"weight_bytes of the float model is {weight_bytes(model)}, expected 84"
+    assert weight_bytes(quantized) == 86, (
+        f"weight_bytes of the int8 model is {weight_bytes(quantized)}, expected 86"
+    )
+
+
 def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
     from tinytorch.layers import Linear
 
@@ -1030,14 +1210,84 @@ def test_quantize_model_of_a_single_layer_is_its_quantized_layer() -> None:
 
 def _bad_calls():
     from tinytorch.conv import Conv2d
-    from tinytorch.layers import Linear
+    from tinytorch.layers import Linear, ReLU, Sequential
 
     rng = np.random.default_rng(12)
     lin, conv = Linear(3, 2, rng=rng), Conv2d(1, 2, 3, rng=rng)
     p = QuantParams(np.float32(0.5), np.int32(0))
     per_channel = QuantParams(np.ones(2, np.float32), np.zeros(2, np.int32), axis=0)
+    affine_columns = QuantParams(np.ones(2, np.float32), np.array([0, 3], np.int32), axis=1)
+    affine_filters = QuantParams(np.ones(2, np.float32), np.array([0, 3], np.int32), axis=0)
     i8 = np.zeros((2, 2), np.int8)
+    ones = np.ones((1, 3), np.float32)
     return {
+        # the layers' int8 product has no term for a weight zero point: an affine weight is refused
+        "linear-weight-affine": (
+            lambda: QuantizedLinear(QuantizedTensor(i8, affine_columns), None, p),
+            ValueError,
+            "QuantizedLinear: weight must be quantized symmetric",
+        ),
+        "conv-weight-affine": (
+            lambda: QuantizedConv2d(
+                QuantizedTensor(np.zeros((2, 1, 3, 3), np.int8), affine_filters), None, p
+            ),
+            ValueError,
+            "QuantizedConv2d: weight must be quantized symmetric",
+        ),
+        "linear-input-0d": (
+            lambda: QuantizedLinear.from_float(lin, p)(np.float32(1.0)),
+            ValueError,
+            r"input x has shape \(\)",
+        ),
+        "conv-input-channels": (  # 4-D, but 2 channels for a 1-channel convolution
+            lambda: QuantizedConv2d.from_float(conv, p)(np.ones((1, 2, 4, 4), np.float32)),
+            ValueError,
+            r"QuantizedConv2d: input x must be \(N, 1, H, W\), got shape \(1, 2, 4, 4\)",
+        ),
+        "conv-input-params-type": (
+            lambda: QuantizedConv2d.from_float(conv, None),
+            TypeError,
+            "QuantizedConv2d.from_float: input_params",
+        ),
+        "percentile-50": (lambda: PercentileObserver(50.0), ValueError, r"percentile must be in \(50, 100\]"),
+        "percentile-above-100": (lambda: PercentileObserver(100.5), ValueError, r"\(50, 100\], got 100.5"),
+        "percentile-bool": (lambda: PercentileObserver(True), TypeError, "percentile must be a number"),
+        "batch-size-zero": (lambda: calibrate(lin, ones, batch_size=0), ValueError, "calibrate: batch_size"),
+        "batch-size-float": (
+            lambda: calibrate(lin, ones, batch_size=2.0),
+            TypeError,
+            "calibrate: batch_size",
+        ),
+        "observer-name-without-layers": (  # refused even when no layer would get an observer
+            lambda: calibrate(Sequential(ReLU()), ones, observer="median"),
+            ValueError,
+            "unknown observer",
+        ),
+        "params-2d": (
+            lambda: QuantParams(np.ones((2, 2), np.float32), np.zeros((2, 2), np.int32), axis=0),
+            ValueError,
+            "QuantParams: scale .* must have the same shape",
+        ),
+        "axis-past-the-end": (
+            lambda: quantize(np.ones(2, np.float32), QuantParams(per_channel.scale, np.zeros(2, int), 1)),
+            ValueError,
+            r"quantize: axis 1 is out of range for shape \(2,\)",
+        ),
+        "dequantize-channels": (
+            lambda: dequantize(np.zeros((3, 2), np.int8), per_channel),
+            ValueError,
+            "dequantize: 2 per-channel",
+        ),
+        "tensor-channels": (
+            lambda: QuantizedTensor(np.zeros((3, 2), np.int8), per_channel),
+            ValueError,
+            "QuantizedTensor: 2 per",
+        ),
+        "range-2d": (
+            lambda: choose_qparams(np.zeros((2, 2)), np.ones((2, 2))),
+            ValueError,
+            "choose_qparams: min_val",
+        ),
         "kernel-1d": (lambda: int8_matmul(np.zeros(3, np.int8), i8), ValueError, "int8_matmul: a must be 2"),
         "backend": (lambda: QuantizedLinear.from_float(lin, p, backend="x"), TypeError, "dispatch"),
         "input-params-type": (lambda: QuantizedLinear.from_float(lin, 0.5), TypeError, "input_params"),

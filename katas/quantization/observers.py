@@ -133,8 +133,9 @@ def calibrate(
     (eval mode, no graph); the hooks are removed afterwards even when the model raises (its
     error propagates). The model is not changed: the same parameters, its train / eval mode
     restored. Given: ``TypeError`` for a model that is not a Module or an observer that is not a
-    name or a factory, ``ValueError`` for an unknown observer name, the errors of
-    ``check_float_data`` and ``check_int``.
+    name or a factory, ``ValueError`` for an unknown observer name (checked before anything runs,
+    even for a model without a Linear or Conv2d), the errors of ``check_float_data`` and
+    ``check_int`` (a ``batch_size`` below 1 included).
     """
     if not isinstance(model, Module):
         raise TypeError(f"calibrate: model must be a tinytorch Module, got {type(model).__name__}")

@@ -116,8 +116,9 @@ def weight_qparams(
     """Symmetric per-output-channel parameters for a layer's weight (channels along ``axis``).
 
     s_n = max(max_k |w[k, n]| / 127, EPS), widened where a bias would not fit int32 at the
-    accumulator's scale: s_n >= |b_n| / (s_x * 2**30), so |b_q| <= 2**30. Only a channel with
-    (nearly) all-zero weights and a bias needs it; zero weights stay exactly zero at any scale.
+    accumulator's scale: s_n >= |b_n| / (s_x * 2**30), so |b_q| <= 2**30 (up to the float32
+    rounding of s_n). Only a channel with (nearly) all-zero weights and a bias needs it; zero
+    weights stay exactly zero at any scale.
     """
     others = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.abs(w.astype(np.float64)).max(axis=others)
