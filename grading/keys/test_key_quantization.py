@@ -640,6 +640,24 @@ def test_int8_backend_registers_the_kernel(answer):
     )
 
 
+def test_quantize_bias_on_power_of_two_scales(answer):
+    """b / scale exact (power-of-two scales, biases on half-integer multiples of them), so ties are
+    decided by the contract's half to even; two biases far beyond int32 saturate at its ends."""
+    from tinytorch.perf.quantization import quantize_bias
+
+    rng = answer.rng
+    n = int(rng.integers(4, 12))
+    scale = (2.0 ** rng.integers(-12, 4, n)).astype(np.float32)
+    bias = rng.integers(-2000, 2001, n) / 2 * scale.astype(np.float64)  # integers and ties k + 1/2
+    far = np.array([1.0, -1.0]) * 2.0 ** rng.integers(32, 40, 2)  # at scale 1: beyond int32
+    got = quantize_bias(np.concatenate([bias, far]), np.concatenate([scale, np.ones(2, np.float32)]))
+    answer.record(
+        bias_q=np.asarray(got, np.int64),
+        bias_q_dtype=str(np.asarray(got).dtype),
+        no_bias=quantize_bias(None, scale) is None,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Quantized layers on power-of-two grids: exact
 # --------------------------------------------------------------------------------------------
