@@ -277,7 +277,8 @@ def test_hint_names_the_classic_mistakes_the_failing_test_catches(gallery_repo: 
     assert "First failing test: tests/test_alpha.py::test_double_negative" in text
     assert "Classic mistakes this test catches (is one of them yours?):\n  - Doubles |x|: negative" in text
     assert "return factor" not in text, "the hint never shows the patch (reference code)"
-    assert "Hint 1 of 1 for test_double_negative:\n  Negative numbers double too." in text  # the general advice is no rung
+    # the general advice is no rung of a test's ladder
+    assert "Hint 1 of 1 for test_double_negative:\n  Negative numbers double too." in text
 
 
 def test_mistake_notes_need_a_caught_by_and_tolerate_a_missing_or_broken_file(gallery_repo: Path):
