@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-from grading import answerkey, review
+from grading import answerkey, competition, review
 from grading import boundary as boundary_
 from grading.release import absolute_imports
 from tinytorch import forkserver, registry
@@ -122,6 +122,8 @@ class Settings:
     landlock: bool = True  # confine the children with Landlock where the kernel offers it
     max_processes: int = 256  # RLIMIT_NPROC of the sandbox user
     inconsistency_gap: float = 0.5  # tests' pass share above the key's that withholds the tests' credit
+    leaderboard: bool = True  # run module 20's competition for Gradescope's leaderboard (display only)
+    leaderboard_timeout: float = 180.0  # seconds the competition may take (from the total budget)
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
@@ -150,6 +152,11 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         raise ValueError(f"{path}: released names unknown module(s) {unknown}")
     values["released"] = [modules[str(r)].name for r in released]
     values["sandbox_user"] = str(values.get("sandbox_user", "auto"))
+    if not isinstance(values.get("leaderboard", True), bool):
+        raise ValueError(f"{path}: leaderboard must be true or false")
+    budget = values.get("leaderboard_timeout", 180.0)
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget <= 3600:
+        raise ValueError(f"{path}: leaderboard_timeout must be a number of seconds in (0, 3600]")
     return Settings(weights=weights, **values)
 
 
@@ -276,6 +283,9 @@ class Grade:
     key_visibility: str = HIDDEN_VISIBILITY
     boundary: dict = field(default_factory=dict)  # grading.boundary.Boundary.to_json()
     seed: str = ""  # a digest of the secret seed the answer keys' inputs were drawn from
+    # Gradescope's leaderboard (grading/competition.py): display only, never part of the score
+    leaderboard: list = field(default_factory=list)
+    leaderboard_note: str = ""  # why there is no leaderboard ("" when posted or not attempted)
 
     @property
     def score(self) -> Fraction:
@@ -337,9 +347,15 @@ class Grade:
                 lines.append(f"  ... and {rest} more failing test(s)")
         if self.notes:
             lines += ["", *[f"! {note}" for note in self.notes]]
+        if self.leaderboard or self.leaderboard_note:
+            shown = competition.describe(self.leaderboard) if self.leaderboard else self.leaderboard_note
+            lines += ["", f"leaderboard (display only, not part of the grade): {shown}"]
         return "\n".join(lines)
 
     def to_gradescope(self) -> dict:
+        extra = {}
+        if self.leaderboard or self.leaderboard_note:
+            extra["leaderboard"] = {"posted": bool(self.leaderboard), "note": self.leaderboard_note}
         tests = []
         for m in self.modules:
             for t in m.tests:
@@ -359,7 +375,7 @@ class Grade:
                         else self.visibility,
                     }
                 )
-        return {
+        results = {
             "score": _round(self.score),
             "execution_time": round(self.execution_time),
             "output": self.summary(),
@@ -389,8 +405,12 @@ class Grade:
                     }
                     for m in self.modules
                 },
+                **extra,
             },
         }
+        if self.leaderboard:
+            results["leaderboard"] = [dict(entry) for entry in self.leaderboard]
+        return results
 
 
 _EXCEPTION_LINE = re.compile(r"^(E\s+)?[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
@@ -693,6 +713,7 @@ def run_child(
     trusted: bool = False,
     key_out: Path | None = None,
     trace: str = "",
+    env_extra: dict[str, str] | None = None,
 ) -> ChildOutcome:
     """One sandboxed pytest process; its events read from a pipe, its time watched from here.
 
@@ -757,6 +778,7 @@ def run_child(
     if key_out is not None:
         env[answerkey.SEED_ENV] = str(ctx.seed)
         env[answerkey.OUT_ENV] = str(key_out)
+    env.update(env_extra or {})
     out = ChildOutcome(results={})
     stderr_path = run_dir / "stderr.txt"
     started = time.monotonic()
@@ -1123,6 +1145,28 @@ def _clean(text: str, ctx: Context, limit: int = 4000) -> str:
     return text.strip()
 
 
+def _served(ctx: Context, module: registry.Module, run_dir: Path, strict: bool) -> tuple[str, dict[str, str]]:
+    """The ``TINYTORCH_IMPL`` of a child of ``module`` and the references it preloads.
+
+    Isolation: the other modules whose reference the instructor has released are served from it
+    (staged under ``run_dir/ref``); every other module, the graded one first, from the student's
+    own code. Strict: all from the student's. The graded module's reference is never staged
+    where a child can read."""
+    impl, preload = str(ctx.stage / "katas"), {}
+    if not strict:
+        ref = run_dir / "ref"
+        for other in ctx.modules:
+            if other.name != module.name and other.name in ctx.settings.released:
+                shutil.copytree(
+                    ctx.root / other.solution,
+                    ref / other.name,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                )
+                preload[other.name] = str(ref / other.name)
+                impl += f",{other.name}={ref / other.name}"
+    return impl, preload
+
+
 def grade_module(
     ctx: Context, module: registry.Module, nodeids: list[str], strict: bool, limit: float | None = None
 ) -> ModuleGrade:
@@ -1155,21 +1199,7 @@ def grade_module(
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        # Isolation: the other modules whose reference the instructor has released are served from
-        # it; every other module, the graded one first, from the student's own code. Strict: all
-        # from the student's. The graded module's reference is never staged where a child can read.
-        impl, preload = str(ctx.stage / "katas"), {}
-        if not strict:
-            ref = run_dir / "ref"
-            for other in ctx.modules:
-                if other.name != module.name and other.name in ctx.settings.released:
-                    shutil.copytree(
-                        ctx.root / other.solution,
-                        ref / other.name,
-                        ignore=shutil.ignore_patterns("__pycache__"),
-                    )
-                    preload[other.name] = str(ref / other.name)
-                    impl += f",{other.name}={ref / other.name}"
+        impl, preload = _served(ctx, module, run_dir, strict)
         key_out = run_dir / "scratch" / "keys"
         out = run_child(
             ctx,
@@ -1295,6 +1325,87 @@ def grade_module(
     return grade
 
 
+# --------------------------------------------------------------------------- the class leaderboard
+
+LEADERBOARD_MIN_SECONDS = 5.0  # less time left than this in the submission's budget: not run
+
+
+def post_leaderboard(
+    ctx: Context, grade_: Grade, module_grade: ModuleGrade, strict: bool, limit: float
+) -> None:
+    """Run module 20's competition in a sandboxed child (grading/competition.py) and put its
+    validated figures in ``grade_.leaderboard``, Gradescope's ``leaderboard`` array, or say in
+    ``grade_.leaderboard_note`` why there is none. Display only: it runs after every module is
+    scored and reads or changes no score. Never raises: a failure is a note."""
+    module = module_grade.module
+    passed = sum(t.score == t.max_score and t.outcome == "passed" for t in module_grade.tests)
+    if module_grade.tampered:
+        grade_.leaderboard_note = f"not posted: tampering was detected in module {module.number}"
+        return
+    if module_grade.inconsistent:
+        grade_.leaderboard_note = f"not posted: module {module.number} is flagged inconsistent"
+        return
+    if not module_grade.tests or passed < len(module_grade.tests):
+        grade_.leaderboard_note = (
+            f"not posted: module {module.number} is not finished ({passed} of {len(module_grade.tests)} "
+            "tests earn their points); the competition runs once every test passes"
+        )
+        return
+    if limit < LEADERBOARD_MIN_SECONDS:
+        grade_.leaderboard_note = "not posted: the submission's time budget ran out before the competition"
+        return
+    budget = min(ctx.settings.leaderboard_timeout, limit)
+    try:
+        grade_.leaderboard_note, figures = _run_competition(ctx, module, strict, budget)
+    except Exception as error:  # noqa: BLE001 - the leaderboard never costs the grade
+        grade_.leaderboard_note = (
+            f"not posted: the grader could not run the competition ({type(error).__name__}: {error})"
+        )
+        return
+    if figures:
+        grade_.leaderboard = competition.entries(figures)
+
+
+def _run_competition(
+    ctx: Context, module: registry.Module, strict: bool, budget: float
+) -> tuple[str, dict[str, float]]:
+    """(note, figures): one confined child runs the staged entry point; its file is judged here."""
+    run_dir = ctx.stage / "runs" / "leaderboard"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    competition.stage(ctx.stage)
+    impl, preload = _served(ctx, module, run_dir, strict)
+    figures_file = run_dir / "scratch" / competition.FIGURES_FILE
+    # the competition is one test: the per-test limit is the competition's budget
+    child_ctx = replace(ctx, settings=replace(ctx.settings, timeout=budget))
+    out = run_child(
+        child_ctx,
+        module.name,
+        run_dir,
+        impl,
+        [competition.STAGED],
+        preload,
+        [str(ctx.stage / "katas")],
+        [],
+        budget,
+        env_extra={competition.OUT_ENV: str(figures_file)},
+    )
+    outcome, text = out.results.get(f"{competition.STAGED}::test_competition", ("", ""))
+    if out.tamper:
+        return f"not posted: tampering was detected during the competition ({out.tamper[:200]})", {}
+    if out.ended in ("test-timeout", "budget") and outcome == "":
+        return f"not posted: the competition took longer than its {budget:g} s", {}
+    if outcome == "":
+        why = "collection failed" if out.collect_errors else _describe_exit(out)
+        return f"not posted: the competition did not finish ({why})", {}
+    if outcome != "passed":
+        return f"not posted: the competition failed: {headline(_clean(text, ctx))}", {}
+    try:
+        return "", competition.read_figures(figures_file)
+    except competition.FiguresError as error:
+        return f"not posted: the competition's figures were refused: {error}", {}
+
+
 def _judge_keys(ctx: Context, out: ChildOutcome, key_out: Path) -> None:
     """Each answer-key check the student's process ran: its verdict from the values it wrote,
     compared here with the reference's (what the process said about the check is not a verdict)."""
@@ -1404,6 +1515,10 @@ def grade(
                 continue
             left = settings.total_timeout - (time.monotonic() - began)
             result.modules.append(grade_module(ctx, module, plan[module.name], strict, limit=left))
+        graded = {m.module.name: m for m in result.modules}
+        if katas is not None and settings.leaderboard and competition.MODULE in graded:
+            left = settings.total_timeout - (time.monotonic() - began)
+            post_leaderboard(ctx, result, graded[competition.MODULE], strict, left)
     finally:
         pending = locals().get("ctx") and ctx.pending_references
         if pending:
