@@ -1295,12 +1295,16 @@ def resolved_impl(value: str | None = None) -> str:
     """``value`` (default: this process's ``TINYTORCH_IMPL``) with every tree made an absolute
     folder, so that the code can be found again from anywhere (``tinytorch leaderboard verify``):
     ``solutions,caching=katas`` -> ``/checkout/solutions,caching=/checkout/katas/caching``. A
-    checkout whose path holds a ``,`` or ``=`` cannot be written so: the value is kept as given."""
+    checkout whose path holds a ``,`` or ``=`` cannot be written so, and a process without a
+    checkout (the grader's stage) has nothing to resolve against: the value is kept as given."""
     from tinytorch import perf, registry
 
     value = os.environ.get(perf.ENV_VAR, "") if value is None else value
     default, overrides = perf.parse_impl(value)
-    root = registry.repo_root().resolve()
+    try:
+        root = registry.repo_root().resolve()
+    except FileNotFoundError:  # no checkout (a grader's stage serves folders): nothing to resolve against
+        return value.strip() or perf.DEFAULT_IMPL
     if any(c in str(root) for c in ",="):
         return value.strip() or perf.DEFAULT_IMPL
     trees = [default if perf.is_folder(default) else str(root / default)]

@@ -1113,6 +1113,14 @@ def test_submit_records_the_code_it_ran_as_absolute_folders(tmp_path: Path, monk
     with monkeypatch.context() as patch:  # a checkout path TINYTORCH_IMPL cannot hold: kept as given
         patch.setattr(registry, "repo_root", lambda: Path("/tmp/a,b"))
         assert leaderboard.resolved_impl() == "solutions,caching=katas", "a root with a comma"
+
+    def no_checkout() -> Path:
+        raise FileNotFoundError("no katas/ folder")
+
+    with monkeypatch.context() as patch:  # the grader's stage: no checkout, the value kept as given
+        patch.setattr(registry, "repo_root", no_checkout)
+        patch.setenv("TINYTORCH_IMPL", str(tmp_path))
+        assert leaderboard.resolved_impl() == str(tmp_path), "a run without a checkout records its value"
     import tinytorch.perf.benchmarking as perf_benchmarking
 
     monkeypatch.setattr(perf_benchmarking, "build_submission", WatchedSubmission)
