@@ -33,6 +33,7 @@ from tinytorch.perf.benchmarking import (
     InvalidSubmission,
     Profiler,
     QualityCheck,
+    SpeedupInterval,
     TinyMLPerf,
     benchmark_model,
     build_submission,
@@ -40,7 +41,11 @@ from tinytorch.perf.benchmarking import (
     compute_speedup,
     geometric_mean,
     measure_interleaved,
+    measure_paired,
+    min_rounds,
+    precise_enough,
     score_events,
+    speedup_interval,
     workload_flops,
 )
 from tinytorch.perf.profiling import FLOPCounter, Timer, summarize
@@ -370,6 +375,231 @@ def test_measure_interleaved_checks_its_arguments() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# A speedup with its uncertainty: paired rounds, the median ratio and its interval
+# --------------------------------------------------------------------------------------------
+
+# k of the 95 % interval [r_(k), r_(n+1-k)] for n rounds, from the binomial tables: the largest k
+# with P(Binomial(n, 1/2) <= k - 1) <= 0.025 (n = 100: r_(40) to r_(61), the textbook's).
+ORDER_STATISTIC_K = {6: 1, 7: 1, 8: 1, 9: 2, 10: 2, 20: 6, 41: 14, 100: 40}
+
+
+def exact_coverage(n: int) -> float:
+    """1 - 2 P(B <= k - 1), B ~ Binomial(n, 1/2): the order-statistics interval's coverage."""
+    k = ORDER_STATISTIC_K[n]
+    return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
+
+@given(st.sampled_from(sorted(ORDER_STATISTIC_K)), st.integers(0, 2**32 - 1))
+@example(6, 0)  # the fewest rounds with a 95 % interval: the smallest and the largest ratio
+@example(100, 1)  # r_(40) and r_(61)
+def test_round_ratio_interval_is_the_median_between_order_statistics(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    candidate = rng.uniform(0.5, 2.0, n)
+    baseline = candidate * rng.lognormal(1.0, 0.3, n)  # ratio ~ e: any distribution will do
+    interval = speedup_interval(list(baseline), list(candidate))
+    ratios = sorted(baseline / candidate)
+    k = ORDER_STATISTIC_K[n]
+    expected = (float(np.median(ratios)), ratios[k - 1], ratios[n - k])
+    got = (interval.value, interval.low, interval.high)
+    # the same divisions of the same floats: equal up to the median's one addition (1 ulp)
+    assert got == pytest.approx(expected, rel=1e-15), (
+        f"(median ratio, low, high) of {n} rounds: {got}, expected the median and the order "
+        f"statistics r_({k}) and r_({n + 1 - k}) of the sorted per-round ratios: {expected}"
+    )
+    assert interval.rounds == n, f"rounds of the interval: {interval.rounds}, expected {n}"
+
+
+def test_round_ratio_interval_pairs_rounds_and_takes_the_median() -> None:
+    # Round i of both sides saw the same machine: the ratios are 2, 2, 2, 2, 2, 20.
+    baseline = [2.0, 20.0, 4.0, 200.0, 8.0, 20.0]
+    candidate = [1.0, 10.0, 2.0, 100.0, 4.0, 1.0]
+    interval = speedup_interval(baseline, candidate)
+    # median ratio 2; the ratio of the medians would say 14 / 3 = 4.67, the mean ratio 5, and
+    # ratios of the separately sorted samples (2/1, 4/1, 8/2, 20/4, 20/10, 200/100) a median of 3
+    assert interval.value == 2.0, (
+        f"speedup of rounds with ratios 2, 2, 2, 2, 2, 20: {interval.value}, expected their median 2 "
+        "(not the ratio of medians 4.67, the mean ratio 5 or unpaired ratios' median 3)"
+    )
+    assert (interval.low, interval.high) == (2.0, 20.0), (
+        f"95 % interval of 6 rounds: ({interval.low}, {interval.high}), expected the smallest and "
+        "largest ratio (2, 20)"
+    )
+    from_timings = speedup_interval(summarize(baseline), summarize(candidate))
+    assert from_timings == interval, (
+        f"interval from TimingResults {from_timings}, from the same samples as lists {interval}"
+    )
+    assert str(interval) == "2.00\u00d7 (2.00\u201320.00)", f"the interval as text: {interval}"
+
+
+@pytest.mark.parametrize("n", [6, 9, 20, 41])
+def test_round_ratio_interval_covers_the_true_ratio_at_its_stated_rate(n: int) -> None:
+    # Synthetic rounds with a known ratio r = 2.5: a load shared by both halves of a round
+    # (cancels in the ratio) and noise of each side's own, skewed (lognormal); the per-round
+    # ratio's median is r because the two noises have the same law. Over T trials the interval
+    # must hold r at its exact rate 1 - 2 P(B <= k - 1) (>= 95 %): the observed rate is within
+    # 4 standard errors sqrt(p (1 - p) / T) of it (a false alarm about once in 15,000 runs; the
+    # draws are seeded, so the outcome is fixed). Too narrow (wrong order statistics, off by
+    # one) or too wide (percentiles of the ratios) both miss it.
+    trials, ratio = 2000, 2.5
+    rng = np.random.default_rng(20 + n)
+    load = rng.lognormal(0.0, 0.5, (trials, n))
+    candidate = load * rng.lognormal(0.0, 0.3, (trials, n))
+    baseline = ratio * load * rng.lognormal(0.0, 0.3, (trials, n))
+    held = 0
+    for b, c in zip(baseline, candidate, strict=True):
+        interval = speedup_interval(list(b), list(c))
+        held += interval.low <= ratio <= interval.high
+    expected = exact_coverage(n)
+    rate, error = held / trials, 4 * math.sqrt(expected * (1 - expected) / trials)
+    assert expected >= 0.95 and abs(rate - expected) <= error, (
+        f"share of {trials} intervals of {n} rounds holding the true ratio {ratio}: {rate:.4f}, "
+        f"expected {expected:.4f} +- {error:.4f} (the order statistics' exact coverage, >= 95 %)"
+    )
+
+
+@given(st.lists(st.floats(0.1, 10.0), min_size=6, max_size=30), st.randoms(use_true_random=False))
+@example([3.0] * 6, None)  # all rounds equal: the point 3x (3.00-3.00)
+def test_round_ratio_interval_ignores_round_order_and_holds_its_median(ratios, shuffler) -> None:
+    candidate = [1.0] * len(ratios)
+    interval = speedup_interval(ratios, candidate)
+    shuffled = list(ratios)
+    if shuffler is not None:
+        shuffler.shuffle(shuffled)
+    again = speedup_interval(shuffled, candidate)
+    assert (again.value, again.low, again.high) == (interval.value, interval.low, interval.high), (
+        f"interval of the same rounds in another order: {again}, first {interval}"
+    )
+    assert interval.low <= interval.value <= interval.high, (
+        f"speedup {interval.value} outside its own interval ({interval.low}, {interval.high})"
+    )
+    if len(set(ratios)) == 1:
+        assert (interval.low, interval.value, interval.high) == (ratios[0],) * 3, (
+            f"interval of rounds that all give {ratios[0]}: {interval}, expected the point"
+        )
+
+
+def test_round_ratio_interval_refuses_too_few_rounds_and_bad_input() -> None:
+    assert min_rounds() == 6 and min_rounds(0.99) == 8, (
+        f"fewest rounds for an interval: {min_rounds()} at 95 % (expected 6: 2 / 2**6 <= 0.05), "
+        f"{min_rounds(0.99)} at 99 % (expected 8)"
+    )
+    with pytest.raises(ValueError, match=r"rounds.*at least 6"):
+        speedup_interval([2.0] * 5, [1.0] * 5)  # 2 / 2**5 = 6.25 % > 5 %: no 95 % interval
+    with pytest.raises(ValueError, match="rounds"):
+        speedup_interval([], [])
+    with pytest.raises(ValueError, match="candidate"):
+        speedup_interval([2.0] * 6, [1.0] * 7)
+    with pytest.raises(ValueError, match="baseline"):
+        speedup_interval([2.0] * 5 + [0.0], [1.0] * 6)
+    with pytest.raises(ValueError, match="confidence"):
+        speedup_interval([2.0] * 6, [1.0] * 6, confidence=1.0)
+    interval = speedup_interval([float(i) for i in range(1, 21)], [1.0] * 20, confidence=0.5)
+    # 50 %: the largest k with P(B <= k - 1) <= 0.25 for n = 20 is 9 (P(B <= 8) = 0.2517)
+    assert (interval.low, interval.high, interval.confidence) == (8.0, 13.0, 0.5), (
+        f"50 % interval of ratios 1..20: ({interval.low}, {interval.high}) at {interval.confidence}, "
+        "expected r_(8) = 8 to r_(13) = 13"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "precision", "expected"),
+    [
+        (2.37, 2.30, 2.45, 0.05, True),  # half-width 0.075 <= 0.1185
+        (2.0, 1.5, 2.5, 0.05, False),  # 0.5 > 0.1
+        (4.0, 3.5, 4.5, 0.125, True),  # 0.5 <= 0.5 (exact in binary): the bound itself is precise
+        (4.0, 3.5, 4.5, 0.0625, False),  # 0.5 > 0.25
+        (10.0, 9.9, 12.0, 0.1, False),  # 1.05 > 1.0: the whole width, not the part above
+        (3.0, 3.0, 3.0, 1e-9, True),  # a point is always precise enough
+    ],
+)
+def test_precise_enough_compares_the_half_width_with_the_precision(
+    value, low, high, precision, expected
+) -> None:
+    interval = SpeedupInterval(value, low, high, rounds=6)
+    got = precise_enough(interval, precision)
+    assert got is expected or got == expected, (
+        f"precise_enough({value}x ({low}-{high}), precision {precision}): {got}, expected {expected} "
+        f"(half-width {(high - low) / 2:.4g} against {precision * value:.4g})"
+    )
+    with pytest.raises(ValueError, match="precision"):
+        precise_enough(interval, 0.0)
+
+
+def test_score_interval_is_the_geometric_mean_of_the_bounds() -> None:
+    events = [
+        EventScore("A", 4.0, PASS, SpeedupInterval(4.0, 2.0, 8.0, rounds=6)),
+        EventScore("B", 9.0, PASS, SpeedupInterval(9.0, 8.0, 18.0, rounds=6)),
+        EventScore("C", 5.0, FAIL, SpeedupInterval(5.0, 4.0, 6.0, rounds=6)),
+        EventScore("D", 2.0, PASS),  # no interval: the point (2, 2)
+    ]
+    card = score_events(events)
+    # log space: mean of the counted log bounds; the failed event counts as the point (1, 1)
+    expected = ((2 * 8 * 1 * 2) ** 0.25, (8 * 18 * 1 * 2) ** 0.25)
+    assert card.bounds == pytest.approx(expected, rel=RTOL), (
+        f"score interval: {card.bounds}, expected the geometric means of the counted lows and "
+        f"highs {expected} (a failed gate counts (1, 1), an event without an interval its point)"
+    )
+    assert card.intervals == {"A": (2.0, 8.0), "B": (8.0, 18.0), "C": (1.0, 1.0), "D": (2.0, 2.0)}, (
+        f"counted intervals per event: {card.intervals}"
+    )
+
+
+def test_paired_rounds_calibrate_one_loop_count_and_stop_at_the_budget() -> None:
+    # Calls cost about 0.003 and 0.001 s (the candidate's cost cycles through 3 values, so its
+    # 20-call loops differ and the interval never gets 1e-6 narrow): the candidate needs 20
+    # calls for a 20 ms loop (1, 2, 5, 10 are too short), the baseline 10. Both sides then time
+    # loops of 20 calls: every sample lasts >= min_time. Samples are per call; rounds stop at
+    # the first round that ends 1 s or more after the first one started.
+    machine = Machine()
+    costs = itertools.cycle([0.001, 0.0012, 0.0008])
+    timing = measure_paired(
+        machine.workload("b", 0.003),
+        lambda: machine.work("c", next(costs)),
+        Timer(clock=machine.clock),
+        warmup=1,
+        runs=3,
+        budget=1.0,
+        precision=1e-6,
+    )
+    assert timing.loops == 20, f"loop count of both sides: {timing.loops}, expected max(10, 20) = 20"
+    assert timing.baseline.loops == timing.candidate.loops == 20, (
+        f"loops recorded in the timings: {timing.baseline.loops}, {timing.candidate.loops}"
+    )
+    rounds = timing.interval.rounds
+    ends = np.cumsum((timing.baseline.samples + timing.candidate.samples) * 20)  # each round's end
+    assert rounds >= 6 and ends[-1] >= 1.0 and (rounds == 6 or ends[-2] < 1.0), (
+        f"rounds: {rounds}, ending at {ends[-2:]} s after the first began: expected the first round "
+        "that ends 1 s or more after the start (the budget), and at least 6"
+    )
+    assert timing.baseline.p50 == pytest.approx(0.003, rel=1e-9), (
+        f"baseline time per call: {timing.baseline.p50}, expected 0.003 s (a sample is its loop / 20)"
+    )
+    assert timing.interval.value == pytest.approx(3.0, rel=0.1), f"speedup: {timing.interval}"
+
+
+@given(runs=st.integers(1, 12), warmup=st.integers(0, 3))
+@example(runs=1, warmup=0)  # below the fewest rounds of a 95 % interval: 6 rounds anyway
+def test_paired_rounds_stop_once_precise_after_the_least_rounds(runs: int, warmup: int) -> None:
+    machine = Machine()
+    timing = measure_paired(
+        machine.workload("b", 3.0), machine.workload("c", 1.0), Timer(clock=machine.clock), warmup, runs,
+        budget=1e9,
+    )
+    least = max(runs, 6)
+    assert timing.interval.rounds == least, (
+        f"rounds of a noiseless machine: {timing.interval.rounds}, expected max(runs, 6) = {least} "
+        "(precise at once: every ratio is 3)"
+    )
+    timed = machine.log[2 * warmup + 2 :]  # after the warmup and one calibration call each
+    firsts = [timed[i] for i in range(0, len(timed), 2)]
+    expected = ["b", "c"] * (least // 2) + ["b"] * (least % 2)
+    assert firsts == expected, f"first call of each round: {firsts}, expected alternating {expected}"
+    assert (timing.interval.value, timing.interval.low, timing.interval.high) == (3.0, 3.0, 3.0), (
+        f"interval of rounds that all give 3: {timing.interval}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # benchmark_model and the events, on the real zoo models
 # --------------------------------------------------------------------------------------------
 
@@ -598,9 +828,10 @@ class FakeClassifier:
 
 
 def test_tinymlperf_times_baseline_and_candidate_in_the_same_run(mlp_logits) -> None:
-    # run_event must interleave: the machine slows down half way through the timed calls.
+    # run_event must interleave: the machine slows down half way through the timed calls (after
+    # 2 warmup calls and 1 calibration call of each: a call of cost >= 1 s outlasts min_time).
     event = dataclasses.replace(MLP_SPRINT, warmup=2, runs=8)
-    machine = Machine(slow_after=2 * 2 + 8)
+    machine = Machine(slow_after=2 * 2 + 2 + 8)
     bench = TinyMLPerf(
         events=[event],
         profiler=Profiler(timer=Timer(clock=machine.clock)),
@@ -619,20 +850,39 @@ def test_tinymlperf_times_baseline_and_candidate_in_the_same_run(mlp_logits) -> 
     assert score == pytest.approx(3.0, rel=RTOL), f"score of one event of speedup 3: {score}"
 
 
-def test_tinymlperf_speedup_is_the_ratio_of_medians(mlp_logits) -> None:
-    # One hiccup: the 6th timed call (b c | c b | b c: the candidate's last) costs 10x. The median
-    # ignores it (speedup 3 / 1 = 3); a mean would count it (3 / 4 = 0.75: a "slowdown").
-    machine = Machine(slow_after=5, factor=10.0)
+def test_tinymlperf_speedup_is_the_median_round_ratio(mlp_logits) -> None:
+    # The machine turns 10x slower between the two halves of round 4 (after 2 calibration calls
+    # and 7 timed ones: b c | c b | b c | c *b | b c | c b). Round 4 gives 30 / 1, every other
+    # round 3: the median round ratio is 3. The ratio of the medians would say 16.5 / 1 and the
+    # mean ratio 7.5. The interval is (3, 30): wider than 5 %, so rounds go on until the budget
+    # (10 s of this clock) is spent, at the 6 rounds a 95 % interval needs.
+    machine = Machine(slow_after=9, factor=10.0)
     bench = TinyMLPerf(
         events=[dataclasses.replace(MLP_SPRINT, warmup=0, runs=3)],
         profiler=Profiler(timer=Timer(clock=machine.clock)),
         baselines={"MLP_SPRINT": FakeClassifier(machine, "baseline", 3.0, mlp_logits)},
     )
     result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
-    candidate = sorted(result.candidate.latency.samples)
-    assert candidate == [1.0, 1.0, 10.0], f"candidate samples: {candidate}, expected one 10x hiccup"
+    baseline, candidate = list(result.baseline.latency.samples), list(result.candidate.latency.samples)
+    assert (baseline, candidate) == ([3.0, 3.0, 3.0, 30.0, 30.0, 30.0], [1.0, 1.0, 1.0, 1.0, 10.0, 10.0]), (
+        f"samples per round: baseline {baseline}, candidate {candidate}: expected 6 paired rounds, "
+        "the slowdown inside round 4"
+    )
     assert result.speedup == pytest.approx(3.0, rel=RTOL), (
-        f"speedup with one hiccup: {result.speedup}, expected the ratio of medians 3 / 1"
+        f"speedup: {result.speedup}, expected the median round ratio 3 (not the ratio of medians 16.5 "
+        "or the mean ratio 7.5)"
+    )
+    interval = result.interval
+    assert interval is not None and (interval.low, interval.high, interval.rounds) == (3.0, 30.0, 6), (
+        f"the event's interval: {interval}, expected 3.00x (3.00-30.00) from 6 rounds"
+    )
+    record = result.record()
+    assert (record.speedup_low, record.speedup_high) == (3.0, 30.0), (
+        f"the leaderboard row's interval: ({record.speedup_low}, {record.speedup_high}), expected (3, 30)"
+    )
+    card = bench.score({"MLP_SPRINT": result})
+    assert card.bounds == pytest.approx((3.0, 30.0), rel=RTOL), (
+        f"score interval of one event: {card.bounds}, expected the event's (3, 30)"
     )
 
 
@@ -716,7 +966,7 @@ def test_a_valid_submission_lands_with_its_score(mlp_logits, board) -> None:
     assert entry.events[0].speedup == pytest.approx(2.0) and entry.events[0].passed, (
         f"recorded event: {entry.events[0]}, expected speedup 2, passed"
     )
-    assert "| fast | ada | 2.00x |" in board.to_markdown(), board.to_markdown()
+    assert "| fast | ada | 2.00\u00d7 (2.00\u20132.00) |" in board.to_markdown(), board.to_markdown()
 
 
 @pytest.mark.parametrize("dropped", ["results", "scorecard"])
@@ -1139,9 +1389,10 @@ def test_benchmark_model_and_events_check_their_arguments(mlp) -> None:
 def test_score_card_reads_as_text() -> None:
     card = score_events(scores([4.0, 9.0], [True, False]))
     text = str(card)
-    assert "score 2.000x" in text and "E1: 1.000x" in text and "not counted" in text, (
-        f"a ScoreCard as text: {text!r}"
+    assert "score 2.00\u00d7 (2.00\u20132.00)" in text and "E1: 1.00\u00d7 (1.00\u20131.00)" in text, (
+        f"a ScoreCard as text, every figure with its interval: {text!r}"
     )
+    assert "not counted" in text, f"a ScoreCard as text says why an event did not count: {text!r}"
 
 
 def test_corrupt_array_inside_a_valid_zip_is_refused(tmp_path: Path) -> None:
@@ -1167,7 +1418,8 @@ def test_tinytorch_submit_runs_validates_and_records(mlp_logits, board, monkeypa
     assert entry.name == "cli" and entry.score == pytest.approx(3.0, rel=RTOL), (
         f"entry recorded by tinytorch submit: {entry.name!r}, score {entry.score}, expected 'cli', 3"
     )
-    assert "score 3.000x" in out.getvalue(), f"tinytorch submit's output: {out.getvalue()!r}"
+    said = out.getvalue()
+    assert "score 3.00\u00d7 (3.00\u20133.00)" in said, f"tinytorch submit's output, interval too: {said!r}"
     broken = a_submission(mlp_logits, machine, optimizations=["teleport"])
     with pytest.raises(InvalidSubmission, match="teleport"):
         leaderboard._run_submission(args, out, submission=broken, benchmark=bench)

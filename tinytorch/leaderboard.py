@@ -92,15 +92,17 @@ __all__ = [
     "Leaderboard",
     "cpu_model",
     "default_path",
+    "format_interval",
     "geometric_mean",
     "kata_module_of",
     "machine_description",
     "observe",
     "served_modules",
+    "tie_ranks",
     "watch_events",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ENV_VAR = "TINYTORCH_LEADERBOARD"
 FILE_NAME = "leaderboard.sqlite3"
 
@@ -198,6 +200,17 @@ def geometric_mean(values: Iterable[float]) -> float:
     return math.exp(math.fsum(math.log(v) for v in values) / len(values))
 
 
+def format_interval(
+    value: float, low: float | None = None, high: float | None = None, digits: int = 2
+) -> str:
+    """A speedup or a score with its interval, as every board and report shows it:
+    ``2.37× (2.30–2.45)``; without an interval (an entry recorded before intervals), ``2.37×``."""
+    text = f"{value:.{digits}f}\u00d7"
+    if low is None or high is None:
+        return text
+    return f"{text} ({low:.{digits}f}\u2013{high:.{digits}f})"
+
+
 def _is_real(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
@@ -260,6 +273,23 @@ def text_problem(field_name: str, value: Any, required: bool = False, newlines: 
     return None
 
 
+def _interval_problems(where: str, name: str, value: Any, low: Any, high: Any) -> list[str]:
+    """Why (``low``, ``high``) cannot be the interval of the figure ``name`` = ``value``: both
+    absent, or both plausible figures with low <= value <= high."""
+    if low is None and high is None:
+        return []
+    if low is None or high is None:
+        return [f"{where}: {name}_low and {name}_high come together (one of them is missing)"]
+    found = [
+        f"{where}: {why}"
+        for bound, number in ((f"{name}_low", low), (f"{name}_high", high))
+        if (why := figure_problem(bound, number, *FIGURE_RANGES["speedup"], positive=True))
+    ]
+    if not found and _is_real(value) and not float(low) <= float(value) <= float(high):
+        found.append(f"{where}: {name} {value!r} lies outside its interval [{low!r}, {high!r}]")
+    return found
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One event of a submission: its times (seconds, medians measured in the same run), the
@@ -274,6 +304,24 @@ class EventRecord:
     quality_target: float
     passed: bool
     reason: str = ""
+    # the speedup's 95 % interval (None: recorded before intervals, or self-reported without);
+    # with one, ``speedup`` is the median per-round ratio, which lies inside it
+    speedup_low: float | None = None
+    speedup_high: float | None = None
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """(low, high) of the speedup, or None without an interval."""
+        if self.speedup_low is None or self.speedup_high is None:
+            return None
+        return (float(self.speedup_low), float(self.speedup_high))
+
+    @property
+    def counted_bounds(self) -> tuple[float, float]:
+        """The interval of :attr:`counted`: (1, 1) for a failed gate, the point speedup without one."""
+        if not self.passed:
+            return (1.0, 1.0)
+        return self.bounds or (float(self.speedup), float(self.speedup))
 
     def problems(self) -> list[str]:
         named = isinstance(self.event, str) and self.event and text_problem("event", self.event) is None
@@ -292,9 +340,11 @@ class EventRecord:
             )
         ]
         found += [f"{where}: {why}" for why in figures if why]
-        if not any(figures):
+        interval = _interval_problems(where, "speedup", self.speedup, self.speedup_low, self.speedup_high)
+        found += interval
+        if not any(figures) and not interval:
             b, c, s = float(self.baseline_seconds), float(self.candidate_seconds), float(self.speedup)
-            if not math.isclose(s, b / c, rel_tol=SCORE_RTOL):
+            if self.bounds is None and not math.isclose(s, b / c, rel_tol=SCORE_RTOL):
                 found.append(f"{where}: speedup {s!r} is not baseline/candidate = {b / c!r}")
         if not isinstance(self.quality_metric, str) or not self.quality_metric:
             found.append(f"{where}: quality_metric must be a non-empty string")
@@ -344,6 +394,10 @@ class Entry:
     served: Mapping[str, str] = field(default_factory=dict)
     id: int | None = None
     created_at: float | None = None
+    # the score's 95 % interval: the geometric means of the counted events' lows and highs
+    # (None: recorded before intervals)
+    score_low: float | None = None
+    score_high: float | None = None
     # Set by the board, never by a submitter (see "Verified and unverified" above): the board
     # records what Leaderboard.add is given as unverified, and only `tinytorch submit`'s own
     # measurement as verified; `tinytorch leaderboard verify` records the score it re-measured
@@ -414,15 +468,36 @@ class Entry:
             else:
                 found.extend(record.problems())
         why = figure_problem("score", self.score, *FIGURE_RANGES["speedup"], positive=True)
+        interval = [] if why else _interval_problems("the entry", "score", self.score, *self._bounds_given())
+        found += interval
         if why:
             found.append(why)
-        elif events and not found:
+        elif events and not found and self.bounds is not None:
+            lows, highs = zip(*(record.counted_bounds for record in events), strict=True)
+            expected = (geometric_mean(lows), geometric_mean(highs))
+            pairs = zip(self.bounds, expected, strict=True)
+            if not all(math.isclose(a, b, rel_tol=SCORE_RTOL) for a, b in pairs):
+                found.append(
+                    f"score interval {self.bounds!r} is not the geometric means of the counted "
+                    f"events' bounds {expected!r}"
+                )
+        if events and not found:
             expected = geometric_mean(float(record.counted) for record in events)
             if not math.isclose(float(self.score), expected, rel_tol=SCORE_RTOL):
                 found.append(
                     f"score {self.score!r} is not the geometric mean of the counted speedups ({expected!r})"
                 )
         return found
+
+    def _bounds_given(self) -> tuple[Any, Any]:
+        return (self.score_low, self.score_high)
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """(low, high) of the score, or None without an interval."""
+        if self.score_low is None or self.score_high is None:
+            return None
+        return (float(self.score_low), float(self.score_high))
 
     def check(self) -> Entry:
         """This entry if it is valid; :class:`InvalidEntry` with every reason otherwise."""
@@ -459,7 +534,7 @@ class Entry:
             if not isinstance(e, Mapping):
                 reasons.append(f"event {i} must be an object")
                 continue
-            missing = event_fields - {"reason"} - set(e)
+            missing = event_fields - {"reason", "speedup_low", "speedup_high"} - set(e)
             unknown = set(e) - event_fields
             if missing or unknown:
                 reasons.append(f"event {i}: missing {sorted(missing)}, unknown {sorted(unknown)}")
@@ -534,6 +609,13 @@ ALTER TABLE submissions ADD COLUMN remeasured_score REAL
 ALTER TABLE submissions ADD COLUMN remeasured_at REAL;
 ALTER TABLE submissions ADD COLUMN remeasure_note TEXT NOT NULL DEFAULT ''
 """,
+    # 95 % intervals of the score and of each event's speedup (NULL: recorded before them)
+    4: """
+ALTER TABLE submissions ADD COLUMN score_low REAL CHECK (score_low IS NULL OR score_low > 0);
+ALTER TABLE submissions ADD COLUMN score_high REAL CHECK (score_high IS NULL OR score_high > 0);
+ALTER TABLE events ADD COLUMN speedup_low REAL CHECK (speedup_low IS NULL OR speedup_low > 0);
+ALTER TABLE events ADD COLUMN speedup_high REAL CHECK (speedup_high IS NULL OR speedup_high > 0)
+""",
 }
 
 
@@ -602,8 +684,8 @@ class Leaderboard:
             try:
                 cursor = db.execute(
                     "INSERT INTO submissions (name, author, score, optimizations, impl, machine, notes, "
-                    "observed, served, created_at, n_events, verified) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "observed, served, created_at, n_events, verified, score_low, score_high) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.name.strip(),
                         entry.author.strip(),
@@ -617,6 +699,7 @@ class Leaderboard:
                         time.time() if entry.created_at is None else float(entry.created_at),
                         len(entry.events),
                         int(bool(verified)),
+                        *(entry.bounds or (None, None)),
                     ),
                 )
                 submission_id = int(cursor.lastrowid)
@@ -624,8 +707,9 @@ class Leaderboard:
                     _fault()
                 db.executemany(
                     "INSERT INTO events (submission_id, event, baseline_seconds, candidate_seconds, speedup, "
-                    "quality_metric, quality_value, quality_target, passed, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "quality_metric, quality_value, quality_target, passed, reason, speedup_low, "
+                    "speedup_high) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             submission_id,
@@ -638,6 +722,7 @@ class Leaderboard:
                             float(e.quality_target),
                             int(e.passed),
                             e.reason,
+                            *(e.bounds or (None, None)),
                         )
                         for e in entry.events
                     ],
@@ -683,6 +768,8 @@ class Leaderboard:
                 remeasured_score=r["remeasured_score"],
                 remeasured_at=r["remeasured_at"],
                 remeasure_note=r["remeasure_note"],
+                score_low=r["score_low"],
+                score_high=r["score_high"],
             )
             for r in rows
         ]
@@ -765,8 +852,8 @@ class Leaderboard:
             "| " + " | ".join(header) + " |",
             "|" + "|".join(align + ["---"] * len(TRAILING_COLUMNS)) + "|",
         ]
-        for rank, entry in enumerate(entries, 1):
-            cells = [str(rank), markdown_text(entry.name), markdown_text(entry.author), f"{entry.score:.2f}x"]
+        for rank, entry in zip(tie_ranks(entries), entries, strict=True):
+            cells = [str(rank), markdown_text(entry.name), markdown_text(entry.author), _score_text(entry)]
             cells += [markdown_text(text) for text in _status_cells(entry)]
             cells += [_event_cell(entry, name) for name in events]
             cells += [markdown_text(text) for text in _trailing_cells(entry)]
@@ -776,6 +863,7 @@ class Leaderboard:
             "Score: geometric mean of the per-event speedups over the unoptimized models, measured in "
             "the same run; an event whose quality gate failed (marked *) counts as 1x."
         )
+        lines.append(RANK_NOTE)
         lines.append(STATUS_NOTE)
         lines.append(WHAT_RAN_NOTE)
         return "\n".join(lines) + "\n"
@@ -787,8 +875,8 @@ class Leaderboard:
         esc = html.escape
         head = "".join(f"<th>{esc(h)}</th>" for h in [*LEADING_COLUMNS, *events, *TRAILING_COLUMNS])
         rows = []
-        for rank, entry in enumerate(entries, 1):
-            cells = [str(rank), esc(entry.name), esc(entry.author), f"{entry.score:.2f}&times;"]
+        for rank, entry in zip(tie_ranks(entries), entries, strict=True):
+            cells = [str(rank), esc(entry.name), esc(entry.author), esc(_score_text(entry))]
             status, remeasured = (esc(text) for text in _status_cells(entry))
             cells += [f'<span class="{status}">{status}</span>', remeasured]
             for name in events:
@@ -796,10 +884,10 @@ class Leaderboard:
                 if record is None:
                     cells.append("&ndash;")
                 elif record.passed:
-                    cells.append(f"{record.speedup:.2f}&times;")
+                    cells.append(esc(_speedup_text(record)))
                 else:
                     why = esc(record.reason)
-                    cells.append(f'<span class="fail" title="{why}">{record.speedup:.2f}&times; *</span>')
+                    cells.append(f'<span class="fail" title="{why}">{esc(_speedup_text(record))} *</span>')
             cells += [esc(text) for text in _trailing_cells(entry)]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         columns = len(LEADING_COLUMNS) + len(events) + len(TRAILING_COLUMNS)
@@ -828,6 +916,7 @@ td:nth-child(2), td:nth-child(3), td:nth-child(5), td:nth-child(n+{7 + len(event
 </table>
 <p>Score: geometric mean of the per-event speedups over the unoptimized models, measured in the same
 run with baseline and candidate interleaved. An event whose quality gate failed (*) counts as 1&times;.</p>
+<p>{esc(RANK_NOTE)}</p>
 <p>{esc(STATUS_NOTE)}</p>
 <p>{esc(WHAT_RAN_NOTE)}</p>
 </body>
@@ -885,6 +974,12 @@ STATUS_NOTE = (
     "score `tinytorch leaderboard verify` measured when it last re-ran the entry's code (its folder), "
     "with the date (UTC), beside the claimed score; or why it could not (`folder gone`, `failed`); "
     "`-`: not re-run."
+)
+
+RANK_NOTE = (
+    "Rank: scores and speedups are shown with their 95 % interval, e.g. 2.37\u00d7 (2.30\u20132.45). "
+    "Entries whose score intervals overlap share a rank, and so do entries linked by a chain of "
+    "overlapping intervals: the board does not rank apart what the measurement cannot tell apart."
 )
 
 # Columns after the events: the optimizations with what ran, the trees that served the kata
@@ -967,7 +1062,38 @@ def _event_cell(entry: Entry, name: str) -> str:
     record = next((e for e in entry.events if e.event == name), None)
     if record is None:
         return "-"
-    return f"{record.speedup:.2f}x" + ("" if record.passed else " *")
+    return _speedup_text(record) + ("" if record.passed else " *")
+
+
+def _score_text(entry: Entry) -> str:
+    """``2.37× (2.30–2.45)``, or ``2.37×`` for an entry recorded without an interval."""
+    return format_interval(entry.score, *(entry.bounds or (None, None)))
+
+
+def _speedup_text(record: EventRecord) -> str:
+    return format_interval(record.speedup, *(record.bounds or (None, None)))
+
+
+def tie_ranks(entries: Sequence[Entry]) -> list[int]:
+    """The rank of each entry of ``entries`` (sorted best score first), ties shared (RANK_NOTE).
+
+    Two entries whose score intervals overlap are not told apart, and neither is a chain of
+    them: the ties are the groups of entries linked by overlapping intervals (A overlaps B, B
+    overlaps C: A, B and C tie even if A and C do not overlap). Each interval holds its score,
+    so a group is a run of consecutive entries; its rank is 1 + the number of entries above it
+    (1, 1, 1, 4, ...). An entry without an interval is the point [score, score]. Walking down,
+    an entry joins the groups above whose lowest bound it reaches (its high >= their low).
+    """
+    groups: list[tuple[int, float]] = []  # (index of the group's first entry, its lowest low)
+    for i, entry in enumerate(entries):
+        low, high = entry.bounds or (float(entry.score), float(entry.score))
+        start, lowest = i, low
+        while groups and groups[-1][1] <= high:
+            start, lowest = groups[-1][0], min(lowest, groups[-1][1])
+            groups.pop()
+        groups.append((start, lowest))
+    starts = [start for start, _ in groups]
+    return [max(start for start in starts if start <= i) + 1 for i in range(len(entries))]
 
 
 class _Connection:
@@ -1370,15 +1496,18 @@ def cli_submit(args: Any, out: TextIO, impl: str | None = None) -> int:
         print(f"wrote {args.save_json}", file=out)
     if getattr(args, "dry_run", False):
         done = "measured" if measured else "checked"
-        print(f"{done} {entry.name!r}: score {entry.score:.3f}x (dry run: the board is unchanged)", file=out)
+        score = format_interval(entry.score, *(entry.bounds or (None, None)), digits=3)
+        print(f"{done} {entry.name!r}: score {score} (dry run: the board is unchanged)", file=out)
         return 0
     board = Leaderboard(args.db)
     entry_id = board._add(entry, verified=measured)
-    rank = next(i for i, e in enumerate(board.entries(), 1) if e.id == entry_id)
+    entries = board.entries()
+    rank = next(r for r, e in zip(tie_ranks(entries), entries, strict=True) if e.id == entry_id)
     status = f"{VERIFIED}: measured here" if measured else f"{UNVERIFIED}: self-reported figures"
+    score = format_interval(entry.score, *(entry.bounds or (None, None)), digits=3)
     print(
-        f"submitted {entry.name!r} by {entry.author}: score {entry.score:.3f}x ({status}), "
-        f"rank {rank} of {len(board)}",
+        f"submitted {entry.name!r} by {entry.author}: score {score} ({status}), "
+        f"rank {rank} of {len(board)} (entries whose intervals overlap share a rank)",
         file=out,
     )
     print(f"database: {board.path}", file=out)

@@ -22,11 +22,14 @@ from .events import (
     decathlon_model_name,
 )
 from .measure import (
+    BUDGET,
     BenchmarkResult,
+    PairedTiming,
     Profiler,
     benchmark_model,
     check_repeats,
     measure_interleaved,
+    measure_paired,
     train_step_time,
     underlying_module,
     workload_flops,
@@ -43,14 +46,24 @@ from .optimize import (
     optimize_mlp,
 )
 from .scoring import (
+    CONFIDENCE,
+    PRECISION,
     EventScore,
     QualityCheck,
     ScoreCard,
+    SpeedupInterval,
+    check_confidence,
+    check_precision,
     check_seconds,
     compute_speedup,
     geometric_mean,
     median_seconds,
+    min_rounds,
+    paired_samples,
+    precise_enough,
     score_events,
+    score_interval,
+    speedup_interval,
 )
 from .submission import (
     CompetitionSubmission,
@@ -61,6 +74,19 @@ from .submission import (
 )
 
 __all__ = [
+    "BUDGET",
+    "CONFIDENCE",
+    "PRECISION",
+    "PairedTiming",
+    "SpeedupInterval",
+    "check_confidence",
+    "check_precision",
+    "measure_paired",
+    "min_rounds",
+    "paired_samples",
+    "precise_enough",
+    "score_interval",
+    "speedup_interval",
     "CNN_FILTER_AMOUNT",
     "CNN_MARATHON",
     "DECATHLON_MODELS",

@@ -16,24 +16,36 @@ from typing import Any
 from tinytorch.leaderboard import EventRecord
 
 from .events import EVENTS, Event
-from .measure import BenchmarkResult, Profiler, benchmark_model, measure_interleaved  # noqa: F401
-from .scoring import EventScore, ScoreCard, compute_speedup, score_events  # noqa: F401
+from .measure import BUDGET, BenchmarkResult, Profiler, benchmark_model, measure_paired  # noqa: F401
+from .scoring import (
+    PRECISION,
+    EventScore,
+    ScoreCard,
+    SpeedupInterval,
+    check_precision,
+    check_seconds,
+    score_events,
+)  # noqa: F401
 
 __all__ = ["EventResult", "TinyMLPerf"]
 
 
 @dataclass(frozen=True)
 class EventResult:
-    """One event of a run: both measurements and the candidate's speedup over the baseline."""
+    """One event of a run: both measurements and the candidate's speedup over the baseline:
+    the median per-round ratio, with its ``interval`` (None: a speedup without one)."""
 
     event: str
     baseline: BenchmarkResult
     candidate: BenchmarkResult
     speedup: float
+    interval: SpeedupInterval | None = None
 
     def score(self) -> EventScore:
         """The event's speedup with the candidate's quality gate, for :func:`score_events`."""
-        return EventScore(event=self.event, speedup=self.speedup, quality=self.candidate.quality)
+        return EventScore(
+            event=self.event, speedup=self.speedup, quality=self.candidate.quality, interval=self.interval
+        )
 
     def record(self) -> EventRecord:
         """The event as a leaderboard row."""
@@ -48,14 +60,18 @@ class EventResult:
             quality_target=float(quality.target),
             passed=bool(quality.passed),
             reason=quality.reason,
+            speedup_low=None if self.interval is None else float(self.interval.low),
+            speedup_high=None if self.interval is None else float(self.interval.high),
         )
 
 
 class TinyMLPerf:
     """The competition: its events, a profiler, and the baselines (loaded once from the zoo).
 
-    ``warmup`` / ``runs`` override every event's (a quick run); ``baselines`` replaces the zoo
-    baselines (tests pass fakes that advance a fake clock).
+    ``warmup`` / ``runs`` override every event's (a quick run; ``runs`` is the least number of
+    paired rounds); ``precision`` and ``budget`` are the stopping rule of each event's rounds
+    (:func:`measure_paired`); ``baselines`` replaces the zoo baselines (tests pass fakes that
+    advance a fake clock).
     """
 
     def __init__(
@@ -65,6 +81,8 @@ class TinyMLPerf:
         warmup: int | None = None,
         runs: int | None = None,
         baselines: Mapping[str, Any] | None = None,
+        precision: float = PRECISION,
+        budget: float = BUDGET,
     ) -> None:
         events = list(events)
         if not events or not all(isinstance(e, Event) for e in events):
@@ -74,6 +92,8 @@ class TinyMLPerf:
         self.events = {e.name: dataclasses.replace(e, **overrides) for e in events}
         self.profiler = profiler if profiler is not None else Profiler()
         self._baselines = dict(baselines or {})
+        self.precision = check_precision(precision)
+        self.budget = check_seconds(budget, "budget")
 
     def event(self, name: str) -> Event:
         """The event called ``name``; ``KeyError`` listing the valid names otherwise."""
@@ -91,13 +111,15 @@ class TinyMLPerf:
     def run_event(self, name: str, candidate: Any) -> EventResult:
         """Measure ``candidate`` against the event's baseline; an :class:`EventResult`.
 
-        The baseline is ``self.baseline(name)``. Both must be timed in the *same* run, their calls
-        interleaved, with the event's warmup and runs and ``self.profiler.timer``, and every other
-        figure (quality, memory, FLOPs) comes from module 15's tools through ``benchmark_model``;
-        nothing is timed twice. speedup = t_baseline / t_candidate (medians).
+        The baseline is ``self.baseline(name)``. Both must be timed in the *same* run, in paired,
+        interleaved rounds: ``measure_paired`` (given, in measure.py) with the event's warmup and
+        runs, ``self.profiler.timer``, ``precision=self.precision`` and ``budget=self.budget``. Every
+        other figure (quality, memory, FLOPs) comes from module 15's tools through
+        ``benchmark_model`` with each side's latency given; nothing is timed twice. The speedup is
+        the median per-round ratio (the interval's value), kept with its ``interval``.
 
-        Example: a baseline that costs 3 s a call and a candidate that costs 1 s give speedup 3.0
-        even if the machine slows down half way through the run.
+        Example: a baseline that costs 3 s a call and a candidate that costs 1 s give speedup 3.0,
+        interval 3.00× (3.00–3.00), even if the machine slows down half way through the run.
         """
         event = self.event(name)  # noqa: F841
         baseline = self.baseline(name)  # noqa: F841

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np  # noqa: F401
-from tinytorch.perf.profiling import FLOPCounter, MemoryProfiler, Timer, TimingResult, layer_flops, summarize  # noqa: F401
+from tinytorch.perf.profiling import (
+    DEFAULT_MIN_TIME,
+    FLOPCounter,
+    MemoryProfiler,
+    Timer,
+    TimingResult,
+    layer_flops,
+    summarize,
+)
 
 from tinytorch.layers import Module
 from tinytorch.losses import cross_entropy
@@ -32,14 +40,27 @@ from tinytorch.optim import SGD
 from tinytorch.tensor import Tensor
 
 from .events import Event
-from .scoring import QualityCheck
+from .scoring import (
+    CONFIDENCE,
+    PRECISION,
+    QualityCheck,
+    SpeedupInterval,
+    check_precision,
+    check_seconds,
+    min_rounds,
+    precise_enough,
+    speedup_interval,
+)
 
 __all__ = [
+    "BUDGET",
     "BenchmarkResult",
+    "PairedTiming",
     "Profiler",
     "benchmark_model",
     "check_repeats",
     "measure_interleaved",
+    "measure_paired",
     "train_step_time",
     "underlying_module",
     "workload_flops",
@@ -121,6 +142,82 @@ def measure_interleaved(
     names = list(funcs)  # noqa: F841
     raise NotImplementedError(
         "measure_interleaved (module 20, benchmarking): implement it in katas/benchmarking/measure.py"
+    )
+
+
+# The time budget of one event's paired rounds, in seconds of the timer's clock (calibration
+# and warmup not counted): rounds stop when the interval is precise enough or the budget is spent,
+# whichever comes first, and never before the event's runs (at least min_rounds()). 10 s holds
+# ~250 rounds of 2 x 20 ms samples, far more than 5 % needs on a quiet machine; a loaded one
+# stops at the budget with a wider interval, which it reports.
+BUDGET = 10.0
+
+
+@dataclass(frozen=True)
+class PairedTiming:
+    """What :func:`measure_paired` measured: both sides' per-call timings (one sample per round,
+    in round order, each a loop of ``loops`` calls) and the speedup's interval."""
+
+    baseline: TimingResult
+    candidate: TimingResult
+    interval: SpeedupInterval
+    loops: int
+
+
+def measure_paired(
+    baseline: Callable[[], object],
+    candidate: Callable[[], object],
+    timer: Timer,
+    warmup: int,
+    runs: int,
+    *,
+    precision: float = PRECISION,
+    budget: float = BUDGET,
+    min_time: float = DEFAULT_MIN_TIME,
+    confidence: float = CONFIDENCE,
+) -> PairedTiming:
+    """Time ``baseline`` against ``candidate`` in paired rounds until the speedup is known.
+
+    1. Warm up: ``warmup`` untimed calls of each.
+    2. One loop count n for both, calibrated once per event: the larger of
+       ``timer.calibrate(baseline, min_time)`` and ``timer.calibrate(candidate, min_time)``,
+       so every sample of either side lasts >= ``min_time`` (module 15's autorange).
+    3. Round r: one sample of each, ``timer.measure(f, warmup=0, runs=1, loops=n)``, baseline
+       first in even rounds and candidate first in odd ones.
+    4. After each round, once there are max(``runs``, :func:`min_rounds`) rounds: the interval
+       :func:`speedup_interval`; stop when :func:`precise_enough` (half-width <= ``precision``
+       times the speedup) or when ``budget`` seconds of ``timer.clock`` have passed since the
+       first round.
+
+    A fake clock that only moves when a fake workload runs makes every part of it testable.
+    """
+    for name, func in (("baseline", baseline), ("candidate", candidate)):
+        if not callable(func):
+            raise TypeError(f"{name} must be callable, got {type(func).__name__}")
+    check_repeats(warmup, runs)
+    check_precision(precision)
+    check_seconds(budget, "budget")
+    least = max(runs, min_rounds(confidence))
+    for _ in range(warmup):
+        baseline()
+        candidate()
+    loops = max(timer.calibrate(baseline, min_time), timer.calibrate(candidate, min_time))
+    pair = (("baseline", baseline), ("candidate", candidate))
+    samples: dict[str, list[float]] = {"baseline": [], "candidate": []}
+    start = timer.clock()
+    while True:
+        for name, func in pair if len(samples["baseline"]) % 2 == 0 else pair[::-1]:
+            samples[name].append(float(timer.measure(func, warmup=0, runs=1, loops=loops).samples[0]))
+        if len(samples["baseline"]) < least:
+            continue
+        interval = speedup_interval(samples["baseline"], samples["candidate"], confidence)
+        if precise_enough(interval, precision) or timer.clock() - start >= budget:
+            break
+    return PairedTiming(
+        baseline=summarize(samples["baseline"], loops=loops),
+        candidate=summarize(samples["candidate"], loops=loops),
+        interval=interval,
+        loops=loops,
     )
 
 

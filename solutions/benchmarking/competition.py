@@ -16,24 +16,36 @@ from typing import Any
 from tinytorch.leaderboard import EventRecord
 
 from .events import EVENTS, Event
-from .measure import BenchmarkResult, Profiler, benchmark_model, measure_interleaved
-from .scoring import EventScore, ScoreCard, compute_speedup, score_events
+from .measure import BUDGET, BenchmarkResult, Profiler, benchmark_model, measure_paired
+from .scoring import (
+    PRECISION,
+    EventScore,
+    ScoreCard,
+    SpeedupInterval,
+    check_precision,
+    check_seconds,
+    score_events,
+)
 
 __all__ = ["EventResult", "TinyMLPerf"]
 
 
 @dataclass(frozen=True)
 class EventResult:
-    """One event of a run: both measurements and the candidate's speedup over the baseline."""
+    """One event of a run: both measurements and the candidate's speedup over the baseline:
+    the median per-round ratio, with its ``interval`` (None: a speedup without one)."""
 
     event: str
     baseline: BenchmarkResult
     candidate: BenchmarkResult
     speedup: float
+    interval: SpeedupInterval | None = None
 
     def score(self) -> EventScore:
         """The event's speedup with the candidate's quality gate, for :func:`score_events`."""
-        return EventScore(event=self.event, speedup=self.speedup, quality=self.candidate.quality)
+        return EventScore(
+            event=self.event, speedup=self.speedup, quality=self.candidate.quality, interval=self.interval
+        )
 
     def record(self) -> EventRecord:
         """The event as a leaderboard row."""
@@ -48,14 +60,18 @@ class EventResult:
             quality_target=float(quality.target),
             passed=bool(quality.passed),
             reason=quality.reason,
+            speedup_low=None if self.interval is None else float(self.interval.low),
+            speedup_high=None if self.interval is None else float(self.interval.high),
         )
 
 
 class TinyMLPerf:
     """The competition: its events, a profiler, and the baselines (loaded once from the zoo).
 
-    ``warmup`` / ``runs`` override every event's (a quick run); ``baselines`` replaces the zoo
-    baselines (tests pass fakes that advance a fake clock).
+    ``warmup`` / ``runs`` override every event's (a quick run; ``runs`` is the least number of
+    paired rounds); ``precision`` and ``budget`` are the stopping rule of each event's rounds
+    (:func:`measure_paired`); ``baselines`` replaces the zoo baselines (tests pass fakes that
+    advance a fake clock).
     """
 
     def __init__(
@@ -65,6 +81,8 @@ class TinyMLPerf:
         warmup: int | None = None,
         runs: int | None = None,
         baselines: Mapping[str, Any] | None = None,
+        precision: float = PRECISION,
+        budget: float = BUDGET,
     ) -> None:
         events = list(events)
         if not events or not all(isinstance(e, Event) for e in events):
@@ -74,6 +92,8 @@ class TinyMLPerf:
         self.events = {e.name: dataclasses.replace(e, **overrides) for e in events}
         self.profiler = profiler if profiler is not None else Profiler()
         self._baselines = dict(baselines or {})
+        self.precision = check_precision(precision)
+        self.budget = check_seconds(budget, "budget")
 
     def event(self, name: str) -> Event:
         """The event called ``name``; ``KeyError`` listing the valid names otherwise."""
@@ -89,25 +109,28 @@ class TinyMLPerf:
         return self._baselines[name]
 
     def run_event(self, name: str, candidate: Any) -> EventResult:
-        """Measure ``candidate`` against the event's baseline in one run, interleaved.
+        """Measure ``candidate`` against the event's baseline in paired rounds, interleaved.
 
-        Both latencies come from one :func:`measure_interleaved` call (the event's warmup and
-        runs); each model is then profiled by :func:`benchmark_model` with its latency given;
-        the speedup is :func:`compute_speedup` of baseline over candidate.
+        Both latencies come from one :func:`measure_paired` call (the event's warmup and runs,
+        ``self.precision`` and ``self.budget``); each model is then profiled by
+        :func:`benchmark_model` with its latency given; the speedup is the interval's value (the
+        median per-round ratio), kept with its interval.
         """
         event = self.event(name)
         baseline = self.baseline(name)
-        timings = measure_interleaved(
-            {"baseline": lambda: event.run(baseline), "candidate": lambda: event.run(candidate)},
+        timings = measure_paired(
+            lambda: event.run(baseline),
+            lambda: event.run(candidate),
+            self.profiler.timer,
             event.warmup,
             event.runs,
-            self.profiler.timer,
+            precision=self.precision,
+            budget=self.budget,
         )
-        base = benchmark_model(baseline, event, self.profiler, latency=timings["baseline"])
-        cand = benchmark_model(candidate, event, self.profiler, latency=timings["candidate"])
-        return EventResult(
-            event=event.name, baseline=base, candidate=cand, speedup=compute_speedup(base, cand)
-        )
+        base = benchmark_model(baseline, event, self.profiler, latency=timings.baseline)
+        cand = benchmark_model(candidate, event, self.profiler, latency=timings.candidate)
+        interval = timings.interval
+        return EventResult(event.name, base, cand, speedup=interval.value, interval=interval)
 
     def run(self, candidates: Mapping[str, Any]) -> dict[str, EventResult]:
         """Run every event with its candidate: ``{event name: model}`` covering every event."""

@@ -193,6 +193,8 @@ class CompetitionSubmission:
             name=self.name,
             author=self.author,
             score=float(self.scorecard.score),
+            score_low=float(self.scorecard.bounds[0]),
+            score_high=float(self.scorecard.bounds[1]),
             optimizations=tuple(self.optimizations),
             events=tuple(result.record() for result in self.results.values()),
             impl=impl_for("benchmarking"),

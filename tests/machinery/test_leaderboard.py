@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from tinytorch import cli, leaderboard
 from tinytorch.leaderboard import (
+    RANK_NOTE,
     SCHEMA_VERSION,
     Entry,
     EventRecord,
@@ -39,6 +40,7 @@ from tinytorch.leaderboard import (
     Leaderboard,
     default_path,
     geometric_mean,
+    tie_ranks,
 )
 from tinytorch.tensor import Tensor
 
@@ -188,7 +190,7 @@ def test_malformed_entry_is_rejected_and_nothing_is_written(board: Leaderboard, 
 def test_a_failed_gate_counts_one_in_the_score(board: Leaderboard) -> None:
     events = (record("A", 0.4, 0.1), record("B", 0.9, 0.1, passed=False))
     board.add(entry(events=events, score=math.sqrt(4.0 * 1.0)))
-    assert "9.00x *" in board.to_markdown()
+    assert "9.00\u00d7 *" in board.to_markdown()
     with pytest.raises(InvalidEntry, match="geometric mean"):
         board.add(entry(events=events, score=math.sqrt(4.0 * 9.0)))
 
@@ -286,7 +288,7 @@ def test_markdown_and_html_render_and_escape(board: Leaderboard) -> None:
     assert "empty" in board.to_markdown() and "No submissions yet" in board.to_html()
     board.add(entry("a|b <script>alert(1)</script>", author="Zoë & co"))
     md = board.to_markdown()
-    assert "a\\|b" in md and "| 3.46x |" in md and "| 3.00x | 4.00x |" in md
+    assert "a\\|b" in md and "| 3.46\u00d7 |" in md and "| 3.00\u00d7 | 4.00\u00d7 |" in md
     page = board.to_html()
     assert page.startswith("<!DOCTYPE html>") and "<script>" not in page
     assert "&lt;script&gt;" in page and "Zoë &amp; co" in page
@@ -410,7 +412,7 @@ def test_integrity_problems_finds_partial_and_orphan_rows(board: Leaderboard) ->
     with sqlite3.connect(board.path) as db:
         db.execute("DELETE FROM events WHERE event = 'CNN_MARATHON'")  # a half-written submission
         db.execute(
-            "INSERT INTO events VALUES (99, 'X', 1.0, 1.0, 1.0, 'accuracy', 1.0, 1.0, 1, '')"
+            "INSERT INTO events VALUES (99, 'X', 1.0, 1.0, 1.0, 'accuracy', 1.0, 1.0, 1, '', NULL, NULL)"
         )  # foreign keys are off in a plain connection: an orphan
     problems = board.integrity_problems()
     assert any("1 event rows, expected 2" in p for p in problems)
@@ -426,7 +428,7 @@ def test_boards_with_different_events_render(board: Leaderboard) -> None:
     md = board.to_markdown()
     # events in order of first appearance, best first
     assert "| re-measured | C | A | B |" in md.splitlines()[0], f"the columns: {md.splitlines()[0]}"
-    assert "| - |" in md and "9.00x *" in md
+    assert "| - |" in md and "9.00\u00d7 *" in md
     page = board.to_html()
     assert "&ndash;" in page and 'class="fail"' in page and "below the target" in page
 
@@ -484,7 +486,7 @@ def test_a_board_of_schema_1_is_migrated_and_keeps_its_entries(tmp_path: Path) -
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
     board = Leaderboard(path)
-    assert board.schema_version == SCHEMA_VERSION == 3, "the version after the migration"
+    assert board.schema_version == SCHEMA_VERSION == 4, "the version after the migration"
     (old,) = board.entries()
     assert (old.name, old.score, old.optimizations, old.observed, old.served, old.verified) == (
         "old",
@@ -1148,7 +1150,7 @@ def test_a_board_of_schema_2_is_migrated_unverified_and_can_be_re_measured(tmp_p
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA + V2_MIGRATION)
     board = Leaderboard(path)
-    assert board.schema_version == SCHEMA_VERSION == 3, "the version after the migration"
+    assert board.schema_version == SCHEMA_VERSION == 4, "the version after the migration"
     (old,) = board.entries()
     assert (old.name, old.verified, old.remeasured_score, old.remeasure_note) == ("old", False, None, ""), (
         f"an entry of schema 2 is unverified and not re-measured: {old}"
@@ -1163,3 +1165,80 @@ def test_a_board_of_schema_2_is_migrated_unverified_and_can_be_re_measured(tmp_p
     with pytest.raises(InvalidEntry, match="remeasure_note holds"):
         board._record_remeasurement(old.id, None, "failed\rrow")
     assert board.integrity_problems() == [] and "| unverified | 2.50x (2027-01-15) |" in board.to_markdown()
+
+
+# ------------------------------------------------------------------ intervals and shared ranks
+
+
+def with_interval(name: str, score: float, low: float, high: float) -> Entry:
+    """A one-event entry whose speedup (and so score) is ``score`` with the interval (low, high)."""
+    event = record("MLP_SPRINT", 0.3, 0.3 / score, speedup=score, speedup_low=low, speedup_high=high)
+    return entry(name, events=(event,), score=score, score_low=low, score_high=high)
+
+
+def test_intervals_are_stored_shown_and_migrated(board: Leaderboard) -> None:
+    board.add(with_interval("fast", 2.37, 2.30, 2.45))
+    (got,) = board.entries()
+    assert (got.score_low, got.score_high) == (2.30, 2.45), f"score interval read back: {got}"
+    assert got.events[0].bounds == (2.30, 2.45), f"speedup interval read back: {got.events[0]}"
+    md, page = board.to_markdown(), board.to_html()
+    shown = "2.37\u00d7 (2.30\u20132.45)"
+    assert md.count(f"| {shown} |") == 2, f"score and speedup cells in Markdown show {shown!r}: {md}"
+    assert page.count(f"<td>{shown}</td>") == 2, f"score and speedup cells in HTML show {shown!r}: {page}"
+    assert RANK_NOTE in md and html.escape(RANK_NOTE) in page, (
+        "the board's legend says that entries whose intervals overlap share a rank"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        (dict(score_low=2.5, score_high=3.0), "score 2.37 lies outside its interval"),
+        (dict(score_low=2.0, score_high=None), "come together"),
+        (dict(score_low=0.0, score_high=3.0), "score_low must be finite and > 0"),
+        (dict(score_low=2.0, score_high=2.45), "not the geometric means"),
+    ],
+)
+def test_a_score_interval_must_hold_its_score_and_follow_the_events(fields, needle) -> None:
+    bad = replace(with_interval("x", 2.37, 2.30, 2.45), **fields)
+    problems = bad.problems()
+    assert any(needle in p for p in problems), (
+        f"problems of an entry with {fields}: {problems}, expected {needle!r}"
+    )
+    outside = record(speedup=3.0, speedup_low=1.0, speedup_high=2.0)
+    assert any("speedup 3.0 lies outside" in p for p in outside.problems()), (
+        f"problems of a speedup outside its interval: {outside.problems()}"
+    )
+
+
+def ranked(*intervals: tuple[float, float, float]) -> list[int]:
+    return tie_ranks([with_interval(f"e{i}", *iv) for i, iv in enumerate(intervals)])
+
+
+def test_entries_whose_intervals_overlap_share_a_rank() -> None:
+    # disjoint intervals: ranked apart, 1, 2, 3
+    assert ranked((9, 8, 10), (5, 4, 6), (2, 1, 3)) == [1, 2, 3], "disjoint intervals are ranked apart"
+    # B overlaps A: tie for 1; C is below both: third (two entries above it)
+    assert ranked((9, 8, 10), (8.5, 7.5, 9), (2, 1, 3)) == [1, 1, 3], "an overlap shares the rank"
+    # a chain: A overlaps B, B overlaps C, A and C do not: all three tie
+    assert ranked((11, 10, 12), (10, 9, 10.5), (9, 8, 9.5)) == [1, 1, 1], "a chain of overlaps ties"
+    # touching bounds overlap (equal at one point)
+    assert ranked((3, 2, 4), (1.5, 1, 2)) == [1, 1], "intervals that touch overlap"
+    # a wide interval further down joins two groups above it into one: A | B were apart until C
+    assert ranked((15, 14, 16), (12, 11.9, 12.1), (11, 5, 17)) == [1, 1, 1], (
+        "an entry whose interval reaches two groups above it merges them"
+    )
+    # entries without an interval are points: equal scores tie, different ones do not
+    assert tie_ranks([entry("a"), entry("b")]) == [1, 1], "two points with the same score tie"
+    apart = [
+        entry("a", events=(record(base=0.4, cand=0.1),)),
+        entry("b", events=(record(base=0.2, cand=0.1),)),
+    ]
+    assert tie_ranks(apart) == [1, 2], "two points with different scores are ranked apart"
+
+
+def test_the_board_shows_shared_ranks(board: Leaderboard) -> None:
+    for name, iv in (("a", (9, 8, 10)), ("b", (8.5, 7.5, 9)), ("c", (2, 1, 3))):
+        board.add(with_interval(name, *iv))
+    rows = [line.split(" | ")[:2] for line in board.to_markdown().splitlines() if line.startswith("| ")][1:]
+    assert rows == [["| 1", "a"], ["| 1", "b"], ["| 3", "c"]], f"rank and name of each row: {rows}"
