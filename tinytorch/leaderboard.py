@@ -1188,14 +1188,19 @@ def _kata_folders() -> dict[Path, tuple[str, str]]:
     """The folder of every kata module loaded in this process -> (module name, source)."""
     from tinytorch import registry
 
-    root = registry.repo_root()
+    try:
+        root = registry.repo_root()
+    except FileNotFoundError:  # no checkout (the grader's stage): every module comes from a folder
+        root = None
     found = {}
     for module in registry.modules():
         paths = getattr(sys.modules.get(f"tinytorch.perf.{module.name}"), "__path__", None)
         if not paths:
             continue
         folder = Path(paths[0]).resolve()
-        if folder == (root / module.kata).resolve():
+        if root is None:
+            source = "folder"
+        elif folder == (root / module.kata).resolve():
             source = "student"
         elif folder == (root / module.solution).resolve():
             source = "reference"
