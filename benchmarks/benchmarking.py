@@ -3,6 +3,7 @@
     python benchmarks/benchmarking.py              # 3 full competitions (about half a minute)
     python benchmarks/benchmarking.py --quick      # 1 competition, fewer runs per event
     python benchmarks/benchmarking.py --json       # the figures as JSON
+    python benchmarks/benchmarking.py --reproduce 5   # reproducible? 5 quick runs in a row
     tinytorch bench benchmarking                   # the same command through the CLI
 
 Runs whichever implementation ``TINYTORCH_IMPL`` selects (your katas by default, the reference
@@ -11,7 +12,14 @@ with ``TINYTORCH_IMPL=solutions``): ``build_submission()`` applies modules 16-19
 interleaved, with module 15's Timer (warmup, then the median of the timed runs). The whole
 competition is repeated ``--repeats`` times; each figure is the median over the repeats with
 its range (min-max), so a burst of load from another process shows up as spread rather than as
-a different answer. BLAS is pinned to one thread unless ``OPENBLAS_NUM_THREADS`` is set.
+a different answer. Each event's speedup is the median ratio of paired rounds with its 95 %
+interval (rounds are added until it is within 5 %, or the event's budget is spent: 10 s, 3 s
+in a quick run), shown as ``2.37× (2.30–2.45)``; the score's interval follows in log space.
+
+``--reproduce N`` measures reproducibility: the submission is built once, then scored N times in a
+row in quick mode; each run's score with its interval and the load average, whether every
+pair of intervals overlaps, and the spread of the point scores against +-10 % of their median.
+BLAS is pinned to one thread unless ``OPENBLAS_NUM_THREADS`` is set.
 
 Module 20 needs modules 15, 16 and 18 (the timer, the fused layers, the pruning); an event whose
 model needs a module that is not finished yet (the KV cache of module 19), and the unscored INT8
@@ -90,7 +98,8 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     with leaderboard.CodeWatch() as build:
         submission = build_submission()
     warmup, timed = (1, 5) if quick else (None, None)
-    bench = TinyMLPerf(warmup=warmup, runs=timed)
+    budget = {"budget": leaderboard.QUICK_BUDGET} if quick else {}
+    bench = TinyMLPerf(warmup=warmup, runs=timed, **budget)
     not_measured: dict[str, str] = {}
     watches: dict[str, leaderboard.CodeWatch] = {}
     first_error: BaseException | None = None
@@ -111,7 +120,7 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
         if len(not_measured) == len(bench.events):
             raise first_error  # nothing to measure: main says which module is missing
         measured = [event for name, event in bench.events.items() if name not in not_measured]
-        bench = TinyMLPerf(measured, warmup=warmup, runs=timed)
+        bench = TinyMLPerf(measured, warmup=warmup, runs=timed, **budget)
         submission = dataclasses.replace(
             submission,
             models={n: m for n, m in submission.models.items() if n not in not_measured},
@@ -132,6 +141,7 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
         last = results[-1]
         events[name] = {
             "speedup": spread([r.speedup for r in results]),
+            "interval": _interval_figures(last),
             "baseline_ms": statistics.median(r.baseline.latency.p50 * 1e3 for r in results),
             "candidate_ms": statistics.median(r.candidate.latency.p50 * 1e3 for r in results),
             "quality_metric": last.candidate.quality.metric,
@@ -163,6 +173,7 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     return {
         "impl": impl_for("benchmarking"),
         "score": spread([card.score for card, _ in runs]),
+        "score_interval": list(runs[-1][0].bounds),
         "optimizations": list(submission.optimizations),
         "observed": leaderboard.observe(submission.optimizations, watches, build),
         "served": leaderboard.served_modules(),
@@ -179,6 +190,95 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
         },
         "seconds": time.perf_counter() - start,
     }
+
+
+def _interval_figures(result: Any) -> dict[str, Any] | None:
+    """An event result's interval as figures: low, high, rounds and the loop count."""
+    interval = getattr(result, "interval", None)
+    if interval is None:
+        return None
+    loops = result.baseline.latency.loops
+    return {"low": interval.low, "high": interval.high, "rounds": interval.rounds, "loops": loops}
+
+
+def repeated_runs(runs: int = 5) -> dict[str, Any]:
+    """Reproducibility: the submission of ``build_submission()`` built once, then scored ``runs``
+    times in a row in quick mode (warmup 1, at least 5 rounds, budget ``QUICK_BUDGET`` per event).
+
+    ``{"runs": [{"score", "low", "high", "events": {name: [speedup, low, high, rounds]},
+    "load_average_1min"}], "overlap": every pair of score intervals overlaps (the highest low <=
+    the lowest high), "median", "spread": max |score / median - 1|, "within_10_percent",
+    "environment", "seconds"}``.
+    """
+    from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
+
+    from tinytorch import leaderboard
+
+    start = time.perf_counter()
+    submission = build_submission()
+    bench = TinyMLPerf(warmup=1, runs=5, budget=leaderboard.QUICK_BUDGET)
+    measured = []
+    for _ in range(runs):
+        card = submission.compute_score(bench)
+        low, high = card.bounds
+        measured.append(
+            {
+                "score": card.score,
+                "low": low,
+                "high": high,
+                "events": {
+                    name: [r.speedup, r.interval.low, r.interval.high, r.interval.rounds]
+                    for name, r in submission.results.items()
+                },
+                "load_average_1min": load_average(),
+            }
+        )
+    scores = [m["score"] for m in measured]
+    median = statistics.median(scores)
+    spread = max(abs(s / median - 1) for s in scores)
+    return {
+        "runs": measured,
+        "overlap": max(m["low"] for m in measured) <= min(m["high"] for m in measured),
+        "median": median,
+        "spread": spread,
+        "within_10_percent": spread <= 0.10,
+        "environment": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        },
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def repeated_report(fig: dict[str, Any]) -> str:
+    """:func:`repeated_runs` as Markdown: one row per run, then the two checks."""
+    from tinytorch.leaderboard import format_interval
+
+    names = list(fig["runs"][0]["events"])
+    rows = [
+        [
+            str(i),
+            format_interval(run["score"], run["low"], run["high"]),
+            *(format_interval(*run["events"][n][:3]) + f" [{run['events'][n][3]}]" for n in names),
+            "n/a" if run["load_average_1min"] is None else f"{run['load_average_1min']:.2f}",
+        ]
+        for i, run in enumerate(fig["runs"], 1)
+    ]
+    headers = ["run", "score (95 % interval)", *(f"{n} [rounds]" for n in names), "load (1 min)"]
+    n = len(fig["runs"])
+    return "\n".join(
+        [
+            f"# Module 20: {n} quick runs in a row of the same submission ({fig['seconds']:.0f} s; "
+            f"{fig['environment']})",
+            "",
+            markdown_table(headers, rows),
+            "",
+            f"all {n} score intervals overlap: {'yes' if fig['overlap'] else 'NO'}",
+            f"point scores: median {fig['median']:.3f}x, largest deviation {fig['spread']:.1%} "
+            f"({'within' if fig['within_10_percent'] else 'OUTSIDE'} +-10 %)",
+        ]
+    )
 
 
 def int8_figures(runs: int = 7) -> dict[str, Any]:
@@ -217,6 +317,31 @@ def int8_figures(runs: int = 7) -> dict[str, Any]:
     return result
 
 
+def _speedup_cell(e: dict[str, Any]) -> str:
+    """An event's speedup with the last run's interval and rounds, and the range over runs."""
+    from tinytorch.leaderboard import format_interval
+
+    s, interval = e["speedup"], e.get("interval")
+    if interval is None:
+        text = format_interval(s["median"])
+    else:
+        text = format_interval(s["runs"][-1], interval["low"], interval["high"])
+        text += f", {interval['rounds']} rounds"
+    return text + (f"; runs {s['min']:.2f}-{s['max']:.2f}" if len(s["runs"]) > 1 else "")
+
+
+def _score_text(fig: dict[str, Any]) -> str:
+    from tinytorch.leaderboard import format_interval
+
+    score = fig["score"]
+    bounds = fig.get("score_interval") or (None, None)
+    text = format_interval(score["runs"][-1], *bounds)
+    if len(score["runs"]) > 1:
+        text += f" in the last run; median of {len(score['runs'])} runs {score['median']:.2f}x "
+        text += f"(range {score['min']:.2f}-{score['max']:.2f})"
+    return text
+
+
 def report(fig: dict[str, Any]) -> str:
     """The figures as Markdown: one row per event (an event not measured says so), the overall
     score, what ran for each optimization, and why any part was not measured."""
@@ -225,7 +350,6 @@ def report(fig: dict[str, Any]) -> str:
     not_measured = fig.get("not_measured", {})
     rows = []
     for name, e in fig["events"].items():
-        s = e["speedup"]
         flops = (
             f"{e['baseline_mflops']:.1f} -> {e['candidate_mflops']:.1f}"
             if e["baseline_mflops"] is not None and e["candidate_mflops"] is not None
@@ -236,7 +360,7 @@ def report(fig: dict[str, Any]) -> str:
                 name,
                 f"{e['baseline_ms']:.3f}",
                 f"{e['candidate_ms']:.3f}",
-                f"{s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f})",
+                _speedup_cell(e),
                 f"{e['baseline_quality']:.4f} -> {e['candidate_quality']:.4f} (>= {e['target']:.4f})",
                 "yes" if e["passed"] else "NO",
                 flops,
@@ -265,7 +389,7 @@ def report(fig: dict[str, Any]) -> str:
         f"speed {q['int8_speedup']:.2f}x of fp32"
         for name, q in int8.items()
     ]
-    headers = ["event", "baseline ms", "optimized ms", "speedup (range)", "quality", "gate", "MFLOP"]
+    headers = ["event", "baseline ms", "optimized ms", "speedup (95 % interval)", "quality", "gate", "MFLOP"]
     return "\n".join(
         [
             f"# Module 20 benchmark: TinyMLPerf, the submission of build_submission() "
@@ -277,8 +401,7 @@ def report(fig: dict[str, Any]) -> str:
             "",
             markdown_table(headers, rows),
             "",
-            f"overall score (geometric mean of the speedups{over}): {score['median']:.2f}x "
-            f"(range {score['min']:.2f}-{score['max']:.2f})",
+            f"overall score (geometric mean of the speedups{over}): {_score_text(fig)}",
             "quality: accuracy on the 359 test digits, or the fraction of generated tokens identical to the "
             "baseline's greedy output",
             *train_lines,
@@ -294,10 +417,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one competition with fewer runs per event")
     parser.add_argument("--repeats", type=int, default=3, help="competitions run (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--reproduce",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reproducibility: score the submission N times in a row in quick mode; print each score "
+        "with its interval and the load, whether the intervals overlap and the spread against +-10 %%",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.reproduce is not None and args.reproduce < 2:
+        parser.error("--reproduce must be >= 2 (runs to compare)")
     try:
+        if args.reproduce is not None:
+            again = repeated_runs(args.reproduce)
+            print(json.dumps(again, indent=2) if args.json else repeated_report(again))
+            return 0 if again["overlap"] and again["within_10_percent"] else 1
         fig = figures(repeats=args.repeats, quick=args.quick)
     except (NotImplementedError, ImportError) as err:  # a kata the submission needs is not finished
         module = unfinished_module(err)

@@ -544,7 +544,9 @@ class WatchedEvent:
 class WatchedCompetition:
     """The TinyMLPerf interface ``_run_submission`` uses, without timing anything."""
 
-    def __init__(self, warmup: int | None = None, runs: int | None = None) -> None:
+    def __init__(
+        self, warmup: int | None = None, runs: int | None = None, budget: float | None = None
+    ) -> None:
         self.events = {n: WatchedEvent(n) for n in ("MLP_SPRINT", "CNN_MARATHON", "TRANSFORMER_DECATHLON")}
 
     def event(self, name: str) -> WatchedEvent:
@@ -981,7 +983,7 @@ class InvalidSubmission(ValueError):
 class TinyMLPerf:
     events = {{}}
 
-    def __init__(self, warmup=None, runs=None):
+    def __init__(self, warmup=None, runs=None, budget=None):
         pass
 
 

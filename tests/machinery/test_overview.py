@@ -567,7 +567,7 @@ class FakeCompetition:
 
     EVENTS = ("MLP_SPRINT", "CNN_MARATHON", "TRANSFORMER_DECATHLON")
 
-    def __init__(self, events=None, warmup=None, runs=None) -> None:
+    def __init__(self, events=None, warmup=None, runs=None, budget=None) -> None:
         self.events = {e.name: e for e in (events or [FakeEvent(n) for n in self.EVENTS])}
 
     def event(self, name: str) -> FakeEvent:
@@ -596,7 +596,7 @@ class FakeSubmission:
 
     def compute_score(self, bench: FakeCompetition) -> types.SimpleNamespace:
         self.results = bench.run(self.models)
-        self.scorecard = types.SimpleNamespace(score=2.0)
+        self.scorecard = types.SimpleNamespace(score=2.0, bounds=(2.0, 2.0))
         return self.scorecard
 
 
