@@ -286,6 +286,7 @@ class Grade:
     # Gradescope's leaderboard (grading/competition.py): display only, never part of the score
     leaderboard: list = field(default_factory=list)
     leaderboard_note: str = ""  # why there is no leaderboard ("" when posted or not attempted)
+    leaderboard_seconds: float = 0.0  # how long the competition's child ran (0: not run)
 
     @property
     def score(self) -> Fraction:
@@ -355,7 +356,11 @@ class Grade:
     def to_gradescope(self) -> dict:
         extra = {}
         if self.leaderboard or self.leaderboard_note:
-            extra["leaderboard"] = {"posted": bool(self.leaderboard), "note": self.leaderboard_note}
+            extra["leaderboard"] = {
+                "posted": bool(self.leaderboard),
+                "note": self.leaderboard_note,
+                "seconds": round(self.leaderboard_seconds, 1),
+            }
         tests = []
         for m in self.modules:
             for t in m.tests:
@@ -581,6 +586,10 @@ def stage_tree(src: Path, dest: Path, dropped: list[str], label: str) -> None:
 def _copy_tests(root: Path, stage: Path, modules: list[registry.Module] = ()) -> None:
     """The grader's pristine tests (not its machinery or foundation suites), the modules' answer
     keys (``keys/``, with their fixture) and pytest's configuration."""
+    # The stage is TINYTORCH_ROOT of every child, and a checkout has a katas/ folder: tools that ask
+    # for the repository root (tinytorch submit's resolved_impl, which module 20's tests call) find
+    # one even in the reference's runs, before the submission is staged into it.
+    (stage / "katas").mkdir(exist_ok=True)
     keys = [root / m.key for m in modules if m.key and (root / m.key).is_file()]
     if keys:
         (stage / "keys").mkdir()
@@ -1355,6 +1364,7 @@ def post_leaderboard(
         grade_.leaderboard_note = "not posted: the submission's time budget ran out before the competition"
         return
     budget = min(ctx.settings.leaderboard_timeout, limit)
+    began = time.monotonic()
     try:
         grade_.leaderboard_note, figures = _run_competition(ctx, module, strict, budget)
     except Exception as error:  # noqa: BLE001 - the leaderboard never costs the grade
@@ -1362,6 +1372,8 @@ def post_leaderboard(
             f"not posted: the grader could not run the competition ({type(error).__name__}: {error})"
         )
         return
+    finally:
+        grade_.leaderboard_seconds = time.monotonic() - began
     if figures:
         grade_.leaderboard = competition.entries(figures)
 

@@ -195,6 +195,77 @@ def make_repo(root: Path) -> Path:
     return root
 
 
+# A fake module 20 with the public API the competition's entry point calls (grading/competition.py):
+# build_submission(), TinyMLPerf(warmup, runs), validate(bench), compute_score(bench) -> .score,
+# .counted. Its figures are fixed: speedups 2, 4, 8, whose geometric mean is 4.
+BENCH_REGISTRY = """
+[[module]]
+number = 20
+name = "benchmarking"
+title = "Benchmarking: a fake competition"
+kata = "katas/benchmarking"
+solution = "solutions/benchmarking"
+tests = "tests/test_benchmarking.py"
+points = 40
+status = "ready"
+"""
+
+BENCH_SOLUTION = '''\
+"""A fake module 20: the competition's public API, fixed figures."""
+
+from dataclasses import dataclass
+
+SPEEDUPS = {"MLP_SPRINT": 2.0, "CNN_MARATHON": 4.0, "TRANSFORMER_DECATHLON": 8.0}
+
+
+@dataclass
+class ScoreCard:
+    score: float
+    counted: dict
+
+
+class TinyMLPerf:
+    def __init__(self, warmup=None, runs=None):
+        self.warmup, self.runs = warmup, runs
+
+
+class Submission:
+    def validate(self, bench):
+        return []
+
+    def compute_score(self, bench):
+        return ScoreCard(score=4.0, counted=dict(SPEEDUPS))
+
+
+def build_submission():
+    return Submission()
+'''
+
+BENCH_TESTS = """\
+from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
+
+
+def test_the_score_is_positive():
+    assert build_submission().compute_score(TinyMLPerf()).score > 0
+
+
+def test_it_validates():
+    assert build_submission().validate(TinyMLPerf()) == []
+"""
+
+
+def add_bench_module(root: Path) -> Path:
+    """Add the fake module 20 (``benchmarking``: 2 tests, 40 points) to a fake repository."""
+    with open(root / "modules.toml", "a", encoding="utf-8") as f:
+        f.write(BENCH_REGISTRY)
+    (root / "tests" / "test_benchmarking.py").write_text(BENCH_TESTS, encoding="utf-8")
+    stub = "def build_submission():\n    raise NotImplementedError('build_submission (module 20)')\n"
+    for tree, body in (("katas", stub), ("solutions", BENCH_SOLUTION)):
+        (root / tree / "benchmarking").mkdir()
+        (root / tree / "benchmarking" / "__init__.py").write_text(body, encoding="utf-8")
+    return root
+
+
 def forget_fake_modules() -> None:
     """Drop the fake modules from ``sys.modules``: the switch caches what it imported."""
     for name in list(sys.modules):

@@ -23,7 +23,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import ALPHA_BUGGY, ALPHA_SOLUTION, ALPHA_STUB, BETA_SOLUTION, make_repo
+from conftest import (
+    ALPHA_BUGGY,
+    ALPHA_SOLUTION,
+    ALPHA_STUB,
+    BENCH_SOLUTION,
+    BETA_SOLUTION,
+    add_bench_module,
+    make_repo,
+)
 
 from grading import autograde
 
@@ -655,64 +663,6 @@ def test_the_gradebook_says_which_boundary_held_and_what_needs_a_human_look(tmp_
 
 # --------------------------------------------------------------------------- the class leaderboard
 
-# A fake module 20 with the public API the competition's entry point calls (grading/competition.py):
-# build_submission(), TinyMLPerf(warmup, runs), validate(bench), compute_score(bench) -> .score,
-# .counted. Its figures are fixed: speedups 2, 4, 8, whose geometric mean is 4.
-BENCH_REGISTRY = """
-[[module]]
-number = 20
-name = "benchmarking"
-title = "Benchmarking: a fake competition"
-kata = "katas/benchmarking"
-solution = "solutions/benchmarking"
-tests = "tests/test_benchmarking.py"
-points = 40
-status = "ready"
-"""
-
-BENCH_SOLUTION = '''\
-"""A fake module 20: the competition's public API, fixed figures."""
-
-from dataclasses import dataclass
-
-SPEEDUPS = {"MLP_SPRINT": 2.0, "CNN_MARATHON": 4.0, "TRANSFORMER_DECATHLON": 8.0}
-
-
-@dataclass
-class ScoreCard:
-    score: float
-    counted: dict
-
-
-class TinyMLPerf:
-    def __init__(self, warmup=None, runs=None):
-        self.warmup, self.runs = warmup, runs
-
-
-class Submission:
-    def validate(self, bench):
-        return []
-
-    def compute_score(self, bench):
-        return ScoreCard(score=4.0, counted=dict(SPEEDUPS))
-
-
-def build_submission():
-    return Submission()
-'''
-
-BENCH_TESTS = """\
-from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
-
-
-def test_the_score_is_positive():
-    assert build_submission().compute_score(TinyMLPerf()).score > 0
-
-
-def test_it_validates():
-    assert build_submission().validate(TinyMLPerf()) == []
-"""
-
 # what a hostile submission does once its tests pass: only the competition's quick run (runs=3)
 HOSTILE = {
     "huge": "return ScoreCard(score=10**400, counted=dict(SPEEDUPS))",
@@ -729,15 +679,7 @@ HOSTILE = {
 
 @pytest.fixture(scope="module")
 def bench_repo(tmp_path_factory):
-    root = make_repo(tmp_path_factory.mktemp("bench") / "repo")
-    with open(root / "modules.toml", "a", encoding="utf-8") as f:
-        f.write(BENCH_REGISTRY)
-    (root / "tests" / "test_benchmarking.py").write_text(BENCH_TESTS, encoding="utf-8")
-    stub = "def build_submission():\n    raise NotImplementedError('build_submission (module 20)')\n"
-    for tree, body in (("katas", stub), ("solutions", BENCH_SOLUTION)):
-        (root / tree / "benchmarking").mkdir()
-        (root / tree / "benchmarking" / "__init__.py").write_text(body, encoding="utf-8")
-    return root
+    return add_bench_module(make_repo(tmp_path_factory.mktemp("bench") / "repo"))
 
 
 @pytest.fixture
@@ -784,7 +726,9 @@ def test_a_finished_module_20_posts_gradescopes_leaderboard(bench_env, tmp_path)
         value = entry["value"]
         assert isinstance(value, float) and math.isfinite(value), f"value of leaderboard entry {entry}"
     assert json.loads(json.dumps(results, allow_nan=False))["leaderboard"] == board, "leaderboard JSON"
-    assert results["extra_data"]["leaderboard"] == {"posted": True, "note": ""}, "extra_data.leaderboard"
+    extra = results["extra_data"]["leaderboard"]
+    assert (extra["posted"], extra["note"]) == (True, ""), "extra_data.leaderboard"
+    assert 0 < extra["seconds"] < BENCH.leaderboard_timeout, "extra_data.leaderboard.seconds of the run"
     assert "leaderboard (display only, not part of the grade): Score 4x" in results["output"], "output"
 
 

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ALPHA_SOLUTION, make_repo
+from conftest import ALPHA_SOLUTION, BENCH_SOLUTION, add_bench_module, make_repo
 
 from grading import gradescope
 
@@ -72,6 +72,31 @@ def test_a_partly_solved_repository_gets_its_partial_score(autograder: Path):
     per_test = sorted((t["name"].split(":")[0], t["score"]) for t in results["tests"])
     third = pytest.approx(10 / 3, abs=1e-4)  # results.json rounds a test's share to 4 decimals
     assert per_test == [("15 alpha", third)] * 3 + [("16 beta", 0)]
+
+
+def test_a_finished_module_20_puts_the_submission_on_gradescopes_leaderboard(autograder: Path):
+    """Gradescope's specification of the field ("Leaderboards", "Autograder Specifications"): an
+    optional top-level ``leaderboard`` array of ``{"name", "value", "order"}``, ``value`` a number
+    (or a string), ``order`` "asc" or "desc" (the default: higher ranks higher). The score and the
+    speedups rank higher when larger: "desc", written out."""
+    add_bench_module(autograder / "source")
+    (autograder / "submission" / "katas" / "benchmarking").mkdir(parents=True)
+    (autograder / "submission" / "katas" / "benchmarking" / "__init__.py").write_text(BENCH_SOLUTION)
+    results = run_autograder(autograder)
+    assert results["score"] == 40, "score: module 20's 40 points, alpha and beta absent"
+    board = results["leaderboard"]
+    assert isinstance(board, list) and board, "leaderboard: a non-empty top-level array"
+    for entry in board:
+        assert set(entry) <= {"name", "value", "order"} and {"name", "value"} <= set(entry), f"entry {entry}"
+        assert isinstance(entry["name"], str) and entry["name"], f"name of leaderboard entry {entry}"
+        assert type(entry["value"]) in (int, float), f"value of leaderboard entry {entry}"
+        assert entry["order"] == "desc", f"order of leaderboard entry {entry} (higher is better)"
+    assert {e["name"]: e["value"] for e in board} == {
+        "Score": 4.0,
+        "MLP_SPRINT": 2.0,
+        "CNN_MARATHON": 4.0,
+        "TRANSFORMER_DECATHLON": 8.0,
+    }, "leaderboard values: the fake competition's score and speedups"
 
 
 def test_results_are_written_even_when_the_grader_cannot_start(autograder: Path):
