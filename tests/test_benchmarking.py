@@ -14,6 +14,7 @@ import itertools
 import math
 import multiprocessing
 import pickle
+import time
 import zipfile
 from pathlib import Path
 
@@ -655,6 +656,11 @@ def test_benchmark_model_measures_with_module_15(mlp) -> None:
     )
     assert result.train_step is not None and result.train_step.runs == 3, (
         f"train_step: {result.train_step}, expected train_step_time's 3 runs (an extra, unscored)"
+    )
+    clock = Profiler().timer.clock
+    assert clock is time.process_time, (
+        f"the competition's default clock: {clock}, expected time.process_time (CPU time: a sample "
+        "preempted by another process is not a slow one)"
     )
 
 
