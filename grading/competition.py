@@ -29,8 +29,9 @@ Two halves, in this one file:
 * :func:`test_competition`, the child's entry point: staged (as
   ``competition/test_competition.py``) and run by pytest in the sandboxed child, with the
   submission's module 20 served as its tests were. It calls module 20's public API and nothing
-  else -- ``build_submission()``, ``TinyMLPerf(warmup=1, runs=3)`` (the quick mode of ``tinytorch
-  submit --quick``), ``CompetitionSubmission.validate(bench)`` and ``.compute_score(bench)``,
+  else -- ``build_submission()``, ``TinyMLPerf(warmup=1, runs=3, budget=QUICK_BUDGET)`` (the quick
+  mode of ``tinytorch submit --quick``, its per-event time budget from ``tinytorch.leaderboard``),
+  ``CompetitionSubmission.validate(bench)`` and ``.compute_score(bench)``,
   whose ``ScoreCard`` gives ``score`` and ``counted`` (each event's speedup as the score counts
   it: 1.0 for an event whose quality gate failed) -- and writes those figures, as they come, to
   a JSON file in its scratch folder (the path in ``$TINYTORCH_LEADERBOARD_OUT``).
@@ -84,8 +85,10 @@ def test_competition():
     out = os.environ[OUT_ENV]
     from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
 
+    from tinytorch.leaderboard import QUICK_BUDGET
+
     submission = build_submission()
-    bench = TinyMLPerf(warmup=1, runs=3)
+    bench = TinyMLPerf(warmup=1, runs=3, budget=QUICK_BUDGET)  # `tinytorch submit --quick`'s
     problems = submission.validate(bench)
     assert not problems, "the submission is not valid: " + "; ".join(map(str, problems))[:500]
     card = submission.compute_score(bench)
