@@ -29,6 +29,10 @@ How a submission is graded
   per-run secret), scores them against its own list and writes ``results.json`` itself, always,
   even when every child crashed. A detected attempt to patch pytest, numpy, the tests or the grader
   from the student's code zeroes the module in which it happened, with a message saying so.
+* **The class leaderboard** (``[grading] leaderboard``): once module 20 earns all its points, its
+  competition runs in one more sandboxed child and its figures, validated here as untrusted
+  input, become Gradescope's ``leaderboard`` array; display only, after the grade is computed
+  (``grading/competition.py``).
 * Only regular files are taken from a submission: symlinks, native extensions and files that
   would configure pytest or Python (``conftest.py``, ``sitecustomize.py``, ``*.pth``, ...) are
   dropped and listed in the output. Zips are unpacked with limits on size and file count.

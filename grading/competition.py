@@ -41,6 +41,12 @@ Two halves, in this one file:
   ``Infinity``, exactly ``{"score": x, "events": {...}}`` with every event of :data:`EVENTS` and
   no other name, each value a real number (not a bool, not a string) inside :data:`FIGURE_RANGE`.
   Anything else is refused whole, with a reason naming the field.
+
+Limits, honestly: the figures are measured in the process that runs the student's code, so a
+submission can report any figure inside the bounds (a ``compute_score`` that returns made-up
+numbers is not tampering the sandbox can see). The checks keep the board readable and the grader
+safe, not the ranks true; re-measure the top entries (``tinytorch leaderboard verify`` on one
+machine) before a rank decides anything.
 """
 
 from __future__ import annotations
