@@ -1644,6 +1644,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, help="seconds per test (default: the registry's [grading] timeout)"
     )
     parser.add_argument("--memory-mb", type=int, help="memory limit of a test process in MB")
+    parser.add_argument(
+        "--no-leaderboard",
+        action="store_true",
+        help="do not run module 20's competition for Gradescope's leaderboard ([grading] leaderboard)",
+    )
     parser.add_argument("--deny", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)  # batch: a shared cache of the test list
     parser.add_argument("--quiet", action="store_true", help="do not print the summary")
@@ -1660,6 +1665,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["timeout"] = args.timeout
         if args.memory_mb:
             overrides["memory_mb"] = args.memory_mb
+        if args.no_leaderboard:
+            overrides["leaderboard"] = False
         if overrides:
             settings = replace(settings, **overrides)
         result = grade(

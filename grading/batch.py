@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strict", action="store_true", help="grade every module from the student's code")
     parser.add_argument("--timeout", type=float, help="seconds per test")
     parser.add_argument("--memory-mb", type=int, help="memory limit of a test process in MB")
+    parser.add_argument(
+        "--no-leaderboard",
+        action="store_true",
+        help="do not run module 20's competition for each student (Gradescope's leaderboard field)",
+    )
     parser.add_argument("--force", action="store_true", help="regrade students that are already graded")
     return parser
 
@@ -233,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         ["--timeout", str(args.timeout)] if args.timeout else []
     )
     options += ["--memory-mb", str(args.memory_mb)] if args.memory_mb else []
+    options += ["--no-leaderboard"] if args.no_leaderboard else []
     found = submissions(folder)
     todo = {s: p for s, p in found.items() if args.force or not finished(out / s, fingerprint(p))}
     print(

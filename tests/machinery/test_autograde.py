@@ -881,3 +881,16 @@ def test_the_grader_knows_module_20s_events():
     from grading import competition
 
     assert done.stdout.strip().split(",") == list(competition.EVENTS), f"module 20's events: {done.stderr}"
+
+
+def test_no_leaderboard_on_the_command_line_switches_it_off(bench_env, tmp_path):
+    out = tmp_path / "results.json"
+    student = bench_submission(tmp_path)
+    argv = [str(student), "--out", str(out), "--quiet", "--module", "benchmarking", "--timeout", "4"]
+    assert autograde.main([*argv, "--no-leaderboard"]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["score"] == 40, "score of the solved fake module 20 without the leaderboard"
+    assert "leaderboard" not in results and "leaderboard" not in results["extra_data"], "--no-leaderboard"
+    assert autograde.main(argv) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert [e["name"] for e in results["leaderboard"]][0] == "Score", "the leaderboard without the flag"
