@@ -45,8 +45,8 @@ Two halves, in this one file:
 Limits, honestly: the figures are measured in the process that runs the student's code, so a
 submission can report any figure inside the bounds (a ``compute_score`` that returns made-up
 numbers is not tampering the sandbox can see). The checks keep the board readable and the grader
-safe, not the ranks true; re-measure the top entries (``tinytorch leaderboard verify`` on one
-machine) before a rank decides anything.
+safe, not the ranks true; measure the top submissions again on one machine (``TINYTORCH_IMPL=<their
+katas folder> tinytorch submit``) before a rank decides anything.
 """
 
 from __future__ import annotations
