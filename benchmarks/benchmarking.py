@@ -47,9 +47,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/benchmarking.py` from a clone, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import pin_blas_threads  # noqa: E402
+from benchmarks import pin_blas_threads, steady_allocator  # noqa: E402
 
 pin_blas_threads()  # before numpy loads BLAS: one thread, comparable figures
+steady_allocator()  # every call of a model allocates alike (see benchmarks.steady_allocator)
 
 from benchmarks.common import load_average, markdown_table, unfinished_module  # noqa: E402
 
