@@ -27,6 +27,7 @@ from strategies import (
 )
 from tinytorch.perf.acceleration import OptimizedBackend, matmul_numpy, operand_kind
 from tinytorch.perf.quantization import (
+    CHUNK_K,
     EPS,
     MAX_K,
     QMAX,
@@ -42,6 +43,7 @@ from tinytorch.perf.quantization import (
     dequantize,
     int8_backend,
     int8_matmul,
+    int8_product,
     quantize,
     quantize_bias,
     quantize_model,
@@ -447,9 +449,13 @@ def test_int8_matmul_accumulates_in_int32() -> None:
     np.testing.assert_array_equal(int8_matmul(qa, qb), C, err_msg="int8_matmul of QuantizedTensors")
 
 
-@given(st.integers(1, 12), st.integers(1, 600), st.integers(1, 12), st.integers(0, 2**32 - 1))
-@example(1, 1, 1, 0)
-@example(2, 600, 3, 1)
+@given(st.integers(0, 12), st.integers(0, 2 * 1024 + 60), st.integers(0, 12), st.integers(0, 2**32 - 1))
+@example(1, 1, 1, 0)  # K = 1
+@example(2, 600, 3, 1)  # one chunk, shorter than CHUNK_K
+@example(3, 1025, 2, 2)  # a full chunk and a chunk of one
+@example(0, 5, 3, 4)  # no rows: an empty (0, 3) result
+@example(3, 5, 0, 5)  # no columns
+@example(2, 0, 3, 7)  # K = 0: a sum of no terms, all zeros
 def test_int8_matmul_is_exact(m, k, n, seed) -> None:
     rng = np.random.default_rng(seed)
     A = rng.integers(QMIN, QMAX + 1, (m, k)).astype(np.int8)
@@ -458,9 +464,51 @@ def test_int8_matmul_is_exact(m, k, n, seed) -> None:
         A[:], B[:] = QMIN, QMIN
     C = int8_matmul(A, B)
     assert C.dtype == np.int32, f"int8_matmul returned dtype {C.dtype}, expected int32"
+    assert C.shape == (m, n), f"int8_matmul of ({m}, {k}) @ ({k}, {n}) has shape {C.shape}"
     np.testing.assert_array_equal(
         C, A.astype(np.int64) @ B.astype(np.int64), err_msg=f"int8_matmul of ({m}, {k}) @ ({k}, {n})"
     )
+
+
+def worst_case_operands(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 (4, k) and (k, 4) operands whose exact products float32 cannot always hold.
+
+    Every row of A and column of B has one sign, so every partial sum of an entry grows in one
+    direction. Entries: (0, 0) = 127 * 127 * k, odd for odd k; (1, 1) = 2**14 k, the largest
+    magnitude (2**24 exactly at k = CHUNK_K); (2, 0) = -127 * 127 * k; (0, 2) = 127 * 127 (k - 1)
+    + 127 * 126, odd for every k; (3, 3) = 2**14 (k - 1) + 127 * 127 for k > 1024: one odd term
+    after 1024 terms of 2**14, so a chunk of 1025 sums to 2**24 + 16129, odd.
+    """
+    A = np.empty((4, k), np.int8)
+    A[0], A[1], A[2], A[3] = 127, -128, -127, -128
+    B = np.empty((k, 4), np.int8)
+    B[:, 0], B[:, 1], B[:, 2], B[:, 3] = 127, -128, 127, -128
+    B[0, 2] = 126
+    if k > 1024:
+        A[3, 1024], B[1024, 3] = -127, -127
+    return A, B
+
+
+@pytest.mark.parametrize("k", [1023, 1024, 1025, 2048, 4097])
+def test_int8_matmul_is_exact_on_the_worst_case_at_every_chunk_boundary(k) -> None:
+    # float32 has a 24-bit significand: every integer of magnitude <= 2**24 is exact, 2**24 + 1 is
+    # not. Each int8 product is at most 128 * 128 = 2**14, so a chunk of 1024 terms sums to at most
+    # 2**24: CHUNK_K is the largest chunk whose every partial sum is exact.
+    assert CHUNK_K == 1024 and CHUNK_K * 128 * 128 == 2**24, f"CHUNK_K = {CHUNK_K}, expected 2**24 / 2**14"
+    assert float(np.float32(2**24 + 1)) != 2**24 + 1, "2**24 + 1 is a float32: the premise fails"
+    # K just below, at and past a chunk boundary (1024), at two chunks and past four: all +127 /
+    # -128 values with sign-matched rows. One float32 product over the whole K (or over chunks of
+    # 2048 or of 1025, or chunks added in float32) must round an entry here: each such entry's
+    # exact value is checked below not to be a float32.
+    A, B = worst_case_operands(k)
+    expected = A.astype(np.int64) @ B.astype(np.int64)
+    inexact = {4097: (0, 0), 2048: (0, 2), 1025: (3, 3)}
+    if k in inexact:  # the test's premise: the exact sum is not a float32
+        v = int(expected[inexact[k]])
+        assert int(np.float32(v)) != v, f"the sum {v} at K = {k} is a float32: the case is not a trap"
+    C = int8_matmul(A, B)
+    assert C.dtype == np.int32, f"int8_matmul returned dtype {C.dtype}, expected int32"
+    np.testing.assert_array_equal(C, expected, err_msg=f"int8_matmul of the worst case at K = {k}")
 
 
 def test_int8_matmul_refuses_k_beyond_the_int32_bound() -> None:
@@ -520,6 +568,52 @@ def test_int8_backend_registers_the_kernel_on_the_acceleration_backend() -> None
     assert kernel is matmul_numpy, f"the kernel for float32 operands is {kernel!r}, not matmul_numpy"
 
 
+class FixedProduct:
+    """A backend whose ("matmul", "int8") product is a given int32 array: tests the epilogue alone."""
+
+    def __init__(self, acc: np.ndarray) -> None:
+        self.acc = acc
+
+    def dispatch(self, op, *args):
+        return self.acc.copy()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_int8_product_epilogue_stays_within_its_rounding_bound(seed) -> None:
+    # y = s_x s_n (acc - z_x colsum + b_q), folded into float32 as acc * S + S c: four roundings
+    # of relative size u = 2**-24 each (the casts of acc, S and S c, the product, the sum), so
+    # |y - y*| <= 5 u S (|acc| + |c|) with y* computed exactly (int64 sum, float64 product of
+    # float32 scales, exact in 48 bits, and the float64 product by an integer below 2**33, error
+    # 2**-53 relative). The accumulators reach the int32 range, where a float32 cast rounds.
+    rng = np.random.default_rng(seed)
+    m, k, n = 5, 3, 7
+    acc = rng.integers(-(2**31) + 1, 2**31, (m, n)).astype(np.int32)
+    acc[0] = rng.integers(-300, 300, n)  # small sums too, where the bias and zero point dominate
+    zx = [-128, 0, 37, 127, -5, -128][seed]
+    colsum = rng.integers(-127 * 4000, 127 * 4000, n).astype(np.int32)
+    bias_q = None if seed == 1 else rng.integers(-(2**31), 2**31, n).astype(np.int32)
+    if bias_q is not None and zx != 0:  # c = b_q - z_x colsum beyond int32: c must be summed wider
+        bias_q[-1], colsum[-1] = 2**31 - 1, -np.sign(zx) * 127 * 4000
+    s_x = np.float32(rng.uniform(1e-4, 1.0))
+    s_n = rng.uniform(1e-4, 1.0, n).astype(np.float32)
+    qx = QuantizedTensor(np.zeros((m, k), np.int8), QuantParams(s_x, zx))
+    w_params = QuantParams(s_n, np.zeros(n, np.int32), axis=1, symmetric=True)
+    weight = QuantizedTensor(np.zeros((k, n), np.int8), w_params)
+    y = int8_product(qx, weight, colsum, bias_q, FixedProduct(acc))
+    assert y.dtype == np.float32, f"int8_product returned dtype {y.dtype}, expected float32"
+    assert y.shape == (m, n), f"int8_product returned shape {y.shape}, expected {(m, n)}"
+    S = np.float64(s_x) * s_n.astype(np.float64)
+    c = -zx * colsum.astype(np.int64) + (0 if bias_q is None else bias_q.astype(np.int64))
+    exact = S * (acc.astype(np.int64) + c)
+    bound = 5 * 2.0**-24 * S * (np.abs(acc.astype(np.float64)) + np.abs(c))
+    err = np.abs(y.astype(np.float64) - exact)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert np.all(err <= bound), (
+        f"int8_product output error {err[worst]:.4g} > bound {bound[worst]:.4g} at {worst} "
+        f"(acc {acc[worst]}, z_x {zx}, bias {'none' if bias_q is None else bias_q[worst[1]]})"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Quantized layers: error bounds derived from the scales, int8 storage, the int8 dispatch
 # --------------------------------------------------------------------------------------------
@@ -541,8 +635,10 @@ def quantized_product_bound(x_cols, w2, b, input_params, weight_scale):
     With x_hat = x + dx, w_hat = w + dw: x_hat w_hat - x w = dx w_hat + x dw, so
     |error| <= e_x * sum_k |w_hat[k, n]| + sum_k |x[m, k]| * e_w[n] + |b_hat - b| + rounding,
     e_x, e_w the round-trip bounds of input and weights (x inside its calibrated range), the bias
-    rounded to an integer at scale s_x s_n (<= s_x s_n / 2), and the result rounded once to
-    float32 (<= eps |y|, taken with a factor 2 of room on the exact integer result).
+    rounded to an integer at scale s_x s_n (<= s_x s_n / 2), and the float32 epilogue: at most
+    5 u S (|acc| + |c|) (int8_product's docstring, u = 2**-24, S = s_x s_n), where |x_q| <= 128 and
+    s_n |w_q| = |w_hat| give S (|acc| + |c|) <= 256 s_x sum_k |w_hat| + |b| + S / 2; plus
+    2 eps (|y| + bound) of room for the float64 arithmetic of this bound and reference.
     """
     x = x_cols.astype(np.float64)
     w = w2.astype(np.float64)
@@ -552,8 +648,10 @@ def quantized_product_bound(x_cols, w2, b, input_params, weight_scale):
     e_w = round_trip_bound(w, sw.astype(np.float32)[None, :])  # (K, N)
     w_hat = np.abs(w) + e_w
     bound = e_x @ w_hat + np.abs(x) @ e_w + sx * sw / 2
+    b_abs = 0 if b is None else np.abs(b.astype(np.float64))
+    epilogue = 5 * 2.0**-24 * (256 * sx * w_hat.sum(axis=0) + b_abs + sx * sw / 2)  # (N,)
     y = x @ w + (0 if b is None else b.astype(np.float64))
-    return bound + 2 * EPS32 * (np.abs(y) + bound), y
+    return bound + epilogue + 2 * EPS32 * (np.abs(y) + bound), y
 
 
 @given(qlinear_cases())

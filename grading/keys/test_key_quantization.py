@@ -8,7 +8,8 @@ it covers, on data drawn from ``answer.rng``: ``choose_qparams`` (affine and sym
 either sign, single-sign, zero-width, tiny and huge, per channel), ``quantize`` / ``dequantize``
 / ``quantize_tensor`` (rounding half to even with the zero point added after, clamping, every
 integer a fixed point, monotone, constants, per-channel parameters, int8 storage), the
-``("matmul", "int8")`` kernel and ``int8_backend``, ``QuantizedLinear`` and ``QuantizedConv2d``
+``("matmul", "int8")`` kernel (its worst case at the float32 chunk bounds too) and
+``int8_backend``, ``int8_product``'s epilogue alone, ``QuantizedLinear`` and ``QuantizedConv2d``
 (int8 weights, int32 bias, zero-point term, padding with the zero point, one int8 dispatch per
 forward, fixed input parameters, their descriptions), the observers and ``calibrate``,
 ``quantize_model`` on small models and on the zoo's digits models (each observer), and the errors
@@ -579,6 +580,7 @@ def test_int8_matmul_on_drawn_operands(answer):
     # an odd sum, which a float32 accumulator cannot represent (int32 holds it exactly).
     A, B = _odd_sums(rng)
     answer.record(float32_inexact=int8_matmul(A, B))
+    answer.record(worst_case=int8_matmul(*_worst_case(int(rng.integers(2048, 4200)))))
     longest = int8_matmul(np.full((1, MAX_K), -128, np.int8), np.full((MAX_K, 1), -128, np.int8))
     answer.record(
         max_k=int(MAX_K), max_k_sum=longest,
@@ -586,6 +588,20 @@ def test_int8_matmul_on_drawn_operands(answer):
             int8_matmul, np.zeros((1, MAX_K + 1), np.int8), np.zeros((MAX_K + 1, 1), np.int8)
         ),
     )
+
+
+def _worst_case(k):
+    """Sign-matched +127 / -128 operands whose sums float32 cannot hold unless added in chunks of at
+    most 1024 (k >= 2048): entry (0, 1) = 127 * 127 (k - 1) + 127 * 126 is odd and above 2**24, and
+    so is its first chunk of 2048; entry (1, 2) has one odd term right after 1024 terms of 2**14,
+    so a first chunk of 1025 sums to 2**24 + 16129."""
+    A = np.empty((3, k), np.int8)
+    A[0], A[1], A[2] = 127, -128, -127
+    B = np.empty((k, 3), np.int8)
+    B[:, 0], B[:, 1], B[:, 2] = 127, 127, -128
+    B[0, 1] = 126
+    A[1, 1024], B[1024, 2] = -127, -127
+    return A, B
 
 
 def _odd_sums(rng):
@@ -637,6 +653,45 @@ def test_int8_backend_registers_the_kernel(answer):
         backend_int8_kernel=backend.kernel_for("matmul", A, A.T) is int8_matmul,
         backend_dense_kernel=backend.kernel_for("matmul", dense, dense) is matmul_numpy,
         backend_product=np.asarray(backend.dispatch("matmul", A, A.T)),
+    )
+
+
+class _FixedProduct:
+    """A backend whose ("matmul", "int8") product is a given int32 array: the epilogue alone."""
+
+    def __init__(self, acc):
+        self.acc = acc
+
+    def dispatch(self, op, *args):
+        return self.acc.copy()
+
+
+def test_int8_product_epilogue_on_power_of_two_scales(answer):
+    """int8_product's epilogue S (acc + c) on accumulators drawn directly: power-of-two scales and
+    |acc + c| < 2**24 in units of 2**8 or less, so the float32 multiply-add and the int64 / float64
+    form are both exact and every correct epilogue gives the same bits. The last column's
+    c = b_q - z_x colsum is 2**31, beyond int32 (a sum in int32 wraps around)."""
+    from tinytorch.perf.quantization import QuantizedTensor, QuantParams, int8_product
+
+    rng = answer.rng
+    m, k, n = int(rng.integers(2, 7)), 3, 5
+    zx = int(rng.choice([-128, int(rng.integers(-127, 128))]))
+    s_x = np.float32(2.0 ** -int(rng.integers(0, 12)))
+    s_n = (2.0 ** -rng.integers(0, 12, n)).astype(np.float32)
+    acc = rng.integers(-(2**20), 2**20, (m, n)).astype(np.int32)
+    colsum = rng.integers(-(2**14), 2**14, n).astype(np.int32)
+    bias_q = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    zx_big = -128
+    acc[:, -1] = 256 * rng.integers(-(2**21), 2**21, m)  # a multiple of 2**8: acc + 2**31 stays exact
+    colsum[-1], bias_q[-1] = 2**17, 2**31 - 2**24  # -z_x colsum + b_q = 2**24 + 2**31 - 2**24 = 2**31
+    qx = QuantizedTensor(np.zeros((m, k), np.int8), QuantParams(s_x, zx))
+    big = QuantizedTensor(np.zeros((m, k), np.int8), QuantParams(s_x, zx_big))
+    w_params = QuantParams(s_n, np.zeros(n, np.int32), axis=1, symmetric=True)
+    weight = QuantizedTensor(np.zeros((k, n), np.int8), w_params)
+    answer.record(
+        epilogue=int8_product(qx, weight, colsum, bias_q, _FixedProduct(acc))[:, :-1],
+        epilogue_no_bias=int8_product(qx, weight, colsum, None, _FixedProduct(acc))[:, :-1],
+        epilogue_beyond_int32=int8_product(big, weight, colsum, bias_q, _FixedProduct(acc))[:, -1],
     )
 
 

@@ -34,6 +34,7 @@ from tinytorch.tensor import Tensor
 from .qparams import QMAX, QuantizedTensor, QuantParams, check_float_data, choose_qparams, quantize  # noqa: F401
 
 __all__ = [
+    "CHUNK_K",
     "MAX_K",
     "QuantizedConv2d",
     "QuantizedLinear",
@@ -47,6 +48,7 @@ __all__ = [
 
 INT32_MAX = 2**31 - 1
 MAX_K = INT32_MAX // (128 * 128)  # 131071: K * 128 * 128 < 2**31, int32 accumulation cannot overflow
+CHUNK_K = 2**24 // (128 * 128)  # 1024: a float32 sum of 1024 int8 products is exact (int8_matmul)
 
 
 def _int8_operand(x: Any, name: str) -> np.ndarray:
@@ -79,8 +81,26 @@ def int8_matmul(a: Any, b: Any) -> np.ndarray:
     """The ``("matmul", "int8")`` kernel: int8 (M, K) @ int8 (K, N) -> exact int32 (M, N).
 
     Operands are int8 arrays or :class:`QuantizedTensor` (their ``data`` is used; zero points
-    are the caller's business). Every product is widened to int32 before it is summed:
-    127 * 127 * 300 = 4,838,700 overflows int8 and int16 but not int32.
+    are the caller's business); K = 0 gives zeros. The result is the exact integer product, the
+    one ``A.astype(np.int32) @ B.astype(np.int32)`` gives (never int8 @ int8 or int16, which wrap
+    around: 127 * 127 * 300 = 4,838,700), but computed with float32 BLAS (sgemm), since numpy's
+    integer matmul runs generic loops 10-100x slower than sgemm.
+
+    Why float32 can be exact. float32 has a 24-bit significand, so every integer n with
+    |n| <= 2**24 is a float32 exactly, and a sum or product of such integers whose exact result
+    is also at most 2**24 in magnitude is computed exactly (the exact result is representable,
+    so rounding leaves it unchanged), in whatever order or blocking BLAS adds the terms, fused
+    multiply-adds included. Each term is |a b| <= 128 * 128 = 2**14, so every partial sum of at
+    most CHUNK_K = 2**24 / 2**14 = 1024 terms is at most 2**24 in magnitude: a product over
+    K <= 1024 is exact. Beyond that it is not: 4097 terms 127 * 127 sum to 66,080,513, an odd
+    integer above 2**24, which float32 cannot hold (its spacing there is 4).
+
+    So: cast A and B to float32 once, multiply in K-chunks of at most CHUNK_K columns of A
+    (rows of B), ``A[:, k:k + CHUNK_K] @ B[k:k + CHUNK_K]`` for k = 0, CHUNK_K, 2 CHUNK_K, ...
+    (the last chunk may be shorter), cast each chunk's float32 result to int32 (exact: an
+    integer of at most 2**24) and add the chunks in int32, which is exact too: the running sum
+    covers at most K <= MAX_K terms, |sum| <= MAX_K * 2**14 < 2**31. Adding the chunks in
+    float32 instead would round as soon as the total passes 2**24.
     """
     A, B = check_int8_operands(a, b)
     raise NotImplementedError(
@@ -158,6 +178,24 @@ def int8_product(
 
         acc = backend.dispatch("matmul", qx, weight)                      int32 (M, N)
         y[m, n] = s_x s_n * (acc[m, n] - z_x * colsum[n] + b_q[n])           float32 (M, N)
+
+    The O(M N) epilogue is one float32 multiply-add per output: with S[n] = s_x s_n (exact in
+    float64: a product of two float32s has at most 48 significant bits) and the integer
+    c[n] = b_q[n] - z_x colsum[n] (int64, exact), both folded once per call,
+
+        y = float32(acc) * float32(S) + float32(S * c)
+
+    Each of the four roundings (the cast of acc, of S, of S * c; the product; the sum) is a
+    relative error of at most u = 2**-24, so with y* = S (acc + c) the exact value:
+
+        |y - y*| <= 5 u S (|acc| + |c|)        (4 u + O(u**2) on the acc term, 2 u + ... on c)
+
+    The bound is relative to S (|acc| + |c|), not to |y*|: after a ReLU (z_x = -128) the two terms
+    nearly cancel. It stays far below the quantization error: |x_q| <= 128 and s_n |w_q| = |w_hat|
+    give S (|acc| + |c|) <= 256 s_x sum_k |w_hat[k, n]| + |b_hat[n]|, while the layer's error
+    bound already holds (s_x / 2) sum_k |w_hat[k, n]|: the epilogue adds at most 5 u * 512 < 2e-4
+    of that, plus 5 u |b_hat|. The int64 sum with one float64 multiply, rounded once to float32
+    (error <= u |y*| + 2**-53 S |acc + c|), meets the bound too.
     """
     raise NotImplementedError(
         "int8_product (module 17, quantization): "

@@ -8,6 +8,7 @@ Files: ``qparams.py`` (``choose_qparams``, ``quantize``, ``dequantize``, ``Quant
 """
 
 from .layers import (
+    CHUNK_K,
     MAX_K,
     QuantizedConv2d,
     QuantizedLinear,
@@ -35,6 +36,7 @@ from .qparams import (
 
 __all__ = [
     "EPS",
+    "CHUNK_K",
     "MAX_K",
     "OBSERVERS",
     "PASS_THROUGH",
