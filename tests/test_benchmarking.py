@@ -46,6 +46,7 @@ from tinytorch.perf.benchmarking import (
     min_rounds,
     precise_enough,
     score_events,
+    score_interval,
     speedup_interval,
     workload_flops,
 )
@@ -246,6 +247,7 @@ def test_scores_and_measurements_are_frozen_records(mlp_logits) -> None:
     card = score_events(scores([2.0]))
     bench, machine = quick_bench(mlp_logits)
     result = bench.run_event("MLP_SPRINT", FakeClassifier(machine, "candidate", 1.0, mlp_logits))
+    paired = measure_paired(lambda: None, lambda: None, Timer(clock=itertools.count().__next__), 0, 6)
     records = {
         "ScoreCard": (card, "score"),
         "EventScore": (scores([2.0])[0], "speedup"),
@@ -253,6 +255,8 @@ def test_scores_and_measurements_are_frozen_records(mlp_logits) -> None:
         "EventResult": (result, "speedup"),
         "BenchmarkResult": (result.candidate, "throughput"),
         "Event": (MLP_SPRINT, "runs"),
+        "SpeedupInterval": (result.interval, "value"),
+        "PairedTiming": (paired, "loops"),
     }
     for name, (record, attribute) in records.items():
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -333,9 +337,9 @@ def test_interleaved_calls_alternate_and_warm_up_first() -> None:
     assert len(timed) == 12, f"timed calls: {len(timed)}, expected 6 runs x 2 functions: {machine.log}"
     rounds = [timed[i : i + 2] for i in range(0, 12, 2)]
     assert all(sorted(r) == ["b", "c"] for r in rounds), f"every round times each function once: {timed}"
-    firsts = {r[0] for r in rounds}
-    assert firsts == {"b", "c"}, (
-        f"the order alternates between rounds, so no function always goes first: {timed}"
+    assert rounds == [["b", "c"], ["c", "b"]] * 3, (
+        f"rounds {rounds}: expected the given order in even rounds (0, 2, 4) and the reverse in odd "
+        "ones, so no function always goes first"
     )
 
 
@@ -492,8 +496,15 @@ def test_round_ratio_interval_refuses_too_few_rounds_and_bad_input() -> None:
         speedup_interval([2.0] * 6, [1.0] * 7)
     with pytest.raises(ValueError, match="baseline"):
         speedup_interval([2.0] * 5 + [0.0], [1.0] * 6)
-    with pytest.raises(ValueError, match="confidence"):
-        speedup_interval([2.0] * 6, [1.0] * 6, confidence=1.0)
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="confidence"):
+            speedup_interval([2.0] * 6, [1.0] * 6, confidence=bad)
+    with pytest.raises(TypeError, match="confidence"):
+        speedup_interval([2.0] * 6, [1.0] * 6, confidence=True)
+    for bad in (3.0, "abcdef"):
+        with pytest.raises(TypeError, match="baseline must be a TimingResult or a sequence"):
+            speedup_interval(bad, [1.0] * 6)
+    assert min_rounds(0.5) == 2, f"fewest rounds at 50 %: {min_rounds(0.5)}, expected 2 (2 / 2**2 = 0.5)"
     interval = speedup_interval([float(i) for i in range(1, 21)], [1.0] * 20, confidence=0.5)
     # 50 %: the largest k with P(B <= k - 1) <= 0.25 for n = 20 is 9 (P(B <= 8) = 0.2517)
     assert (interval.low, interval.high, interval.confidence) == (8.0, 13.0, 0.5), (
@@ -524,6 +535,14 @@ def test_precise_enough_compares_the_half_width_with_the_precision(
     )
     with pytest.raises(ValueError, match="precision"):
         precise_enough(interval, 0.0)
+    with pytest.raises(TypeError, match="precision"):
+        precise_enough(interval, True)
+    # the default precision is PRECISION, 5 %: half-widths 0.15 and 0.05 of a speedup of 2
+    loose, tight = SpeedupInterval(2.0, 1.85, 2.15, 6), SpeedupInterval(2.0, 1.95, 2.05, 6)
+    assert (precise_enough(loose), precise_enough(tight)) == (False, True), (
+        "precise_enough with the default precision (5 % of 2 = 0.1) of half-widths 0.15 and 0.05: "
+        f"{precise_enough(loose)}, {precise_enough(tight)}"
+    )
 
 
 def test_score_interval_is_the_geometric_mean_of_the_bounds() -> None:
@@ -543,6 +562,8 @@ def test_score_interval_is_the_geometric_mean_of_the_bounds() -> None:
     assert card.intervals == {"A": (2.0, 8.0), "B": (8.0, 18.0), "C": (1.0, 1.0), "D": (2.0, 2.0)}, (
         f"counted intervals per event: {card.intervals}"
     )
+    with pytest.raises(ValueError, match="intervals"):
+        score_interval([])
 
 
 def test_paired_rounds_calibrate_one_loop_count_and_stop_at_the_budget() -> None:
@@ -576,6 +597,38 @@ def test_paired_rounds_calibrate_one_loop_count_and_stop_at_the_budget() -> None
         f"baseline time per call: {timing.baseline.p50}, expected 0.003 s (a sample is its loop / 20)"
     )
     assert timing.interval.value == pytest.approx(3.0, rel=0.1), f"speedup: {timing.interval}"
+    # A round that ends exactly at the budget ends the rounds: after calibration the candidate's
+    # calls cost 0.5, 0.25, 0.5, ... and the baseline's 0.5, so rounds end at 1, 1.75, 2.75, 3.5,
+    # 4.5, 5.25, 6.25 (exact in binary); ratios 1 and 2, never within 5 %. Budget 6.25: 7 rounds.
+    machine = Machine()
+    halves = itertools.cycle([0.25, 0.5])
+    timing = measure_paired(
+        machine.workload("b", 0.5),
+        lambda: machine.work("c", next(halves)),
+        Timer(clock=machine.clock),
+        warmup=0,
+        runs=1,
+        budget=6.25,
+    )
+    assert timing.interval.rounds == 7, (
+        f"rounds with a 6.25 s budget and rounds ending at 1, 1.75, ..., 5.25, 6.25: "
+        f"{timing.interval.rounds}, expected 7 (the round that reaches the budget is the last)"
+    )
+    clock = Timer(clock=itertools.count().__next__)
+    for bad, error, name in (
+        (dict(baseline=3), TypeError, "baseline"),
+        (dict(candidate="fast"), TypeError, "candidate"),
+        (dict(runs=0), ValueError, "runs"),
+        (dict(warmup=1.5), TypeError, "warmup"),
+        (dict(precision=0.0), ValueError, "precision"),
+        (dict(budget=-1.0), ValueError, "budget"),
+    ):
+        machine = Machine()
+        work = machine.workload("w", 1.0)
+        call = dict(baseline=work, candidate=work, timer=clock, warmup=0, runs=6) | bad
+        with pytest.raises(error, match=name):
+            measure_paired(**call)
+        assert machine.calls == 0, f"calls made before refusing {bad}: {machine.calls}, expected none"
 
 
 @given(runs=st.integers(1, 12), warmup=st.integers(0, 3))
@@ -973,6 +1026,29 @@ def test_a_valid_submission_lands_with_its_score(mlp_logits, board) -> None:
         f"recorded event: {entry.events[0]}, expected speedup 2, passed"
     )
     assert "| fast | ada | 2.00\u00d7 (2.00\u20132.00) |" in board.to_markdown(), board.to_markdown()
+
+
+def test_a_submission_records_its_score_interval(mlp_logits, board) -> None:
+    # The machine slows 10x inside round 4 (see test_tinymlperf_speedup_is_the_median_round_ratio):
+    # the event's interval is (3, 30), and the entry carries the score's interval, low and high.
+    machine = Machine(slow_after=9, factor=10.0)
+    bench = TinyMLPerf(
+        events=[dataclasses.replace(MLP_SPRINT, warmup=0, runs=3)],
+        profiler=Profiler(timer=Timer(clock=machine.clock)),
+        baselines={"MLP_SPRINT": FakeClassifier(machine, "baseline", 3.0, mlp_logits)},
+    )
+    submission = a_submission(mlp_logits, machine)
+    card = submission.compute_score(bench)
+    entry = submission.to_entry()
+    assert card.bounds == pytest.approx((3.0, 30.0), rel=RTOL), (
+        f"score interval: {card.bounds}, expected (3, 30)"
+    )
+    assert entry.bounds == card.bounds, f"the entry's score interval {entry.bounds}, the card's {card.bounds}"
+    board.add(entry)
+    (recorded,) = board.entries()
+    assert recorded.bounds == card.bounds, (
+        f"score interval on the board: {recorded.bounds}, expected {card.bounds}"
+    )
 
 
 @pytest.mark.parametrize("dropped", ["results", "scorecard"])

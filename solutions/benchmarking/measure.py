@@ -163,7 +163,7 @@ def measure_interleaved(
 # whichever comes first, and never before the event's runs (at least min_rounds()). 10 s holds
 # ~250 rounds of 2 x 20 ms samples, far more than 5 % needs on a quiet machine; a loaded one
 # stops at the budget with a wider interval, which it reports.
-BUDGET = 10.0
+BUDGET = 10.0  # pragma: no mutate
 
 
 @dataclass(frozen=True)

@@ -131,11 +131,6 @@ class SpeedupInterval:
     rounds: int
     confidence: float = CONFIDENCE
 
-    @property
-    def half_width(self) -> float:
-        """(high - low) / 2: how far the interval reaches from its centre."""
-        return (self.high - self.low) / 2
-
     def __str__(self) -> str:
         return format_interval(self.value, self.low, self.high)
 
@@ -230,7 +225,7 @@ def speedup_interval(baseline: Any, candidate: Any, confidence: float = CONFIDEN
     ``rounds`` and the minimum. Times checked by :func:`paired_samples`, ``confidence`` by
     :func:`check_confidence`.
 
-    Examples: ratios 1, 2, 3, 4, 5, 6 (n = 6, k = 1): 3.5× (1.00–6.00); 20 rounds all of
+    Examples: ratios 1, 2, 3, 4, 5, 6 (n = 6, k = 1): 3.50× (1.00–6.00); 20 rounds all of
     ratio 2: 2.00× (2.00–2.00); n = 20 gives k = 6 (P(B <= 5) = 0.0207), the 6th and 15th.
     """
     b, c = paired_samples(baseline, candidate)
