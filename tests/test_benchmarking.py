@@ -505,6 +505,11 @@ def test_round_ratio_interval_refuses_too_few_rounds_and_bad_input() -> None:
         with pytest.raises(TypeError, match="baseline must be a TimingResult or a sequence"):
             speedup_interval(bad, [1.0] * 6)
     assert min_rounds(0.5) == 2, f"fewest rounds at 50 %: {min_rounds(0.5)}, expected 2 (2 / 2**2 = 0.5)"
+    at_the_bound = speedup_interval([1.0, 3.0], [1.0, 1.0], confidence=0.5)
+    # P(B <= 0) = 1/4 = alpha / 2 exactly: a tail equal to alpha / 2 is allowed (<=), k = 1
+    assert (at_the_bound.low, at_the_bound.value, at_the_bound.high) == (1.0, 2.0, 3.0), (
+        f"50 % interval of 2 rounds (ratios 1, 3): {at_the_bound}, expected 2.00x (1.00-3.00)"
+    )
     interval = speedup_interval([float(i) for i in range(1, 21)], [1.0] * 20, confidence=0.5)
     # 50 %: the largest k with P(B <= k - 1) <= 0.25 for n = 20 is 9 (P(B <= 8) = 0.2517)
     assert (interval.low, interval.high, interval.confidence) == (8.0, 13.0, 0.5), (
