@@ -565,24 +565,10 @@ def _load() -> list[float] | None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux, sysctl on macOS), else platform's guess."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
-                value = line.split(":", 1)[1].strip()
-                if value and not value.isdigit():
-                    return value
-    except OSError:
-        pass
-    if sys.platform == "darwin":
-        import subprocess
+    """The CPU's model name: the leaderboard's description of a machine (one rule for both)."""
+    from tinytorch.leaderboard import cpu_model as model
 
-        done = subprocess.run(
-            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, check=False
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            return done.stdout.strip()
-    return platform.processor() or platform.machine() or "unknown"
+    return model()
 
 
 def machine() -> dict[str, Any]:
