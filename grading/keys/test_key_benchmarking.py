@@ -18,6 +18,11 @@ the grader compares them with the reference's):
   time is scaled by a drawn factor;
 * the quality gate: failed events (a NaN quality included) count 1 and say why, the score card
   as text; bad speedups, times and empty lists refused;
+* speedup intervals: ``speedup_interval`` of paired rounds with a drawn ratio, load and noise (odd
+  and even round counts, tied ratios, each confidence at its fewest rounds and with more, drawn
+  confidences, ``TimingResult`` samples), refused with one round too few or bad times and
+  confidences; ``precise_enough`` at, just inside and just outside its threshold (the default
+  precision too) and its bad precisions; the events' intervals and the score's in a score card;
 * ``measure_interleaved`` on a fake machine: warmup calls first and never sampled, every round
   times every function once and the order alternates, a slowdown half way does not change the
   speedup; its argument checks;
@@ -468,6 +473,259 @@ def test_score_and_geometric_mean_refuse_nothing_to_score(answer):
         geometric_mean_zero=answer.raises(geometric_mean, [0.0, 2.0]),
         geometric_mean_nan=answer.raises(geometric_mean, [math.nan]),
         geometric_mean_inf=answer.raises(geometric_mean, [math.inf, 1.0]),
+    )
+
+
+# Speedup intervals. A ratio r_i = b_i / c_i is one correctly rounded division and the median of
+# an even count is the midpoint of two of them: 1-2 ulps between any two correct ways to compute
+# them (a numpy median, a midpoint a / 2 + b / 2); 1e-12 leaves a large margin and is far below
+# the gap between neighbouring order statistics of drawn noisy ratios (the wrong order
+# statistics, the mean or a ratio of medians move a figure by far more). Round counts are exact.
+INTERVALS = pytest.mark.tolerance(
+    rtol=1e-12,
+    atol=0.0,
+    why="per-round ratios are one division each, the median a midpoint of two: a few ulps",
+)
+ROUND_COUNTS = (6, 7, 8, 9, 12, 13, 20, 21, 40, 41)  # odd and even, from the 95 % minimum up
+# Confidences whose smallest round count is known (min_rounds): the smallest n with
+# 2 * (1/2)**n <= 1 - confidence; 0.5 and 0.75 put the binomial tail exactly at alpha / 2
+# (dyadic, so exact in floats: 1/4 at n = 2, 1/8 at n = 3), which the interval allows.
+CONFIDENCE_MINIMUM = {0.5: 2, 0.75: 3, 0.8: 4, 0.9: 5, 0.95: 6, 0.99: 8, 0.999: 11}
+
+
+def paired_rounds(rng: np.random.Generator, n: int, ratio: float, noise: float):
+    """n paired rounds whose true speedup is ``ratio``: each round's machine load (a factor shared
+    by both sides, up to 20x) times a drawn cost for the baseline; the candidate the same cost over
+    ``ratio`` with a lognormal noise of its own (sigma ``noise``). Lists of positive floats."""
+    load = log_uniform(rng, 1.0, 20.0, n)
+    cost = float(log_uniform(rng, 1e-4, 1e-1))
+    baseline = cost * load * rng.lognormal(0.0, noise, n)
+    candidate = cost / ratio * load * rng.lognormal(0.0, noise, n)
+    return [float(t) for t in baseline], [float(t) for t in candidate]
+
+
+def record_intervals(answer, label: str, intervals) -> None:
+    answer.record(
+        **{
+            f"{label}_values": np.array([i.value for i in intervals], dtype=np.float64),
+            f"{label}_lows": np.array([i.low for i in intervals], dtype=np.float64),
+            f"{label}_highs": np.array([i.high for i in intervals], dtype=np.float64),
+            f"{label}_rounds": np.array([int(i.rounds) for i in intervals], dtype=np.int64),
+            f"{label}_confidences": np.array([float(i.confidence) for i in intervals], dtype=np.float64),
+        }
+    )
+
+
+@INTERVALS
+def test_speedup_interval_of_paired_rounds_with_a_known_ratio(answer):
+    from tinytorch.perf.benchmarking import speedup_interval
+
+    rng = answer.rng
+    cases = []
+    for n in ROUND_COUNTS:
+        ratio, noise = float(log_uniform(rng, 0.1, 30.0)), float(rng.uniform(0.01, 0.3))
+        cases.append(paired_rounds(rng, n, ratio, noise))
+    intervals = [speedup_interval(b, c) for b, c in cases]
+    record_intervals(answer, "default", intervals)
+    # a numpy array is a sequence of seconds too
+    b, c = cases[int(rng.integers(len(cases)))]
+    answer.record(numpy_value=np.float64(speedup_interval(np.array(b), np.array(c)).value))
+
+
+@INTERVALS
+def test_speedup_interval_at_other_confidences_and_their_minimum_rounds(answer):
+    from tinytorch.perf.benchmarking import speedup_interval
+
+    rng = answer.rng
+    at_minimum, with_more = [], []
+    for confidence, fewest in CONFIDENCE_MINIMUM.items():
+        ratio = float(log_uniform(rng, 0.2, 10.0))
+        at_minimum.append(speedup_interval(*paired_rounds(rng, fewest, ratio, 0.1), confidence=confidence))
+        n = fewest + int(rng.integers(1, 30))
+        with_more.append(speedup_interval(*paired_rounds(rng, n, ratio, 0.1), confidence=confidence))
+    # drawn confidences: a binomial tail k / 2**n lands within rounding of alpha / 2 with
+    # probability ~1e-15, so every correct way of comparing them picks the same k
+    drawn = [float(rng.uniform(0.5, 0.999)) for _ in range(4)]
+    drawn_intervals = [
+        speedup_interval(*paired_rounds(rng, int(rng.integers(11, 60)), 2.0, 0.2), confidence=q)
+        for q in drawn
+    ]
+    record_intervals(answer, "at_minimum", at_minimum)
+    record_intervals(answer, "with_more", with_more)
+    record_intervals(answer, "drawn", drawn_intervals)
+
+
+@INTERVALS
+def test_speedup_interval_of_tied_ratios(answer):
+    from tinytorch.perf.benchmarking import speedup_interval
+
+    rng = answer.rng
+    # candidate times k / 1024 and baselines r * c with r in a few dyadic ratios: every ratio is
+    # exact, so many rounds tie (the median and the bounds are ratios that occur several times)
+    levels = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
+    intervals = []
+    for n in (6, 7, int(rng.integers(8, 30)), int(rng.integers(30, 60))):
+        c = rng.integers(1, 1024, n) / 1024.0
+        r = rng.choice(levels[: int(rng.integers(2, 6))], n)
+        intervals.append(speedup_interval([float(x) for x in r * c], [float(x) for x in c]))
+    n, r = int(rng.integers(6, 40)), float(rng.choice(levels))
+    c = rng.integers(1, 1024, n) / 1024.0
+    intervals.append(speedup_interval([float(x) for x in r * c], [float(x) for x in c]))  # all equal
+    record_intervals(answer, "ties", intervals)
+
+
+@INTERVALS
+def test_speedup_interval_of_timing_results(answer):
+    from tinytorch.perf.benchmarking import speedup_interval
+    from tinytorch.perf.profiling import summarize
+
+    rng = answer.rng
+    n = int(rng.choice(ROUND_COUNTS))
+    b, c = paired_rounds(rng, n, float(log_uniform(rng, 0.2, 10.0)), 0.1)
+    record_intervals(answer, "timings", [speedup_interval(summarize(b), summarize(c))])
+
+
+def test_speedup_interval_refuses_too_few_rounds_and_bad_input(answer):
+    from tinytorch.perf.benchmarking import speedup_interval
+
+    rng = answer.rng
+    n = int(rng.integers(6, 12))
+    b, c = paired_rounds(rng, n, float(log_uniform(rng, 0.2, 10.0)), 0.1)
+    answer.record(valid_rounds=np.int64(speedup_interval(b, c).rounds))  # the refusals below only
+    too_few = {
+        f"too_few_at_{str(q).replace('.', '_')}": answer.raises(
+            speedup_interval, *paired_rounds(rng, fewest - 1, 2.0, 0.1), confidence=q
+        )
+        for q, fewest in CONFIDENCE_MINIMUM.items()
+    }
+    answer.record(**too_few, no_rounds=answer.raises(speedup_interval, [], []))
+    for label, bad in {"zero": 0.0, "negative": -b[0], "nan": math.nan, "inf": math.inf}.items():
+        i = int(rng.integers(n))
+        answer.record(
+            **{
+                f"baseline_{label}": answer.raises(speedup_interval, b[:i] + [bad] + b[i + 1 :], c),
+                f"candidate_{label}": answer.raises(speedup_interval, b, c[:i] + [bad] + c[i + 1 :]),
+            }
+        )
+    answer.record(
+        unequal_rounds=answer.raises(speedup_interval, b, c + [c[0]]),
+        baseline_text_time=answer.raises(speedup_interval, ["1 s"] + b[1:], c),
+        baseline_none_time=answer.raises(speedup_interval, [None] + b[1:], c),
+        baseline_bool_time=answer.raises(speedup_interval, [True] + b[1:], c),
+        baseline_a_number=answer.raises(speedup_interval, b[0], c),
+        baseline_a_string=answer.raises(speedup_interval, "123456", c),
+        candidate_none=answer.raises(speedup_interval, b, None),
+    )
+    for label, bad in {
+        "zero": 0.0,
+        "one": 1.0,
+        "above_one": 1.5,
+        "negative": -0.5,
+        "nan": math.nan,
+    }.items():
+        answer.record(**{f"confidence_{label}": answer.raises(speedup_interval, b, c, confidence=bad)})
+    answer.record(
+        confidence_bool=answer.raises(speedup_interval, b, c, confidence=True),
+        confidence_text=answer.raises(speedup_interval, b, c, confidence="0.95"),
+    )
+
+
+def interval_of(value: float, half_width: float, skew: float):
+    """A SpeedupInterval around ``value`` whose half-width is ``half_width``, ``skew`` of the
+    width below the value (a median need not be the midpoint of its order statistics). Built
+    directly, not by ``speedup_interval``: the ``precise_enough`` checks call that one function."""
+    from tinytorch.perf.benchmarking import SpeedupInterval
+
+    width = 2 * half_width
+    low = value - skew * width
+    return SpeedupInterval(value, low=low, high=low + width, rounds=20)
+
+
+def test_precise_enough_at_and_around_the_threshold(answer):
+    from tinytorch.perf.benchmarking import precise_enough
+
+    rng = answer.rng
+    # Exactly at the threshold: a dyadic value (m / 16), precision (2**-j) and skew (1/4, 1/2,
+    # 3/4) make the half-width precision * value and both bounds exact, so (high - low) / 2,
+    # high - low against 2 * precision * value and the width over the value all compare equal.
+    at = []
+    for _ in range(6):
+        value = int(rng.integers(8, 400)) / 16.0
+        precision = 2.0 ** -int(rng.integers(2, 7))
+        skew = float(rng.choice([0.25, 0.5, 0.75]))
+        at.append(precise_enough(interval_of(value, precision * value, skew), precision))
+    # Around it: half-widths of 0.3-0.99 and 1.01-3 times precision * value (drawn values and
+    # precisions; a margin of >= 1 % that no rounding crosses); the factors between 0.5 and 1 are
+    # precise enough by the half-width but not by the whole width.
+    factors = np.concatenate(
+        [
+            rng.uniform(0.3, 0.49, 2),
+            rng.uniform(0.51, 0.99, 6),
+            rng.uniform(1.01, 1.3, 4),
+            rng.uniform(1.3, 3, 2),
+        ]
+    )
+    values = log_uniform(rng, 0.05, 50.0, len(factors))
+    precisions = rng.uniform(0.005, 0.3, len(factors))
+    skews = rng.uniform(0.1, 0.9, len(factors))
+    around = [
+        precise_enough(interval_of(float(v), float(f * p * v), float(s)), float(p))
+        for f, v, p, s in zip(factors, values, precisions, skews, strict=True)
+    ]
+    # The default precision (5 %): half-widths 0.6-0.99 and 1.01-2 times 5 % of the value.
+    defaults = np.concatenate([rng.uniform(0.6, 0.99, 3), rng.uniform(1.01, 2.0, 3)])
+    default_values = log_uniform(rng, 0.1, 20.0, len(defaults))
+    by_default = [
+        precise_enough(interval_of(float(v), float(f * 0.05 * v), 0.5))
+        for f, v in zip(defaults, default_values, strict=True)
+    ]
+    point = float(log_uniform(rng, 0.1, 20.0))
+    answer.record(
+        at_threshold=np.array(at, dtype=bool),
+        around_threshold=np.array([bool(x) for x in around]),
+        default_precision=np.array([bool(x) for x in by_default]),
+        equal_bounds=bool(precise_enough(interval_of(point, 0.0, 0.5), float(rng.uniform(1e-6, 1e-3)))),
+        integer_precision=bool(precise_enough(interval_of(point, 0.9 * point, 0.5), 1)),
+    )
+
+
+def test_precise_enough_refuses_bad_precisions(answer):
+    from tinytorch.perf.benchmarking import precise_enough
+
+    rng = answer.rng
+    value = float(log_uniform(rng, 0.1, 20.0))
+    interval = interval_of(value, 0.01 * value, 0.5)
+    answer.record(valid=bool(precise_enough(interval, float(rng.uniform(0.02, 0.2)))))
+    bad = {"zero": 0.0, "negative": -0.05, "nan": math.nan, "inf": math.inf, "minus_inf": -math.inf}
+    answer.record(
+        **{f"precision_{label}": answer.raises(precise_enough, interval, p) for label, p in bad.items()}
+    )
+    answer.record(
+        precision_bool=answer.raises(precise_enough, interval, True),
+        precision_text=answer.raises(precise_enough, interval, "0.05"),
+        precision_none=answer.raises(precise_enough, interval, None),
+    )
+
+
+@LAWS
+def test_score_card_keeps_each_events_interval(answer):
+    from tinytorch.perf.benchmarking import EventScore, QualityCheck, SpeedupInterval, score_events
+
+    rng = answer.rng
+    n = int(rng.integers(3, 7))
+    events = []
+    for i in range(n):
+        value = float(log_uniform(rng, 0.2, 20.0))
+        low, high = value / float(rng.uniform(1.0, 1.5)), value * float(rng.uniform(1.0, 1.5))
+        interval = SpeedupInterval(value, low, high, rounds=20) if i % 3 != 2 else None  # some point speedups
+        gate = QualityCheck(*PASSED) if i != 1 else QualityCheck("accuracy", 0.5, 0.9)  # E1 fails
+        events.append(EventScore(f"E{i}", value, gate, interval))
+    card = score_events(events)
+    answer.record(
+        score=np.float64(card.score),
+        lows=np.array([card.intervals[f"E{i}"][0] for i in range(n)], dtype=np.float64),
+        highs=np.array([card.intervals[f"E{i}"][1] for i in range(n)], dtype=np.float64),
+        bounds=np.array(card.bounds, dtype=np.float64),
     )
 
 
