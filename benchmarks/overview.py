@@ -593,6 +593,8 @@ def machine() -> dict[str, Any]:
         ]
     except ImportError:
         pass
+    from tinytorch.leaderboard import blas_kernel
+
     return {
         "cpu": cpu_model(),
         "architecture": platform.machine(),
@@ -602,6 +604,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas_info,
+        # the kernels BLAS runs (OpenBLAS's core name, e.g. Haswell on an AVX-512 CPU): one rule
+        # with the leaderboard's machine line
+        "blas_kernel": blas_kernel(),
         "threads": {v: os.environ.get(v) for v in (*BLAS_THREAD_VARS, "OPENBLAS_CORETYPE")},
         "threadpools": threadpools,
         "load_average": _load(),
@@ -744,6 +749,7 @@ def header(report: dict[str, Any]) -> str:
     if load and load[0] > 0.5 * cores:
         busy = " (busy: the timings are noisier; rerun on a quiet machine)"
     threads = ", ".join(f"{k}={v}" for k, v in m["threads"].items() if v is not None) or "(unset)"
+    kernels = (m.get("blas_kernel") or {}).get("architecture") or "unknown"
     return "\n".join(
         [
             f"# TinyTorch: the course's claims on this machine ({report['mode']} mode, "
@@ -754,7 +760,8 @@ def header(report: dict[str, Any]) -> str:
                 else ")"
             ),
             f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), Python {m['python']}, "
-            f"numpy {m['numpy']}, BLAS {m['blas']['name']} {m['blas']['version'] or ''}".rstrip(),
+            f"numpy {m['numpy']}, BLAS {m['blas']['name']} {m['blas']['version'] or ''}".rstrip()
+            + f" ({kernels} kernels)",
             f"threads: {threads}; load average (1/5/15 min): "
             + (" / ".join(f"{v:.2f}" for v in load) if load else "unknown")
             + busy,

@@ -53,8 +53,8 @@ names) and, per optimization, the code that ran while the submission was built a
 event's model ran once more after the timed runs: module 19's cache or the foundation's own
 (``GPT.forward`` with ``past_kv``), module 18's pruning, events that ran without a single forward
 of the foundation's layers (fused inference), and so on (:data:`EVIDENCE`). The board shows
-both next to the names, with the date (UTC) and the machine (CPU model, cores, OS; no host or
-user name).
+both next to the names, with the date (UTC) and the machine (CPU model, cores, OS, numpy's BLAS
+and the kernels it runs; no host or user name).
 
 Rendering: :meth:`Leaderboard.to_markdown` (a table for a README or a terminal) and
 :meth:`Leaderboard.to_html` (one self-contained static page, no scripts, no external files,
@@ -90,6 +90,8 @@ __all__ = [
     "EventRecord",
     "InvalidEntry",
     "Leaderboard",
+    "blas_kernel",
+    "blas_summary",
     "cpu_model",
     "default_path",
     "format_interval",
@@ -1289,16 +1291,127 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# The BLAS libraries numpy may load, by a word of the file name (threadpoolctl's prefixes).
+_BLAS_FILE_WORDS = (
+    ("openblas", "OpenBLAS"),
+    ("mkl_rt", "MKL"),
+    ("flexiblas", "FlexiBLAS"),
+    ("blis", "BLIS"),
+    ("accelerate", "Accelerate"),
+)
+# scipy-openblas (numpy's wheels) renames its symbols, e.g. scipy_openblas_get_corename64_: every
+# prefix and suffix threadpoolctl's OpenBLASController tries.
+_OPENBLAS_PREFIXES = ("", "scipy_")
+_OPENBLAS_SUFFIXES = ("", "64_", "_64")
+
+
+def _blas_library_path() -> str | None:
+    """The BLAS shared library this process loaded for numpy: the first mapped file whose name
+    holds a known BLAS word (/proc/self/maps, Linux), else one shipped inside numpy's wheel."""
+    import numpy  # noqa: F401  - loads its BLAS, so the mapping below lists it
+
+    try:
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            fields = line.split(maxsplit=5)  # address, perms, offset, dev, inode, path
+            path = fields[5] if len(fields) == 6 else ""
+            if any(word in Path(path).name.lower() for word, _ in _BLAS_FILE_WORDS):
+                return path
+    except OSError:
+        pass
+    root = Path(numpy.__file__).parent  # wheels: numpy.libs/ (Linux), numpy/.dylibs (macOS)
+    for folder in (root.parent / "numpy.libs", root / ".dylibs", root / ".libs"):
+        for candidate in sorted(folder.glob("*")) if folder.is_dir() else ():
+            if any(word in candidate.name.lower() for word, _ in _BLAS_FILE_WORDS):
+                return str(candidate)
+    return None
+
+
+def blas_kernel(library: str | None = None) -> dict[str, Any]:
+    """Which BLAS numpy uses and which kernels it runs, as threadpoolctl reports it (its
+    ``internal_api`` and ``architecture``) without depending on it: a dict with ``library``
+    ("OpenBLAS", "MKL", ..., or "unknown"), ``file`` (the library's file name, no folder),
+    ``version``, ``architecture`` (OpenBLAS's core name, e.g. "Haswell": a DYNAMIC_ARCH build
+    picks its kernels at load and may run AVX2 kernels on an AVX-512 CPU, which matters beside
+    an INT8 GEMM that uses VNNI), ``threads`` and ``config``. Only OpenBLAS tells its kernels;
+    other libraries give "unknown" there.
+
+    ``library``: the shared library's path (default: the one numpy loaded). Never raises: a
+    missing file, an unreadable library or a missing symbol give "unknown" fields.
+    """
+    info: dict[str, Any] = {
+        "library": "unknown",
+        "file": None,
+        "version": None,
+        "architecture": "unknown",
+        "threads": None,
+        "config": None,
+    }
+    try:
+        path = library if library is not None else _blas_library_path()
+        if not path:
+            return info
+        name = Path(path).name
+        info["file"] = name
+        info["library"] = next((label for word, label in _BLAS_FILE_WORDS if word in name.lower()), "unknown")
+        if info["library"] != "OpenBLAS":
+            return info
+        import ctypes
+        import itertools
+
+        dynlib = ctypes.CDLL(path)
+
+        def symbol(base: str) -> Any:
+            for prefix, suffix in itertools.product(_OPENBLAS_PREFIXES, _OPENBLAS_SUFFIXES):
+                found = getattr(dynlib, f"{prefix}{base}{suffix}", None)
+                if found is not None:
+                    return found
+            return None
+
+        for key, base, restype in (
+            ("architecture", "openblas_get_corename", ctypes.c_char_p),
+            ("config", "openblas_get_config", ctypes.c_char_p),
+            ("threads", "openblas_get_num_threads", ctypes.c_int),
+        ):
+            function = symbol(base)
+            if function is None:
+                continue
+            function.restype = restype
+            function.argtypes = []
+            value = function()
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace").strip()
+            if value not in (None, ""):
+                info[key] = value
+        words = (info["config"] or "").split()
+        if len(words) >= 2 and words[0] == "OpenBLAS":  # "OpenBLAS 0.3.31 DYNAMIC_ARCH ..."
+            info["version"] = words[1]
+    except Exception:  # informative only: a machine description must never stop a run
+        pass
+    return info
+
+
+def blas_summary(info: dict[str, Any] | None = None) -> str:
+    """:func:`blas_kernel` on a few words: "OpenBLAS 0.3.31 Haswell", "MKL (kernels unknown)"."""
+    info = blas_kernel() if info is None else info
+    words = [str(info.get("library") or "unknown")]
+    if info.get("version"):
+        words.append(str(info["version"]))
+    architecture = info.get("architecture")
+    words.append(str(architecture) if architecture and architecture != "unknown" else "(kernels unknown)")
+    return " ".join(words)
+
+
 def machine_description() -> str:
     """Where a submission was measured, on one line and without host or user names: the CPU
-    model, the cores, the OS and architecture, numpy and its BLAS threads."""
+    model, the cores, the OS and architecture, numpy, its BLAS with the kernels it runs, and
+    its threads."""
     import platform
 
     numpy = sys.modules.get("numpy")
     threads = os.environ.get("OPENBLAS_NUM_THREADS") or "unpinned"
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
-        f"numpy {getattr(numpy, '__version__', '?')}, BLAS threads {threads}"
+        f"numpy {getattr(numpy, '__version__', '?')}, {blas_summary()}, BLAS threads {threads}"
     )
 
 

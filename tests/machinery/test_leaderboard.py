@@ -449,6 +449,49 @@ def test_entries_of_the_same_name_are_told_apart_by_date_and_machine(board: Lead
     assert "date (UTC)" in header and "machine" in header, f"the columns named: {header}"
 
 
+def test_blas_kernel_names_the_openblas_core_numpy_runs() -> None:
+    import os
+
+    built = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    info = leaderboard.blas_kernel()
+    if "openblas" not in str(built.get("name", "")).lower():
+        pytest.skip(f"numpy's BLAS is {built.get('name')!r}, not OpenBLAS: no core name to read")
+    assert info["library"] == "OpenBLAS", f"library of numpy's BLAS: {info}"
+    assert isinstance(info["architecture"], str) and info["architecture"] not in ("", "unknown"), (
+        f"OpenBLAS core name (openblas_get_corename): {info}"
+    )
+    assert info["version"] and str(built.get("version", "")).startswith(info["version"]), (
+        f"OpenBLAS version (openblas_get_config) against numpy's build's {built.get('version')!r}: {info}"
+    )
+    assert isinstance(info["threads"], int) and info["threads"] >= 1, f"OpenBLAS threads: {info}"
+    assert "/" not in info["file"] and os.sep not in info["file"], f"library file name, no folder: {info}"
+    summary = leaderboard.blas_summary(info)
+    assert summary == f"OpenBLAS {info['version']} {info['architecture']}", f"short BLAS line: {summary!r}"
+    assert summary in leaderboard.machine_description(), "the machine line names BLAS and its kernels"
+
+
+def test_blas_kernel_never_raises_on_a_missing_library_or_missing_symbols(tmp_path: Path) -> None:
+    import _ctypes
+
+    unknown = {"version": None, "architecture": "unknown", "threads": None, "config": None}
+    missing = leaderboard.blas_kernel(str(tmp_path / "libopenblas.so"))
+    assert missing == {"library": "OpenBLAS", "file": "libopenblas.so", **unknown}, (
+        f"a library file that does not exist: {missing}"
+    )
+    real = getattr(_ctypes, "__file__", None)
+    if real:  # a real shared library without any openblas_* symbol, under an OpenBLAS name
+        fake = tmp_path / "libscipy_openblas64_-fake.so"
+        fake.symlink_to(real)
+        no_symbols = leaderboard.blas_kernel(str(fake))
+        assert no_symbols == {"library": "OpenBLAS", "file": fake.name, **unknown}, (
+            f"a library without OpenBLAS's symbols: {no_symbols}"
+        )
+    mkl = leaderboard.blas_kernel("/opt/intel/libmkl_rt.so.2")
+    assert mkl == {"library": "MKL", "file": "libmkl_rt.so.2", **unknown}, f"MKL, kernels unknown: {mkl}"
+    assert leaderboard.blas_summary(mkl) == "MKL (kernels unknown)", "short line, no core name"
+    assert leaderboard.blas_kernel("") == {"library": "unknown", "file": None, **unknown}, "no library at all"
+
+
 def test_the_machine_is_described_by_its_cpu_and_cores_without_host_or_user_names() -> None:
     import getpass
     import os

@@ -396,6 +396,9 @@ def test_machine_describes_cpu_cores_python_numpy_blas_threads_and_load(monkeypa
     assert m["numpy"] == np.__version__ and "name" in m["blas"]
     assert m["threads"]["OPENBLAS_NUM_THREADS"] == "1"
     assert m["load_average"] is None or len(m["load_average"]) == 3
+    assert {"library", "version", "architecture", "threads"} <= set(m["blas_kernel"]), (
+        f"the BLAS kernels in the machine description: {m['blas_kernel']}"
+    )
 
 
 def test_run_prints_the_table_writes_the_json_and_says_when_there_are_no_plots(tmp_path, monkeypatch):
