@@ -119,6 +119,8 @@ SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 # the exception's name at the start of a message: "AssertionError: ...", "numpy.linalg.LinAlgError"
 _EXCEPTION_NAME = re.compile(r"(?P<name>[A-Za-z_][\w.]*)(?=:|$)")
+# JUnit's message for an error in a fixture: `failed on setup with "NotImplementedError: ..."`
+_FIXTURE_FAILURE = re.compile(r'failed on (?:setup|teardown) with "(?P<message>.*)')
 # Python's line between two exceptions of a chain, in a native traceback
 _CHAINED = re.compile(
     r"^(?:During handling of the above exception, another exception occurred|"
@@ -176,6 +178,8 @@ class TestOutcome:
         """The name of the exception in the message (``AssertionError`` for pytest's bare
         ``assert ...``), or ""."""
         first = self.message.split("\n", 1)[0].strip()
+        wrapped = _FIXTURE_FAILURE.match(first)  # pytest's message for an error in a fixture
+        first = wrapped["message"] if wrapped else first
         if first.startswith("assert "):
             return "AssertionError"
         match = _EXCEPTION_NAME.match(first)

@@ -165,6 +165,10 @@ def test_summary_lines_drop_hypothesis_advice_the_student_cannot_use():
 def test_summary_lines_are_bounded():
     outcome = runner.TestOutcome("t", "failed", "\n".join(f"line {i}" for i in range(20)))
     assert outcome.summary_lines(4) == ["line 0", "line 1", "line 2", "..."]
+    # a stub raising in a fixture (a test's setup) is unwritten code, not an exception of the kata
+    setup = 'failed on setup with "NotImplementedError: build (module 20, x): implement it in katas/x/a.py"'
+    assert runner.TestOutcome("t", "error", setup).kind == "not written", "a stub raising in a fixture"
+    assert runner.TestOutcome("t", "error", 'failed on setup with "KeyError: 1"').exception == "KeyError"
     bare = runner.TestOutcome("t", "error", "", "a\nb\nKeyError: 'x'\n")
     assert bare.summary_lines() == ["a", "b", "KeyError: 'x'"]
 
