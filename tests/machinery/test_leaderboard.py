@@ -1152,6 +1152,7 @@ def test_the_code_watch_needs_no_checkout(monkeypatch) -> None:
     """The grader runs module 20 in a stage without katas/: naming each module's source must not
     need the checkout (every module is then served from a folder)."""
     import tinytorch.perf.profiling  # noqa: F401  (one kata module loaded, to be named)
+
     from tinytorch import registry
 
     def no_checkout() -> Path:
