@@ -92,6 +92,34 @@ def quantization(int8_acc: float = 0.97, f32_ms: float = 1.0, int8_ms: float = 2
     return {"models": {"mlp_digits": model, "cnn_digits": dict(model, float32_accuracy=0.99)}}
 
 
+def spread(median: float) -> dict:
+    return {"median": median, "min": 0.9 * median, "max": 1.2 * median}
+
+
+def int8_kernels(gemm_ms: float | None = None, blas_ms: float = 5.8, naive_ms: float = 800.0) -> dict:
+    """Fake figures of benchmarks/quantization.py's kernel_sizes: float32 takes 5 ms at the large
+    layer, the INT8 GEMM (``gemm_ms``) absent unless given."""
+
+    def kernels_ms(f32: float, scale: float) -> dict:
+        ms = {"float32": spread(f32), "naive_int32": spread(naive_ms * scale)}
+        ms["blas_exact"] = spread(blas_ms * scale)
+        if gemm_ms is not None:
+            ms["int8_gemm"] = spread(gemm_ms * scale)
+        return ms
+
+    sizes = [
+        {"label": label, "kind": kind, "macs": macs, "ms": kernels_ms(f32, scale)}
+        for label, kind, macs, f32, scale in (
+            ("mlp_digits (batch 359)", "model", 6_111_616, 0.23, 0.06),
+            ("Linear(1024, 1024), batch 256", "layer", 2**28, 5.0, 1.0),
+            ("product 256x1024x1024", "product", 2**28, 4.7, 1.0),
+            ("product 64x4096x4096", "product", 2**30, 20.0, 5.0),
+        )
+    ]
+    absent = {} if gemm_ms is not None else {"int8_gemm": 'not installed (pip install -e ".[int8]")'}
+    return {"kernels": [k for k in ov.INT8_KERNELS if k not in absent], "absent": absent, "sizes": sizes}
+
+
 def compression(fine_tuned: float = 0.96, speedup: float = 2.0, sparsities=(0.0, 0.7, 0.9)) -> dict:
     accuracy = [
         {"model": m, "sparsity": s, "baseline": 0.97, "pruned": 0.9, "fine_tuned": fine_tuned}
@@ -209,6 +237,7 @@ def test_int8_accuracy_and_size_hold_latency_does_not_and_names_the_missing_int8
     latency = by_claim(claims, "latency, MLP")
     assert latency.verdict == ov.FAILS and latency.value == pytest.approx(0.05)
     assert "numpy has no INT8 GEMM" in latency.reason and "batch 359" in latency.claim
+    assert "each product takes ~50 us" in latency.reason, "the zoo's latency reason: the sizes"
     assert (latency.low, latency.high) == (pytest.approx(0.5 / 40), pytest.approx(2 / 10))
 
 
@@ -217,6 +246,47 @@ def test_int8_claims_fail_on_a_large_accuracy_drop_and_hold_on_fast_int8():
     change = by_claim(claims, "accuracy change, MLP")
     assert change.verdict == ov.FAILS and "loses 2.00 points" in change.reason
     assert by_claim(claims, "latency, MLP").verdict == ov.HOLDS
+
+
+def test_int8_four_times_names_each_kernel_and_the_size_and_the_missing_gemm():
+    claims = ov.claims_quantization(dict(quantization(), kernels=int8_kernels()))
+    assert len(claims) == 9, "three claims per zoo model and one per INT8 kernel"
+    naive = by_claim(claims, "naive int32 kernel, Linear(1024, 1024), batch 256")
+    assert naive.verdict == ov.FAILS and naive.value == pytest.approx(5.0 / 800), "naive speedup"
+    assert "numpy's generic integer loops" in naive.reason, "the naive kernel's reason"
+    blas = by_claim(claims, "exact chunked-BLAS kernel")
+    assert blas.verdict == ov.FAILS and blas.value == pytest.approx(5.0 / 5.8), "BLAS speedup"
+    assert blas.measured == "0.86x (5.00 -> 5.80 ms)", "the BLAS kernel's measured text"
+    assert blas.reason.startswith(
+        "does not hold with the exact chunked-BLAS kernel at Linear(1024, 1024), batch 256; "
+        "the product 64x4096x4096 alone: 0.69x; float32 BLAS"
+    ), f"the verdict names kernel, size, largest product and why: {blas.reason}"
+    assert (blas.low, blas.high) == (pytest.approx(4.5 / 6.96), pytest.approx(6.0 / 5.22)), "spread"
+    gemm = by_claim(claims, "INT8 GEMM")
+    assert gemm.verdict == ov.MISSING and "not installed" in gemm.reason, "absent GEMM: not measured"
+
+
+def test_int8_four_times_holds_with_a_fast_gemm_and_says_where():
+    claims = ov.claims_int8_kernels(int8_kernels(gemm_ms=1.25))
+    gemm = by_claim(claims, "INT8 GEMM")
+    assert gemm.verdict == ov.HOLDS and gemm.value == pytest.approx(4.0), "4.00x is the promise"
+    assert gemm.reason == (
+        "holds with the INT8 GEMM (onnxruntime) at Linear(1024, 1024), batch 256; "
+        "the product 64x4096x4096 alone: 3.20x"
+    ), f"where it holds: {gemm.reason}"
+    slow = by_claim(ov.claims_int8_kernels(int8_kernels(gemm_ms=1.3)), "INT8 GEMM")
+    assert slow.verdict == ov.FAILS and "does not reach 4x" in slow.reason, "3.85x fails"
+
+
+def test_int8_kernel_table_says_not_installed_and_gives_each_speedup():
+    from benchmarks import quantization as bq
+
+    text = bq.kernel_table(int8_kernels())
+    row = next(line for line in text.splitlines() if "Linear(1024, 1024)" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "268,435,456" and cells[2] == "5.000 (4.500-6.000)", f"size and float32: {cells}"
+    assert cells[3].startswith("0.006x: 800.000") and cells[4] == "0.86x: 5.800 (5.220-6.960)", cells
+    assert cells[5] == 'not installed (pip install -e ".[int8]")', f"the absent GEMM's cell: {cells}"
 
 
 # --------------------------------------------------------------------------- module 18
@@ -460,7 +530,7 @@ def fake_matplotlib(calls: list[str]) -> tuple[types.ModuleType, types.ModuleTyp
     return matplotlib, pyplot
 
 
-def test_plots_draw_the_three_curves(tmp_path, monkeypatch):
+def test_plots_draw_the_four_curves(tmp_path, monkeypatch):
     """The drawing code on every module's figures, with matplotlib replaced by a recorder (the
     `plots` extra is optional; the real library is exercised by `tinytorch bench` with it)."""
     calls: list[str] = []
@@ -469,15 +539,17 @@ def test_plots_draw_the_three_curves(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", pyplot)
     results = {name: {"figures": make()} for name, make in CANNED.items()}
     results["compression"]["figures"]["accuracy"] = compression()["accuracy"]
+    results["quantization"]["figures"]["kernels"] = int8_kernels()
     written = ov.plots(results, tmp_path)
     assert [p.name for p in written] == [
         "acceleration_speedup.png",
+        "quantization_speedup.png",
         "compression_accuracy.png",
         "caching_generation.png",
     ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
-    assert calls[0] == "use Agg" and calls.count("close") == 3
-    assert calls.count("axes.plot") >= 6 and calls.count("figure.savefig") == 3
+    assert calls[0] == "use Agg" and calls.count("close") == 4
+    assert calls.count("axes.plot") >= 9 and calls.count("figure.savefig") == 4
 
 
 # --------------------------------------------------------------------------- the module benchmarks it reuses
