@@ -111,15 +111,11 @@ def naive_int32(a: Any, b: Any) -> np.ndarray:
 
 def int8_gemm_kernel() -> tuple[Callable[..., np.ndarray] | None, str]:
     """``(kernel, "")`` for the optional real INT8 GEMM, or ``(None, why it is absent)``."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
+    from tinytorch import int8_gemm
+
+    if not int8_gemm.available():
         return None, 'not installed (pip install -e ".[int8]")'
-    try:
-        from tinytorch.int8_gemm import int8_gemm_matmul  # type: ignore[import-not-found]
-    except ImportError:
-        return None, "not installed (onnxruntime is, but no INT8 GEMM kernel ships here)"
-    return int8_gemm_matmul, ""
+    return int8_gemm.int8_gemm_matmul, ""
 
 
 def kernel_backends() -> tuple[dict[str, Any], dict[str, str]]:
