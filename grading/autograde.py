@@ -66,7 +66,7 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-from grading import answerkey, competition, review
+from grading import answerkey, competition, parse_source, review
 from grading import boundary as boundary_
 from grading.release import absolute_imports
 from tinytorch import forkserver, registry
@@ -193,7 +193,7 @@ def declared_covers(key_file: Path) -> dict[str, list[str]]:
     import ast
 
     found = {}
-    for node in ast.walk(ast.parse(Path(key_file).read_text(encoding="utf-8"))):
+    for node in ast.walk(parse_source(Path(key_file).read_text(encoding="utf-8"))):
         if isinstance(node, ast.FunctionDef):
             found[node.name] = [
                 arg.value

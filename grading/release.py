@@ -56,6 +56,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from grading import parse_source
 from tinytorch import registry
 
 CLASSROOM = Path(__file__).resolve().parent / "classroom"
@@ -117,7 +118,7 @@ def absolute_imports(text: str) -> set[str]:
     ``SyntaxError`` when ``text`` is not Python.
     """
     names = set()
-    for node in ast.walk(ast.parse(text)):
+    for node in ast.walk(parse_source(text)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

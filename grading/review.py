@@ -65,6 +65,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from grading import parse_source
+
 
 class Rule(NamedTuple):
     kind: str  # "import" | "attribute" | "builtin" | "dynamic" | "patch" | "file"
@@ -409,7 +411,7 @@ def review_source(source: bytes | str, file: str = "<source>", allow: Iterable[s
     try:
         with warnings.catch_warnings():  # SyntaxWarnings (invalid escapes) are the student's, not ours
             warnings.simplefilter("ignore")
-            tree = ast.parse(source, filename=file)
+            tree = parse_source(source, filename=file)
     except SyntaxError as error:
         return _silence([_file_finding(file, error.lineno or 1, "syntax error", error.msg)], allow)
     except (ValueError, RecursionError, MemoryError) as error:  # null bytes; nesting too deep
