@@ -1454,6 +1454,21 @@ def _stderr_note(out: ChildOutcome, ctx: Context) -> str:
 # --------------------------------------------------------------------------- grading a submission
 
 
+
+def work_parent() -> Path:
+    """The folder under which this user's gradings stage their work: ``tinytorch-grading`` in
+    the temporary folder for root (0711: the sandbox users pass through, never list it), and
+    ``tinytorch-grading-user<uid>`` (0700) for anyone else, so that a grader that is not root
+    never trips over root's folder, nor uses one another user made for it in a shared /tmp."""
+    uid = os.geteuid()
+    name = "tinytorch-grading" if uid == 0 else f"tinytorch-grading-user{uid}"
+    parent = Path(tempfile.gettempdir()) / name
+    parent.mkdir(mode=0o711 if uid == 0 else 0o700, exist_ok=True)
+    info = os.lstat(parent)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+        raise PermissionError(f"{parent} is not a folder of uid {uid}'s: remove it, or pass a workdir")
+    return parent
+
 def grade(
     submission: str | os.PathLike,
     *,
@@ -1477,7 +1492,7 @@ def grade(
         visibility=settings.visibility,
         key_visibility=settings.key_visibility,
     )
-    parent = Path(workdir) if workdir else Path(tempfile.gettempdir()) / "tinytorch-grading"
+    parent = Path(workdir) if workdir else work_parent()
     parent.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         os.chmod(parent, 0o711)  # the sandbox users may pass through, not list the stages
@@ -1556,9 +1571,7 @@ def prepare(settings: Settings | None = None) -> tuple[dict[str, list[str]], dic
     root = registry.repo_root()
     settings = settings or load_settings()
     ready = [m for m in registry.modules() if m.ready]
-    parent = Path(tempfile.gettempdir()) / "tinytorch-grading"
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix="prepare-", dir=parent)).resolve()
+    stage = Path(tempfile.mkdtemp(prefix="prepare-", dir=work_parent())).resolve()
     try:
         ctx = Context(root, stage, settings, ready, [str(root)], private=stage, seed=grading_seed(root))
         _copy_tests(root, stage, ready)

@@ -894,3 +894,18 @@ def test_no_leaderboard_on_the_command_line_switches_it_off(bench_env, tmp_path)
     assert autograde.main(argv) == 0
     results = json.loads(out.read_text(encoding="utf-8"))
     assert [e["name"] for e in results["leaderboard"]][0] == "Score", "the leaderboard without the flag"
+
+
+def test_each_user_grades_under_a_folder_of_its_own(tmp_path: Path, monkeypatch) -> None:
+    """Root's /tmp/tinytorch-grading (0711) is not usable by another user: a grader that is not
+    root works under its own folder, and refuses one of that name that it does not own."""
+    monkeypatch.setattr(autograde.tempfile, "gettempdir", lambda: str(tmp_path))
+    if os.geteuid() == 0:
+        assert autograde.work_parent() == tmp_path / "tinytorch-grading", "root's folder"
+        assert (tmp_path / "tinytorch-grading").stat().st_mode & 0o777 == 0o711, "root's folder is 0711"
+    other = os.geteuid() + 4242
+    monkeypatch.setattr(autograde.os, "geteuid", lambda: other)
+    planted = tmp_path / f"tinytorch-grading-user{other}"
+    planted.mkdir()  # made by this process's real user, not by uid `other`: someone else's
+    with pytest.raises(PermissionError, match=f"uid {other}"):
+        autograde.work_parent()
