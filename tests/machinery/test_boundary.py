@@ -85,7 +85,7 @@ def probe(repo: Path, tmp_path: Path, settings: autograde.Settings) -> tuple[dic
     (repo / ".git").mkdir(exist_ok=True)
     (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     # another grading's stage, laid out as the grader lays one out (root's, its own group's only)
-    other = Path(tempfile_dir()) / "tinytorch-grading" / f"grade-other-{os.getpid()}"
+    other = autograde.work_parent() / f"grade-other-{os.getpid()}"
     (other / "katas" / "alpha").mkdir(parents=True, exist_ok=True)
     (other / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
     if ROOT:
