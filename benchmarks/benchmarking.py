@@ -25,7 +25,7 @@ Module 20 needs modules 15, 16 and 18 (the timer, the fused layers, the pruning)
 model needs a module that is not finished yet (the KV cache of module 19), and the unscored INT8
 extra (module 17), are shown as not measured, naming the module, and the score is taken over
 the events that ran. Each event's model first runs once untimed under a watch
-(``tinytorch.leaderboard.CodeWatch``): the report says which code ran for each optimization the
+(``tinytorch.course.leaderboard.CodeWatch``): the report says which code ran for each optimization the
 submission names, as ``tinytorch submit`` records it on the leaderboard.
 
 :func:`figures` returns everything as a dict (the overview command reuses it).
@@ -92,7 +92,7 @@ def figures(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
 
     from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
 
-    from tinytorch import leaderboard
+    from tinytorch.course import leaderboard
     from tinytorch.perf import impl_for
 
     start = time.perf_counter()
@@ -213,7 +213,7 @@ def repeated_runs(runs: int = 5) -> dict[str, Any]:
     """
     from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
 
-    from tinytorch import leaderboard
+    from tinytorch.course import leaderboard
 
     start = time.perf_counter()
     submission = build_submission()
@@ -254,7 +254,7 @@ def repeated_runs(runs: int = 5) -> dict[str, Any]:
 
 def repeated_report(fig: dict[str, Any]) -> str:
     """:func:`repeated_runs` as Markdown: one row per run, then the two checks."""
-    from tinytorch.leaderboard import format_interval
+    from tinytorch.course.leaderboard import format_interval
 
     names = list(fig["runs"][0]["events"])
     rows = [
@@ -320,7 +320,7 @@ def int8_figures(runs: int = 7) -> dict[str, Any]:
 
 def _speedup_cell(e: dict[str, Any]) -> str:
     """An event's speedup with the last run's interval and rounds, and the range over runs."""
-    from tinytorch.leaderboard import format_interval
+    from tinytorch.course.leaderboard import format_interval
 
     s, interval = e["speedup"], e.get("interval")
     if interval is None:
@@ -332,7 +332,7 @@ def _speedup_cell(e: dict[str, Any]) -> str:
 
 
 def _score_text(fig: dict[str, Any]) -> str:
-    from tinytorch.leaderboard import format_interval
+    from tinytorch.course.leaderboard import format_interval
 
     score = fig["score"]
     bounds = fig.get("score_interval") or (None, None)
@@ -346,7 +346,7 @@ def _score_text(fig: dict[str, Any]) -> str:
 def report(fig: dict[str, Any]) -> str:
     """The figures as Markdown: one row per event (an event not measured says so), the overall
     score, what ran for each optimization, and why any part was not measured."""
-    from tinytorch import leaderboard
+    from tinytorch.course import leaderboard
 
     not_measured = fig.get("not_measured", {})
     rows = []

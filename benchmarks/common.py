@@ -61,7 +61,7 @@ def unfinished_module(error: BaseException) -> Any | None:
     (not built, or a name missing from it) to that module. Any other error is None: it is a
     wrong result or a crash, not an unfinished module.
     """
-    from tinytorch import leaderboard, registry
+    from tinytorch.course import leaderboard, registry
 
     name = None
     if isinstance(error, ImportError) and (error.name or "").startswith("tinytorch.perf."):

@@ -638,7 +638,7 @@ def _load() -> list[float] | None:
 
 def cpu_model() -> str:
     """The CPU's model name: the leaderboard's description of a machine (one rule for both)."""
-    from tinytorch.leaderboard import cpu_model as model
+    from tinytorch.course.leaderboard import cpu_model as model
 
     return model()
 
@@ -665,7 +665,7 @@ def machine() -> dict[str, Any]:
         ]
     except ImportError:
         pass
-    from tinytorch.leaderboard import blas_kernel
+    from tinytorch.course.leaderboard import blas_kernel
 
     return {
         "cpu": cpu_model(),

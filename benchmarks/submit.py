@@ -7,7 +7,7 @@ A submission is measured like every benchmark: in a fresh interpreter whose BLAS
 pinned before numpy loads (:func:`benchmarks.pin_blas_threads`: one thread unless
 ``OPENBLAS_NUM_THREADS`` and the like are set), so a leaderboard entry and ``tinytorch bench
 benchmarking`` time the same way. ``TINYTORCH_IMPL`` chooses the code (your katas by default).
-Everything else is :func:`tinytorch.leaderboard.cli_submit`: validate, run the competition,
+Everything else is :func:`tinytorch.course.leaderboard.cli_submit`: validate, run the competition,
 record what ran and the code's folders (``impl``), add the entry, verified: the leaderboard's own
 process measured it. ``--dry-run`` adds nothing: ``tinytorch leaderboard verify`` re-runs a
 recorded entry this way and reads its score from ``--save-json``.
@@ -31,7 +31,7 @@ steady_allocator()  # every call of a model allocates alike (see benchmarks.stea
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from tinytorch import leaderboard
+    from tinytorch.course import leaderboard
 
     parser = argparse.ArgumentParser(prog="tinytorch submit", description=__doc__.split("\n\n")[0])
     leaderboard.add_submit_arguments(parser)

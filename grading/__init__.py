@@ -1,6 +1,6 @@
 """Instructor tools: the integrity checks (``python -m grading.integrity unsolved|parity``).
 
-They read the one registry (``tinytorch/modules.toml``) and check every *ready* module.
+They read the one registry (``tinytorch/course/modules.toml``) and check every *ready* module.
 """
 
 from __future__ import annotations

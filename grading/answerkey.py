@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     parser = argparse.ArgumentParser(prog="python -m grading.answerkey", description=main.__doc__)
     parser.add_argument("module")

@@ -8,7 +8,7 @@ How a submission is graded
 * **The list of tests is the grader's.** It is collected once from the reference (the grader's
   tests on ``solutions/``); a test the student's run never reports (a crash, a hang, a collection
   error) is a failed test, never a missing one.
-* **Points come from the registry** (``tinytorch/modules.toml``): each ready module's ``points``
+* **Points come from the registry** (``tinytorch/course/modules.toml``): each ready module's ``points``
   are split over its tests in proportion to their weights. Every test weighs 1 unless the
   registry's ``[grading.weights]`` table gives a weight to a substring of its id (the first
   matching pattern wins), so by default a module's points are split evenly over its tests. A test
@@ -69,7 +69,7 @@ from pathlib import Path
 from grading import answerkey, competition, parse_source, review
 from grading import boundary as boundary_
 from grading.release import absolute_imports
-from tinytorch import forkserver, registry
+from tinytorch.course import forkserver, registry
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
 # Gradescope visibility of the tests in a module's instructor-only files (the registry's `hidden`)
@@ -131,7 +131,7 @@ class Settings:
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
-    """Read ``[grading]`` from the registry file (the one ``tinytorch.registry`` reads)."""
+    """Read ``[grading]`` from the registry file (the one ``tinytorch.course.registry`` reads)."""
     path = Path(path or os.environ.get("TINYTORCH_REGISTRY") or registry.REGISTRY_FILE)
     with open(path, "rb") as f:
         table = tomllib.load(f).get("grading", {})
@@ -666,7 +666,7 @@ def _tinytorch_parent() -> str:
 
 # The sandboxed children are forked from a server started like them (``python -I -B``, the fixed
 # part of their environment) that imported the libraries every grading run imports before any
-# student code (tinytorch/forkserver.py): about half a second less per module. The server never
+# student code (tinytorch/course/forkserver.py): about half a second less per module. The server never
 # runs student code; each child still reads its own configuration, installs its own audit hook
 # and loads the reference and the student's code itself (grading/sandbox.py).
 SANDBOX_PRELOAD = ("ctypes", "numpy", "numpy.testing", "hypothesis", "pytest")

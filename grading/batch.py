@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from grading import review
-from tinytorch import registry
+from tinytorch.course import registry
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 

@@ -30,7 +30,7 @@ Two halves, in this one file:
   ``competition/test_competition.py``) and run by pytest in the sandboxed child, with the
   submission's module 20 served as its tests were. It calls module 20's public API and nothing
   else -- ``build_submission()``, ``TinyMLPerf(warmup=1, runs=3, budget=QUICK_BUDGET)`` (the quick
-  mode of ``tinytorch submit --quick``, its per-event time budget from ``tinytorch.leaderboard``),
+  mode of ``tinytorch submit --quick``, its per-event time budget from ``tinytorch.course.leaderboard``),
   ``CompetitionSubmission.validate(bench)`` and ``.compute_score(bench)``,
   whose ``ScoreCard`` gives ``score`` and ``counted`` (each event's speedup as the score counts
   it: 1.0 for an event whose quality gate failed) -- and writes those figures, as they come, to
@@ -67,7 +67,7 @@ STAGED = "competition/test_competition.py"  # where the grader stages this file 
 # what the grader reads from an untrusted writer.
 MAX_FIGURES_BYTES = 64 * 1024
 # A speedup or a score, inclusive: the local leaderboard's plausible range
-# (tinytorch/leaderboard.py FIGURE_RANGES["speedup"]): the course's optimizations give 1-100x
+# (tinytorch/course/leaderboard.py FIGURE_RANGES["speedup"]): the course's optimizations give 1-100x
 # on these models; a million times faster or slower is a broken clock or a typed-in number.
 FIGURE_RANGE = (1e-6, 1e6)
 SIGNIFICANT = 4  # digits of a value shown on the board: the quick run's noise is far above them
@@ -91,7 +91,7 @@ def test_competition():
     out = os.environ[OUT_ENV]
     from tinytorch.perf.benchmarking import TinyMLPerf, build_submission
 
-    from tinytorch.leaderboard import QUICK_BUDGET
+    from tinytorch.course.leaderboard import QUICK_BUDGET
 
     submission = build_submission()
     bench = TinyMLPerf(warmup=1, runs=3, budget=QUICK_BUDGET)  # `tinytorch submit --quick`'s

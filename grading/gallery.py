@@ -40,7 +40,7 @@ the ``caught_by`` tests on an unpatched copy first, for a run on its own.
 Speed: ``caught_by`` runs first (``-k``), the whole file only when it does not catch the variant;
 variants run in parallel (``--jobs``, default: the number of CPUs), each in a fresh pytest process
 forked from a server that imported numpy, hypothesis, pytest and the foundation once
-(``tinytorch/forkserver.py``; a plain subprocess off Linux or with ``TINYTORCH_FORKSERVER=0``),
+(``tinytorch/course/forkserver.py``; a plain subprocess off Linux or with ``TINYTORCH_FORKSERVER=0``),
 with ``--assert=plain`` (no assertion rewriting); every run has a per-test timeout
 (pytest-timeout, when installed) and a hard process timeout. The summary line gives the wall
 time and the CPU seconds the pytest processes used.
@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from tinytorch import forkserver, registry, runner
+from tinytorch.course import forkserver, registry, runner
 
 try:
     import resource
@@ -323,7 +323,7 @@ def _pytest(
 
 
 # A fresh pytest process per variant, without paying for its imports every time: the variants are
-# forked from a server (tinytorch/forkserver.py) that imported numpy, hypothesis, pytest and the
+# forked from a server (tinytorch/course/forkserver.py) that imported numpy, hypothesis, pytest and the
 # foundation once. Each child is still a new process that imports its kata module from the
 # variant's folder (the server forgets every tinytorch.perf module the foundation imported); only
 # libraries that do not read TINYTORCH_IMPL are shared.

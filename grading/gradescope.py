@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 from grading.release import source_files
-from tinytorch import registry
+from tinytorch.course import registry
 
 SCRIPTS = Path(__file__).resolve().parent / "classroom" / "gradescope"
 SCRIPT_NAMES = ("setup.sh", "run_autograder")

@@ -40,7 +40,7 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 
-from tinytorch import registry, runner
+from tinytorch.course import registry, runner
 
 PERF = "tinytorch.perf"
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading import autograde
-from tinytorch import registry
+from tinytorch.course import registry
 
 
 def decided(plan: dict, units: dict, module: str) -> tuple[list[str], list[str]]:

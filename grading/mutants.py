@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from grading import gallery
-from tinytorch import registry
+from tinytorch.course import registry
 
 EQUIVALENT_DIR = Path("grading") / "equivalent"
 NO_MUTATE = "pragma: no mutate"

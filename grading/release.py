@@ -20,7 +20,7 @@ Builds the repository a class receives from the instructor's checkout:
   so what a student reads speaks of what the release holds. None of these markers may stand
   inside a block of another kind (the first ``-->`` or end marker closes it);
 * the hints the instructor chose (``--hints``): ``all`` (the default), ``nudges`` (the registry
-  without its recipe levels, :attr:`tinytorch.registry.Hint.recipe`) or ``none`` (no hint, and no
+  without its recipe levels, :attr:`tinytorch.course.registry.Hint.recipe`) or ``none`` (no hint, and no
   notes of the gallery either); the release's registry says which (its top-level ``hints``);
 * the gallery's notes without its patches (unless ``--hints none``): ``grading/mistakes/<module>.toml``
   keeps each mistake's ``name``, ``why`` and ``caught_by`` only, so ``tinytorch hint`` can still name
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading import parse_source
-from tinytorch import registry
+from tinytorch.course import registry
 
 CLASSROOM = Path(__file__).resolve().parent / "classroom"
 
@@ -444,7 +444,7 @@ def build(
         raise ReleaseError(f"release destination {dest} is inside the instructor's checkout {root}")
     hidden = hidden_tests(registry.modules())
     public = handed_out(references, root)
-    registry_path = registry.REGISTRY_FILE.relative_to(registry.REGISTRY_FILE.parent.parent).as_posix()
+    registry_path = registry.REGISTRY_FILE.relative_to(registry.REGISTRY_FILE.parents[2]).as_posix()
     with tempfile.TemporaryDirectory(prefix="tinytorch-release-") as scratch:
         staged = Path(scratch) / "release"
         written = []

@@ -20,7 +20,7 @@ What a module may use
 ---------------------
 The reference of a module sometimes needs a name the rules list (``os.cpu_count()`` to describe
 the machine, a ``threading.Lock``); the registry says so in the module's ``review_allow``
-(``tinytorch/modules.toml``), and the tests prove that the reference and the untouched stubs of
+(``tinytorch/course/modules.toml``), and the tests prove that the reference and the untouched stubs of
 every module give no finding with their allow list. An allow entry ``E`` silences a finding when
 
 1. ``E`` is the finding's name: ``"import os"``, ``"__dict__"``, ``"getattr(non-literal)"``,
@@ -617,7 +617,7 @@ def review_module(
     folder: Path | str, module: str | int, registry_path: str | os.PathLike | None = None
 ) -> list[Finding]:
     """:func:`review_folder` with the registry's ``review_allow`` of ``module`` (a name or number)."""
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     return review_folder(folder, registry.get(module, registry_path).review_allow)
 
@@ -674,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"not a folder: {args.folder}")
     allow: tuple[str, ...] = ()
     if args.module is not None:
-        from tinytorch import registry
+        from tinytorch.course import registry
 
         try:
             allow = registry.get(args.module).review_allow

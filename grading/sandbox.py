@@ -5,7 +5,7 @@
     python -I -B grading/sandbox.py <config.json>
 
 (on Linux, as a child forked from a server started the same way, ``python -I -B``, that imported
-ctypes, numpy, hypothesis and pytest and nothing else; see ``tinytorch/forkserver.py``). ``-I``
+ctypes, numpy, hypothesis and pytest and nothing else; see ``tinytorch/course/forkserver.py``). ``-I``
 (isolated mode) ignores ``PYTHONPATH`` and every other ``PYTHON*`` variable, the user's
 site-packages (``usercustomize``) and the current folder, so nothing in a submission is imported
 before this file runs; ``-B`` writes no bytecode. This file imports only the standard library

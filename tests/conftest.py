@@ -1,6 +1,6 @@
 """Suite-wide pytest setup: markers from the registry and the hypothesis profiles.
 
-Markers. Every module in ``tinytorch/modules.toml`` gets a marker named after it, applied here to
+Markers. Every module in ``tinytorch/course/modules.toml`` gets a marker named after it, applied here to
 each test collected from that module's registry ``tests`` file, so ``pytest -m profiling`` runs
 module 15 and test files never set their own marker. Tests under ``tests/foundation/`` get
 ``foundation`` and tests under ``tests/machinery/`` get ``machinery``. Markers are strict
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tinytorch import registry  # noqa: E402 - needs the path above
+from tinytorch.course import registry  # noqa: E402 - needs the path above
 
 SUITE_MARKERS = {
     "foundation": "the finished foundation (tinytorch/, course modules 1-14)",

@@ -53,7 +53,7 @@ from tinytorch.perf.benchmarking import (
 from tinytorch.perf.profiling import FLOPCounter, Timer, summarize
 
 from tinytorch import zoo
-from tinytorch.leaderboard import OPTIMIZATIONS, Leaderboard
+from tinytorch.course.leaderboard import OPTIMIZATIONS, Leaderboard
 from tinytorch.tensor import Tensor, no_grad
 
 # Relative tolerance of the scoring laws. A score is exp(fsum(log s_i) / n): each log carries an
@@ -1494,7 +1494,7 @@ def test_tinytorch_submit_runs_validates_and_records(mlp_logits, board, monkeypa
     import io
     from argparse import Namespace
 
-    from tinytorch import leaderboard
+    from tinytorch.course import leaderboard
 
     bench, machine = quick_bench(mlp_logits, cost=3.0)
     args = Namespace(json=None, name="cli", author=None, save_json=None, db=str(board.path), quick=True)

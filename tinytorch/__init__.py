@@ -1,15 +1,19 @@
 """TinyTorch: the finished foundation the optimization katas (modules 15-20) build on.
 
-Kept light on purpose: importing ``tinytorch`` loads the tensor engine and the layers, never the
-kata switch (``tinytorch.perf``) or the CLI (``tinytorch.cli``).
+Two rooms share the name. The foundation is every module here but two sub-packages: the tensor
+engine (``tensor.py``), the layers and models, losses, optimisers, training, serialization, the
+matmul hook (``backend.py``), data and the model zoo; it imports nothing but numpy, the standard
+library and itself. ``tinytorch.perf`` is the switch that serves each kata module, and
+``tinytorch.course`` is the machinery that runs the course (registry, runner, CLI, pytest plugin,
+leaderboard). Importing ``tinytorch`` loads the foundation only. docs/ARCHITECTURE.md draws the
+rooms and the imports allowed between them; tests/machinery/test_architecture.py checks them.
 """
 
 from tinytorch.tensor import Tensor, concatenate, is_grad_enabled, no_grad, stack, where
 
 __all__ = ["Tensor", "concatenate", "is_grad_enabled", "no_grad", "stack", "where"]
 
-# --- layers and models: re-exports added here by the layers helper (tinytorch.layers, conv,
-# --- attention, transformer, losses, optim, ...). Plain imports, extend __all__ accordingly.
+# the layers, models, losses, optimisers and training loop, under their short names
 from tinytorch.attention import MultiHeadAttention, scaled_dot_product_attention  # noqa: E402
 from tinytorch.conv import Conv2d, MaxPool2d  # noqa: E402
 from tinytorch.layers import (  # noqa: E402

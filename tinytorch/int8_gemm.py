@@ -4,9 +4,10 @@
 
 :func:`int8_gemm_matmul` has the contract of module 17's ``int8_matmul``: int8 (M, K) @ int8
 (K, N) -> the exact int32 (M, N) product, the operands int8 arrays or QuantizedTensors. It is
-registered through module 16's backend like any other kernel (:func:`int8_gemm_backend`, or
-``backend.register("matmul", "int8", int8_gemm_matmul)``), which is the point of the dispatch
-design: a hardware kernel drops in without touching a layer.
+registered through module 16's backend like any other kernel
+(``backend.register("matmul", "int8", int8_gemm_matmul)`` on an ``OptimizedBackend``), which is
+the point of the dispatch design: a hardware kernel drops in without touching a layer. The kernel
+itself needs nothing of the katas, so it sits in the foundation beside the matmul hook.
 
 Why it is fast where numpy is not: onnxruntime's x86 kernel multiplies uint8 activations by int8
 weights with the CPU's u8 x s8 dot-product instructions (AVX2 ``vpmaddubsw``, AVX-512 VNNI
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "int8_gemm_backend", "int8_gemm_matmul"]
+__all__ = ["available", "int8_gemm_matmul"]
 
 MAX_K = (2**31 - 1) // (128 * 128)  # every int32 partial sum of K int8 products fits, as in int8_matmul
 
@@ -115,11 +116,3 @@ def int8_gemm_matmul(a: Any, b: Any) -> np.ndarray:
     (y,) = _session(B).run(None, {"A": a_u8})
     return y
 
-
-def int8_gemm_backend() -> Any:
-    """A module-16 backend with :func:`int8_gemm_matmul` registered for ``("matmul", "int8")``."""
-    from tinytorch.perf.acceleration import OptimizedBackend
-
-    backend = OptimizedBackend()
-    backend.register("matmul", "int8", int8_gemm_matmul)
-    return backend

@@ -1149,7 +1149,7 @@ def refusal(action) -> tuple[str, list[str]]:
 
 @LAWS
 def test_a_valid_submission_lands_with_its_score(answer, tmp_path):
-    from tinytorch.leaderboard import Leaderboard
+    from tinytorch.course.leaderboard import Leaderboard
 
     rng = answer.rng
     board = Leaderboard(tmp_path / "board.sqlite3")
@@ -1178,7 +1178,7 @@ def test_a_valid_submission_lands_with_its_score(answer, tmp_path):
 
 
 def test_malformed_submissions_are_refused_and_change_nothing(answer, tmp_path):
-    from tinytorch.leaderboard import Leaderboard
+    from tinytorch.course.leaderboard import Leaderboard
 
     rng = answer.rng
     board = Leaderboard(tmp_path / "board.sqlite3")
@@ -1231,7 +1231,7 @@ def test_malformed_submissions_are_refused_and_change_nothing(answer, tmp_path):
 
 
 def test_submissions_with_bad_weights_are_refused(answer, tmp_path):
-    from tinytorch.leaderboard import Leaderboard
+    from tinytorch.course.leaderboard import Leaderboard
 
     rng = answer.rng
     board = Leaderboard(tmp_path / "board.sqlite3")
@@ -1253,7 +1253,7 @@ def test_submissions_with_bad_weights_are_refused(answer, tmp_path):
 
 @LAWS
 def test_submissions_with_bad_times_are_refused(answer, tmp_path):
-    from tinytorch.leaderboard import Leaderboard
+    from tinytorch.course.leaderboard import Leaderboard
 
     rng = answer.rng
     board = Leaderboard(tmp_path / "board.sqlite3")
@@ -1289,7 +1289,7 @@ def test_validate_reports_containers_of_the_wrong_type(answer):
 
 
 def test_crash_mid_submission_leaves_the_leaderboard_consistent(answer, tmp_path):
-    from tinytorch.leaderboard import Leaderboard
+    from tinytorch.course.leaderboard import Leaderboard
 
     class CrashingBoard(Leaderboard):
         def add(self, entry, _fault=None):
@@ -1319,7 +1319,7 @@ def test_crash_mid_submission_leaves_the_leaderboard_consistent(answer, tmp_path
 
 @LAWS
 def test_tinytorch_submit_runs_validates_and_records(answer, tmp_path):
-    from tinytorch import leaderboard
+    from tinytorch.course import leaderboard
 
     # the CLI's path: validate, run, score, entry
     rng = answer.rng

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tinytorch.leaderboard import EventRecord
+from tinytorch.course.leaderboard import EventRecord
 
 from .events import EVENTS, Event
 from .measure import BUDGET, BenchmarkResult, Profiler, benchmark_model, measure_paired  # noqa: F401

@@ -171,7 +171,7 @@ def build_submission(name: str = "reference", author: str = "tinytorch") -> Comp
     MLP_SPRINT and CNN_MARATHON: the pruned, fine-tuned, fused models (``_optimized_models()``
     builds them once per process); TRANSFORMER_DECATHLON: a :class:`CachedGenerator` around
     ``zoo.load_model(TRANSFORMER_DECATHLON.model)``. Name the optimizations you applied (keys
-    of ``tinytorch.leaderboard.OPTIMIZATIONS``) and return a :class:`CompetitionSubmission`.
+    of ``tinytorch.course.leaderboard.OPTIMIZATIONS``) and return a :class:`CompetitionSubmission`.
     """
     from .events import TRANSFORMER_DECATHLON  # noqa: F401
 

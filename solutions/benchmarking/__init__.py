@@ -6,7 +6,7 @@ Files: ``scoring.py`` (``compute_speedup``, ``geometric_mean``, the quality gate
 (``TinyMLPerf``), ``submission.py`` (``CompetitionSubmission``, ``check_weights_file``) and
 ``optimize.py`` (your submission: modules 16-19 applied to the zoo). Import everything from
 ``tinytorch.perf.benchmarking``; this file is not edited. The leaderboard itself is finished
-infrastructure: ``tinytorch.leaderboard``.
+infrastructure: ``tinytorch.course.leaderboard``.
 """
 
 from .competition import EventResult, TinyMLPerf

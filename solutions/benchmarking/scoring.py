@@ -40,7 +40,7 @@ from typing import Any
 
 from tinytorch.perf.profiling import TimingResult
 
-from tinytorch.leaderboard import format_interval
+from tinytorch.course.leaderboard import format_interval
 
 __all__ = [
     "CONFIDENCE",

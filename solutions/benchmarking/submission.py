@@ -1,7 +1,7 @@
 """A competition submission: check it, score it, put it on the leaderboard (module 20, benchmarking).
 
 A submission names its optimizations (from modules 16-19, the names in
-``tinytorch.leaderboard.OPTIMIZATIONS``), gives one model per event and, optionally, the weights
+``tinytorch.course.leaderboard.OPTIMIZATIONS``), gives one model per event and, optionally, the weights
 files it ships. Nothing reaches the leaderboard unless :meth:`CompetitionSubmission.validate`
 finds no problem: every model runs and meets its event's quality target, and every weights file
 is a well-formed ``.npz`` of numeric arrays, loadable without pickle (a pickle can run any code
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tinytorch.leaderboard import OPTIMIZATIONS, Entry, InvalidEntry, Leaderboard
+from tinytorch.course.leaderboard import OPTIMIZATIONS, Entry, InvalidEntry, Leaderboard
 from tinytorch.perf import impl_for
 
 from .competition import EventResult, TinyMLPerf

@@ -298,7 +298,7 @@ def ctrl_c_is_not_ignored():
 @pytest.fixture(params=["forked", "subprocess"])
 def start_children(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways the runner and the grader start their children: forked from the fork server
-    (tinytorch/forkserver.py, the default on Linux) and as plain subprocesses (elsewhere)."""
+    (tinytorch/course/forkserver.py, the default on Linux) and as plain subprocesses (elsewhere)."""
     if request.param == "subprocess":
         monkeypatch.setenv("TINYTORCH_FORKSERVER", "0")
     elif not sys.platform.startswith("linux"):

@@ -150,7 +150,7 @@ def test_weights_from_the_registry_split_a_module_unevenly(repo, tmp_path, monke
         "tests/test_alpha.py::test_double_negative",
         "x::TestDoubler::test_apply",
     ]
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     shares = autograde.shares(settings, registry.get("alpha"), plan)
     assert list(shares.values()) == [Fraction(5, 2), Fraction(5), Fraction(5, 2)]  # weights 1 : 2 : 1 of 10
@@ -595,7 +595,7 @@ def test_a_zip_is_unpacked_without_escaping_links_or_bombs(tmp_path):
     files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     assert files == ["abs.py", "ada/katas/alpha/core.py"]  # "/abs.py" lands inside, never at /
     assert not (tmp_path / "escape.py").exists()
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     assert autograde.find_katas(dest, list(registry.modules())) == dest / "ada" / "katas"
     bomb = tmp_path / "bomb.zip"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ALPHA_BUGGY, ALPHA_SOLUTION
 
-from tinytorch import cli, registry, runner
+from tinytorch.course import cli, registry, runner
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -588,9 +588,10 @@ def test_python_dash_m_tinytorch(fake_repo: Path, monkeypatch, capsys: pytest.Ca
 
 
 def test_python_dash_m_tinytorch_dot_cli(fake_repo: Path):
-    """`python -m tinytorch.cli` runs the CLI too: it once exited 0 silently, which a student read
+    """`python -m tinytorch.course.cli` runs the CLI too: it once exited 0 silently, which a student read
     as "every test passes"."""
-    proc = subprocess.run([sys.executable, "-m", "tinytorch.cli", "list"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "tinytorch.course.cli", "list"]
+    proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 0 and "alpha" in proc.stdout, proc.stderr
 
 

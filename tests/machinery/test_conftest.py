@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tinytorch import runner
+from tinytorch.course import runner
 
 REAL_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ def test_an_unknown_profile_is_an_error(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_every_registry_module_is_a_registered_marker(pytestconfig: pytest.Config):
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     known = {line.split(":")[0].strip() for line in pytestconfig.getini("markers")}
     assert {"foundation", "machinery", *registry.names(registry.REGISTRY_FILE)} <= known

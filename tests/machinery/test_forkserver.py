@@ -1,4 +1,4 @@
-"""The fork server (tinytorch/forkserver.py): a forked child behaves like ``python <args>`` started
+"""The fork server (tinytorch/course/forkserver.py): a forked child behaves like ``python <args>`` started
 with the request's environment, folder, descriptors, session and limits."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch import forkserver
+from tinytorch.course import forkserver
 
 pytestmark = pytest.mark.skipif(not forkserver.available(), reason="the fork server runs on Linux only")
 
@@ -206,7 +206,7 @@ def test_a_child_forked_after_the_caller_gave_up_waiting_is_killed(tmp_path: Pat
 
 def test_the_server_ends_when_its_parent_does(tmp_path: Path):
     script = (
-        "import sys\nfrom tinytorch import forkserver\n"
+        "import sys\nfrom tinytorch.course import forkserver\n"
         "s = forkserver.ForkServer(())\n"
         f"s.spawn([{str(tmp_path / 'nothing.py')!r}], env={{}}, cwd='/').wait(30)\n"
         "print(s._process.pid)\n"

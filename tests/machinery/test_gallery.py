@@ -14,7 +14,7 @@ from conftest import ALPHA_BUGGY, write
 
 from grading import __main__ as grading_main
 from grading import gallery
-from tinytorch import cli, registry
+from tinytorch.course import cli, registry
 
 ALPHA_MISTAKES = '''\
 [[mistake]]

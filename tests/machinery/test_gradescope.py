@@ -124,7 +124,7 @@ def test_the_zip_holds_the_scripts_at_its_top(tmp_path: Path):
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
     assert listed[:2] == ["setup.sh", "run_autograder"] and listed == names
     assert all(modes[name] & 0o111 for name in gradescope.SCRIPT_NAMES)
-    for needed in ("pyproject.toml", "README.md", "tinytorch/modules.toml", "grading/autograde.py"):
+    for needed in ("pyproject.toml", "README.md", "tinytorch/course/modules.toml", "grading/autograde.py"):
         assert needed in listed
     assert any(name.startswith("solutions/") for name in listed)
     assert any(name.startswith("tests/test_") for name in listed)

@@ -82,6 +82,7 @@ def test_refusals_name_the_argument():
 def test_a_quantized_layer_gives_the_same_output_through_either_backend():
     """Dispatch through module 16's backend: the layer is unchanged, only the kernel differs, and
     the int32 products are equal, so the float32 outputs are bit-identical."""
+    from tinytorch.perf.acceleration import OptimizedBackend
     from tinytorch.perf.quantization import int8_backend, quantize_model
 
     from tinytorch.layers import Linear
@@ -91,7 +92,9 @@ def test_a_quantized_layer_gives_the_same_output_through_either_backend():
     layer = Linear(40, 12)
     x = rng.standard_normal((17, 40)).astype(np.float32)
     reference = quantize_model(layer, x, backend=int8_backend())
-    gemm = quantize_model(layer, x, backend=int8_gemm.int8_gemm_backend())
+    backend = OptimizedBackend()
+    backend.register("matmul", "int8", int8_gemm.int8_gemm_matmul)
+    gemm = quantize_model(layer, x, backend=backend)
     with no_grad():
         want, got = reference(Tensor(x)).data, gemm(Tensor(x)).data
     assert np.array_equal(got, want), "the layer's float32 output with the INT8 GEMM vs module 17's kernel"

@@ -1,4 +1,4 @@
-"""The TinyMLPerf leaderboard (tinytorch/leaderboard.py): checks, transactions, concurrency, rendering.
+"""The TinyMLPerf leaderboard (tinytorch/course/leaderboard.py): checks, transactions, concurrency, rendering.
 
 Finished infrastructure, tested here without any kata: entries are built by hand. The student's
 path onto the board (``CompetitionSubmission.submit_to_leaderboard``) is tested in
@@ -30,8 +30,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tinytorch import cli, leaderboard
-from tinytorch.leaderboard import (
+from tinytorch.course import cli, leaderboard
+from tinytorch.course.leaderboard import (
     RANK_NOTE,
     SCHEMA_VERSION,
     Entry,
@@ -216,7 +216,7 @@ CHILD = """
 import os, sys
 sys.path[:0] = [{tests!r}, {package_root!r}]  # the same tinytorch as the parent's
 from test_leaderboard import entry
-from tinytorch.leaderboard import Leaderboard
+from tinytorch.course.leaderboard import Leaderboard
 board = Leaderboard({path!r})
 {body}
 """
@@ -225,7 +225,7 @@ board = Leaderboard({path!r})
 def run_child(tmp_path: Path, board: Leaderboard, body: str, name: str) -> subprocess.Popen:
     script = tmp_path / f"{name}.py"
     tests = str(Path(__file__).parent)
-    package_root = str(Path(leaderboard.__file__).resolve().parents[1])
+    package_root = str(Path(leaderboard.__file__).resolve().parents[2])
     script.write_text(
         CHILD.format(tests=tests, package_root=package_root, path=str(board.path), body=textwrap.dedent(body))
     )
@@ -1016,7 +1016,7 @@ def test_module_20s_submit_to_leaderboard_records_unverified(board: Leaderboard)
 
 
 FAKE_SUBMISSION = """
-from tinytorch.leaderboard import Entry, EventRecord
+from tinytorch.course.leaderboard import Entry, EventRecord
 
 
 class InvalidSubmission(ValueError):
@@ -1153,7 +1153,7 @@ def test_the_code_watch_needs_no_checkout(monkeypatch) -> None:
     need the checkout (every module is then served from a folder)."""
     import tinytorch.perf.profiling  # noqa: F401  (one kata module loaded, to be named)
 
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     def no_checkout() -> Path:
         raise FileNotFoundError("no katas/ folder")
@@ -1170,7 +1170,7 @@ def test_submit_records_the_code_it_ran_as_absolute_folders(tmp_path: Path, monk
     assert leaderboard.resolved_impl() == f"{ROOT / 'solutions'},caching={ROOT / 'katas' / 'caching'}", (
         f"the recorded code: {leaderboard.resolved_impl()}"
     )
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     with monkeypatch.context() as patch:  # a checkout path TINYTORCH_IMPL cannot hold: kept as given
         patch.setattr(registry, "repo_root", lambda: Path("/tmp/a,b"))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from benchmarks import overview as ov
-from tinytorch import cli
+from tinytorch.course import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The one registry: tinytorch/modules.toml, parsed and validated by tinytorch.registry."""
+"""The one registry: tinytorch/course/modules.toml, parsed and validated by tinytorch.course.registry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch import registry
+from tinytorch.course import registry
 
 ENTRY = """
 [[module]]
@@ -39,7 +39,7 @@ def test_the_real_registry():
         "caching",
         "benchmarking",
     ]
-    root = Path(registry.__file__).resolve().parent.parent
+    root = Path(registry.__file__).resolve().parents[2]
     for m in modules:
         assert m.marker == m.name
         assert m.points > 0 and m.title
@@ -67,7 +67,7 @@ def test_every_test_of_a_ready_module_has_a_hint_of_its_own():
 
     if registry.hints_held(registry.REGISTRY_FILE) != "all":
         pytest.skip("this copy of the course holds only some of the hints (a student release)")
-    root = Path(registry.__file__).resolve().parent.parent
+    root = Path(registry.__file__).resolve().parents[2]
     for m in registry.modules(registry.REGISTRY_FILE):
         if not m.ready:
             continue
@@ -113,7 +113,7 @@ def test_every_unwritten_function_leads_to_the_hints_that_teach_it():
     """A test that fails in a function the student has not written yet (its NotImplementedError)
     gets that function's hints first: the registry's ``ladders`` name, for every function a stub
     leaves open, a test of the module whose hints teach it."""
-    root = Path(registry.__file__).resolve().parent.parent
+    root = Path(registry.__file__).resolve().parents[2]
     every_hint = registry.hints_held(registry.REGISTRY_FILE) == "all"  # a student release may hold fewer
     for m in registry.modules(registry.REGISTRY_FILE):
         if not m.ready:
@@ -134,7 +134,7 @@ def test_a_hint_that_points_to_another_tests_hints_leads_there():
     so ``tinytorch hint`` continues with test_x's ladder."""
     import re
 
-    root = Path(registry.__file__).resolve().parent.parent
+    root = Path(registry.__file__).resolve().parents[2]
     every_hint = registry.hints_held(registry.REGISTRY_FILE) == "all"  # a student release may hold fewer
     for m in registry.modules(registry.REGISTRY_FILE):
         if not m.ready:
@@ -314,7 +314,7 @@ def test_repo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "katas").mkdir()
     assert registry.repo_root() == tmp_path
     monkeypatch.delenv("TINYTORCH_ROOT")
-    assert registry.repo_root() == Path(registry.__file__).resolve().parent.parent
+    assert registry.repo_root() == Path(registry.__file__).resolve().parents[2]
 
 
 def test_the_readme_table_of_modules_is_the_registry():
@@ -391,7 +391,7 @@ def test_each_guide_lists_exactly_the_functions_its_module_needs():
 
 
 def test_every_need_is_a_function_a_student_writes_in_an_earlier_module():
-    from tinytorch import runner
+    from tinytorch.course import runner
 
     root = registry.repo_root()
     instructor = (root / "grading" / "release.py").is_file()  # katas untouched, solutions present

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from grading import release
-from tinytorch import registry
+from tinytorch.course import registry
 
 ROOT = Path(release.__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ REGISTRY_TESTS = "tests/machinery/test_registry.py"
 
 def release_hints(dest: Path) -> tuple[str, list[registry.Hint]]:
     """What the release's registry says it holds, and every hint in it (parsed as its CLI does)."""
-    path = dest / "tinytorch" / "modules.toml"
+    path = dest / "tinytorch" / "course" / "modules.toml"
     return registry.hints_held(path), [h for m in registry.modules(path) for h in m.hints]
 
 
@@ -202,7 +202,11 @@ def test_the_gallery_notes_come_without_their_patches(built):
     # and the release's registry reads them, as `tinytorch hint` does there
     env = {**os.environ, "TINYTORCH_ROOT": str(dest)}
     proc = subprocess.run(
-        [sys.executable, "-c", "from tinytorch import registry; print(len(registry.mistakes('profiling')))"],
+        [
+            sys.executable,
+            "-c",
+            "from tinytorch.course import registry; print(len(registry.mistakes('profiling')))",
+        ],
         cwd=dest, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0 and int(proc.stdout) > 0, proc.stderr
@@ -234,14 +238,14 @@ def test_a_nudges_release_holds_no_recipe_level_and_its_cli_still_works(nudges):
     assert held == "nudges"
     assert [h for h in hints if h.recipe] == []
     assert hints == [h for h in source if not h.recipe]  # every nudge kept, in its order
-    registry_text = " ".join((dest / "tinytorch" / "modules.toml").read_text().split())
+    registry_text = " ".join((dest / "tinytorch" / "course" / "modules.toml").read_text().split())
     for hint in (h for h in source if h.recipe):  # nor does a recipe's text stand anywhere else
         assert " ".join(hint.text.split()) not in registry_text
     # the released CLI reads its registry and gives the first nudge for a failing test
-    proc = in_release(dest, "-m", "tinytorch.cli", "hint", "acceleration")
+    proc = in_release(dest, "-m", "tinytorch.course.cli", "hint", "acceleration")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "About module 16 acceleration:" in proc.stdout and "Hint 1 of " in proc.stdout
-    assert in_release(dest, "-m", "tinytorch.cli", "list").returncode == 0
+    assert in_release(dest, "-m", "tinytorch.course.cli", "list").returncode == 0
     tests = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS)
     assert tests.returncode == 0, tests.stdout[-3000:]
 
@@ -251,7 +255,7 @@ def test_a_release_without_hints_holds_no_hint_and_no_mistake_notes(no_hints):
     held, hints = release_hints(dest)
     assert held == "none" and hints == []
     assert not [f for f in written if f.startswith("grading/")]
-    proc = in_release(dest, "-m", "tinytorch.cli", "hint", "profiling")
+    proc = in_release(dest, "-m", "tinytorch.course.cli", "hint", "profiling")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No hint in the registry for this test" in proc.stdout and "holds no hints" in proc.stdout
     tests = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS)

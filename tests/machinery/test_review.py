@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from grading import review
 from grading.review import Finding, review_folder, review_source, summarize, summarize_modules
-from tinytorch import registry
+from tinytorch.course import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = [m for m in registry.modules(registry.REGISTRY_FILE) if m.ready]

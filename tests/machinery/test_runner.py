@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ALPHA_SOLUTION
 
-from tinytorch import registry, runner
+from tinytorch.course import registry, runner
 
 KATA_SOURCE = """\
 class Timer:
@@ -134,7 +134,7 @@ def test_collection_errors_name_the_exception_and_the_kata_line(outcomes):
 
 
 def test_module_result_counts(outcomes):
-    from tinytorch.registry import Module
+    from tinytorch.course.registry import Module
 
     module = Module(15, "alpha", "t", "katas/alpha", "solutions/alpha", "tests/test_alpha.py", 1, "ready")
     result = runner.ModuleResult(module, [o for n, o in outcomes.items() if n.startswith("tests/test_alpha")])
@@ -199,11 +199,11 @@ def test_the_subprocess_imports_this_tinytorch(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PYTHONPATH", "/somewhere")
     env = runner.pytest_env("solutions")
     assert env["TINYTORCH_IMPL"] == "solutions"
-    assert env["PYTHONPATH"].split(":") == [str(Path(runner.__file__).resolve().parents[1]), "/somewhere"]
+    assert env["PYTHONPATH"].split(":") == [str(Path(runner.__file__).resolve().parents[2]), "/somewhere"]
 
 
 def test_no_test_files_means_no_run(fake_repo: Path):
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     (fake_repo / "tests" / "test_alpha.py").unlink()
     result = runner.run_modules([registry.get("alpha")], root=fake_repo)
@@ -362,7 +362,7 @@ def test_the_run_log_survives_a_line_cut_by_a_dying_process(tmp_path: Path):
 def test_the_plugin_turns_exits_into_failures_and_logs_each_test(tmp_path: Path, monkeypatch):
     from types import SimpleNamespace
 
-    from tinytorch import pytest_plugin as plugin
+    from tinytorch.course import pytest_plugin as plugin
 
     def drive(wrapper, exc: BaseException):
         """Run a hook wrapper around an inner hook that raised ``exc``; what it returns or raises."""
@@ -703,7 +703,7 @@ sys.exit(pytest.console_main())
 def test_a_bare_pytest_without_the_venv_finds_tinytorch_in_the_checkout(fake_repo: Path):
     # `pytest` from a python where tinytorch is not installed: tests/conftest.py must put the
     # checkout on sys.path before it imports tinytorch (-I -S: no PYTHONPATH, no site .pth files)
-    (fake_repo / "tinytorch").symlink_to(Path(runner.__file__).resolve().parent)
+    (fake_repo / "tinytorch").symlink_to(Path(runner.__file__).resolve().parents[1])
     (fake_repo / "katas" / "alpha" / "core.py").write_text(ALPHA_SOLUTION)
     # The folders that hold pytest and numpy for this run, read from the modules themselves: under
     # -S, sysconfig names the *base* interpreter's site-packages, not the virtualenv's.
@@ -845,7 +845,7 @@ def test_a_long_value_of_an_example_is_one_line_cut_in_its_middle():
 def test_an_array_is_summarised_by_its_shape_dtype_range_and_first_values():
     import numpy as np
 
-    from tinytorch.pytest_plugin import array_summary
+    from tinytorch.course.pytest_plugin import array_summary
 
     assert array_summary(np.arange(3, dtype=np.int8)) == "array([0, 1, 2], dtype=int8)"  # short: as is
     x = np.full((6, 40), 1.5, np.float32)

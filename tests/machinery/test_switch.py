@@ -106,7 +106,7 @@ def test_unknown_module_import_lists_the_modules(fake_repo: Path):
 
 def test_the_finder_leaves_other_imports_alone(fake_repo: Path, tmp_path: Path):
     finder = perf._SwitchFinder()
-    assert finder.find_spec("tinytorch.registry") is None
+    assert finder.find_spec("tinytorch.course.registry") is None
     assert finder.find_spec("tinytorch.perf.alpha.core") is None  # the package's __path__ serves it
     (tmp_path / "helpers.py").write_text("")  # a real submodule of tinytorch.perf: the usual finders load it
     assert finder.find_spec("tinytorch.perf.helpers", [str(tmp_path)]) is None

@@ -17,7 +17,7 @@ and the environment variable ``TINYTORCH_IMPL`` decides which tree answers:
   (``TINYTORCH_IMPL=solutions,profiling=/tmp/variant/profiling``). Nothing is copied: the grader
   and the gallery of classic mistakes serve a student's or a variant's code this way.
 
-Module names come from the registry (``tinytorch/modules.toml``) and may be given by number
+Module names come from the registry (``tinytorch/course/modules.toml``) and may be given by number
 (``solutions,19=katas``); an unknown tree or module in ``TINYTORCH_IMPL``, a folder that does not
 exist, two defaults (``katas,solutions``) or a module named twice is a ``ValueError`` that says
 which, and importing an unknown or planned module is a ``ModuleNotFoundError``
@@ -34,7 +34,7 @@ import os
 import sys
 from pathlib import Path
 
-from tinytorch import registry
+from tinytorch.course import registry
 
 IMPLS = ("katas", "solutions")
 ENV_VAR = "TINYTORCH_IMPL"

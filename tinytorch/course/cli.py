@@ -1,7 +1,7 @@
 """The student CLI: ``tinytorch status | test | hint | watch | list | bench | leaderboard | submit``.
 
-Everything comes from the registry (``tinytorch/modules.toml``); tests run in a pytest
-subprocess (``tinytorch.runner``) against the student's code (``katas``), or against what
+Everything comes from the registry (``tinytorch/course/modules.toml``); tests run in a pytest
+subprocess (``tinytorch.course.runner``) against the student's code (``katas``), or against what
 ``--impl``, else the environment's ``TINYTORCH_IMPL``, names (an unknown value is a usage
 error). Plain text, no colour needed. Every run is bounded: a per-test timeout (``--timeout``,
 default ``runner.TEST_TIMEOUT``) and a bound on each module's whole run; Ctrl-C stops cleanly.
@@ -32,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from tinytorch import leaderboard, perf, registry, runner
+from tinytorch import perf
+from tinytorch.course import leaderboard, registry, runner
 
 OK, FAILING, USAGE, BROKEN = 0, 1, 2, 3
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -791,5 +792,5 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":  # python -m tinytorch.cli works like python -m tinytorch
+if __name__ == "__main__":  # python -m tinytorch.course.cli works like python -m tinytorch
     sys.exit(main())

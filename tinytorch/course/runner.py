@@ -13,7 +13,7 @@ The student loop never hangs and never lies:
 * every test has a timeout (the pytest-timeout plugin, thread method: a test stuck in an endless
   loop, even inside Hypothesis, is stopped with a dump of its stack), importing the tests has one
   (``faulthandler``), and the whole run of a module has a bound (the process group is killed);
-* a small pytest plugin, loaded in the child (``tinytorch/pytest_plugin.py``), logs each test
+* a small pytest plugin, loaded in the child (``tinytorch/course/pytest_plugin.py``), logs each test
   as it starts and ends (JSON lines), turns ``sys.exit()``, ``os._exit()`` and
   ``KeyboardInterrupt`` raised by the code under test into an ordinary failure of that test (or
   a collection error when it happens at import), and dumps the stack on request;
@@ -24,7 +24,7 @@ The student loop never hangs and never lies:
   ``KeyboardInterrupt`` for the caller to report.
 
 On Linux the children are forked from a server process that imported pytest, numpy and
-hypothesis once (``tinytorch/forkserver.py``), which saves about half a second per module and
+hypothesis once (``tinytorch/course/forkserver.py``), which saves about half a second per module and
 run; each child is still a new process. ``TINYTORCH_FORKSERVER=0`` starts plain subprocesses.
 
 Reading the report, never pytest's exit code, is what lets ``tox -e unsolved`` demand that
@@ -50,7 +50,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinytorch import forkserver, perf, registry
+from tinytorch import perf
+from tinytorch.course import forkserver, registry
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 # What went wrong beyond an ordinary failure: the test ran out of time, the test process died,
@@ -696,7 +697,7 @@ def pytest_env(impl: str) -> dict[str, str]:
     env = dict(os.environ)
     env["TINYTORCH_IMPL"] = impl
     # The subprocess must import the same tinytorch as this process, installed or not.
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])
     paths = [package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
@@ -720,7 +721,7 @@ _children: set[subprocess.Popen | forkserver.Child] = set()
 _children_lock = threading.Lock()
 _stopping = threading.Event()  # set by kill_children: no new child may start
 
-# The pytest children are forked from a server that imported these once (tinytorch/forkserver.py):
+# The pytest children are forked from a server that imported these once (tinytorch/course/forkserver.py):
 # about half a second less per module and run. Nothing that reads TINYTORCH_* is preloaded.
 PRELOAD = ("pytest", "_pytest.junitxml", "pytest_timeout", "numpy", "numpy.testing", "hypothesis")
 _server = forkserver.ForkServer(PRELOAD)
@@ -856,7 +857,7 @@ def run_module(
         "-m",
         "pytest",
         "-p",
-        "tinytorch.pytest_plugin",
+        "tinytorch.course.pytest_plugin",
         "-p",
         "timeout",
         f"--timeout={test_timeout:g}",

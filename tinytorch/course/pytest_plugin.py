@@ -1,6 +1,6 @@
-"""The pytest plugin of the runner's child process: ``python -m pytest -p tinytorch.pytest_plugin``.
+"""The pytest plugin of the runner's child process: ``python -m pytest -p tinytorch.course.pytest_plugin``.
 
-``tinytorch.runner`` runs each module's tests with this plugin and ``--tinytorch-log=FILE``. It
+``tinytorch.course.runner`` runs each module's tests with this plugin and ``--tinytorch-log=FILE``. It
 
 * logs the session, the collected test ids, each test's start, reports and end as JSON lines,
   flushed at once, so the runner knows what finished and what was running if the process dies;
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch.runner import stack_file
+from tinytorch.course.runner import stack_file
 
 
 class KataExit(Exception):

@@ -1053,7 +1053,7 @@ def _natural(text: str) -> tuple[int, str]:
 def _module_numbers() -> dict[str, int]:
     """Kata module name -> number, from the registry (none when it cannot be read)."""
     try:
-        from tinytorch import registry
+        from tinytorch.course import registry
 
         return {m.name: m.number for m in registry.modules()}
     except Exception:  # a board is shown from its database alone, even outside a checkout
@@ -1178,7 +1178,7 @@ class CodeWatch:
 
     def used_foundation_layers(self) -> bool:
         """True when a forward of the foundation's layers (tinytorch/layers.py, conv.py, ...) ran."""
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parents[1]  # tinytorch/
         layer_files = {str(package / name) for name in FOUNDATION_LAYERS}
         return any(
             code.co_name in ("forward", "__call__") and str(Path(code.co_filename).resolve()) in layer_files
@@ -1188,7 +1188,7 @@ class CodeWatch:
 
 def _kata_folders() -> dict[Path, tuple[str, str]]:
     """The folder of every kata module loaded in this process -> (module name, source)."""
-    from tinytorch import registry
+    from tinytorch.course import registry
 
     try:
         root = registry.repo_root()
@@ -1545,7 +1545,8 @@ def resolved_impl(value: str | None = None) -> str:
     ``solutions,caching=katas`` -> ``/checkout/solutions,caching=/checkout/katas/caching``. A
     checkout whose path holds a ``,`` or ``=`` cannot be written so, and a process without a
     checkout (the grader's stage) has nothing to resolve against: the value is kept as given."""
-    from tinytorch import perf, registry
+    from tinytorch import perf
+    from tinytorch.course import registry
 
     value = os.environ.get(perf.ENV_VAR, "") if value is None else value
     default, overrides = perf.parse_impl(value)
@@ -1653,7 +1654,8 @@ NO_FOLDER = "no folder recorded"
 
 def _impl_folders(impl: str) -> list[Path]:
     """The folders a ``TINYTORCH_IMPL`` value names (a tree name: that tree of this checkout)."""
-    from tinytorch import perf, registry
+    from tinytorch import perf
+    from tinytorch.course import registry
 
     folders = []
     for item in impl.split(","):
@@ -1669,7 +1671,8 @@ def remeasure(entry: Entry, quick: bool = False, timeout: float = VERIFY_TIMEOUT
     fresh interpreter, ``TINYTORCH_IMPL`` = the entry's ``impl``), adding nothing to any board;
     (the score measured, "") or (None, why not): ``no folder recorded``, ``folder gone: PATH``,
     ``failed: ...`` (the run's last words, or its timeout)."""
-    from tinytorch import perf, registry
+    from tinytorch import perf
+    from tinytorch.course import registry
 
     impl = entry.impl.strip() if isinstance(entry.impl, str) else ""
     if not impl:
