@@ -7,7 +7,8 @@ Reads every ``*.py`` file of one module's folder as the grader staged it (a stud
 constructs that a kata never needs: reaching the grader's objects through the garbage collector or
 the frames, rebinding the tests' names through a function's ``__globals__``, running code built
 from strings, starting processes, smuggling data out, patching an imported module. Every rule is a
-line of :data:`RULES` below, with the reason it is there.
+line of :data:`grading.review_rules.RULES`, with the reason it is there; this file is the reviewer
+that applies them.
 
 It only reports
 ---------------
@@ -60,195 +61,46 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from grading import parse_source
-
-
-class Rule(NamedTuple):
-    kind: str  # "import" | "attribute" | "builtin" | "dynamic" | "patch" | "file"
-    key: str
-    reason: str
-    self_ok: bool = False  # an attribute that is ordinary Python on `self` (self.__dict__)
-
-
-# The rules, in one place. What each kind matches, and the finding's name:
-#   import     `import K`, `import K.x`, `from K(.x) import ...`, `__import__("K")`,
-#              `importlib.import_module("K")`                             -> "import K"
-#   attribute  `x.K` (read, written or deleted), `getattr(x, "K")` and the like, a string
-#              constant naming it ("K" or "a.K", as attrgetter takes), a bare name `K`   -> "K"
-#   builtin    the builtin `K` by name: called, or passed around (f = eval)          -> "K"
-#   dynamic    `K(obj, name)` whose name is not a literal (nor a loop variable over a literal
-#              tuple of strings); also `K` passed around as a value     -> "K(non-literal)"
-#   patch      `M.x = ...`, `del M.x`, `setattr(M, ...)` where M is a name the file imports
-#              from outside its own package (a module, a class, a function)  -> "patch <top module>"
-#   file       a file that cannot be reviewed                                   -> the key
-RULES: tuple[Rule, ...] = (
-    # -- imports: nothing in a kata needs these modules --
-    Rule("import", "gc", "reaches every live object, the grader's in-memory checks included"),
-    Rule("import", "ctypes", "reads and writes raw memory, beneath every Python-level check"),
-    Rule("import", "_ctypes", "ctypes under its C name"),
-    Rule("import", "os", "processes, signals, the environment and files"),
-    Rule("import", "posix", "os under its C name"),
-    Rule("import", "nt", "os under its C name (Windows)"),
-    Rule("import", "sys", "the loaded modules (the tests' among them), frames, exit"),
-    Rule("import", "inspect", "the caller's frames, source and closures: the tests'"),
-    Rule("import", "importlib", "imports by computed names, reloads and replaces modules"),
-    Rule("import", "_imp", "the import machinery's C core"),
-    Rule("import", "signal", "signals and alarms: the grader's timeouts"),
-    Rule("import", "_signal", "signal under its C name"),
-    Rule("import", "subprocess", "starts processes"),
-    Rule("import", "_posixsubprocess", "subprocess's C core: starts processes"),
-    Rule("import", "pty", "starts processes on a terminal"),
-    Rule("import", "pytest", "the test runner itself: a kata never drives it"),
-    Rule("import", "_pytest", "pytest's internals: its reports and outcomes"),
-    Rule("import", "pluggy", "pytest's hook machinery: rewrites reports"),
-    Rule("import", "hypothesis", "the tests' example generator: its settings and its database"),
-    Rule("import", "unittest", "unittest.mock.patch rewires any module's names, the tests' included"),
-    Rule("import", "builtins", "rebinds the builtins that every module, the tests included, sees"),
-    Rule("import", "threading", "code that runs on after the call returns, beside the tests"),
-    Rule("import", "_thread", "threading's C core"),
-    Rule("import", "multiprocessing", "starts processes"),
-    Rule("import", "concurrent", "thread and process pools"),
-    Rule("import", "asyncio", "subprocesses and sockets"),
-    Rule("import", "socket", "the network: data leaves the grader (exfiltration)"),
-    Rule("import", "urllib", "the network: data leaves the grader (exfiltration)"),
-    Rule("import", "http", "the network: data leaves the grader (exfiltration)"),
-    Rule("import", "marshal", "turns bytes into code objects"),
-    Rule("import", "pickle", "runs code while loading; the course stores .npz and JSON only"),
-    Rule("import", "shelve", "pickle in a file"),
-    Rule("import", "zlib", "packs data to smuggle it out through the output (exfiltration)"),
-    Rule("import", "base64", "encodes data to smuggle it out through the output (exfiltration)"),
-    Rule("import", "resource", "changes the process's limits: the grader's memory limit"),
-    Rule("import", "atexit", "runs code after the tests, when the grader reads the results"),
-    Rule("import", "faulthandler", "dumps stacks and hooks the grader's signals"),
-    Rule("import", "mmap", "maps memory and files"),
-    Rule("import", "fcntl", "file descriptors beneath Python: the grader's pipe"),
-    Rule("import", "sysconfig", "locates the interpreter's installation and site-packages"),
-    Rule("import", "shutil", "copies and deletes whole trees"),
-    Rule("import", "dis", "disassembles loaded bytecode: the checks' constants"),
-    Rule("import", "code", "an interactive interpreter: runs strings as code"),
-    Rule("import", "codeop", "compiles strings as code"),
-    Rule("import", "tests", "the grader's tests: a kata never reads them"),
-    Rule("import", "conftest", "the grader's pytest configuration"),
-    Rule("import", "grading", "the grader itself"),
-    Rule("import", "solutions", "the reference bodies: never a student's"),
-    # -- attributes: introspection a kata never needs --
-    Rule("attribute", "__code__", "a function's bytecode and constants: rewrites or reads a check"),
-    Rule("attribute", "__globals__", "a function's module namespace: rebinds the tests' names"),
-    Rule("attribute", "__closure__", "a function's captured variables: a check's expected values"),
-    Rule("attribute", "__defaults__", "a function's default arguments: changes a check's parameters"),
-    Rule("attribute", "__kwdefaults__", "a function's default arguments: changes a check's parameters"),
-    Rule("attribute", "__builtins__", "the builtins every module sees, the tests' included"),
-    Rule("attribute", "__subclasses__", "every class in the process: the classic escape to os and sys"),
-    Rule("attribute", "__bases__", "climbs the class tree towards object.__subclasses__"),
-    Rule("attribute", "__base__", "climbs the class tree towards object.__subclasses__"),
-    Rule("attribute", "__mro__", "climbs the class tree towards object.__subclasses__"),
-    Rule("attribute", "__class__", "the first step of the climb to object (on self it is type(self))", True),
-    Rule("attribute", "__dict__", "writes another object's or module's namespace (self's own is fine)", True),
-    Rule("attribute", "__self__", "a builtin's module (builtins) or a bound method's object"),
-    Rule("attribute", "__getattribute__", "getattr under another name"),
-    Rule("attribute", "__traceback__", "an exception's traceback: the way to the frames"),
-    Rule("attribute", "__file__", "where a module lives on disk: the way to the grader's files"),
-    Rule("attribute", "__loader__", "a module's loader: the source of loaded modules, the tests'"),
-    Rule("attribute", "__spec__", "a module's import spec: where the tests and the reference live"),
-    Rule("attribute", "f_back", "the caller's frame: the test that called the kata (frame walking)"),
-    Rule("attribute", "f_globals", "a frame's module namespace (frame walking)"),
-    Rule("attribute", "f_locals", "a frame's local variables: the test's expected values (frame walking)"),
-    Rule("attribute", "f_builtins", "a frame's builtins (frame walking)"),
-    Rule("attribute", "f_code", "a frame's code object (frame walking)"),
-    Rule("attribute", "gi_frame", "a generator's frame (frame walking)"),
-    Rule("attribute", "cr_frame", "a coroutine's frame (frame walking)"),
-    Rule("attribute", "ag_frame", "an async generator's frame (frame walking)"),
-    Rule("attribute", "tb_frame", "a traceback's frame (frame walking)"),
-    Rule("attribute", "tb_next", "walks a traceback to the frames (frame walking)"),
-    # -- builtins used by name --
-    Rule("builtin", "exec", "runs code built from strings: nothing left to review"),
-    Rule("builtin", "eval", "runs code built from strings: nothing left to review"),
-    Rule("builtin", "compile", "turns strings into code objects"),
-    Rule("builtin", "__import__", "imports by a computed name"),
-    Rule("builtin", "globals", "the module namespace as a dict: rebinds names by string"),
-    Rule("builtin", "locals", "a namespace as a dict: reads names by string"),
-    Rule("builtin", "vars", "an object's or module's namespace as a dict"),
-    Rule("builtin", "breakpoint", "stops in a debugger: hangs the grader"),
-    Rule("builtin", "open", "a kata reads and writes no files"),
-    Rule("builtin", "exit", "ends the interpreter: a kata returns"),
-    Rule("builtin", "quit", "ends the interpreter: a kata returns"),
-    Rule("builtin", "SystemExit", "raised, ends the test run rather than failing a test"),
-    Rule("builtin", "KeyboardInterrupt", "raised, stops the whole test run"),
-    # -- calls whose attribute name is computed at run time --
-    Rule("dynamic", "getattr", "the attribute's name is decided at run time: it may be any listed here"),
-    Rule("dynamic", "setattr", "the attribute's name is decided at run time: it may be any listed here"),
-    Rule("dynamic", "delattr", "the attribute's name is decided at run time: it may be any listed here"),
-    Rule("dynamic", "attrgetter", "getattr by a name decided at run time (operator.attrgetter)"),
-    Rule("dynamic", "methodcaller", "calls a method by a name decided at run time (operator.methodcaller)"),
-    # -- writing into what the file imports --
-    Rule("patch", "patch", "changes an imported module, class or function for every caller, the tests too"),
-    # -- files that cannot be reviewed --
-    Rule("file", "syntax error", "does not parse: nothing in it was reviewed"),
-    Rule("file", "file too large", "over the size limit: not reviewed"),
-    Rule("file", "unreadable file", "could not be read: not reviewed"),
-    Rule("file", "too many files", "over the file limit: the rest were not reviewed"),
-    Rule("file", "too many findings", "over the findings limit: the rest are not listed"),
+from grading.review_rules import (
+    ATTRIBUTES,
+    BUILTINS,
+    DYNAMIC,
+    FILE_RULES,
+    IMPORTS,
+    NON_LITERAL,
+    PATCH,
+    Finding,
+    allowed,
+    one_line,
+    subject,
+    summarize,
+    summarize_modules,
 )
+
+__all__ = [
+    "Finding",
+    "allowed",
+    "main",
+    "review_folder",
+    "review_module",
+    "review_source",
+    "summarize",
+    "summarize_modules",
+]
 
 MAX_FILE_BYTES = 1_000_000  # a kata file is a few KB; bigger files are reported, not parsed
 MAX_FILES = 2_000  # a module is a handful of files
 MAX_FINDINGS = 500  # per folder; a file of a thousand exec calls needs no thousand lines
 
-IMPORTS = {r.key: r for r in RULES if r.kind == "import"}
-ATTRIBUTES = {r.key: r for r in RULES if r.kind == "attribute"}
-BUILTINS = {r.key: r for r in RULES if r.kind == "builtin"}
-DYNAMIC = {r.key: r for r in RULES if r.kind == "dynamic"}
-_PATCH = next(r for r in RULES if r.kind == "patch")
-FILE_RULES = {r.key: r for r in RULES if r.kind == "file"}
-
-NON_LITERAL = "(non-literal)"
 # where the attribute name sits among a call's positional arguments (getattr(obj, name, ...))
 _NAME_ARG = {"getattr": 1, "setattr": 1, "delattr": 1, "hasattr": 1}
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Module)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    """One thing the review lists: ``file`` (posix, relative to the reviewed folder), ``line``
-    (1-based; 0 for the file as a whole), ``name`` (a short stable key: ``import gc``,
-    ``__globals__``, ``getattr(non-literal)``, ``exec``, ``patch numpy``, ``syntax error``) and
-    ``text`` (one line saying what was found and why it is listed)."""
-
-    file: str
-    line: int
-    name: str
-    text: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.name}: {self.text}"
-
-
-def subject(name: str) -> str:
-    """What an allow entry may name instead of the whole finding: the module of ``import os``
-    (``os``), the function of ``getattr(non-literal)`` (``getattr``); else the name itself."""
-    if name.startswith("import "):
-        return name[len("import ") :]
-    if name.endswith(NON_LITERAL):
-        return name[: -len(NON_LITERAL)]
-    return name
-
-
-def allowed(name: str, allow: Iterable[str]) -> bool:
-    """True when an entry of ``allow`` is the finding's ``name`` or its :func:`subject` (rules 1
-    and 2 of the module docstring; rule 3, per use of a module, needs the file: see
-    :func:`review_source`)."""
-    allow = set(allow)
-    return name in allow or subject(name) in allow
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,15 +240,10 @@ def _callee(node: ast.Call) -> str | None:
     return None
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _code(node: ast.AST, limit: int) -> str:
     """A short one-line rendering of ``node`` for a finding's text."""
     try:
-        return _one_line(ast.unparse(node), limit)
+        return one_line(ast.unparse(node), limit)
     except (RecursionError, ValueError, AttributeError, TypeError):  # absurdly deep or odd trees
         return "(code)"
 
@@ -443,7 +290,7 @@ def review_source(source: bytes | str, file: str = "<source>", allow: Iterable[s
     def add_patch(node: ast.AST, target: ast.AST, how: str) -> None:
         module = facts.import_of(target)
         if module is not None:
-            add(node, f"patch {module.split('.')[0]}", f"{how}: {_PATCH.reason}")
+            add(node, f"patch {module.split('.')[0]}", f"{how}: {PATCH.reason}")
 
     handled_strings: set[int] = set()  # string constants judged as an attribute-name argument
     for node in ast.walk(tree):
@@ -536,13 +383,13 @@ def review_source(source: bytes | str, file: str = "<source>", allow: Iterable[s
                 if not others:
                     continue
                 text = f"{text} (not allowed: {', '.join(others)})"
-        findings.append(Finding(file, line, name, _one_line(text)))
+        findings.append(Finding(file, line, name, one_line(text)))
     return sorted(findings)
 
 
 def _file_finding(file: str, line: int, name: str, detail: str = "") -> Finding:
     reason = FILE_RULES[name].reason
-    return Finding(file, line, name, _one_line(f"{detail}: {reason}" if detail else reason))
+    return Finding(file, line, name, one_line(f"{detail}: {reason}" if detail else reason))
 
 
 def _silence(findings: list[Finding], allow: Iterable[str]) -> list[Finding]:
@@ -556,7 +403,7 @@ def _silence(findings: list[Finding], allow: Iterable[str]) -> list[Finding]:
 def _relative(path: str, folder: str) -> str:
     rel = Path(os.path.relpath(path, folder)).as_posix()
     # an undecodable file name (surrogate escapes) must still serialise as JSON and CSV
-    return _one_line(rel.encode("utf-8", "backslashreplace").decode("utf-8"), 200)
+    return one_line(rel.encode("utf-8", "backslashreplace").decode("utf-8"), 200)
 
 
 def _python_files(folder: Path, limit: int) -> tuple[list[str], bool]:
@@ -620,44 +467,6 @@ def review_module(
     from tinytorch.course import registry
 
     return review_folder(folder, registry.get(module, registry_path).review_allow)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reporting
-
-
-def summarize(findings: Sequence[Finding], max_chars: int = 200) -> str:
-    """One line for a gradebook cell: ``import gc (core.py:3); __globals__ (core.py:10); +2 more``.
-
-    The findings in order, as many as fit in ``max_chars`` (at least 40) together with the count
-    of the rest; the text is never longer, whatever the file names. "" when there are none.
-    """
-    max_chars = max(max_chars, 40)
-    items = [_one_line(f"{f.name} ({f.file}:{f.line})", max_chars) for f in findings]
-    shown: list[str] = []
-    for item in items:
-        rest = len(items) - len(shown) - 1
-        candidate = "; ".join([*shown, item]) + (f"; +{rest} more" if rest else "")
-        if len(candidate) > max_chars:
-            break
-        shown.append(item)
-    if len(shown) == len(items):
-        return "; ".join(shown)
-    if shown:  # fitted, tail included, when the last one shown was added
-        return "; ".join(shown) + f"; +{len(items) - len(shown)} more"
-    tail = f"; +{len(items) - 1} more" if len(items) > 1 else ""  # even the first is too long: cut it
-    return items[0][: max_chars - len(tail) - 1] + "…" + tail
-
-
-def summarize_modules(by_module: Mapping[str, Sequence[Finding]], max_chars: int = 200) -> str:
-    """One line per module with findings, ``<module>: <summarize(...)>``, for a per-student cell;
-    each line at most ``max_chars``; "" when no module has any."""
-    lines = []
-    for module, findings in by_module.items():
-        if findings:
-            label = _one_line(str(module), 40)
-            lines.append(f"{label}: {summarize(findings, max(max_chars - len(label) - 2, 20))}")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
