@@ -88,7 +88,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(markers[item.path])
 
 
-# -- a clean profiling state for every test (issue 7) ---------------------------------------------
+# -- a clean profiling state for every test -----------------------------------------------------
 # A half-done MemoryProfiler (a kata whose stop() still raises) leaves tracemalloc running and its
 # watermark in module 15's list of open profilers. Tracing slows every later test several times
 # over and stale watermarks distort later profilers, so each test starts with tracing as it was

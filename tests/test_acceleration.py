@@ -2,6 +2,10 @@
 
 Every test here fails on the untouched stubs (katas/acceleration) and passes on the reference
 (solutions/acceleration). Speed is not tested: `tinytorch bench acceleration` measures it.
+
+One file, whole: it is the module's suite as the registry names it (``tests = ...`` in
+tinytorch/course/modules.toml), the file ``tinytorch test acceleration`` runs, the grader collects and
+the classic mistakes' ``caught_by`` names; it reads in sections, one per task.
 """
 
 from __future__ import annotations
@@ -837,7 +841,7 @@ def test_layers_through_a_blocked_backend_give_the_same_output() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Every dtype numpy multiplies, the registry under threads, defaults (issue 7)
+# Every dtype numpy multiplies, the registry under threads, defaults
 # --------------------------------------------------------------------------------------------
 
 INTEGER_CASES = [

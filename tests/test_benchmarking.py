@@ -5,6 +5,10 @@ workload runs (by a cost we choose, times a load factor that can change mid-run)
 that ticks by one at every reading. So the scoring laws are checked exactly, and the fairness
 rules (interleaving, warmup) are checked by what they are for: a machine that slows down half
 way through must not change a speedup. Speed itself is measured by `tinytorch bench benchmarking`.
+
+One file, whole: it is the module's suite as the registry names it (``tests = ...`` in
+tinytorch/course/modules.toml), the file ``tinytorch test benchmarking`` runs, the grader collects and
+the classic mistakes' ``caught_by`` names; it reads in sections, one per task.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ to |x| / std: measured over 3,000 random GPTs with embed_dim >= 4, the largest d
 allow ``1024 * EPS32 * n_layers * (1 + max |logit|)``: 10x that worst case, and still about 1000x
 smaller than what any of the classic mistakes does to the logits (O(0.1) or more). A float64 model
 with a float64 cache gets the same bound with EPS64 (the argument only uses the unit roundoff).
+
+One file, whole: it is the module's suite as the registry names it (``tests = ...`` in
+tinytorch/course/modules.toml), the file ``tinytorch test caching`` runs, the grader collects and
+the classic mistakes' ``caught_by`` names; it reads in sections, one per task.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Every test here fails on the untouched stubs (katas/compression) and passes on the reference
 (solutions/compression). Speed is not tested: `tinytorch bench compression` measures it.
+
+One file, whole: it is the module's suite as the registry names it (``tests = ...`` in
+tinytorch/course/modules.toml), the file ``tinytorch test compression`` runs, the grader collects and
+the classic mistakes' ``caught_by`` names; it reads in sections, one per task.
 """
 
 from __future__ import annotations

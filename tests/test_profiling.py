@@ -5,6 +5,10 @@ Every test here fails on the untouched stubs (katas/profiling) and passes on the
 (solutions/profiling). Nothing here depends on how fast the machine is: timings come from fake
 clocks that only move when a test says so, and memory from arrays large enough (8 MB) that the
 interpreter's own bookkeeping (a few hundred bytes) cannot hide them.
+
+One file, whole: it is the module's suite as the registry names it (``tests = ...`` in
+tinytorch/course/modules.toml), the file ``tinytorch test profiling`` runs, the grader collects and
+the classic mistakes' ``caught_by`` names; it reads in sections, one per task.
 """
 
 from __future__ import annotations
@@ -1078,7 +1082,7 @@ def test_constructors_and_misuse_get_clear_errors():
 
 
 # --------------------------------------------------------------------------------------------
-# Leaked state, shared and keyword-called layers, the report's lines (issue 7)
+# Leaked state, shared and keyword-called layers, the report's lines
 # --------------------------------------------------------------------------------------------
 
 

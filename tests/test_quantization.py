@@ -3,6 +3,10 @@ through the backend, and quantized zoo models.
 
 Every test here fails on the untouched stubs (katas/quantization) and passes on the reference
 (solutions/quantization). Speed is not tested: `tinytorch bench quantization` measures it.
+
+One file, whole: it is the module's suite as the registry names it (``tests = ...`` in
+tinytorch/course/modules.toml), the file ``tinytorch test quantization`` runs, the grader collects and
+the classic mistakes' ``caught_by`` names; it reads in sections, one per task.
 """
 
 from __future__ import annotations

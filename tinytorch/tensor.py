@@ -20,6 +20,10 @@ dtypes: floating data becomes float32 unless ``dtype`` is given (gradient checks
 ``dtype=np.float64``). An op's result is float64 only if one of its inputs is float64; Python
 scalars and numpy arrays mixed into an op take the tensor's dtype, so they never upcast a float32
 tensor. Integer and bool data (token ids, masks) keep their dtype and cannot require grad.
+
+One file, whole, on purpose: the graph, the backward pass and every op with its own backward
+read in one sitting, as micrograd's engine does; an op split from the rule it obeys
+(``from_op`` and ``_unbroadcast``) would be harder to check by eye, not easier.
 """
 
 from __future__ import annotations

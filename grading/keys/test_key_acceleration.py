@@ -14,6 +14,9 @@ argument errors; ``operand_kind`` / ``call_kind``; the ``OptimizedBackend`` regi
 route (defaults, re-registration, new ops, the int8 and sparse routes, the errors that list the
 supported pairs, argument checks, registrations from other threads, conv2d as one dispatched
 product); and the foundation's layers run through the backend.
+
+One file, whole: it is the module's answer key as the registry names it (``key = ...`` in
+tinytorch/course/modules.toml), run by the grader in one child beside the module's suite.
 """
 
 from __future__ import annotations

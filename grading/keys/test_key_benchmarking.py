@@ -45,6 +45,9 @@ Seed-independent inputs (the events with the few warmup/runs/sizes the checks dr
 zoo's logits, a ``CachedGenerator`` of the zoo's GPT) are built once, when this file is imported,
 so that no check pays for them twice, and so that what a check calls does not depend on which
 check first filled the events' data caches (``functools.cache``: only the first call runs).
+
+One file, whole: it is the module's answer key as the registry names it (``key = ...`` in
+tinytorch/course/modules.toml), run by the grader in one child beside the module's suite.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ compares them with the reference's):
 Float outputs of the model are recorded divided by ``n_layers * (1 + max |reference value|)``,
 the scale of the suite's rounding bound, with the foundation's full forward as the reference
 value (computed in the same process), so one absolute tolerance fits every model.
+
+One file, whole: it is the module's answer key as the registry names it (``key = ...`` in
+tinytorch/course/modules.toml), run by the grader in one child beside the module's suite.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ and so decides no test: it counts only as a check.
 Products are checked on dyadic numbers (multiples of 1/8 and 1/4, small): every product and
 partial sum is exact in float32, so the result does not depend on the order of the additions
 and is compared exactly.
+
+One file, whole: it is the module's answer key as the registry names it (``key = ...`` in
+tinytorch/course/modules.toml), run by the grader in one child beside the module's suite.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Inputs are drawn from ``answer.rng`` (sizes, durations, layer shapes, clock cost
 Durations on the fake clocks are integers or multiples of 2**-6 (2**-10 for the calibrated
 timer), so every sum and difference of them is exact in float64 whatever the order: those
 outputs are compared exactly, or within a few ulps where a division by the loop count rounds.
+
+One file, whole: it is the module's answer key as the registry names it (``key = ...`` in
+tinytorch/course/modules.toml), run by the grader in one child beside the module's suite.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ check whose functions all lie in that test's calls but that exercises a stubbed 
 another file, or ``dequantize`` past the checks its stub gives (the bad call is
 ``dequantize(q, None)``), would take the credit of that honestly passing test. Such checks name
 the tests they decide (``covers``); every other check decides by the subset rule alone.
+
+One file, whole: it is the module's answer key as the registry names it (``key = ...`` in
+tinytorch/course/modules.toml), run by the grader in one child beside the module's suite.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def test_mha_projections_go_through_the_backend():
     assert fake.calls == [("matmul", (6, 8), (8, 8))] * 4  # q, k, v, out; the batched scores stay numpy
 
 
-# --- empty sequences and empty heads (issue 7) ----------------------------------------------------
+# --- empty sequences and empty heads ------------------------------------------------------------
 
 
 def test_head_size_zero_is_a_clear_error():

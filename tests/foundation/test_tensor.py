@@ -3,6 +3,8 @@
 Every op's gradient is checked against central finite differences in float64 (gradcheck.py
 states the tolerances and why). Values are compared with plain numpy; float32 value checks use
 rtol 1e-6 (a few float32 ulps, eps32 = 1.2e-7) unless said otherwise.
+
+One file, whole, as the engine it tests is (tinytorch/tensor.py): one section per kind of op.
 """
 
 from __future__ import annotations

@@ -281,7 +281,7 @@ def test_minibatches_bad_batch_size_names_it(batch_size, error):
         minibatches(x, y, batch_size)
 
 
-# --- gaps found by planted bugs (issue 7) ---------------------------------------------------------
+# --- integer logits, a zero learning rate, one-shot iterators --------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_])
