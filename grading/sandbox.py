@@ -8,8 +8,13 @@
 ctypes, numpy, hypothesis and pytest and nothing else; see ``tinytorch/course/forkserver.py``). ``-I``
 (isolated mode) ignores ``PYTHONPATH`` and every other ``PYTHON*`` variable, the user's
 site-packages (``usercustomize``) and the current folder, so nothing in a submission is imported
-before this file runs; ``-B`` writes no bytecode. This file imports only the standard library
-and pytest, and does, in order:
+before this file runs; ``-B`` writes no bytecode.
+
+It is one file, longer than most, because the child can import nothing that stands beside it: the
+checkout is not on its ``sys.path`` when it starts, and of ``grading/`` the kernel boundary and
+the audit hook let it read this file alone, so the channel, the boundary, the hook, the snapshot
+and the plugin live here together. This file imports only the standard library and pytest, and
+does, in order:
 
 1. reads its configuration (written by the grader into the staging folder, readable by root
    only) and deletes it, so the run's secret is only in this process's memory;
