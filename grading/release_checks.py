@@ -21,7 +21,6 @@ from pathlib import Path
 
 from tinytorch.course import registry
 
-
 # --------------------------------------------------------------------------- reference code in the release
 
 
