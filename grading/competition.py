@@ -67,7 +67,7 @@ STAGED = "competition/test_competition.py"  # where the grader stages this file 
 # what the grader reads from an untrusted writer.
 MAX_FIGURES_BYTES = 64 * 1024
 # A speedup or a score, inclusive: the local leaderboard's plausible range
-# (tinytorch/course/leaderboard.py FIGURE_RANGES["speedup"]): the course's optimizations give 1-100x
+# (tinytorch/course/leaderboard/entry.py FIGURE_RANGES["speedup"]): the course's optimizations give 1-100x
 # on these models; a million times faster or slower is a broken clock or a typed-in number.
 FIGURE_RANGE = (1e-6, 1e6)
 SIGNIFICANT = 4  # digits of a value shown on the board: the quick run's noise is far above them
