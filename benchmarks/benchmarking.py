@@ -52,6 +52,7 @@ from benchmarks import pin_blas_threads, steady_allocator  # noqa: E402
 pin_blas_threads()  # before numpy loads BLAS: one thread, comparable figures
 steady_allocator()  # every call of a model allocates alike (see benchmarks.steady_allocator)
 
+from benchmarks.claims import FAILS, HOLDS, MISSING, Benchmark, Claim, Finding, as_ratio, band  # noqa: E402
 from benchmarks.common import load_average, markdown_table, unfinished_module  # noqa: E402
 
 
@@ -411,6 +412,67 @@ def report(fig: dict[str, Any]) -> str:
             *int8_missing,
         ]
     )
+
+
+# --------------------------------------------------------------------------- the overview's claims
+
+PROMISE = "cumulative (> 1x, every gate held)"  # the course's promise: modules 16-19 add up
+
+
+def overview_figures(quick: bool) -> dict[str, Any]:
+    """The figures the overview judges (``tinytorch bench``)."""
+    return figures(quick=quick)
+
+
+def _score(claim: Claim, fig: dict[str, Any], quick: bool) -> list[Finding]:
+    """The reference submission's score (geometric mean of the event speedups); not measured
+    when an event could not run (a module it needs is unfinished): the score of the events that
+    ran is shown, with the reason."""
+    score = fig["score"]
+    events = fig["events"]
+    missing = fig.get("not_measured", {})
+    failed = [name for name, e in events.items() if not e["passed"]]
+    per_event = ", ".join(
+        f"{name.split('_')[0]} {as_ratio(e['speedup']['median'])}" for name, e in events.items()
+    )
+    holds = score["median"] > 1 and not failed
+    reason = f"optimizations: {', '.join(fig.get('optimizations', []))}"
+    if missing:
+        reason = (
+            f"score over {len(events)} of {len(events) + len(missing)} events; not measured: "
+            + "; ".join(f"{part}: {why}" for part, why in missing.items())
+        )
+    elif failed:
+        reason = f"quality gate missed: {', '.join(failed)}; " + reason
+    elif score["median"] <= 1:
+        reason = "the submission is not faster than the baseline; " + reason
+    runs = len(score.get("runs", [])) or 1
+    spread = band(score["min"], score["max"]) if runs > 1 else ""
+    return [
+        claim.found(
+            "reference submission score (geomean)",
+            f"{as_ratio(score['median'])} ({per_event})",
+            MISSING if missing else HOLDS if holds else FAILS,
+            reason
+            + (f"; {runs} competitions" if runs > 1 else "; one competition (the full mode runs three)"),
+            score["median"],
+            score["min"],
+            score["max"],
+            spread=spread,
+        )
+    ]
+
+
+CLAIMS = (
+    Claim(
+        20,
+        "reference submission score (geomean)",
+        "the geometric mean of the event speedups of build_submission() in the TinyMLPerf competition",
+        PROMISE,
+        _score,
+    ),
+)
+OVERVIEW = Benchmark(20, "benchmarking", overview_figures, CLAIMS, PROMISE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,7 @@ pin_blas_threads()
 
 import numpy as np  # noqa: E402
 
+from benchmarks.claims import FAILS, HOLDS, Benchmark, Claim, Finding, as_ratio, band, ratio_range  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     interleaved_times,
     load_average,
@@ -237,6 +238,61 @@ def plot(result: dict[str, Any], path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return f"plot written to {path}"
+
+
+# --------------------------------------------------------------------------- the overview's claims
+
+PROMISE = "5-10x"  # the course's promise: the KV cache over recomputing the prefix
+SPEEDUP_MIN, SPEEDUP_MAX = 5.0, 10.0
+
+
+def overview_figures(quick: bool) -> dict[str, Any]:
+    """The figures the overview judges (``tinytorch bench``)."""
+    return figures(quick=quick)
+
+
+def _kv_speedup(claim: Claim, fig: dict[str, Any], quick: bool) -> list[Finding]:
+    """The preallocated KV cache over recomputing the prefix, at each length; the claim is
+    judged at the longest length measured."""
+    cases = sorted(fig["cases"], key=lambda c: c["total"])
+    if not cases:
+        return [claim.missing(claim.name, "no case was run")]
+    trend = ", ".join(f"{as_ratio(c['speedup']['prealloc_over_recompute'])} at {c['total']}" for c in cases)
+    last = cases[-1]
+    s = last["seconds"]
+    value = last["speedup"]["prealloc_over_recompute"]
+    low, high = ratio_range(
+        (s["recompute"]["min"], s["recompute"]["max"]), (s["prealloc"]["min"], s["prealloc"]["max"])
+    )
+    vs_concat = f"over the concatenating cache {as_ratio(last['speedup']['prealloc_over_concat'])}"
+    if last.get("model") and last.get("model") != cases[0].get("model"):
+        vs_concat += f"; {last['total']} tokens: {last['model']}"
+    if value >= SPEEDUP_MIN:
+        verdict = HOLDS
+        reason = ("beyond the range; " if value > SPEEDUP_MAX else "") + vs_concat
+    else:
+        verdict = FAILS
+        grows = len(cases) > 1 and value > cases[0]["speedup"]["prealloc_over_recompute"]
+        reason = (
+            f"only {as_ratio(value)} at {last['total']} tokens"
+            + ("; the gain grows with the length" if grows else "")
+            + ("; the quick mode stops here, the full mode runs to 512 tokens" if quick else "")
+            + f"; {vs_concat}"
+        )
+    measured = f"{trend} tokens"
+    return [claim.found(claim.name, measured, verdict, reason, value, low, high, spread=band(low, high))]
+
+
+CLAIMS = (
+    Claim(
+        19,
+        "KV-cache generation speedup",
+        "generation time without a cache over the preallocated KV cache, as the length grows",
+        PROMISE,
+        _kv_speedup,
+    ),
+)
+OVERVIEW = Benchmark(19, "caching", overview_figures, CLAIMS, PROMISE)
 
 
 def main(argv: list[str] | None = None) -> int:
