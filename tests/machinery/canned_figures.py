@@ -114,7 +114,7 @@ def int8_kernels(gemm_ms: float | None = None, blas_ms: float = 5.8, naive_ms: f
     ]
     absent = {} if gemm_ms is not None else {"int8_gemm": 'not installed (pip install -e ".[int8]")'}
     return {
-        "kernels": [k for k in bench("quantization").KERNELS if k not in absent],
+        "kernels": [k for k in bench("int8_kernels").KERNELS if k not in absent],
         "absent": absent,
         "sizes": sizes,
     }

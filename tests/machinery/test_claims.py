@@ -125,7 +125,7 @@ def test_int8_four_times_holds_with_a_fast_gemm_and_says_where():
 
 
 def test_int8_kernel_table_says_not_installed_and_gives_each_speedup():
-    text = bench("quantization").kernel_table(int8_kernels())
+    text = bench("int8_kernels").kernel_table(int8_kernels())
     row = next(line for line in text.splitlines() if "Linear(1024, 1024)" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "268,435,456" and cells[2] == "5.000 (4.500-6.000)", f"size and float32: {cells}"

@@ -19,7 +19,7 @@ def exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_without_the_extra_the_benchmark_says_not_installed(monkeypatch):
-    from benchmarks import quantization as bq
+    from benchmarks import int8_kernels as bq
 
     monkeypatch.setattr(int8_gemm, "available", lambda: False)
     kernel, why = bq.int8_gemm_kernel()
