@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tinytorch.course.runner import stack_file
+from tinytorch.course.reports import stack_file
 
 
 class KataExit(Exception):
