@@ -12,7 +12,8 @@ runs after a warm-up with its spread (the interquartile range, and min-max), the
 GFLOP/s = 2 n^3 / t of the median, the speedup over the naive loop and the fraction of the BLAS
 rate; then a sweep of block sizes for ``matmul_blocked``.
 
-Measuring on a busy machine. Three things keep noise from producing an impossible table:
+Measuring on a busy machine (``benchmarks/matmul_timing.py``). Three things keep noise from
+producing an impossible table:
 
 * BLAS threads are pinned (``--threads``, default 1) through ``OPENBLAS_NUM_THREADS``,
   ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, set before numpy loads its BLAS: a threaded BLAS
@@ -35,6 +36,10 @@ with n) and marked with "~".
 ``figures(...)`` returns every number as a dict (the overview command reuses it); ``main``
 prints the tables. Timing uses ``time.perf_counter`` with a median, not module 15's Timer, so
 this benchmark runs whether or not your profiling kata is solved.
+
+The file ends with module 16's headline claims (``CLAIMS``, ``OVERVIEW``: the speedup over the
+naive kernel, blocked as a fraction of BLAS), which ``tinytorch bench`` judges on these figures.
+It stays one file past 500 lines so that each claim reads beside the figures it is judged on.
 """
 
 from __future__ import annotations
@@ -96,12 +101,12 @@ from benchmarks.claims import (  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     Timer,
     blas_description,
-    interleaved_times,
     load_average,
     machine_description,
     markdown_table,
     perf_timer,
 )
+from benchmarks.matmul_timing import faster_beyond_noise, measure  # noqa: E402
 
 DEFAULT_SIZES = (32, 64, 128, 256, 512, 1024)
 QUICK_SIZES = (32, 64, 128)
@@ -110,79 +115,6 @@ QUICK_BLOCK_SIZES = (16, 32, 64, 128)
 DEFAULT_SWEEP_SIZES = (512, 1024)
 QUICK_SWEEP_SIZES = (128,)
 BLAS_ENV = ("OPENBLAS_CORETYPE", *BLAS_THREAD_VARS)
-MARGIN = 0.10  # "faster beyond the noise": quartiles apart *and* medians more than 10 % apart
-RETRIES = 2  # re-measurements of an implausible result, each with twice the repeats
-
-
-def spread(samples: list[float]) -> dict[str, float]:
-    """Median, quartiles (numpy's linear method), min and max of durations, in seconds."""
-    q1, median, q3 = (float(v) for v in np.percentile(samples, [25, 50, 75]))
-    return {
-        "median_s": median,
-        "q1_s": q1,
-        "q3_s": q3,
-        "min_s": min(samples),
-        "max_s": max(samples),
-        "runs": len(samples),
-    }
-
-
-def faster_beyond_noise(fast: dict[str, float], slow: dict[str, float]) -> bool:
-    """True when ``fast`` is clearly faster than ``slow``: quartile ranges apart, medians > MARGIN apart."""
-    return fast["q3_s"] < slow["q1_s"] and fast["median_s"] < (1 - MARGIN) * slow["median_s"]
-
-
-def implausible(stats: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
-    """What ``stats`` (kernel name -> spread) claims that cannot be true on one machine, as
-    (kernel, explanation) pairs.
-
-    ``blocked`` and every block size of the sweep multiply their tiles with BLAS, so they cannot
-    beat ``numpy`` (one BLAS call on the whole product); ``naive`` cannot beat anything.
-    """
-    problems = []
-    reference = stats.get("numpy")
-    for name, s in stats.items():
-        if name in ("numpy", "naive") or reference is None:
-            continue
-        if faster_beyond_noise(s, reference):
-            problems.append(
-                (
-                    name,
-                    (
-                        f"{name} ({s['median_s'] * 1e3:,.3f} ms) is faster than one BLAS call on the whole "
-                        f"product ({reference['median_s'] * 1e3:,.3f} ms)"
-                    ),
-                )
-            )
-    naive = stats.get("naive")
-    if naive is not None:
-        for name, s in stats.items():
-            if name != "naive" and faster_beyond_noise(naive, s):
-                problems.append(
-                    (
-                        "naive",
-                        f"the naive loop ({naive['median_s'] * 1e3:,.3f} ms) is faster "
-                        f"than {name} ({s['median_s'] * 1e3:,.3f} ms)",
-                    )
-                )
-    return problems
-
-
-def measure(
-    fns: dict[str, Callable[[], object]], repeats: dict[str, int], timer: Timer = perf_timer
-) -> tuple[dict[str, dict[str, float]], list[tuple[str, str]], int]:
-    """Interleaved timings of ``fns`` -> (spread per name, problems left, re-measurements made).
-
-    An implausible result (:func:`implausible`) is measured again, up to ``RETRIES`` times, each
-    time with twice the repeats; the problems that remain are returned to be reported.
-    """
-    for attempt in range(RETRIES + 1):
-        scaled = {name: r * 2**attempt for name, r in repeats.items()}
-        stats = {name: spread(t) for name, t in interleaved_times(fns, scaled, timer).items()}
-        problems = implausible(stats)
-        if not problems:
-            return stats, [], attempt
-    return stats, problems, RETRIES
 
 
 def gflops(n: int, seconds: float) -> float:

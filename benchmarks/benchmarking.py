@@ -28,7 +28,9 @@ the events that ran. Each event's model first runs once untimed under a watch
 (``tinytorch.course.leaderboard.CodeWatch``): the report says which code ran for each optimization the
 submission names, as ``tinytorch submit`` records it on the leaderboard.
 
-:func:`figures` returns everything as a dict (the overview command reuses it).
+:func:`figures` returns everything as a dict (the overview command reuses it). The file ends with
+module 20's headline claim (``CLAIMS``, ``OVERVIEW``), which ``tinytorch bench`` judges on these
+figures; it stays one file past 500 lines so that the claim reads beside the figures it is judged on.
 """
 
 from __future__ import annotations

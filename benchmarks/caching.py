@@ -30,7 +30,8 @@ where P_s is the number of cached positions before step s.
 
 ``figures(quick)`` returns every number as a dict (the module-20 overview reuses it); ``main``
 prints the table. Timing uses ``time.perf_counter`` with a median, not module 15's Timer, so the
-benchmark runs whether or not your profiling kata is solved.
+benchmark runs whether or not your profiling kata is solved. The file ends with module 19's
+headline claim (``CLAIMS``, ``OVERVIEW``), which ``tinytorch bench`` judges on these figures.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ Timing: ``time.perf_counter``, one BLAS thread (``OPENBLAS_NUM_THREADS=1`` unles
 variants of one comparison interleaved round by round so that load from other processes hits
 them alike; medians, with the interquartile range as the spread. ``--plot FILE`` draws the
 accuracy and latency curves when matplotlib is installed.
+
+The file ends with module 18's headline claims (``CLAIMS``, ``OVERVIEW``), which ``tinytorch
+bench`` judges on these figures; it stays one file past 500 lines so that each claim reads
+beside the figures it is judged on.
 """
 
 from __future__ import annotations
