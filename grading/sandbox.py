@@ -1,6 +1,6 @@
 """The child side of the autograder: one pytest run over the grader's tests, around a student's code.
 
-``grading.autograde`` starts this file as a script, never imports it::
+``grading.grade_child`` (the autograder's child runner) starts this file as a script, never imports it::
 
     python -I -B grading/sandbox.py <config.json>
 

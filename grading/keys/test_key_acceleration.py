@@ -2,7 +2,7 @@
 
 Each check exercises as few kata functions as it can (one kernel, one route of the backend), so
 that the functions it calls on the reference are a subset of those of every test of that
-function, and its failure withholds exactly those tests' credit (``grading/autograde.py``,
+function, and its failure withholds exactly those tests' credit (``grading/grade_score.py``,
 ``decides``). What it covers, on operands drawn from ``answer.rng`` (shapes, tile sizes, fills,
 dtypes, conv geometry), kernel by kernel: integer-valued operands (where float arithmetic is
 exact in any summation order, compared exactly), real-valued float32 operands (within the float32

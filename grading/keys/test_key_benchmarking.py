@@ -3,7 +3,7 @@
 Each check calls as few of the module's functions as it can (one public function or method, with
 the helpers it necessarily calls), so that the grader can tie it to the tests of that function: a
 failed check withholds the credit of a test only when the test calls every kata function the check
-calls (grading/autograde.py, ``decides``). Module 20's functions call modules 15-19 (the Timer,
+calls (grading/grade_score.py, ``decides``). Module 20's functions call modules 15-19 (the Timer,
 the FLOP counter, pruning, the KV cache): those are kata functions too, so a check calls them
 only where the tests it is meant for do.
 

@@ -3,7 +3,7 @@
 Each check calls as few of the module's functions as it can (one public function or method, with
 the helpers it necessarily calls), so that the grader can tie it to the tests of that function: a
 failed check withholds the credit of a test only when the test calls every kata function the check
-calls (grading/autograde.py, ``decides``). What the checks cover (each records values; the grader
+calls (grading/grade_score.py, ``decides``). What the checks cover (each records values; the grader
 compares them with the reference's):
 
 * ``KVCache`` on drawn sizes and dtypes: its buffers and ``nbytes``; a scripted sequence of

@@ -3,7 +3,7 @@
 Each check exercises as few kata functions as it can (one public function or method, with the
 private helpers it calls), so that the functions it calls on the reference are a subset of those
 of every test of that function, and its failure withholds exactly those tests' credit (see
-``grading/autograde.py``, ``decides``): summarize's values, its run count and its printed line
+``grading/grade_score.py``, ``decides``): summarize's values, its run count and its printed line
 apart; ``Timer.calibrate`` on scripted calls (the count of 1, 2, 5, 10, ... chosen, the calls
 and clock readings it takes); ``Timer.measure`` on a scripted fake clock (one call per sample:
 warmup excluded, its run count; calibrated loops: the loop count, the calls, the readings and

@@ -3,7 +3,7 @@
 Each check exercises as few kata functions as it can (``choose_qparams`` alone, ``quantize``
 without ``dequantize``, one observer, one layer, ``quantize_model`` with one observer), so that
 the functions it calls on the reference are a subset of those of every test of that function and
-its failure withholds exactly those tests' credit (``grading/autograde.py``, ``decides``). What
+its failure withholds exactly those tests' credit (``grading/grade_score.py``, ``decides``). What
 it covers, on data drawn from ``answer.rng``: ``choose_qparams`` (affine and symmetric, ranges of
 either sign, single-sign, zero-width, tiny and huge, per channel), ``quantize`` / ``dequantize``
 / ``quantize_tensor`` (rounding half to even with the zero point added after, clamping, every
