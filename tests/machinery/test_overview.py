@@ -279,6 +279,35 @@ def test_a_claim_declared_in_one_module_benchmark_reaches_the_table_and_the_json
         "unit": "x",
         "spread": "",
     }, "the new claim in the JSON, before module 20's"
+    listed = ov.claims_markdown().splitlines()
+    row = "| 19 | longest generation measured | the longest prompt + generated tokens | none |"
+    assert listed[-2] == row, "the README's table of claims (`tinytorch bench --claims`), before module 20's"
+
+
+def test_the_readme_table_of_claims_is_the_declared_claims():
+    """The README lists the course's claims as each benchmark declares them: `tinytorch bench
+    --claims`, verbatim, so a claim changed in its benchmark cannot leave the README behind."""
+    readme = (ov.ROOT / "README.md").read_text(encoding="utf-8")
+    assert ov.README_BEGIN in readme and ov.README_END in readme, "README.md has no table of claims"
+    table = readme.split(ov.README_BEGIN)[1].split(ov.README_END)[0].strip()
+    assert table == ov.claims_markdown(), (
+        "README.md's table of claims is stale: replace it with the output of `tinytorch bench --claims`"
+    )
+    rows = table.splitlines()[2:]
+    declared = [claim for b in ov.benchmarks() for claim in b.claims]
+    assert len(rows) == len(declared) >= 5, "one row per declared claim"
+    assert all(row.count(" | ") == 3 for row in rows), "a | inside a claim's text is escaped"
+
+
+def test_bench_claims_lists_the_claims_and_measures_nothing(capfd):
+    """`tinytorch bench --claims` prints the table (the overview's --claims) and runs no benchmark."""
+    code, out = run_cli("bench", "--claims")
+    printed = capfd.readouterr().out + out
+    assert code == 0 and ov.claims_markdown() in printed, printed
+    assert "measured" not in printed.split(ov.claims_markdown())[1], "nothing measured after the table"
+    code, out = run_cli("bench", "caching", "--claims")
+    said = out + capfd.readouterr().err
+    assert code == 2 and "--claims" in said, f"--claims belongs to the overview: {said}"
 
 
 # --------------------------------------------------------------------------- the CLI

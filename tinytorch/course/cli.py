@@ -64,11 +64,13 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
         if not script.is_file():
             print("no overview of the claims here (no benchmarks/overview.py)", file=out)
             return FAILING
-        flags = ["--quick"] * args.quick + ["--no-plots"] * args.no_plots
+        flags = ["--quick"] * args.quick + ["--no-plots"] * args.no_plots + ["--claims"] * args.claims
         flags += ["--out", str(Path(args.out).resolve())] if args.out is not None else []
         return _measure(script, flags, out)
-    if args.out is not None or args.no_plots:
-        raise UsageError("--out and --no-plots belong to the overview: `tinytorch bench` without a module")
+    if args.out is not None or args.no_plots or args.claims:
+        raise UsageError(
+            "--out, --no-plots and --claims belong to the overview: `tinytorch bench` without a module"
+        )
     module = released_module(args.module, args.command)
     script = root / "benchmarks" / f"{module.name}.py"
     if not script.is_file():
@@ -194,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the short run (the overview: about 1-2 minutes)")
     p.add_argument("--out", default=None, metavar="DIR", help="overview: folder of the JSON and the plots")
     p.add_argument("--no-plots", action="store_true", help="overview: the table and the JSON only")
+    p.add_argument(
+        "--claims", action="store_true", help="overview: list the declared claims (Markdown); no run"
+    )
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the module's benchmark")
     p = add(
         "leaderboard",
