@@ -1,6 +1,9 @@
-"""Instructor tools: the integrity checks (``python -m grading.integrity unsolved|parity``).
+"""The instructor's tools: ``python -m grading <command>`` (``__main__.py`` lists them).
 
-They read the one registry (``tinytorch/course/modules.toml``) and check every *ready* module.
+The integrity checks, the gallery of classic mistakes, mutation testing, the autograder and its
+sandbox, the student release and the Gradescope zip. They read the one registry
+(``tinytorch/course/modules.toml``) and work on every *ready* module. None of it is in a student
+release.
 """
 
 from __future__ import annotations
