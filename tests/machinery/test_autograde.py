@@ -17,23 +17,10 @@ from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from autograde_support import FAST, outcome, scores, submission
+from autograde_support import FAST, graded_repo, grading_env, outcome, scores, submission  # noqa: F401 - the fixtures
 from conftest import ALPHA_BUGGY, ALPHA_SOLUTION, ALPHA_STUB, BETA_SOLUTION, make_repo
 
 from grading import autograde
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("grader") / "repo")
-
-
-@pytest.fixture(autouse=True)
-def grader_env(repo, monkeypatch):
-    monkeypatch.setenv("TINYTORCH_ROOT", str(repo))
-    monkeypatch.setenv("TINYTORCH_REGISTRY", str(repo / "modules.toml"))
-    monkeypatch.delenv("TINYTORCH_IMPL", raising=False)
-
 
 # --------------------------------------------------------------------------- points
 

@@ -15,25 +15,12 @@ import time
 import zipfile
 from pathlib import Path
 
-import pytest
-from autograde_support import submission
-from conftest import ALPHA_BUGGY, ALPHA_SOLUTION, make_repo
+from autograde_support import graded_repo, grading_env, submission  # noqa: F401 - the fixtures
+from conftest import ALPHA_BUGGY, ALPHA_SOLUTION
 
 from grading import autograde
 
 GRADER_PARENT = Path(autograde.__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("grader") / "repo")
-
-
-@pytest.fixture(autouse=True)
-def grader_env(repo, monkeypatch):
-    monkeypatch.setenv("TINYTORCH_ROOT", str(repo))
-    monkeypatch.setenv("TINYTORCH_REGISTRY", str(repo / "modules.toml"))
-    monkeypatch.delenv("TINYTORCH_IMPL", raising=False)
 
 
 def make_class(repo: Path, tmp_path: Path) -> Path:

@@ -13,23 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from autograde_support import FAST
+from autograde_support import FAST, graded_repo, grading_env  # noqa: F401 - the fixtures
 from conftest import BENCH_SOLUTION, add_bench_module, make_repo
 
 from grading import autograde
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("grader") / "repo")
-
-
-@pytest.fixture(autouse=True)
-def grader_env(repo, monkeypatch):
-    monkeypatch.setenv("TINYTORCH_ROOT", str(repo))
-    monkeypatch.setenv("TINYTORCH_REGISTRY", str(repo / "modules.toml"))
-    monkeypatch.delenv("TINYTORCH_IMPL", raising=False)
-
 
 # what a hostile submission does once its tests pass: only the competition's quick run (runs=3)
 HOSTILE = {

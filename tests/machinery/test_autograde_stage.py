@@ -11,22 +11,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from autograde_support import FAST, scores, submission
-from conftest import ALPHA_BUGGY, make_repo
+from autograde_support import FAST, graded_repo, grading_env, scores, submission  # noqa: F401 - the fixtures
+from conftest import ALPHA_BUGGY
 
 from grading import autograde, grade_stage
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("grader") / "repo")
-
-
-@pytest.fixture(autouse=True)
-def grader_env(repo, monkeypatch):
-    monkeypatch.setenv("TINYTORCH_ROOT", str(repo))
-    monkeypatch.setenv("TINYTORCH_REGISTRY", str(repo / "modules.toml"))
-    monkeypatch.delenv("TINYTORCH_IMPL", raising=False)
 
 
 def test_configuration_files_in_a_submission_are_dropped(tmp_path, monkeypatch):
