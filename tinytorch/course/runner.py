@@ -23,8 +23,8 @@ The student loop never hangs and never lies:
   ``KeyboardInterrupt`` for the caller to report.
 
 On Linux the children are forked from a server process that imported pytest, numpy and
-hypothesis once (``tinytorch/course/forkserver.py``), which saves about half a second per module and
-run; each child is still a new process. ``TINYTORCH_FORKSERVER=0`` starts plain subprocesses.
+hypothesis once (``tinytorch/course/forkserver.py``), which saves about 0.3 s per module after the
+first (measured there); each child is still a new process. ``TINYTORCH_FORKSERVER=0`` starts plain subprocesses.
 
 Reading the report, never pytest's exit code, is what lets ``tox -e unsolved`` demand that
 *every single* test fails on the stubs. The outcomes a run returns, the report reader and the
@@ -120,7 +120,7 @@ _children_lock = threading.Lock()
 _stopping = threading.Event()  # set by kill_children: no new child may start
 
 # The pytest children are forked from a server that imported these once (tinytorch/course/forkserver.py):
-# about half a second less per module and run. Nothing that reads TINYTORCH_* is preloaded.
+# about 0.3 s less per module after the first. Nothing that reads TINYTORCH_* is preloaded.
 PRELOAD = ("pytest", "_pytest.junitxml", "pytest_timeout", "numpy", "numpy.testing", "hypothesis")
 _server = forkserver.ForkServer(PRELOAD)
 
