@@ -40,9 +40,9 @@ def _tinytorch_parent() -> str:
 
 # The sandboxed children are forked from a server started like them (``python -I -B``, the fixed
 # part of their environment) that imported the libraries every grading run imports before any
-# student code (tinytorch/course/forkserver.py): about 0.3 s less per module (measured there). The server never
-# runs student code; each child still reads its own configuration, installs its own audit hook
-# and loads the reference and the student's code itself (grading/sandbox.py).
+# student code (tinytorch/course/forkserver.py): about 0.3 s less per module, as measured there.
+# The server never runs student code; each child still reads its own configuration, installs its
+# own audit hook and loads the reference and the student's code itself (grading/sandbox.py).
 SANDBOX_PRELOAD = ("ctypes", "numpy", "numpy.testing", "hypothesis", "pytest")
 _SANDBOX_ENV = {
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -23,8 +23,9 @@ The student loop never hangs and never lies:
   ``KeyboardInterrupt`` for the caller to report.
 
 On Linux the children are forked from a server process that imported pytest, numpy and
-hypothesis once (``tinytorch/course/forkserver.py``), which saves about 0.3 s per module after the
-first (measured there); each child is still a new process. ``TINYTORCH_FORKSERVER=0`` starts plain subprocesses.
+hypothesis once (``tinytorch/course/forkserver.py``), which saves about 0.3 s per module after
+the first (measured there); each child is still a new process. ``TINYTORCH_FORKSERVER=0`` starts
+plain subprocesses.
 
 Reading the report, never pytest's exit code, is what lets ``tox -e unsolved`` demand that
 *every single* test fails on the stubs. The outcomes a run returns, the report reader and the
