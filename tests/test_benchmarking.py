@@ -1515,7 +1515,7 @@ def test_tinytorch_submit_runs_validates_and_records(mlp_logits, board, monkeypa
     with pytest.raises(InvalidSubmission, match="teleport"):
         leaderboard._run_submission(args, out, submission=broken, benchmark=bench)
     monkeypatch.setenv("TINYTORCH_IMPL", "solutions")  # restored after the test
-    monkeypatch.setattr(leaderboard, "_run_submission", lambda a, o: entry)
+    monkeypatch.setattr(leaderboard.commands, "_run_submission", lambda a, o: entry)
     status = leaderboard.cli_submit(args, out, impl="solutions")
     assert status == 0, f"exit status of tinytorch submit: {status}"
     names = [e.name for e in board.entries()]
