@@ -39,7 +39,7 @@ EVIDENCE: dict[str, tuple[str, tuple[str, ...]]] = {
     "sparse-csr": ("compression", ("SparseLinear.forward", "csr_matmul")),
     "kv-cache": ("caching", ("KVCache.__init__", "cached_attention", "cached_forward", "generate")),
 }
-FOUNDATION_LAYERS = ("layers.py", "conv.py", "attention.py", "transformer.py")
+FOUNDATION_LAYERS = ("module.py", "layers.py", "conv.py", "attention.py", "transformer.py")
 FOUNDATION_CACHE = "the foundation's cache, not module 19"
 NOT_SEEN = "not seen"
 NOT_RECORDED = "not recorded"
@@ -89,7 +89,7 @@ class CodeWatch:
         return found
 
     def used_foundation_layers(self) -> bool:
-        """True when a forward of the foundation's layers (tinytorch/layers.py, conv.py, ...) ran."""
+        """True when a forward or call of the foundation's layers (FOUNDATION_LAYERS, tinytorch/) ran."""
         package = Path(__file__).resolve().parents[2]  # tinytorch/
         layer_files = {str(package / name) for name in FOUNDATION_LAYERS}
         return any(
