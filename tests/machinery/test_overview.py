@@ -398,3 +398,18 @@ def test_the_overview_measures_the_reference_in_a_checkout_and_the_students_code
     assert ov.default_impl(tmp_path) == "katas", "a tree without solutions/ (a release) measures the katas"
     (tmp_path / "solutions").mkdir()
     assert ov.default_impl(tmp_path) == "solutions", "the instructor's checkout measures the reference"
+
+
+def test_a_benchmark_file_that_does_not_load_is_one_row_and_the_others_still_run(monkeypatch):
+    """A broken benchmarks/<module>.py stops only its own module: the overview says why in that
+    module's row and still measures and judges the others."""
+    monkeypatch.setitem(sys.modules, "benchmarks.caching", None)  # importing it raises ModuleNotFoundError
+    declared = ov.benchmarks()
+    assert [b.name for b in declared] == list(ov.NAMES), "every module still has its place"
+    by_name = {b.name: b for b in declared}
+    assert by_name["caching"].number == 19 and by_name["caching"].claims == ()
+    assert by_name["compression"].claims, "the others keep their claims"
+    results = ov.collect(True, modules=(by_name["caching"],))
+    assert "could not run" in results["caching"]["error"] and "halted" in results["caching"]["error"]
+    (row,) = ov.evaluate(results, True, modules=(by_name["caching"],))
+    assert (row.module, row.verdict) == (19, MISSING) and "benchmarks.caching" in row.reason, row

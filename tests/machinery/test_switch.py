@@ -160,3 +160,45 @@ def test_ambiguous_or_missing_trees_are_refused(fake_repo: Path, value: str, mes
 def test_the_error_names_where_the_value_came_from(fake_repo: Path):
     with pytest.raises(ValueError, match=r"^--impl='bogus': unknown implementation 'bogus'"):
         perf.parse_impl("bogus", source="--impl")
+
+
+def test_kata_code_written_before_the_course_moved_still_imports(fake_repo: Path, monkeypatch):
+    """A student who started from a release cut before the course moved to tinytorch.course has
+    module 20's given line `from tinytorch.leaderboard import EventRecord`: kata code is loaded by
+    the switch, which answers the old names with the very modules of the new ones."""
+    monkeypatch.setenv("TINYTORCH_IMPL", "solutions")
+    alpha = fake_repo / "solutions" / "alpha"
+    text = (alpha / "__init__.py").read_text(encoding="utf-8")
+    old_lines = (
+        "from tinytorch.leaderboard import EventRecord, Leaderboard, format_interval\n"
+        "from tinytorch.registry import repo_root\n"
+        "import tinytorch.runner as old_runner\n"
+    )
+    (alpha / "__init__.py").write_text(old_lines + text, encoding="utf-8")
+    for name in ("tinytorch.leaderboard", "tinytorch.registry", "tinytorch.runner"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    module = load("alpha")
+    from tinytorch.course import leaderboard, registry, runner
+
+    assert (
+        module.EventRecord is leaderboard.EventRecord
+        and module.format_interval is leaderboard.format_interval
+    )
+    assert module.repo_root is registry.repo_root and module.old_runner is runner, "one module, two names"
+    assert sys.modules["tinytorch.leaderboard"] is leaderboard
+    assert leaderboard.__spec__.name == "tinytorch.course.leaderboard", "its own name's spec is kept"
+    assert set(perf.MOVED) == {
+        f"tinytorch.{n}" for n in ("cli", "forkserver", "leaderboard", "pytest_plugin", "registry", "runner")
+    }
+
+
+def test_the_old_names_belong_to_the_switch_not_to_the_foundation():
+    """Without the switch there is no tinytorch.leaderboard: the foundation holds none of the course."""
+    import subprocess
+
+    code = (
+        "import tinytorch, tinytorch.tensor\n"
+        "try:\n    import tinytorch.leaderboard\nexcept ModuleNotFoundError:\n    print('absent')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "absent", out.stdout + out.stderr

@@ -37,6 +37,14 @@ from pathlib import Path
 from tinytorch.course import registry
 
 IMPLS = ("katas", "solutions")
+# The course's modules under the names they had before they moved to tinytorch.course: kata code
+# written from a release cut before the move (module 20's given line ``from tinytorch.leaderboard
+# import EventRecord``) still imports, and gets the very module object of the new name. Only code
+# that has imported the switch sees these names (kata code always has); the foundation has none.
+MOVED = {
+    f"tinytorch.{name}": f"tinytorch.course.{name}"
+    for name in ("cli", "forkserver", "leaderboard", "pytest_plugin", "registry", "runner")
+}
 ENV_VAR = "TINYTORCH_IMPL"
 DEFAULT_IMPL = "katas"
 
@@ -111,16 +119,36 @@ def source_dir(name: str, value: str | None = None) -> Path:
     return registry.repo_root() / module.tree(default)
 
 
+class _Alias(importlib.abc.Loader):
+    """Loads a name of :data:`MOVED` as the module it moved to (one object under both names)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.spec = None
+
+    def create_module(self, spec):
+        module = importlib.import_module(self.target)
+        self.spec = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        # already executed under its own name; loading it again set __spec__ to the old name's
+        module.__spec__ = self.spec
+
+
 class _SwitchFinder(importlib.abc.MetaPathFinder):
     """Finds ``tinytorch.perf.<name>`` in the tree chosen by ``TINYTORCH_IMPL``.
 
     Only the top-level kata package is special: its ``__path__`` points into the chosen tree, so
-    its submodules (``tinytorch.perf.profiling.timer``) and relative imports load from there.
+    its submodules (``tinytorch.perf.profiling.timer``) and relative imports load from there. The
+    names of :data:`MOVED` are answered with the modules they moved to.
     """
 
     prefix = __name__ + "."
 
     def find_spec(self, fullname, path=None, target=None):
+        if fullname in MOVED:
+            return importlib.util.spec_from_loader(fullname, _Alias(MOVED[fullname]))
         if not fullname.startswith(self.prefix) or "." in fullname[len(self.prefix) :]:
             return None
         name = fullname[len(self.prefix) :]
