@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leaderboard_support import ROOT, WatchedCompetition, WatchedSubmission, entry, record, table_of
+from leaderboard_support import (
+    ROOT,
+    WatchedCompetition,
+    WatchedSubmission,
+    entry,
+    record,
+    table_of,
+    with_interval,
+)
 
 from tinytorch.course import cli, leaderboard
 from tinytorch.course.leaderboard import Entry, InvalidEntry, Leaderboard
@@ -264,10 +272,10 @@ def test_verify_re_runs_recorded_entries_and_records_the_score_beside_the_claim(
     )
     assert got["crashes"].remeasured_score is None, f"a failed run has no score: {got['crashes']}"
     assert got["crashes"].remeasure_note == "failed: RuntimeError: the model crashed", got["crashes"]
-    assert status == 1 and "re-measured 2.000x (claimed 1000.000x)" in said, said
+    assert status == 1 and "re-measured 2.000\u00d7 (claimed 1000.000\u00d7)" in said, said
     rows = {row[1].strip(): row[5].strip() for row in table_of(board.to_markdown())[2:]}
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    assert rows["claims 1000x"] == f"2.00x ({today})", f"re-measured cells: {rows}"
+    assert rows["claims 1000x"] == f"2.00\u00d7 on {today}", f"re-measured cells: {rows}"
     assert rows["crashes"].startswith("failed: RuntimeError"), f"re-measured cells: {rows}"
     assert rows["gone"].startswith("folder gone") and rows["no code"] == "no folder recorded", rows
     for bad in (["--top", "0"], ["--timeout", "0"]):
@@ -286,15 +294,25 @@ def test_verify_says_why_it_could_not_re_measure(tmp_path: Path, monkeypatch) ->
     )
 
     def run(command, **kwargs):
-        """benchmarks/submit.py as the entry named by its impl behaves: too slow, or lying."""
-        if kwargs["env"]["TINYTORCH_IMPL"] == "solutions":
+        """benchmarks/submit.py as the entry named by its impl behaves: too slow, lying, or honest
+        (a score of 2.37 with its interval)."""
+        impl = kwargs["env"]["TINYTORCH_IMPL"]
+        if impl == "solutions":
             raise subprocess.TimeoutExpired(command, kwargs["timeout"])
         saved = Path(command[command.index("--save-json") + 1])
-        saved.write_text(json.dumps({**entry().to_dict(), "score": 10**400}))
+        if impl == "katas,profiling=solutions":
+            saved.write_text(json.dumps(with_interval("measured", 2.37, 2.30, 2.45).to_dict()))
+        else:
+            saved.write_text(json.dumps({**entry().to_dict(), "score": 10**400}))
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(leaderboard.commands.subprocess, "run", run)
-    for name, impl in (("slow", "solutions"), ("lies", "katas"), ("unserved", "katas,teleport=solutions")):
+    for name, impl in (
+        ("slow", "solutions"),
+        ("lies", "katas"),
+        ("unserved", "katas,teleport=solutions"),
+        ("honest", "katas,profiling=solutions"),
+    ):
         board.add(entry(name, impl=impl))
     out = io.StringIO()
     assert leaderboard.cli_leaderboard(args, out) == 1, f"entries could not be re-measured: {out.getvalue()}"
@@ -307,6 +325,14 @@ def test_verify_says_why_it_could_not_re_measure(tmp_path: Path, monkeypatch) ->
     assert notes["unserved"][0] is None and "cannot be served" in notes["unserved"][1], (
         f"code the switch cannot serve (unknown module teleport): {notes}"
     )
+    honest = next(e for e in board.entries() if e.name == "honest")
+    assert (honest.remeasured_score, honest.remeasured_score_low, honest.remeasured_score_high) == (
+        2.37,
+        2.30,
+        2.45,
+    ), f"the re-measured score is recorded with its interval: {honest}"
+    assert "re-measured 2.370\u00d7 (2.300\u20132.450)" in out.getvalue(), out.getvalue()
+    assert "2.37\u00d7 (2.30\u20132.45) on " in board.to_markdown(), "the board shows the interval"
 
 
 def test_submit_records_the_code_it_ran_as_absolute_folders(tmp_path: Path, monkeypatch) -> None:

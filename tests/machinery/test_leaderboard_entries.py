@@ -233,6 +233,7 @@ JSON_VALUES = st.recursive(
 ENTRY_FIELDS = (
     "name", "author", "score", "optimizations", "impl", "machine", "notes", "observed", "served",
     "id", "created_at", "verified", "remeasured_score", "remeasured_at", "remeasure_note",
+    "remeasured_score_low", "remeasured_score_high",
 )  # fmt: skip
 
 

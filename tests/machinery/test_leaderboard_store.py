@@ -176,7 +176,7 @@ def test_a_board_of_schema_1_is_migrated_and_keeps_its_entries(tmp_path: Path) -
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
     board = Leaderboard(path)
-    assert board.schema_version == SCHEMA_VERSION == 4, "the version after the migration"
+    assert board.schema_version == SCHEMA_VERSION == 5, "the version after the migration"
     (old,) = board.entries()
     assert (old.name, old.score, old.optimizations, old.observed, old.served, old.verified) == (
         "old",
@@ -206,7 +206,7 @@ def test_a_board_of_schema_2_is_migrated_unverified_and_can_be_re_measured(tmp_p
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA + V2_MIGRATION)
     board = Leaderboard(path)
-    assert board.schema_version == SCHEMA_VERSION == 4, "the version after the migration"
+    assert board.schema_version == SCHEMA_VERSION == 5, "the version after the migration"
     (old,) = board.entries()
     assert (old.name, old.verified, old.remeasured_score, old.remeasure_note) == ("old", False, None, ""), (
         f"an entry of schema 2 is unverified and not re-measured: {old}"
@@ -220,7 +220,23 @@ def test_a_board_of_schema_2_is_migrated_unverified_and_can_be_re_measured(tmp_p
         board._record_remeasurement(999, 2.0)
     with pytest.raises(InvalidEntry, match="remeasure_note holds"):
         board._record_remeasurement(old.id, None, "failed\rrow")
-    assert board.integrity_problems() == [] and "| unverified | 2.50x (2027-01-15) |" in board.to_markdown()
+    assert board.integrity_problems() == [], board.integrity_problems()
+    assert "| unverified | 2.50\u00d7 on 2027-01-15 |" in board.to_markdown(), board.to_markdown()
+    assert (old.remeasured_score_low, old.remeasured_score_high) == (None, None), "no interval was given"
+    # the re-measured score with its interval, stored and shown as every score is
+    board._record_remeasurement(old.id, 2.5, at=1.8e9, bounds=(2.4, 2.6))
+    (old,) = board.entries()
+    assert (old.remeasured_score, old.remeasured_score_low, old.remeasured_score_high) == (2.5, 2.4, 2.6), old
+    assert "| unverified | 2.50\u00d7 (2.40\u20132.60) on 2027-01-15 |" in board.to_markdown()
+    for score, bounds, why in (
+        (2.5, (2.6, 2.7), "remeasured_score 2.5 lies outside its interval"),
+        (None, (2.4, 2.6), "need a remeasured_score"),
+        (2.5, (0.0, 2.6), "remeasured_score_low must be finite and > 0"),
+    ):
+        with pytest.raises(InvalidEntry, match=why):
+            board._record_remeasurement(old.id, score, bounds=bounds)
+    (kept,) = board.entries()
+    assert kept == old, "a refused re-measurement leaves the entry as it was"
 
 
 def test_intervals_are_stored_shown_and_migrated(board: Leaderboard) -> None:

@@ -40,7 +40,8 @@ self-reported and recorded ``unverified``, whatever the entry says: ``tinytorch 
 ``CompetitionSubmission.submit_to_leaderboard`` (figures from the caller's process).
 ``tinytorch leaderboard verify`` re-runs recorded entries from the code they name (``impl``, the
 ``TINYTORCH_IMPL`` of the run with every tree made an absolute folder) and records the score it
-measures beside the claimed one, or why it could not (the folder is gone, the run failed). What
+measures, with its 95 % interval, beside the claimed one, or why it could not (the folder is
+gone, the run failed). What
 verified means and what it does not: who measured, not whether the code is honest. The
 submission's own code runs in the measuring process and the database is a file its owner can
 edit; the status tells a measurement from a figure someone typed or passed in, and a re-run
@@ -72,6 +73,7 @@ benchmarks and the grader use.
 from tinytorch.course.leaderboard.commands import (
     QUICK_BUDGET,
     VERIFY_TIMEOUT,
+    Remeasured,
     add_leaderboard_arguments,
     add_submit_arguments,
     cli_leaderboard,
@@ -167,6 +169,7 @@ __all__ = [
     "markdown_text",
     "observe",
     "optimizations_text",
+    "Remeasured",
     "remeasure",
     "resolved_impl",
     "served_modules",

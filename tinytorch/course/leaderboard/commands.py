@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from tinytorch.course.leaderboard.entry import (
     FORBIDDEN_CATEGORIES,
@@ -285,24 +285,33 @@ def _impl_folders(impl: str) -> list[Path]:
     return folders
 
 
-def remeasure(entry: Entry, quick: bool = False, timeout: float = VERIFY_TIMEOUT) -> tuple[float | None, str]:
+class Remeasured(NamedTuple):
+    """What :func:`remeasure` found: the score and its 95 % interval, or no score and why not."""
+
+    score: float | None
+    bounds: tuple[float, float] | None
+    note: str
+
+
+def remeasure(entry: Entry, quick: bool = False, timeout: float = VERIFY_TIMEOUT) -> Remeasured:
     """Re-run ``entry``'s code as ``tinytorch submit`` measures it (``benchmarks/submit.py`` in a
-    fresh interpreter, ``TINYTORCH_IMPL`` = the entry's ``impl``), adding nothing to any board;
-    (the score measured, "") or (None, why not): ``no folder recorded``, ``folder gone: PATH``,
-    ``failed: ...`` (the run's last words, or its timeout)."""
+    fresh interpreter, ``TINYTORCH_IMPL`` = the entry's ``impl``), adding nothing to any board:
+    the score measured with its 95 % interval (None when the run gave none), or no score and why
+    not: ``no folder recorded``, ``folder gone: PATH``, ``failed: ...`` (the run's last words, or
+    its timeout)."""
     from tinytorch import perf
     from tinytorch.course import registry
 
     impl = entry.impl.strip() if isinstance(entry.impl, str) else ""
     if not impl:
-        return None, NO_FOLDER
+        return Remeasured(None, None, NO_FOLDER)
     gone = [folder for folder in _impl_folders(impl) if not folder.is_dir()]
     if gone:
-        return None, f"{FOLDER_GONE}: {gone[0]}"
+        return Remeasured(None, None, f"{FOLDER_GONE}: {gone[0]}")
     try:
         perf.parse_impl(impl)
     except ValueError as err:
-        return None, _one_line(f"failed: the recorded code cannot be served ({err})")
+        return Remeasured(None, None, _one_line(f"failed: the recorded code cannot be served ({err})"))
     script = registry.repo_root() / "benchmarks" / "submit.py"
     with tempfile.TemporaryDirectory(prefix="tinytorch-verify-") as tmp:
         result = Path(tmp) / "entry.json"
@@ -313,16 +322,17 @@ def remeasure(entry: Entry, quick: bool = False, timeout: float = VERIFY_TIMEOUT
                 command, cwd=registry.repo_root(), env=env, capture_output=True, text=True, timeout=timeout
             )
         except subprocess.TimeoutExpired:
-            return None, f"failed: no result within {timeout:g} s"
+            return Remeasured(None, None, f"failed: no result within {timeout:g} s")
         said = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         if done.returncode != 0 or not result.is_file():
             last = said[-1] if said else f"exit status {done.returncode}"
-            return None, _one_line(f"failed: {last}")
+            return Remeasured(None, None, _one_line(f"failed: {last}"))
         try:
             measured = load_entry_json(result).check()
         except InvalidEntry as err:
-            return None, _one_line(f"failed: the run gave an invalid entry ({'; '.join(err.reasons)})")
-    return float(measured.score), ""
+            why = f"failed: the run gave an invalid entry ({'; '.join(err.reasons)})"
+            return Remeasured(None, None, _one_line(why))
+    return Remeasured(float(measured.score), measured.bounds, "")
 
 
 def _one_line(text: str) -> str:
@@ -355,12 +365,14 @@ def cli_verify(args: Any, out: TextIO) -> int:
         print(
             f"{rank}. {entry.name!r} by {entry.author} (claimed {entry.score:.3f}x) ...", file=out, flush=True
         )
-        score, note = remeasure(entry, quick=args.quick, timeout=args.timeout)
-        board._record_remeasurement(entry.id, score, note)
+        score, bounds, note = remeasure(entry, quick=args.quick, timeout=args.timeout)
+        board._record_remeasurement(entry.id, score, note, bounds=bounds)
         if score is None:
             failed += 1
             print(f"   not re-measured: {note}", file=out)
         else:
-            print(f"   re-measured {score:.3f}x (claimed {entry.score:.3f}x)", file=out)
+            remeasured = format_interval(score, *(bounds or (None, None)), digits=3)
+            claimed = format_interval(entry.score, *(entry.bounds or (None, None)), digits=3)
+            print(f"   re-measured {remeasured} (claimed {claimed})", file=out)
     print(f"recorded; {len(entries) - failed} re-measured, {failed} could not be", file=out)
     return 1 if failed else 0

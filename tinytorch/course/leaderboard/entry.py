@@ -267,6 +267,19 @@ class EventRecord:
         return self.speedup if self.passed else 1.0
 
 
+def remeasurement_problems(score: Any, low: Any = None, high: Any = None) -> list[str]:
+    """Why a re-measured score and its interval cannot be recorded: the score absent (not
+    re-measured) with no interval, or a plausible speedup whose interval, if any, holds it."""
+    if score is None:
+        if low is None and high is None:
+            return []
+        return ["remeasured_score_low and remeasured_score_high need a remeasured_score"]
+    why = figure_problem("remeasured_score", score, *FIGURE_RANGES["speedup"], positive=True)
+    if why:
+        return [why]
+    return _interval_problems("the entry", "remeasured_score", score, low, high)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One submission to the leaderboard (``id`` and ``created_at`` are set when it is added)."""
@@ -292,11 +305,14 @@ class Entry:
     # Set by the board, never by a submitter (see "Verified and unverified" above): the board
     # records what Leaderboard.add is given as unverified, and only `tinytorch submit`'s own
     # measurement as verified; `tinytorch leaderboard verify` records the score it re-measured
-    # (None: not re-measured, or it failed) and when, or why it could not (remeasure_note).
+    # (None: not re-measured, or it failed) with its 95 % interval (None: re-measured before
+    # intervals were kept) and when, or why it could not (remeasure_note).
     verified: bool = False
     remeasured_score: float | None = None
     remeasured_at: float | None = None
     remeasure_note: str = ""
+    remeasured_score_low: float | None = None
+    remeasured_score_high: float | None = None
 
     def problems(self) -> list[str]:
         """Every reason this entry cannot be recorded (empty when it can), each naming its field."""
@@ -327,9 +343,9 @@ class Entry:
                 found.append(
                     f"{name} must be absent or a time in seconds since the epoch, got {_described(value)}"
                 )
-        if self.remeasured_score is not None:
-            why = figure_problem("remeasured_score", self.remeasured_score, *FIGURE_RANGES["speedup"], True)
-            found += [why] if why else []
+        found += remeasurement_problems(
+            self.remeasured_score, self.remeasured_score_low, self.remeasured_score_high
+        )
         if not isinstance(self.verified, bool):
             found.append(f"verified must be a bool, got {type(self.verified).__name__}")
         if self.id is not None and (

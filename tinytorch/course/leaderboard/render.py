@@ -211,7 +211,8 @@ def _status_cells(entry: Entry) -> list[str]:
     """The status (verified, unverified) and the re-measured score, or why there is none."""
     if entry.remeasured_score is not None:
         when = time.strftime("%Y-%m-%d", time.gmtime(entry.remeasured_at or 0))
-        remeasured = f"{entry.remeasured_score:.2f}x ({when})"
+        low, high = entry.remeasured_score_low, entry.remeasured_score_high
+        remeasured = f"{format_interval(entry.remeasured_score, low, high)} on {when}"
     else:
         remeasured = entry.remeasure_note or "-"
     return [VERIFIED if entry.verified else UNVERIFIED, remeasured]

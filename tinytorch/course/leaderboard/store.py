@@ -23,15 +23,14 @@ from typing import Any
 
 from tinytorch.course.leaderboard import render
 from tinytorch.course.leaderboard.entry import (
-    FIGURE_RANGES,
     Entry,
     EventRecord,
     InvalidEntry,
-    figure_problem,
+    remeasurement_problems,
     text_problem,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ENV_VAR = "TINYTORCH_LEADERBOARD"
 FILE_NAME = "leaderboard.sqlite3"
 
@@ -101,6 +100,13 @@ ALTER TABLE submissions ADD COLUMN score_low REAL CHECK (score_low IS NULL OR sc
 ALTER TABLE submissions ADD COLUMN score_high REAL CHECK (score_high IS NULL OR score_high > 0);
 ALTER TABLE events ADD COLUMN speedup_low REAL CHECK (speedup_low IS NULL OR speedup_low > 0);
 ALTER TABLE events ADD COLUMN speedup_high REAL CHECK (speedup_high IS NULL OR speedup_high > 0)
+""",
+    # the 95 % interval of the score `tinytorch leaderboard verify` re-measured (NULL: none)
+    5: """
+ALTER TABLE submissions ADD COLUMN remeasured_score_low REAL
+    CHECK (remeasured_score_low IS NULL OR remeasured_score_low > 0);
+ALTER TABLE submissions ADD COLUMN remeasured_score_high REAL
+    CHECK (remeasured_score_high IS NULL OR remeasured_score_high > 0)
 """,
 }
 
@@ -254,6 +260,8 @@ class Leaderboard:
                 remeasured_score=r["remeasured_score"],
                 remeasured_at=r["remeasured_at"],
                 remeasure_note=r["remeasure_note"],
+                remeasured_score_low=r["remeasured_score_low"],
+                remeasured_score_high=r["remeasured_score_high"],
                 score_low=r["score_low"],
                 score_high=r["score_high"],
             )
@@ -261,26 +269,32 @@ class Leaderboard:
         ]
 
     def _record_remeasurement(
-        self, entry_id: int, score: float | None, note: str = "", at: float | None = None
+        self,
+        entry_id: int,
+        score: float | None,
+        note: str = "",
+        at: float | None = None,
+        bounds: tuple[float, float] | None = None,
     ) -> None:
         """Record what ``tinytorch leaderboard verify`` measured for entry ``entry_id``: the score
-        (None when it could not measure one) and ``note`` (why not; "" when it did), at ``at``
-        (default: now). The claimed score and the status stay as they were."""
-        if score is not None:
-            why = figure_problem("remeasured_score", score, *FIGURE_RANGES["speedup"], positive=True)
-            if why:
-                raise InvalidEntry([why])
+        (None when it could not measure one) with its 95 % interval ``bounds`` (None: the run gave
+        none) and ``note`` (why not; "" when it did), at ``at`` (default: now). The claimed score
+        and the status stay as they were."""
+        low, high = bounds if bounds is not None else (None, None)
+        found = remeasurement_problems(score, low, high)
         why = text_problem("remeasure_note", note)
-        if why:
-            raise InvalidEntry([why])
+        if found or why:
+            raise InvalidEntry(found + ([why] if why else []))
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = db.execute(
-                    "UPDATE submissions SET remeasured_score = ?, remeasured_at = ?, remeasure_note = ? "
-                    "WHERE id = ?",
+                    "UPDATE submissions SET remeasured_score = ?, remeasured_score_low = ?, "
+                    "remeasured_score_high = ?, remeasured_at = ?, remeasure_note = ? WHERE id = ?",
                     (
                         None if score is None else float(score),
+                        None if low is None else float(low),
+                        None if high is None else float(high),
                         time.time() if at is None else at,
                         note,
                         entry_id,
