@@ -58,8 +58,8 @@ STATUS_NOTE = (
     f"the competition in a fresh interpreter); `{UNVERIFIED}`: self-reported figures (`tinytorch submit "
     "--json`, module 20's `submit_to_leaderboard`, or an entry older than the status). Re-measured: the "
     "score `tinytorch leaderboard verify` measured when it last re-ran the entry's code (its folder), "
-    "with the date (UTC), beside the claimed score; or why it could not (`folder gone`, `failed`); "
-    "`-`: not re-run."
+    "with its 95 % interval and the date (UTC), beside the claimed score; or why it could not "
+    "(`folder gone`, `failed`); `-`: not re-run."
 )
 
 RANK_NOTE = (
