@@ -133,7 +133,7 @@ def _pytest(
     ]
     if keyword:
         args += ["-k", keyword]
-    args += _timeout_args(min(TEST_TIMEOUT, timeout))
+    args += runner.child_plugins() + _timeout_args(min(TEST_TIMEOUT, timeout))
     env = runner.pytest_env(f"solutions,{module.name}={folder}")
     env.update(_QUIET_BLAS, HYPOTHESIS_PROFILE="ci")
     log = folder.parent / f"output-{stamp}.txt"

@@ -25,7 +25,7 @@ from pathlib import Path
 from grading import answerkey
 from grading import boundary as boundary_
 from grading.grade_stage import Context, test_imports
-from tinytorch.course import forkserver, registry
+from tinytorch.course import forkserver, registry, runner
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
 # modules whose classes and functions the student's code must not patch (the audit hook's list)
@@ -52,6 +52,7 @@ _SANDBOX_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
+    **runner.NO_AUTOLOAD,
 }
 _sandbox_server = forkserver.ForkServer(SANDBOX_PRELOAD, isolated=True, env=_SANDBOX_ENV)
 
@@ -116,7 +117,8 @@ def run_child(
     nonce = secrets.token_hex(16)
     read_fd, write_fd = os.pipe()
     args = [str(ctx.stage / f) for f in test_files]
-    args += ["-p", "no:cacheprovider", "-q", "--tb=native", "--rootdir", str(ctx.stage)]
+    args += ["-p", "no:cacheprovider", *runner.child_plugins()]
+    args += ["-q", "--tb=native", "--rootdir", str(ctx.stage)]
     args += ["--basetemp", str(scratch / "basetemp"), "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
     if collect_only:
         args.append("--collect-only")

@@ -35,6 +35,7 @@ the registry's checks take them from the runner.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -90,11 +91,28 @@ _TIMEOUT_BANNER = re.compile(r"\+{3,} Timeout \+{3,}")  # after the progress dot
 
 # --------------------------------------------------------------------------- running pytest
 
+# Every pytest child the course starts (the runner's, the gallery's, the grader's sandbox) loads
+# the plugins it needs by name and nothing else from the interpreter's site-packages: a plugin
+# installed for other work (pytest-benchmark, pytest-cov, xdist) neither adds its import and its
+# warnings to each child nor changes what the child reports.
+NO_AUTOLOAD = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def child_plugins() -> list[str]:
+    """``-p`` options for the plugins of a child: Hypothesis's, and pytest-timeout's where it is
+    installed (``timeout`` in pyproject.toml needs it)."""
+    names = ["_hypothesis_pytestplugin"]
+    if importlib.util.find_spec("pytest_timeout") is not None:
+        names.append("pytest_timeout")
+    return [option for name in names for option in ("-p", name)]
+
 
 def pytest_env(impl: str) -> dict[str, str]:
-    """The environment of the pytest subprocess: ``TINYTORCH_IMPL=impl`` and this tinytorch."""
+    """The environment of the pytest subprocess: ``TINYTORCH_IMPL=impl``, this tinytorch, and no
+    plugin loaded that :func:`child_plugins` does not name."""
     env = dict(os.environ)
     env["TINYTORCH_IMPL"] = impl
+    env.update(NO_AUTOLOAD)
     # The subprocess must import the same tinytorch as this process, installed or not.
     package_parent = str(Path(__file__).resolve().parents[2])
     paths = [package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -257,8 +275,7 @@ def run_module(
         "pytest",
         "-p",
         "tinytorch.course.pytest_plugin",
-        "-p",
-        "timeout",
+        *child_plugins(),
         f"--timeout={test_timeout:g}",
         "-o",
         "timeout_method=thread",
