@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ def in_release(dest: Path, *argv: str, impl: str = "katas") -> subprocess.Comple
     env = {**os.environ, "TINYTORCH_ROOT": str(dest), "HYPOTHESIS_PROFILE": "ci", "TINYTORCH_IMPL": impl}
     env.pop("TINYTORCH_REGISTRY", None)
     return subprocess.run([sys.executable, *argv], cwd=dest, env=env, capture_output=True, text=True)
+
+
+def in_release_at_once(dest: Path, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+    """Several commands in the release, run side by side (each waits mostly on its children)."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda argv: in_release(dest, *argv), commands))
 
 
 REGISTRY_TESTS = "tests/machinery/test_registry.py"
@@ -242,11 +249,15 @@ def test_a_nudges_release_holds_no_recipe_level_and_its_cli_still_works(nudges):
     for hint in (h for h in source if h.recipe):  # nor does a recipe's text stand anywhere else
         assert " ".join(hint.text.split()) not in registry_text
     # the released CLI reads its registry and gives the first nudge for a failing test
-    proc = in_release(dest, "-m", "tinytorch.course.cli", "hint", "acceleration")
+    proc, listed, tests = in_release_at_once(
+        dest,
+        ("-m", "tinytorch.course.cli", "hint", "acceleration"),
+        ("-m", "tinytorch.course.cli", "list"),
+        ("-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "About module 16 acceleration:" in proc.stdout and "Hint 1 of " in proc.stdout
-    assert in_release(dest, "-m", "tinytorch.course.cli", "list").returncode == 0
-    tests = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
     assert tests.returncode == 0, tests.stdout[-3000:]
 
 
@@ -255,10 +266,13 @@ def test_a_release_without_hints_holds_no_hint_and_no_mistake_notes(no_hints):
     held, hints = release_hints(dest)
     assert held == "none" and hints == []
     assert not [f for f in written if f.startswith("grading/")]
-    proc = in_release(dest, "-m", "tinytorch.course.cli", "hint", "profiling")
+    proc, tests = in_release_at_once(
+        dest,
+        ("-m", "tinytorch.course.cli", "hint", "profiling"),
+        ("-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No hint in the registry for this test" in proc.stdout and "holds no hints" in proc.stdout
-    tests = in_release(dest, "-m", "pytest", "-q", "-p", "no:cacheprovider", REGISTRY_TESTS)
     assert tests.returncode == 0, tests.stdout[-3000:]
 
 
